@@ -1,0 +1,23 @@
+using Microsoft.Extensions.Options;
+
+namespace Tally.Server.Configuration;
+
+internal static class ConfigurationExtensions
+{
+    /// <summary>
+    /// appsettings.json, then <c>TALLY_</c> environment variables, then the command line, which wins.
+    /// (The host already read the command line once; it is added again so it stays last.)
+    /// </summary>
+    public static WebApplicationBuilder AddTallyConfiguration(this WebApplicationBuilder builder, string[] args)
+    {
+        builder.Configuration.AddEnvironmentVariables("TALLY_");
+        builder.Configuration.AddCommandLine(args);
+
+        builder.Services.AddSingleton<IValidateOptions<TallyOptions>, TallyOptionsValidator>();
+        builder.Services.AddOptions<TallyOptions>()
+            .Bind(builder.Configuration)
+            .ValidateOnStart();
+        builder.Services.AddSingleton(TimeProvider.System);
+        return builder;
+    }
+}

@@ -1,0 +1,40 @@
+namespace Tally.Server.Configuration;
+
+internal enum StoreKind
+{
+    Sqlite,
+    Memory,
+    Postgres,
+}
+
+internal enum DurabilityMode
+{
+    /// <summary>A 2xx means the change is on disk.</summary>
+    Sync,
+    /// <summary>Acknowledged after the in-memory apply; flushed within <see cref="TallyOptions.FlushIntervalMs"/>.</summary>
+    Async,
+}
+
+/// <summary>
+/// Service settings, bound from the configuration root (appsettings.json, <c>TALLY_</c> environment
+/// variables, command line). Checked at start-up by <see cref="TallyOptionsValidator"/>.
+/// </summary>
+internal sealed class TallyOptions
+{
+    public StoreKind Store { get; set; } = StoreKind.Sqlite;
+
+    public string DataDir { get; set; } = "./data";
+
+    public string? Postgres { get; set; }
+
+    public DurabilityMode Durability { get; set; } = DurabilityMode.Sync;
+
+    /// <summary>With <c>Durability=async</c>: the longest a change waits in memory before it is flushed.</summary>
+    public int FlushIntervalMs { get; set; } = 10;
+
+    /// <summary>The most commands the pipeline puts into one commit.</summary>
+    public int MaxBatchSize { get; set; } = 4096;
+
+    /// <summary>Request bodies larger than this are refused with 413.</summary>
+    public int MaxBodyBytes { get; set; } = 1024 * 1024;
+}

@@ -1,0 +1,40 @@
+using Microsoft.Extensions.Options;
+
+namespace Tally.Server.Configuration;
+
+internal sealed class TallyOptionsValidator : IValidateOptions<TallyOptions>
+{
+    public ValidateOptionsResult Validate(string? name, TallyOptions options)
+    {
+        var errors = new List<string>();
+        if (!Enum.IsDefined(options.Store))
+        {
+            errors.Add("Store must be one of: sqlite, memory, postgres.");
+        }
+        if (options.Store == StoreKind.Postgres)
+        {
+            errors.Add("Store=postgres is not available in this version yet; use Store=sqlite (the default) or Store=memory.");
+        }
+        if (options.Store == StoreKind.Sqlite && string.IsNullOrWhiteSpace(options.DataDir))
+        {
+            errors.Add("DataDir must name a directory for the SQLite store.");
+        }
+        if (!Enum.IsDefined(options.Durability))
+        {
+            errors.Add("Durability must be sync or async.");
+        }
+        if (options.FlushIntervalMs is < 1 or > 1000)
+        {
+            errors.Add($"FlushIntervalMs must be from 1 to 1000 (got {options.FlushIntervalMs}).");
+        }
+        if (options.MaxBatchSize is < 1 or > 100_000)
+        {
+            errors.Add($"MaxBatchSize must be from 1 to 100000 (got {options.MaxBatchSize}).");
+        }
+        if (options.MaxBodyBytes is < 1024 or > 64 * 1024 * 1024)
+        {
+            errors.Add($"MaxBodyBytes must be from 1024 to 67108864 (got {options.MaxBodyBytes}).");
+        }
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}

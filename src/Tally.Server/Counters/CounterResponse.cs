@@ -1,0 +1,29 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Tally.Server.Counters;
+
+/// <summary>A counter as the API shows it.</summary>
+internal sealed record CounterResponse(
+    string Name,
+    long Value,
+    long Initial,
+    long? Min,
+    long? Max,
+    long Version,
+    DateTime CreatedAt,
+    DateTime UpdatedAt)
+{
+    public static CounterResponse From(Counter counter) => new(
+        counter.Name, counter.Value, counter.Initial, counter.Min, counter.Max, counter.Version,
+        DateTime.UnixEpoch.AddMilliseconds(counter.CreatedAt), DateTime.UnixEpoch.AddMilliseconds(counter.UpdatedAt));
+}
+
+internal sealed record CounterPageResponse(IReadOnlyList<CounterResponse> Items, string? Next);
+
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSerializable(typeof(CounterResponse))]
+[JsonSerializable(typeof(CounterPageResponse))]
+[JsonSerializable(typeof(long?))]
+[JsonSerializable(typeof(string))]
+internal sealed partial class TallyJsonContext : JsonSerializerContext;

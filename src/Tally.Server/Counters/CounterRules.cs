@@ -1,0 +1,110 @@
+namespace Tally.Server.Counters;
+
+/// <summary>
+/// The rule book: given a counter's current state (null if it does not exist) and a command,
+/// decide the result and the new state. Pure, so every store applies exactly the same rules.
+/// </summary>
+internal static class CounterRules
+{
+    public static CommandResult Apply(CounterCommand command, Counter? current, long nowMs)
+    {
+        if (!CounterName.IsValid(command.Name))
+        {
+            return CommandResult.Fail(ErrorCodes.InvalidName, "Counter names match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$.");
+        }
+
+        var precondition = CheckPrecondition(command.Precondition, current);
+        if (precondition is { } failed)
+        {
+            return failed;
+        }
+
+        return command.Kind switch
+        {
+            CommandKind.Get => current is null ? NotFound(command.Name) : CommandResult.Read(current),
+            CommandKind.Increment => Add(command.Name, current, command.Amount, negate: false, nowMs),
+            CommandKind.Decrement => Add(command.Name, current, command.Amount, negate: true, nowMs),
+            CommandKind.Put => Put(command.Name, current, command.Fields, nowMs),
+            CommandKind.Reset => current is null ? NotFound(command.Name) : Reset(current, nowMs),
+            CommandKind.Delete => current is null ? NotFound(command.Name) : CommandResult.Deleted(current),
+            _ => throw new ArgumentOutOfRangeException(nameof(command), command.Kind, "Unknown command kind."),
+        };
+    }
+
+    private static CommandResult? CheckPrecondition(Precondition precondition, Counter? current)
+    {
+        switch (precondition.Kind)
+        {
+            case PreconditionKind.IfNoneMatchAny when current is not null:
+                return CommandResult.Fail(ErrorCodes.CounterExists,
+                    $"Counter '{current.Name}' already exists (If-None-Match: *).", current);
+            case PreconditionKind.IfMatchAny when current is null:
+                return CommandResult.Fail(ErrorCodes.VersionMismatch, "The counter does not exist (If-Match: *).");
+            case PreconditionKind.IfMatch when current is null || Array.IndexOf(precondition.Versions!, current.Version) < 0:
+                return CommandResult.Fail(ErrorCodes.VersionMismatch, current is null
+                    ? "The counter does not exist, so no version matches If-Match."
+                    : $"The counter is at version {current.Version}, not the version given in If-Match.", current);
+            default:
+                return null;
+        }
+    }
+
+    private static CommandResult Add(string name, Counter? current, long amount, bool negate, long nowMs)
+    {
+        if (amount <= 0)
+        {
+            return CommandResult.Fail(ErrorCodes.InvalidAmount, "The amount must be an integer from 1 to 9223372036854775807.");
+        }
+
+        // Redis INCR semantics: a missing counter starts at 0 with no bounds.
+        var before = current ?? new Counter(name, 0, 0, null, null, 0, nowMs, nowMs);
+        var next = negate ? before.Value - amount : before.Value + amount;
+        var overflowed = negate ? next > before.Value : next < before.Value;
+        if (overflowed || !before.Allows(next))
+        {
+            var verb = negate ? "Decrementing" : "Incrementing";
+            return CommandResult.Fail(ErrorCodes.OutOfRange,
+                $"{verb} '{name}' by {amount} would leave its range [{Describe(before.Min, "-2^63")}, {Describe(before.Max, "2^63-1")}]; the value stays {before.Value}.",
+                before);
+        }
+
+        var after = before with { Value = next, Version = before.Version + 1, UpdatedAt = nowMs };
+        return current is null ? CommandResult.Created(after) : CommandResult.Updated(after);
+    }
+
+    private static CommandResult Put(string name, Counter? current, CounterFields fields, long nowMs)
+    {
+        var initial = fields.Initial.Or(current?.Initial ?? 0);
+        var min = fields.Min.Or(current?.Min);
+        var max = fields.Max.Or(current?.Max);
+        var value = fields.Value.Or(current?.Value ?? initial);
+
+        if (min is { } lo && max is { } hi && lo > hi)
+        {
+            return CommandResult.Fail(ErrorCodes.InvalidBounds, $"min ({lo}) is greater than max ({hi}).");
+        }
+
+        var proposed = new Counter(name, value, initial, min, max,
+            (current?.Version ?? 0) + 1, current?.CreatedAt ?? nowMs, nowMs);
+        if (!proposed.Allows(value))
+        {
+            return CommandResult.Fail(ErrorCodes.InvalidValue,
+                $"value {value} is outside the bounds [{Describe(min, "-2^63")}, {Describe(max, "2^63-1")}].");
+        }
+        if (!proposed.Allows(initial))
+        {
+            return CommandResult.Fail(ErrorCodes.InvalidValue,
+                $"initial {initial} is outside the bounds [{Describe(min, "-2^63")}, {Describe(max, "2^63-1")}]; reset could not honour them.");
+        }
+
+        return current is null ? CommandResult.Created(proposed) : CommandResult.Updated(proposed);
+    }
+
+    private static CommandResult Reset(Counter current, long nowMs) =>
+        CommandResult.Updated(current with { Value = current.Initial, Version = current.Version + 1, UpdatedAt = nowMs });
+
+    private static CommandResult NotFound(string name) =>
+        CommandResult.Fail(ErrorCodes.CounterNotFound, $"Counter '{name}' does not exist.");
+
+    private static string Describe(long? bound, string unbounded) => bound?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? unbounded;
+}

@@ -1,0 +1,106 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Tally.Server.Counters;
+
+namespace Tally.Server.Http;
+
+/// <summary>Every error as application/problem+json with a stable <c>code</c> member.</summary>
+internal static class Problems
+{
+    public const string InvalidJson = "invalid_json";
+    public const string InvalidBody = "invalid_body";
+    public const string InvalidQuery = "invalid_query";
+    public const string InvalidPrecondition = "invalid_precondition";
+    public const string UnsupportedMediaType = "unsupported_media_type";
+    public const string PayloadTooLarge = "payload_too_large";
+    public const string NotFound = "not_found";
+    public const string MethodNotAllowed = "method_not_allowed";
+    public const string BadRequest = "bad_request";
+    public const string InternalError = "internal_error";
+
+    public static ProblemHttpResult Create(string code, string detail, IDictionary<string, object?>? extensions = null) =>
+        TypedResults.Problem(Details(code, detail, extensions));
+
+    public static ProblemDetails Details(string code, string detail, IDictionary<string, object?>? extensions = null)
+    {
+        var status = StatusOf(code);
+        var problem = new ProblemDetails
+        {
+            Status = status,
+            Title = TitleOf(code),
+            Detail = detail,
+        };
+        problem.Extensions["code"] = code;
+        if (extensions is not null)
+        {
+            foreach (var (key, value) in extensions)
+            {
+                problem.Extensions[key] = value;
+            }
+        }
+        return problem;
+    }
+
+    /// <summary>The problem for a failed command; <c>out_of_range</c> carries value, min and max.</summary>
+    public static ProblemHttpResult From(CounterError error)
+    {
+        if (error.Code == ErrorCodes.OutOfRange && error.Current is { } current)
+        {
+            return Create(error.Code, error.Detail, new Dictionary<string, object?>
+            {
+                ["value"] = current.Value,
+                ["min"] = current.Min,
+                ["max"] = current.Max,
+            });
+        }
+        return Create(error.Code, error.Detail);
+    }
+
+    public static int StatusOf(string code) => code switch
+    {
+        ErrorCodes.CounterNotFound or NotFound => StatusCodes.Status404NotFound,
+        ErrorCodes.OutOfRange => StatusCodes.Status409Conflict,
+        ErrorCodes.VersionMismatch or ErrorCodes.CounterExists => StatusCodes.Status412PreconditionFailed,
+        ErrorCodes.StoreUnavailable => StatusCodes.Status503ServiceUnavailable,
+        UnsupportedMediaType => StatusCodes.Status415UnsupportedMediaType,
+        PayloadTooLarge => StatusCodes.Status413PayloadTooLarge,
+        MethodNotAllowed => StatusCodes.Status405MethodNotAllowed,
+        InternalError => StatusCodes.Status500InternalServerError,
+        _ => StatusCodes.Status400BadRequest,
+    };
+
+    /// <summary>The code for a status the framework produced by itself (no route, body too large, …).</summary>
+    public static string CodeOf(int status) => status switch
+    {
+        StatusCodes.Status404NotFound => NotFound,
+        StatusCodes.Status405MethodNotAllowed => MethodNotAllowed,
+        StatusCodes.Status413PayloadTooLarge => PayloadTooLarge,
+        StatusCodes.Status415UnsupportedMediaType => UnsupportedMediaType,
+        StatusCodes.Status503ServiceUnavailable => ErrorCodes.StoreUnavailable,
+        >= 500 => InternalError,
+        _ => BadRequest,
+    };
+
+    private static string TitleOf(string code) => code switch
+    {
+        ErrorCodes.CounterNotFound => "Counter not found",
+        ErrorCodes.CounterExists => "Counter already exists",
+        ErrorCodes.InvalidName => "Invalid counter name",
+        ErrorCodes.InvalidAmount => "Invalid amount",
+        ErrorCodes.InvalidBounds => "Invalid bounds",
+        ErrorCodes.InvalidValue => "Invalid value",
+        ErrorCodes.OutOfRange => "Out of range",
+        ErrorCodes.VersionMismatch => "Version mismatch",
+        ErrorCodes.StoreUnavailable => "Store unavailable",
+        InvalidJson => "Invalid JSON",
+        InvalidBody => "Invalid request body",
+        InvalidQuery => "Invalid query",
+        InvalidPrecondition => "Invalid precondition header",
+        UnsupportedMediaType => "Unsupported media type",
+        PayloadTooLarge => "Payload too large",
+        NotFound => "Not found",
+        MethodNotAllowed => "Method not allowed",
+        InternalError => "Internal error",
+        _ => "Bad request",
+    };
+}

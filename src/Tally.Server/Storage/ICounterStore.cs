@@ -1,0 +1,35 @@
+using Tally.Server.Counters;
+using Tally.Server.Pipeline;
+
+namespace Tally.Server.Storage;
+
+/// <summary>
+/// Where counters live. Reads come straight from the store; every change goes through the
+/// commit pipeline, which hands the store a batch of commands to apply as one atomic commit.
+/// </summary>
+internal interface ICounterStore : IAsyncDisposable
+{
+    /// <summary>Opens (and if needed creates or migrates) the store. Throws <see cref="StoreStartupException"/> when it cannot.</summary>
+    Task OpenAsync(CancellationToken cancellationToken);
+
+    /// <summary>The committed state of one counter, or null.</summary>
+    ValueTask<Counter?> GetAsync(string name, CancellationToken cancellationToken);
+
+    /// <summary>Committed counters in name order.</summary>
+    ValueTask<IReadOnlyList<Counter>> ListAsync(string prefix, string? after, int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Applies the batch in order with <see cref="CounterRules"/> and persists the outcome atomically.
+    /// Sets each command's result; returns once the batch is as durable as configured.
+    /// Throws when nothing of the batch could be committed (and then nothing of it is visible).
+    /// </summary>
+    Task CommitAsync(IReadOnlyList<PendingCommand> batch, CancellationToken cancellationToken);
+
+    /// <summary>Whether the store answers; for readiness.</summary>
+    ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken);
+}
+
+internal readonly record struct StoreHealth(bool Healthy, string Description);
+
+/// <summary>The store cannot be opened (not Tally's file, corrupt, newer schema…). Start-up stops with this message.</summary>
+internal sealed class StoreStartupException(string message, Exception? inner = null) : Exception(message, inner);

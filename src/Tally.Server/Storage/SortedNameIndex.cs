@@ -1,0 +1,112 @@
+namespace Tally.Server.Storage;
+
+/// <summary>
+/// Counter names in ordinal order, for listing pages without scanning every name.
+/// A list of sorted chunks (a flat B-tree): insert, remove and seek cost O(log n + chunk),
+/// and a page of k names costs O(log n + k), even with millions of names.
+/// </summary>
+internal sealed class SortedNameIndex
+{
+    private const int ChunkCapacity = 512;
+    private readonly List<List<string>> _chunks = [[]];
+    private readonly Lock _lock = new();
+
+    public int Count { get; private set; }
+
+    public void Add(string name)
+    {
+        lock (_lock)
+        {
+            var chunkIndex = FindChunk(name);
+            var chunk = _chunks[chunkIndex];
+            var at = chunk.BinarySearch(name, StringComparer.Ordinal);
+            if (at >= 0)
+            {
+                return;
+            }
+            chunk.Insert(~at, name);
+            Count++;
+            if (chunk.Count >= ChunkCapacity)
+            {
+                var half = chunk.GetRange(chunk.Count / 2, chunk.Count - chunk.Count / 2);
+                chunk.RemoveRange(chunk.Count / 2, half.Count);
+                _chunks.Insert(chunkIndex + 1, half);
+            }
+        }
+    }
+
+    public void Remove(string name)
+    {
+        lock (_lock)
+        {
+            var chunkIndex = FindChunk(name);
+            var chunk = _chunks[chunkIndex];
+            var at = chunk.BinarySearch(name, StringComparer.Ordinal);
+            if (at < 0)
+            {
+                return;
+            }
+            chunk.RemoveAt(at);
+            Count--;
+            if (chunk.Count == 0 && _chunks.Count > 1)
+            {
+                _chunks.RemoveAt(chunkIndex);
+            }
+        }
+    }
+
+    /// <summary>Up to <paramref name="limit"/> names that start with <paramref name="prefix"/> and sort after <paramref name="after"/>.</summary>
+    public List<string> Page(string prefix, string? after, int limit)
+    {
+        var start = after is not null && string.CompareOrdinal(after, prefix) >= 0 ? after : prefix;
+        var page = new List<string>(Math.Min(limit, 1024));
+        lock (_lock)
+        {
+            for (var c = FindChunk(start); c < _chunks.Count; c++)
+            {
+                var chunk = _chunks[c];
+                var i = chunk.BinarySearch(start, StringComparer.Ordinal);
+                i = i < 0 ? ~i : i;
+                for (; i < chunk.Count; i++)
+                {
+                    var name = chunk[i];
+                    if (!name.StartsWith(prefix, StringComparison.Ordinal))
+                    {
+                        return page;
+                    }
+                    if (name == after)
+                    {
+                        continue;
+                    }
+                    page.Add(name);
+                    if (page.Count == limit)
+                    {
+                        return page;
+                    }
+                }
+                start = string.Empty;
+            }
+        }
+        return page;
+    }
+
+    /// <summary>The last chunk whose first name is ≤ name (chunk 0 if none).</summary>
+    private int FindChunk(string name)
+    {
+        int lo = 0, hi = _chunks.Count - 1;
+        while (lo < hi)
+        {
+            var mid = (lo + hi + 1) / 2;
+            var chunk = _chunks[mid];
+            if (chunk.Count > 0 && string.CompareOrdinal(chunk[0], name) <= 0)
+            {
+                lo = mid;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+        return lo;
+    }
+}

@@ -1,0 +1,172 @@
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Options;
+using Tally.Server.Configuration;
+using Tally.Server.Counters;
+
+namespace Tally.Server.Storage.Sqlite;
+
+/// <summary>
+/// The embedded default: one SQLite file that this process owns (a lock file keeps a second
+/// Tally out). WAL with synchronous=FULL, so a committed batch is on disk; every counter is
+/// also held in memory, so reads and the rules never wait for the disk.
+/// </summary>
+internal sealed class SqliteCounterStore(IOptions<TallyOptions> options, TimeProvider clock, ILogger<SqliteCounterStore> logger)
+    : CachedCounterStore(clock)
+{
+    private readonly Lock _healthLock = new();
+    private SqliteConnection? _writer;
+    private SqliteConnection? _health;
+    private SqliteCommand? _upsert;
+    private SqliteCommand? _delete;
+    private FileStream? _lockFile;
+
+    public string DatabasePath => Path.Combine(options.Value.DataDir, "tally.db");
+
+    public override Task OpenAsync(CancellationToken cancellationToken)
+    {
+        var dataDir = options.Value.DataDir;
+        try
+        {
+            Directory.CreateDirectory(dataDir);
+            _lockFile = new FileStream(Path.Combine(dataDir, "tally.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException ex)
+        {
+            throw new StoreStartupException($"The data directory {Path.GetFullPath(dataDir)} is in use by another Tally process, or cannot be written ({ex.Message}).", ex);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            throw new StoreStartupException($"The data directory {Path.GetFullPath(dataDir)} cannot be written ({ex.Message}).", ex);
+        }
+
+        if (File.Exists(DatabasePath))
+        {
+            SqliteSchema.Inspect(DatabasePath);
+        }
+
+        try
+        {
+            _writer = new SqliteConnection(SqliteSchema.ConnectionString(DatabasePath, readOnly: false));
+            _writer.Open();
+            var synchronous = options.Value.Durability == DurabilityMode.Sync ? "FULL" : "NORMAL";
+            SqliteSchema.Execute(_writer, $"PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;");
+            SqliteSchema.Migrate(_writer);
+            Load(_writer);
+            PrepareWrites(_writer);
+
+            _health = new SqliteConnection(SqliteSchema.ConnectionString(DatabasePath, readOnly: true));
+            _health.Open();
+        }
+        catch (SqliteException ex)
+        {
+            throw new StoreStartupException($"{DatabasePath} cannot be opened as a Tally data file ({ex.Message}).", ex);
+        }
+
+        logger.LogInformation("SQLite store open at {Path} with {Count} counters (durability {Durability})",
+            Path.GetFullPath(DatabasePath), Cache.Count, options.Value.Durability);
+        return Task.CompletedTask;
+    }
+
+    public override ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            lock (_healthLock)
+            {
+                if (_health is null)
+                {
+                    return ValueTask.FromResult(new StoreHealth(false, "SQLite store is not open"));
+                }
+                SqliteSchema.Scalar(_health, "SELECT version FROM tally_schema");
+            }
+            return ValueTask.FromResult(new StoreHealth(true, $"SQLite store with {Cache.Count} counters"));
+        }
+        catch (SqliteException ex)
+        {
+            return ValueTask.FromResult(new StoreHealth(false, $"SQLite store does not answer: {ex.Message}"));
+        }
+    }
+
+    protected override ValueTask PersistAsync(IReadOnlyDictionary<string, Counter?> changes, CancellationToken cancellationToken)
+    {
+        var writer = _writer ?? throw new InvalidOperationException("The SQLite store is not open.");
+        using var transaction = writer.BeginTransaction();
+        _upsert!.Transaction = transaction;
+        _delete!.Transaction = transaction;
+        foreach (var (name, counter) in changes)
+        {
+            if (counter is null)
+            {
+                _delete.Parameters[0].Value = name;
+                _delete.ExecuteNonQuery();
+            }
+            else
+            {
+                var p = _upsert.Parameters;
+                p[0].Value = name;
+                p[1].Value = counter.Value;
+                p[2].Value = counter.Initial;
+                p[3].Value = (object?)counter.Min ?? DBNull.Value;
+                p[4].Value = (object?)counter.Max ?? DBNull.Value;
+                p[5].Value = counter.Version;
+                p[6].Value = counter.CreatedAt;
+                p[7].Value = counter.UpdatedAt;
+                _upsert.ExecuteNonQuery();
+            }
+        }
+        transaction.Commit();
+        return ValueTask.CompletedTask;
+    }
+
+    public override ValueTask DisposeAsync()
+    {
+        _upsert?.Dispose();
+        _delete?.Dispose();
+        lock (_healthLock)
+        {
+            _health?.Dispose();
+            _health = null;
+        }
+        _writer?.Dispose();
+        _writer = null;
+        _lockFile?.Dispose();
+        _lockFile = null;
+        return ValueTask.CompletedTask;
+    }
+
+    private void Load(SqliteConnection connection)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT name, value, initial, min, max, version, created_at, updated_at FROM counters ORDER BY name";
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            var name = reader.GetString(0);
+            Cache.Set(name, new Counter(name, reader.GetInt64(1), reader.GetInt64(2),
+                reader.IsDBNull(3) ? null : reader.GetInt64(3),
+                reader.IsDBNull(4) ? null : reader.GetInt64(4),
+                reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7)));
+        }
+    }
+
+    private void PrepareWrites(SqliteConnection connection)
+    {
+        _upsert = connection.CreateCommand();
+        _upsert.CommandText = """
+            INSERT INTO counters (name, value, initial, min, max, version, created_at, updated_at)
+            VALUES ($name, $value, $initial, $min, $max, $version, $created, $updated)
+            ON CONFLICT (name) DO UPDATE SET value = excluded.value, initial = excluded.initial,
+                min = excluded.min, max = excluded.max, version = excluded.version, updated_at = excluded.updated_at
+            """;
+        foreach (var parameter in new[] { "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated" })
+        {
+            _upsert.Parameters.Add(new SqliteParameter(parameter, null));
+        }
+        _upsert.Prepare();
+
+        _delete = connection.CreateCommand();
+        _delete.CommandText = "DELETE FROM counters WHERE name = $name";
+        _delete.Parameters.Add(new SqliteParameter("$name", null));
+        _delete.Prepare();
+    }
+}

@@ -1,0 +1,109 @@
+using Microsoft.Data.Sqlite;
+
+namespace Tally.Server.Storage.Sqlite;
+
+/// <summary>
+/// The embedded file's schema and its checks. A Tally file carries SQLite's application_id
+/// 'TALY', so a foreign database is refused before anything writes to it.
+/// </summary>
+internal static class SqliteSchema
+{
+    public const int ApplicationId = 0x54414C59; // "TALY"
+    public const int CurrentVersion = 1;
+
+    private static readonly string[] Migrations =
+    [
+        // Version 1: counters, with the schema version table later versions migrate from.
+        """
+        CREATE TABLE tally_schema (version INTEGER NOT NULL);
+        CREATE TABLE counters (
+            name       TEXT    NOT NULL PRIMARY KEY,
+            value      INTEGER NOT NULL,
+            initial    INTEGER NOT NULL,
+            min        INTEGER NULL,
+            max        INTEGER NULL,
+            version    INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ];
+
+    /// <summary>Reads an existing file without changing it and refuses what is not ours or too new.</summary>
+    public static void Inspect(string path)
+    {
+        var header = new byte[16];
+        using (var file = File.OpenRead(path))
+        {
+            if (file.Length == 0)
+            {
+                return;
+            }
+            if (file.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) < header.Length
+                || !header.AsSpan().SequenceEqual("SQLite format 3\0"u8))
+            {
+                throw new StoreStartupException($"{path} is not a SQLite database, so not a Tally data file. Move it away or set DataDir to another directory.");
+            }
+        }
+
+        try
+        {
+            using var connection = new SqliteConnection(ConnectionString(path, readOnly: true));
+            connection.Open();
+            var applicationId = Scalar(connection, "PRAGMA application_id");
+            var tables = Scalar(connection, "SELECT count(*) FROM sqlite_master");
+            if (applicationId != ApplicationId && tables > 0)
+            {
+                throw new StoreStartupException($"{path} is a SQLite database of another application (application_id {applicationId}), not a Tally data file. It was left untouched.");
+            }
+            if (tables > 0)
+            {
+                var version = Scalar(connection, "SELECT max(version) FROM tally_schema");
+                if (version > CurrentVersion)
+                {
+                    throw new StoreStartupException($"{path} has schema version {version}, newer than this Tally's {CurrentVersion}. Upgrade Tally; the file was left untouched.");
+                }
+            }
+        }
+        catch (SqliteException ex)
+        {
+            throw new StoreStartupException($"{path} cannot be read as a Tally data file ({ex.Message}). It may be corrupt; it was left untouched. Restore it from a backup or move it away.", ex);
+        }
+    }
+
+    /// <summary>Creates or migrates the schema to <see cref="CurrentVersion"/>.</summary>
+    public static void Migrate(SqliteConnection connection)
+    {
+        var version = Scalar(connection, "SELECT count(*) FROM sqlite_master WHERE name = 'tally_schema'") == 0
+            ? 0
+            : Scalar(connection, "SELECT coalesce(max(version), 0) FROM tally_schema");
+        for (; version < CurrentVersion; version++)
+        {
+            using var transaction = connection.BeginTransaction();
+            Execute(connection, Migrations[version]);
+            Execute(connection, $"DELETE FROM tally_schema; INSERT INTO tally_schema (version) VALUES ({version + 1}); PRAGMA application_id = {ApplicationId};");
+            transaction.Commit();
+        }
+    }
+
+    public static string ConnectionString(string path, bool readOnly) => new SqliteConnectionStringBuilder
+    {
+        DataSource = path,
+        Mode = readOnly ? SqliteOpenMode.ReadOnly : SqliteOpenMode.ReadWriteCreate,
+        Pooling = false,
+    }.ToString();
+
+    public static long Scalar(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return command.ExecuteScalar() is { } value and not DBNull ? Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture) : 0;
+    }
+
+    public static void Execute(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+}
