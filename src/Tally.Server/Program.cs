@@ -3,18 +3,23 @@ using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.Health;
 using Tally.Server.Http;
+using Tally.Server.Observability;
 using Tally.Server.Storage;
 
-var builder = WebApplication.CreateBuilder(args);
+// No configuration file watching: it would also watch the data directory under the content root,
+// and every write to the database would wake the watcher.
+var builder = WebApplication.CreateBuilder([.. args, "--hostBuilder:reloadConfigOnChange=false"]);
 builder.AddTallyConfiguration(args);
 builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, TallyJsonContext.Default));
 builder.Services.AddTallyProblems();
+builder.Services.AddTallyMetrics();
 builder.Services.AddTallyStore();
 builder.Services.AddTallyHealthChecks();
 
 var app = builder.Build();
 app.UseTallyProblems();
 app.MapHealth();
+app.MapMetrics();
 app.MapCounters();
 
 try

@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.Observability;
 using Tally.Server.Storage;
 
 namespace Tally.Server.Pipeline;
@@ -11,15 +12,13 @@ namespace Tally.Server.Pipeline;
 /// (up to MaxBatchSize), has the store apply and commit it as one transaction, and only then
 /// completes the waiters. A lone request commits at once; under load batches grow by themselves.
 /// </summary>
-internal sealed class CommitPipeline(ICounterStore store, IOptions<TallyOptions> options, ILogger<CommitPipeline> logger)
+internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, IOptions<TallyOptions> options, ILogger<CommitPipeline> logger)
     : IHostedService
 {
     private readonly Channel<PendingCommand> _queue = Channel.CreateBounded<PendingCommand>(
         new BoundedChannelOptions(100_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+    private readonly Dictionary<(CommandKind, string), long> _outcomes = [];
     private Task? _loop;
-
-    /// <summary>Raised after each commit attempt with the batch size and its duration; for metrics.</summary>
-    public event Action<int, TimeSpan, bool>? Committed;
 
     public Task<CommandResult> SubmitAsync(CounterCommand command, CancellationToken cancellationToken = default)
     {
@@ -34,6 +33,7 @@ internal sealed class CommitPipeline(ICounterStore store, IOptions<TallyOptions>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await store.OpenAsync(cancellationToken);
+        metrics.ObserveCounterCount(() => store.Count);
         _loop = Task.Run(RunAsync, CancellationToken.None);
     }
 
@@ -65,36 +65,91 @@ internal sealed class CommitPipeline(ICounterStore store, IOptions<TallyOptions>
     {
         var reader = _queue.Reader;
         var batch = new List<PendingCommand>(options.Value.MaxBatchSize);
-        while (await reader.WaitToReadAsync())
+        var flushInterval = TimeSpan.FromMilliseconds(options.Value.FlushIntervalMs);
+        while (true)
         {
+            if (!reader.TryPeek(out _))
+            {
+                // Idle: write what Durability=async acknowledged early before waiting for more work.
+                if (store.UnflushedSince is not null)
+                {
+                    await FlushAsync();
+                    continue;
+                }
+                if (!await reader.WaitToReadAsync())
+                {
+                    break;
+                }
+            }
+
             while (batch.Count < options.Value.MaxBatchSize && reader.TryRead(out var pending))
             {
                 batch.Add(pending);
             }
-
-            var started = System.Diagnostics.Stopwatch.GetTimestamp();
-            var committed = true;
-            try
-            {
-                await store.CommitAsync(batch, CancellationToken.None);
-            }
-            catch (Exception ex)
-            {
-                // Nothing of the batch was committed or made visible: every waiter learns so, none is acknowledged.
-                committed = false;
-                logger.LogError(ex, "Commit of {Count} commands failed; answering 503", batch.Count);
-                foreach (var pending in batch)
-                {
-                    pending.Result = CommandResult.Fail(ErrorCodes.StoreUnavailable, "The store could not commit the change; nothing was applied. Retry shortly.");
-                }
-            }
-            Committed?.Invoke(batch.Count, System.Diagnostics.Stopwatch.GetElapsedTime(started), committed);
-
+            await CommitAsync(batch);
             foreach (var pending in batch)
             {
                 pending.TrySetResult(pending.Result);
             }
             batch.Clear();
+
+            if (store.UnflushedSince is { } since && System.Diagnostics.Stopwatch.GetElapsedTime(since) >= flushInterval)
+            {
+                await FlushAsync();
+            }
+        }
+        await FlushAsync();
+    }
+
+    private async Task CommitAsync(List<PendingCommand> batch)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var committed = true;
+        try
+        {
+            await store.CommitAsync(batch, CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            // Nothing of the batch was committed or made visible: every waiter learns so, none is acknowledged.
+            committed = false;
+            logger.LogError(ex, "Commit of {Count} commands failed; answering 503", batch.Count);
+            foreach (var pending in batch)
+            {
+                pending.Result = CommandResult.Fail(ErrorCodes.StoreUnavailable, "The store could not commit the change; nothing was applied. Retry shortly.");
+            }
+        }
+        metrics.RecordCommit(batch.Count, System.Diagnostics.Stopwatch.GetElapsedTime(started), committed);
+        RecordOutcomes(batch);
+    }
+
+    /// <summary>Durability=async: changes already acknowledged go to disk; on failure they stay pending and are retried.</summary>
+    private async Task FlushAsync()
+    {
+        try
+        {
+            await store.FlushAsync(CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            metrics.RecordStoreError();
+            logger.LogError(ex, "Flushing acknowledged changes failed; retrying");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>One metric update per distinct (operation, outcome) in the batch, not one per command.</summary>
+    private void RecordOutcomes(List<PendingCommand> batch)
+    {
+        _outcomes.Clear();
+        foreach (var pending in batch)
+        {
+            var key = (pending.Command.Kind, TallyMetrics.OutcomeOf(pending.Result));
+            _outcomes[key] = _outcomes.GetValueOrDefault(key) + 1;
+        }
+        foreach (var ((kind, outcome), count) in _outcomes)
+        {
+            metrics.RecordOperation(kind, outcome, count);
         }
     }
 }

@@ -10,10 +10,21 @@ namespace Tally.Server.Storage;
 /// </summary>
 internal abstract class CachedCounterStore(TimeProvider clock) : ICounterStore
 {
-    // Reused across batches: only the pipeline's single loop calls CommitAsync.
+    // Reused across batches: only the pipeline's single loop calls CommitAsync and FlushAsync.
     private readonly Dictionary<string, Counter?> _changes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Counter?> _unflushed = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Durability=async: publish and acknowledge a batch as soon as it is applied in memory, and let
+    /// <see cref="FlushAsync"/> write the accumulated changes (one row per counter, however often it changed).
+    /// </summary>
+    protected bool AcknowledgeBeforeWrite { get; init; }
+
+    public long? UnflushedSince { get; private set; }
 
     protected CounterCache Cache { get; } = new();
+
+    public long Count => Cache.Count;
 
     public abstract Task OpenAsync(CancellationToken cancellationToken);
 
@@ -38,11 +49,33 @@ internal abstract class CachedCounterStore(TimeProvider clock) : ICounterStore
             }
         }
 
-        if (_changes.Count > 0)
+        if (_changes.Count == 0)
         {
-            await PersistAsync(_changes, cancellationToken);
-            Cache.Publish(_changes);
+            return;
         }
+        if (AcknowledgeBeforeWrite)
+        {
+            Cache.Publish(_changes);
+            foreach (var (name, counter) in _changes)
+            {
+                _unflushed[name] = counter;
+            }
+            UnflushedSince ??= System.Diagnostics.Stopwatch.GetTimestamp();
+            return;
+        }
+        await PersistAsync(_changes, cancellationToken);
+        Cache.Publish(_changes);
+    }
+
+    public async ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        if (_unflushed.Count == 0)
+        {
+            return;
+        }
+        await PersistAsync(_unflushed, cancellationToken);
+        _unflushed.Clear();
+        UnflushedSince = null;
     }
 
     public abstract ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken);

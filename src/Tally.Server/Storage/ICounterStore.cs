@@ -25,6 +25,18 @@ internal interface ICounterStore : IAsyncDisposable
     /// </summary>
     Task CommitAsync(IReadOnlyList<PendingCommand> batch, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// With <c>Durability=async</c>: the Stopwatch timestamp of the oldest acknowledged change not yet
+    /// on disk, or null when everything acknowledged is durable.
+    /// </summary>
+    long? UnflushedSince { get; }
+
+    /// <summary>Writes acknowledged changes that are not yet on disk. Throws if the write fails (they stay pending).</summary>
+    ValueTask FlushAsync(CancellationToken cancellationToken);
+
+    /// <summary>How many counters exist (may be approximate for shared stores); for metrics.</summary>
+    long Count { get; }
+
     /// <summary>Whether the store answers; for readiness.</summary>
     ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken);
 }

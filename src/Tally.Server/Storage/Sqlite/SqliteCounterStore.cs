@@ -2,6 +2,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.Observability;
 
 namespace Tally.Server.Storage.Sqlite;
 
@@ -10,9 +11,12 @@ namespace Tally.Server.Storage.Sqlite;
 /// Tally out). WAL with synchronous=FULL, so a committed batch is on disk; every counter is
 /// also held in memory, so reads and the rules never wait for the disk.
 /// </summary>
-internal sealed class SqliteCounterStore(IOptions<TallyOptions> options, TimeProvider clock, ILogger<SqliteCounterStore> logger)
-    : CachedCounterStore(clock)
+internal sealed class SqliteCounterStore : CachedCounterStore
 {
+    private readonly IOptions<TallyOptions> _options;
+    private readonly ILogger<SqliteCounterStore> _logger;
+    private readonly TallyMetrics _metrics;
+
     private readonly Lock _healthLock = new();
     private SqliteConnection? _writer;
     private SqliteConnection? _health;
@@ -20,11 +24,20 @@ internal sealed class SqliteCounterStore(IOptions<TallyOptions> options, TimePro
     private SqliteCommand? _delete;
     private FileStream? _lockFile;
 
-    public string DatabasePath => Path.Combine(options.Value.DataDir, "tally.db");
+    public SqliteCounterStore(IOptions<TallyOptions> options, TimeProvider clock, TallyMetrics metrics, ILogger<SqliteCounterStore> logger)
+        : base(clock)
+    {
+        _metrics = metrics;
+        _options = options;
+        _logger = logger;
+        AcknowledgeBeforeWrite = options.Value.Durability == DurabilityMode.Async;
+    }
+
+    public string DatabasePath => Path.Combine(_options.Value.DataDir, "tally.db");
 
     public override Task OpenAsync(CancellationToken cancellationToken)
     {
-        var dataDir = options.Value.DataDir;
+        var dataDir = _options.Value.DataDir;
         try
         {
             Directory.CreateDirectory(dataDir);
@@ -48,8 +61,8 @@ internal sealed class SqliteCounterStore(IOptions<TallyOptions> options, TimePro
         {
             _writer = new SqliteConnection(SqliteSchema.ConnectionString(DatabasePath, readOnly: false));
             _writer.Open();
-            var synchronous = options.Value.Durability == DurabilityMode.Sync ? "FULL" : "NORMAL";
-            SqliteSchema.Execute(_writer, $"PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;");
+            // FULL in both modes: with Durability=async the flush, not the acknowledgement, waits for the disk.
+            SqliteSchema.Execute(_writer, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
             SqliteSchema.Migrate(_writer);
             Load(_writer);
             PrepareWrites(_writer);
@@ -62,8 +75,8 @@ internal sealed class SqliteCounterStore(IOptions<TallyOptions> options, TimePro
             throw new StoreStartupException($"{DatabasePath} cannot be opened as a Tally data file ({ex.Message}).", ex);
         }
 
-        logger.LogInformation("SQLite store open at {Path} with {Count} counters (durability {Durability})",
-            Path.GetFullPath(DatabasePath), Cache.Count, options.Value.Durability);
+        _logger.LogInformation("SQLite store open at {Path} with {Count} counters (durability {Durability})",
+            Path.GetFullPath(DatabasePath), Cache.Count, _options.Value.Durability);
         return Task.CompletedTask;
     }
 
@@ -115,6 +128,7 @@ internal sealed class SqliteCounterStore(IOptions<TallyOptions> options, TimePro
             }
         }
         transaction.Commit();
+        _metrics.RecordStoreWrite();
         return ValueTask.CompletedTask;
     }
 

@@ -1,0 +1,72 @@
+using System.Diagnostics.Metrics;
+using Tally.Server.Counters;
+
+namespace Tally.Server.Observability;
+
+/// <summary>
+/// Tally's own instruments (meter "Tally"). No counter names as labels: their number is unbounded.
+/// </summary>
+internal sealed class TallyMetrics : IDisposable
+{
+    public const string MeterName = "Tally";
+
+    private readonly Meter _meter;
+    private readonly Counter<long> _operations;
+    private readonly Histogram<int> _batchSize;
+    private readonly Histogram<double> _commitDuration;
+    private readonly Counter<long> _storeErrors;
+    private readonly Counter<long> _storeWrites;
+
+    public TallyMetrics(IMeterFactory meterFactory)
+    {
+        _meter = meterFactory.Create(MeterName);
+        _operations = _meter.CreateCounter<long>("tally.operations", "{operation}", "Counter operations by kind and outcome.");
+        _batchSize = _meter.CreateHistogram<int>("tally.commit.batch_size", "{operation}", "Commands per commit (group commit).");
+        _commitDuration = _meter.CreateHistogram<double>("tally.commit.duration", "s", "Time to apply and durably commit one batch.");
+        _storeErrors = _meter.CreateCounter<long>("tally.store.errors", "{error}", "Commits or flushes the store failed.");
+        _storeWrites = _meter.CreateCounter<long>("tally.store.writes", "{transaction}", "Durable write transactions (disk flushes) the store made.");
+    }
+
+    /// <summary>Registers the gauge of how many counters exist; called once the store is known.</summary>
+    public void ObserveCounterCount(Func<long> count) =>
+        _meter.CreateObservableGauge("tally.counters", count, "{counter}", "Counters that exist.");
+
+    public void RecordOperation(CommandKind kind, string outcome, long count = 1) =>
+        _operations.Add(count, new KeyValuePair<string, object?>("op", OpName(kind)), new KeyValuePair<string, object?>("outcome", outcome));
+
+    public void RecordCommit(int batchSize, TimeSpan duration, bool committed)
+    {
+        _batchSize.Record(batchSize);
+        _commitDuration.Record(duration.TotalSeconds);
+        if (!committed)
+        {
+            _storeErrors.Add(1);
+        }
+    }
+
+    public void RecordStoreWrite() => _storeWrites.Add(1);
+
+    public void RecordStoreError() => _storeErrors.Add(1);
+
+    /// <summary>The outcome label: "ok", "created", "deleted", or the error code.</summary>
+    public static string OutcomeOf(CommandResult result) => result.Status switch
+    {
+        CommandStatus.Created => "created",
+        CommandStatus.Deleted => "deleted",
+        CommandStatus.Failed => result.Error!.Code,
+        _ => "ok",
+    };
+
+    public static string OpName(CommandKind kind) => kind switch
+    {
+        CommandKind.Get => "get",
+        CommandKind.Increment => "increment",
+        CommandKind.Decrement => "decrement",
+        CommandKind.Put => "put",
+        CommandKind.Reset => "reset",
+        CommandKind.Delete => "delete",
+        _ => "other",
+    };
+
+    public void Dispose() => _meter.Dispose();
+}
