@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Tally.Server.Batch;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.Health;
@@ -21,6 +22,7 @@ app.UseTallyProblems();
 app.MapHealth();
 app.MapMetrics();
 app.MapCounters();
+app.MapBatch();
 
 try
 {

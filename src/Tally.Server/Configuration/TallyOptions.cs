@@ -35,6 +35,11 @@ internal sealed class TallyOptions
     /// <summary>The most commands the pipeline puts into one commit.</summary>
     public int MaxBatchSize { get; set; } = 4096;
 
+    /// <summary>How long an Idempotency-Key is remembered (and a retry recognised).</summary>
+    public int IdempotencyRetentionMinutes { get; set; } = 24 * 60;
+
+    public TimeSpan IdempotencyRetention => TimeSpan.FromMinutes(IdempotencyRetentionMinutes);
+
     /// <summary>Request bodies larger than this are refused with 413.</summary>
     public int MaxBodyBytes { get; set; } = 1024 * 1024;
 }

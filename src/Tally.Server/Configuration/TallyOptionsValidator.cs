@@ -31,6 +31,10 @@ internal sealed class TallyOptionsValidator : IValidateOptions<TallyOptions>
         {
             errors.Add($"MaxBatchSize must be from 1 to 100000 (got {options.MaxBatchSize}).");
         }
+        if (options.IdempotencyRetentionMinutes is < 1 or > 30 * 24 * 60)
+        {
+            errors.Add($"IdempotencyRetentionMinutes must be from 1 to 43200 (30 days) (got {options.IdempotencyRetentionMinutes}).");
+        }
         if (options.MaxBodyBytes is < 1024 or > 64 * 1024 * 1024)
         {
             errors.Add($"MaxBodyBytes must be from 1024 to 67108864 (got {options.MaxBodyBytes}).");

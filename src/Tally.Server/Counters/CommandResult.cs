@@ -23,6 +23,8 @@ internal static class ErrorCodes
     public const string OutOfRange = "out_of_range";
     public const string VersionMismatch = "version_mismatch";
     public const string StoreUnavailable = "store_unavailable";
+    public const string IdempotencyKeyReused = "idempotency_key_reused";
+    public const string IdempotencyKeyInFlight = "idempotency_key_in_flight";
 }
 
 internal sealed record CounterError(string Code, string Detail)

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Tally.Server.Http;
+using Tally.Server.Observability;
 using Tally.Server.Pipeline;
 using Tally.Server.Storage;
 
@@ -30,101 +31,83 @@ internal static class CounterEndpoints
         return routes;
     }
 
-    private static async Task<Results<Ok<CounterResponse>, ProblemHttpResult>> GetCounter(
-        string name, HttpContext context, ICounterStore store)
+    private static async Task<IResult> GetCounter(string name, HttpContext context, ICounterStore store, TallyMetrics metrics)
     {
         if (!CounterName.IsValid(name))
         {
             return InvalidName(name);
         }
         var counter = await store.GetAsync(name, context.RequestAborted);
-        return counter is null
-            ? Problems.Create(ErrorCodes.CounterNotFound, $"Counter '{name}' does not exist.")
-            : Ok(context, counter);
+        var result = counter is null
+            ? CommandResult.Fail(ErrorCodes.CounterNotFound, $"Counter '{name}' does not exist.")
+            : CommandResult.Read(counter);
+        metrics.RecordOperation("get", TallyMetrics.OutcomeOf(result));
+        return new OutcomeResult(new RequestOutcome(result));
     }
 
-    private static async Task<Results<Ok<CounterResponse>, Created<CounterResponse>, ProblemHttpResult>> PutCounter(
-        string name, HttpContext context, CommitPipeline pipeline)
+    private static async Task<IResult> PutCounter(string name, HttpContext context, CommitPipeline pipeline)
     {
         if (!CounterName.IsValid(name))
         {
             return InvalidName(name);
         }
-        if (RequestParsing.ParsePrecondition(context.Request, out var precondition) is ProblemHttpResult badHeader)
+        if (RequestParsing.ParsePrecondition(context.Request, out var precondition) is { } badHeader)
         {
             return badHeader;
         }
         var (body, bodyProblem) = await RequestBody.ReadJsonAsync(context.Request);
-        if (bodyProblem is ProblemHttpResult badBody)
+        if (bodyProblem is not null)
         {
-            return badBody;
+            return bodyProblem;
         }
-        if (RequestParsing.ParseFields(body, out var fields) is ProblemHttpResult badFields)
+        if (RequestParsing.ParseFields(body, out var fields) is { } badFields)
         {
             return badFields;
         }
-
-        var result = await pipeline.SubmitAsync(CounterCommand.Put(name, fields, precondition));
-        if (result.Status == CommandStatus.Created)
-        {
-            SetETag(context, result.Counter!);
-            return TypedResults.Created($"/counters/{name}", CounterResponse.From(result.Counter!));
-        }
-        return result.Error is { } error ? Failure(context, error) : Ok(context, result.Counter!);
+        return await Submission.SendAsync(context, pipeline, CounterCommand.Put(name, fields, precondition), body, $"/counters/{name}");
     }
 
-    private static async Task<Results<Ok<CounterResponse>, ProblemHttpResult>> AddAsync(
+    private static async Task<IResult> AddAsync(
         string name, HttpRequest request, CommitPipeline pipeline, Func<string, long, Precondition, CounterCommand> command)
     {
         if (!CounterName.IsValid(name))
         {
             return InvalidName(name);
         }
-        if (RequestParsing.ParsePrecondition(request, out var precondition) is ProblemHttpResult badHeader)
+        if (RequestParsing.ParsePrecondition(request, out var precondition) is { } badHeader)
         {
             return badHeader;
         }
         var (body, bodyProblem) = await RequestBody.ReadJsonAsync(request);
-        if (bodyProblem is ProblemHttpResult badBody)
+        if (bodyProblem is not null)
         {
-            return badBody;
+            return bodyProblem;
         }
-        if (RequestParsing.ParseAmount(request.Query["by"], body, out var amount) is ProblemHttpResult badAmount)
+        if (RequestParsing.ParseAmount(request.Query["by"], body, out var amount) is { } badAmount)
         {
             return badAmount;
         }
-        var result = await pipeline.SubmitAsync(command(name, amount, precondition));
-        return ToResult(request.HttpContext, result);
+        return await Submission.SendAsync(request.HttpContext, pipeline, command(name, amount, precondition), body);
     }
 
-    private static async Task<Results<Ok<CounterResponse>, ProblemHttpResult>> ResetCounter(
-        string name, HttpContext context, CommitPipeline pipeline)
+    private static Task<IResult> ResetCounter(string name, HttpContext context, CommitPipeline pipeline) =>
+        SendWithoutBody(name, context, pipeline, CounterCommand.Reset);
+
+    private static Task<IResult> DeleteCounter(string name, HttpContext context, CommitPipeline pipeline) =>
+        SendWithoutBody(name, context, pipeline, CounterCommand.Delete);
+
+    private static async Task<IResult> SendWithoutBody(
+        string name, HttpContext context, CommitPipeline pipeline, Func<string, Precondition, CounterCommand> command)
     {
         if (!CounterName.IsValid(name))
         {
             return InvalidName(name);
         }
-        if (RequestParsing.ParsePrecondition(context.Request, out var precondition) is ProblemHttpResult badHeader)
+        if (RequestParsing.ParsePrecondition(context.Request, out var precondition) is { } badHeader)
         {
             return badHeader;
         }
-        var result = await pipeline.SubmitAsync(CounterCommand.Reset(name, precondition));
-        return ToResult(context, result);
-    }
-
-    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteCounter(
-        string name, HttpContext context, CommitPipeline pipeline)
-    {
-        if (!CounterName.IsValid(name))
-        {
-            return InvalidName(name);
-        }
-        if (RequestParsing.ParsePrecondition(context.Request, out var precondition) is ProblemHttpResult badHeader)
-        {
-            return badHeader;
-        }
-        var result = await pipeline.SubmitAsync(CounterCommand.Delete(name, precondition));
-        return result.Error is { } error ? Failure(context, error) : TypedResults.NoContent();
+        return await Submission.SendAsync(context, pipeline, command(name, precondition), ReadOnlyMemory<byte>.Empty);
     }
 
     private static async Task<Results<Ok<CounterPageResponse>, ProblemHttpResult>> ListCounters(
@@ -151,27 +134,6 @@ internal static class CounterEndpoints
         var next = counters.Count > pageSize ? items[^1].Name : null;
         return TypedResults.Ok(new CounterPageResponse(items, next));
     }
-
-    private static Results<Ok<CounterResponse>, ProblemHttpResult> ToResult(HttpContext context, CommandResult result) =>
-        result.Error is { } error ? Failure(context, error) : Ok(context, result.Counter!);
-
-    private static ProblemHttpResult Failure(HttpContext context, CounterError error)
-    {
-        if (error.Code == ErrorCodes.StoreUnavailable)
-        {
-            context.Response.Headers.RetryAfter = "1";
-        }
-        return Problems.From(error);
-    }
-
-    private static Ok<CounterResponse> Ok(HttpContext context, Counter counter)
-    {
-        SetETag(context, counter);
-        return TypedResults.Ok(CounterResponse.From(counter));
-    }
-
-    private static void SetETag(HttpContext context, Counter counter) =>
-        context.Response.Headers.ETag = $"\"{counter.Version.ToString(CultureInfo.InvariantCulture)}\"";
 
     private static ProblemHttpResult InvalidName(string name) =>
         Problems.Create(ErrorCodes.InvalidName, $"'{Truncate(name)}' is not a valid counter name: use ^[A-Za-z0-9][A-Za-z0-9._:-]{{0,127}}$.");

@@ -68,8 +68,8 @@ internal static class CounterRules
                 before);
         }
 
-        var after = before with { Value = next, Version = before.Version + 1, UpdatedAt = nowMs };
-        return current is null ? CommandResult.Created(after) : CommandResult.Updated(after);
+        // Created or not, an increment answers 200: only PUT reports creation.
+        return CommandResult.Updated(before with { Value = next, Version = before.Version + 1, UpdatedAt = nowMs });
     }
 
     private static CommandResult Put(string name, Counter? current, CounterFields fields, long nowMs)

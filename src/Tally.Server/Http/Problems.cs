@@ -61,6 +61,8 @@ internal static class Problems
         ErrorCodes.CounterNotFound or NotFound => StatusCodes.Status404NotFound,
         ErrorCodes.OutOfRange => StatusCodes.Status409Conflict,
         ErrorCodes.VersionMismatch or ErrorCodes.CounterExists => StatusCodes.Status412PreconditionFailed,
+        ErrorCodes.IdempotencyKeyReused => StatusCodes.Status422UnprocessableEntity,
+        ErrorCodes.IdempotencyKeyInFlight => StatusCodes.Status409Conflict,
         ErrorCodes.StoreUnavailable => StatusCodes.Status503ServiceUnavailable,
         UnsupportedMediaType => StatusCodes.Status415UnsupportedMediaType,
         PayloadTooLarge => StatusCodes.Status413PayloadTooLarge,
@@ -81,7 +83,7 @@ internal static class Problems
         _ => BadRequest,
     };
 
-    private static string TitleOf(string code) => code switch
+    public static string TitleOf(string code) => code switch
     {
         ErrorCodes.CounterNotFound => "Counter not found",
         ErrorCodes.CounterExists => "Counter already exists",
@@ -92,6 +94,8 @@ internal static class Problems
         ErrorCodes.OutOfRange => "Out of range",
         ErrorCodes.VersionMismatch => "Version mismatch",
         ErrorCodes.StoreUnavailable => "Store unavailable",
+        ErrorCodes.IdempotencyKeyReused => "Idempotency key reused",
+        ErrorCodes.IdempotencyKeyInFlight => "Idempotency key in flight",
         InvalidJson => "Invalid JSON",
         InvalidBody => "Invalid request body",
         InvalidQuery => "Invalid query",

@@ -31,8 +31,8 @@ internal sealed class TallyMetrics : IDisposable
     public void ObserveCounterCount(Func<long> count) =>
         _meter.CreateObservableGauge("tally.counters", count, "{counter}", "Counters that exist.");
 
-    public void RecordOperation(CommandKind kind, string outcome, long count = 1) =>
-        _operations.Add(count, new KeyValuePair<string, object?>("op", OpName(kind)), new KeyValuePair<string, object?>("outcome", outcome));
+    public void RecordOperation(string op, string outcome, long count = 1) =>
+        _operations.Add(count, new KeyValuePair<string, object?>("op", op), new KeyValuePair<string, object?>("outcome", outcome));
 
     public void RecordCommit(int batchSize, TimeSpan duration, bool committed)
     {

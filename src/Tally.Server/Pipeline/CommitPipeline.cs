@@ -15,20 +15,23 @@ namespace Tally.Server.Pipeline;
 internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, IOptions<TallyOptions> options, ILogger<CommitPipeline> logger)
     : IHostedService
 {
-    private readonly Channel<PendingCommand> _queue = Channel.CreateBounded<PendingCommand>(
+    private readonly Channel<PendingRequest> _queue = Channel.CreateBounded<PendingRequest>(
         new BoundedChannelOptions(100_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
-    private readonly Dictionary<(CommandKind, string), long> _outcomes = [];
+    private readonly Dictionary<(string Op, string Outcome), long> _outcomes = [];
     private Task? _loop;
 
-    public Task<CommandResult> SubmitAsync(CounterCommand command, CancellationToken cancellationToken = default)
+    /// <summary>Queues a request; the task completes once its commit is durable (or has failed).</summary>
+    public Task<RequestOutcome> SubmitAsync(PendingRequest request, CancellationToken cancellationToken = default)
     {
-        var pending = new PendingCommand(command);
-        if (_queue.Writer.TryWrite(pending))
+        if (_queue.Writer.TryWrite(request))
         {
-            return pending.Task;
+            return request.Task;
         }
-        return SubmitSlowAsync(pending, cancellationToken);
+        return SubmitSlowAsync(request, cancellationToken);
     }
+
+    public async Task<CommandResult> SubmitAsync(CounterCommand command, CancellationToken cancellationToken = default) =>
+        (await SubmitAsync(PendingRequest.For(command), cancellationToken)).Result;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -48,23 +51,23 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
         await store.DisposeAsync();
     }
 
-    private async Task<CommandResult> SubmitSlowAsync(PendingCommand pending, CancellationToken cancellationToken)
+    private async Task<RequestOutcome> SubmitSlowAsync(PendingRequest request, CancellationToken cancellationToken)
     {
         try
         {
-            await _queue.Writer.WriteAsync(pending, cancellationToken);
+            await _queue.Writer.WriteAsync(request, cancellationToken);
         }
         catch (ChannelClosedException)
         {
-            return CommandResult.Fail(ErrorCodes.StoreUnavailable, "Tally is shutting down; retry against another instance or after the restart.");
+            return new RequestOutcome(CommandResult.Fail(ErrorCodes.StoreUnavailable, "Tally is shutting down; retry against another instance or after the restart."));
         }
-        return await pending.Task;
+        return await request.Task;
     }
 
     private async Task RunAsync()
     {
         var reader = _queue.Reader;
-        var batch = new List<PendingCommand>(options.Value.MaxBatchSize);
+        var batch = new List<PendingRequest>(options.Value.MaxBatchSize);
         var flushInterval = TimeSpan.FromMilliseconds(options.Value.FlushIntervalMs);
         while (true)
         {
@@ -89,7 +92,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
             await CommitAsync(batch);
             foreach (var pending in batch)
             {
-                pending.TrySetResult(pending.Result);
+                pending.TrySetResult(pending.Outcome);
             }
             batch.Clear();
 
@@ -101,7 +104,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
         await FlushAsync();
     }
 
-    private async Task CommitAsync(List<PendingCommand> batch)
+    private async Task CommitAsync(List<PendingRequest> batch)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var committed = true;
@@ -116,7 +119,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
             logger.LogError(ex, "Commit of {Count} commands failed; answering 503", batch.Count);
             foreach (var pending in batch)
             {
-                pending.Result = CommandResult.Fail(ErrorCodes.StoreUnavailable, "The store could not commit the change; nothing was applied. Retry shortly.");
+                pending.Outcome = new RequestOutcome(CommandResult.Fail(ErrorCodes.StoreUnavailable, "The store could not commit the change; nothing was applied. Retry shortly."));
             }
         }
         metrics.RecordCommit(batch.Count, System.Diagnostics.Stopwatch.GetElapsedTime(started), committed);
@@ -139,17 +142,38 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
     }
 
     /// <summary>One metric update per distinct (operation, outcome) in the batch, not one per command.</summary>
-    private void RecordOutcomes(List<PendingCommand> batch)
+    private void RecordOutcomes(List<PendingRequest> batch)
     {
         _outcomes.Clear();
         foreach (var pending in batch)
         {
-            var key = (pending.Command.Kind, TallyMetrics.OutcomeOf(pending.Result));
-            _outcomes[key] = _outcomes.GetValueOrDefault(key) + 1;
+            var outcome = pending.Outcome;
+            if (outcome.Replayed)
+            {
+                Count(pending.Command?.Kind ?? CommandKind.Get, "replayed", pending.Batch is not null);
+            }
+            else if (outcome.Batch is { } results)
+            {
+                for (var i = 0; i < results.Results.Length; i++)
+                {
+                    var result = results.Results[i];
+                    Count(pending.Batch!.Operations[i].Kind, result.Status == CommandStatus.Failed || !results.Aborted ? TallyMetrics.OutcomeOf(result) : "aborted", false);
+                }
+            }
+            else
+            {
+                Count(pending.Command?.Kind ?? CommandKind.Get, TallyMetrics.OutcomeOf(outcome.Result), pending.Batch is not null);
+            }
         }
-        foreach (var ((kind, outcome), count) in _outcomes)
+        foreach (var ((op, outcome), count) in _outcomes)
         {
-            metrics.RecordOperation(kind, outcome, count);
+            metrics.RecordOperation(op, outcome, count);
         }
+    }
+
+    private void Count(CommandKind kind, string outcome, bool wholeBatch)
+    {
+        var key = (wholeBatch ? "batch" : TallyMetrics.OpName(kind), outcome);
+        _outcomes[key] = _outcomes.GetValueOrDefault(key) + 1;
     }
 }

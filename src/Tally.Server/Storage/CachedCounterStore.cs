@@ -1,4 +1,7 @@
+using Tally.Server.Batch;
 using Tally.Server.Counters;
+using Tally.Server.Http;
+using Tally.Server.Idempotency;
 using Tally.Server.Pipeline;
 
 namespace Tally.Server.Storage;
@@ -6,13 +9,20 @@ namespace Tally.Server.Storage;
 /// <summary>
 /// A store whose process owns the data (embedded SQLite, memory): the committed state lives in a
 /// <see cref="CounterCache"/>, so reads never touch the disk. A batch is applied to an overlay of
-/// the cache, persisted as one unit, and only then published, so readers see committed state only.
+/// the cache, persisted as one unit with its idempotency records, and only then published, so
+/// readers see committed state only.
 /// </summary>
-internal abstract class CachedCounterStore(TimeProvider clock) : ICounterStore
+internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempotencyRetention) : ICounterStore
 {
+    private static readonly TimeSpan PruneEvery = TimeSpan.FromMinutes(1);
+
     // Reused across batches: only the pipeline's single loop calls CommitAsync and FlushAsync.
     private readonly Dictionary<string, Counter?> _changes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Counter?> _atomicScratch = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Caller, string Key), IdempotencyRecord> _records = [];
     private readonly Dictionary<string, Counter?> _unflushed = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Caller, string Key), IdempotencyRecord> _unflushedRecords = [];
+    private long _nextPruneAt;
 
     /// <summary>
     /// Durability=async: publish and acknowledge a batch as soon as it is applied in memory, and let
@@ -20,9 +30,9 @@ internal abstract class CachedCounterStore(TimeProvider clock) : ICounterStore
     /// </summary>
     protected bool AcknowledgeBeforeWrite { get; init; }
 
-    public long? UnflushedSince { get; private set; }
-
     protected CounterCache Cache { get; } = new();
+
+    public long? UnflushedSince { get; private set; }
 
     public long Count => Cache.Count;
 
@@ -33,26 +43,20 @@ internal abstract class CachedCounterStore(TimeProvider clock) : ICounterStore
     public ValueTask<IReadOnlyList<Counter>> ListAsync(string prefix, string? after, int limit, CancellationToken cancellationToken) =>
         ValueTask.FromResult(Cache.List(prefix, after, limit));
 
-    public async Task CommitAsync(IReadOnlyList<PendingCommand> batch, CancellationToken cancellationToken)
+    public async Task CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken)
     {
         _changes.Clear();
+        _records.Clear();
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-        foreach (var pending in batch)
+        foreach (var request in batch)
         {
-            var name = pending.Command.Name;
-            var current = _changes.TryGetValue(name, out var changed) ? changed : Cache.Get(name);
-            var result = CounterRules.Apply(pending.Command, current, now);
-            pending.Result = result;
-            if (result.Changed)
-            {
-                _changes[name] = result.Status == CommandStatus.Deleted ? null : result.Counter;
-            }
+            request.Outcome = Apply(request, now);
         }
-
-        if (_changes.Count == 0)
+        if (_changes.Count == 0 && _records.Count == 0)
         {
             return;
         }
+
         if (AcknowledgeBeforeWrite)
         {
             Cache.Publish(_changes);
@@ -60,21 +64,26 @@ internal abstract class CachedCounterStore(TimeProvider clock) : ICounterStore
             {
                 _unflushed[name] = counter;
             }
+            foreach (var (key, record) in _records)
+            {
+                _unflushedRecords[key] = record;
+            }
             UnflushedSince ??= System.Diagnostics.Stopwatch.GetTimestamp();
             return;
         }
-        await PersistAsync(_changes, cancellationToken);
+        await PersistAsync(_changes, _records.Values, PruneCutoff(now), cancellationToken);
         Cache.Publish(_changes);
     }
 
     public async ValueTask FlushAsync(CancellationToken cancellationToken)
     {
-        if (_unflushed.Count == 0)
+        if (_unflushed.Count == 0 && _unflushedRecords.Count == 0)
         {
             return;
         }
-        await PersistAsync(_unflushed, cancellationToken);
+        await PersistAsync(_unflushed, _unflushedRecords.Values, PruneCutoff(clock.GetUtcNow().ToUnixTimeMilliseconds()), cancellationToken);
         _unflushed.Clear();
+        _unflushedRecords.Clear();
         UnflushedSince = null;
     }
 
@@ -82,6 +91,109 @@ internal abstract class CachedCounterStore(TimeProvider clock) : ICounterStore
 
     public abstract ValueTask DisposeAsync();
 
-    /// <summary>Writes the final state of every changed counter (null = deleted) atomically and durably.</summary>
-    protected abstract ValueTask PersistAsync(IReadOnlyDictionary<string, Counter?> changes, CancellationToken cancellationToken);
+    /// <summary>
+    /// Writes atomically and durably: the final state of every changed counter (null = deleted), the
+    /// new idempotency records, and, when <paramref name="pruneBefore"/> is set, drops records older than it.
+    /// </summary>
+    protected abstract ValueTask PersistAsync(
+        IReadOnlyDictionary<string, Counter?> changes,
+        IReadOnlyCollection<IdempotencyRecord> records,
+        long? pruneBefore,
+        CancellationToken cancellationToken);
+
+    /// <summary>A committed idempotency record created at or after <paramref name="notBefore"/>, or null.</summary>
+    protected abstract IdempotencyRecord? FindIdempotencyRecord(string caller, string key, long notBefore);
+
+    private RequestOutcome Apply(PendingRequest request, long now)
+    {
+        var idempotency = request.Idempotency;
+        if (idempotency is not null)
+        {
+            var existing = FindRecord(idempotency, now);
+            if (existing is not null)
+            {
+                return idempotency.SameRequest(existing.Fingerprint)
+                    ? new RequestOutcome(default, Response: existing.Response, Replayed: true)
+                    : new RequestOutcome(CommandResult.Fail(ErrorCodes.IdempotencyKeyReused,
+                        "This Idempotency-Key was already used for a different request (method, path or body). Use a new key for a new request."));
+            }
+        }
+
+        var outcome = request.Batch is { } batch
+            ? new RequestOutcome(default, ApplyBatch(batch, now))
+            : new RequestOutcome(ApplyCommand(request.Command!, _changes, null, now));
+
+        if (idempotency is not null)
+        {
+            var response = ResponseRenderer.Render(outcome);
+            _records[(idempotency.Caller, idempotency.Key)] = new IdempotencyRecord(idempotency.Caller, idempotency.Key, idempotency.Fingerprint, response, now);
+            outcome = outcome with { Response = response };
+        }
+        return outcome;
+    }
+
+    private IdempotencyRecord? FindRecord(IdempotencyKey key, long now)
+    {
+        var id = (key.Caller, key.Key);
+        if (_records.TryGetValue(id, out var pending) || _unflushedRecords.TryGetValue(id, out pending))
+        {
+            return pending;
+        }
+        return FindIdempotencyRecord(key.Caller, key.Key, now - (long)idempotencyRetention.TotalMilliseconds);
+    }
+
+    private BatchResult ApplyBatch(BatchCommand batch, long now)
+    {
+        var results = new CommandResult[batch.Operations.Count];
+        if (!batch.Atomic)
+        {
+            for (var i = 0; i < results.Length; i++)
+            {
+                results[i] = ApplyCommand(batch.Operations[i], _changes, null, now);
+            }
+            return new BatchResult(results);
+        }
+
+        // All or nothing: apply to a scratch overlay, merged only if every operation succeeds.
+        _atomicScratch.Clear();
+        for (var i = 0; i < results.Length; i++)
+        {
+            results[i] = ApplyCommand(batch.Operations[i], _atomicScratch, _changes, now);
+            if (!results[i].Succeeded)
+            {
+                return new BatchResult(results, i);
+            }
+        }
+        foreach (var (name, counter) in _atomicScratch)
+        {
+            _changes[name] = counter;
+        }
+        return new BatchResult(results);
+    }
+
+    private CommandResult ApplyCommand(CounterCommand command, Dictionary<string, Counter?> target, Dictionary<string, Counter?>? below, long now)
+    {
+        var name = command.Name;
+        Counter? current;
+        if (!target.TryGetValue(name, out current) && (below is null || !below.TryGetValue(name, out current)))
+        {
+            current = Cache.Get(name);
+        }
+        var result = CounterRules.Apply(command, current, now);
+        if (result.Changed)
+        {
+            target[name] = result.Status == CommandStatus.Deleted ? null : result.Counter;
+        }
+        return result;
+    }
+
+    private long? PruneCutoff(long now)
+    {
+        if (now < _nextPruneAt)
+        {
+            return null;
+        }
+        _nextPruneAt = now + (long)PruneEvery.TotalMilliseconds;
+        return now - (long)idempotencyRetention.TotalMilliseconds;
+    }
 }

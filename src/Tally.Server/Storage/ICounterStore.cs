@@ -20,10 +20,10 @@ internal interface ICounterStore : IAsyncDisposable
 
     /// <summary>
     /// Applies the batch in order with <see cref="CounterRules"/> and persists the outcome atomically.
-    /// Sets each command's result; returns once the batch is as durable as configured.
+    /// Sets each request's outcome; returns once the batch is as durable as configured.
     /// Throws when nothing of the batch could be committed (and then nothing of it is visible).
     /// </summary>
-    Task CommitAsync(IReadOnlyList<PendingCommand> batch, CancellationToken cancellationToken);
+    Task CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken);
 
     /// <summary>
     /// With <c>Durability=async</c>: the Stopwatch timestamp of the oldest acknowledged change not yet

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Tally.Server.Configuration;
+using Tally.Server.Idempotency;
 using Tally.Server.Pipeline;
 using Tally.Server.Storage.Memory;
 using Tally.Server.Storage.Sqlite;
@@ -19,6 +20,7 @@ internal static class StoreRegistration
                 var other => throw new StoreStartupException($"Store={other} is not available in this version."),
             });
         services.AddSingleton<CommitPipeline>();
+        services.AddSingleton<InFlightKeys>();
         services.AddHostedService(provider => provider.GetRequiredService<CommitPipeline>());
         return services;
     }

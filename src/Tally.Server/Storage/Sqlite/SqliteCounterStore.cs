@@ -2,6 +2,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.Idempotency;
 using Tally.Server.Observability;
 
 namespace Tally.Server.Storage.Sqlite;
@@ -22,10 +23,13 @@ internal sealed class SqliteCounterStore : CachedCounterStore
     private SqliteConnection? _health;
     private SqliteCommand? _upsert;
     private SqliteCommand? _delete;
+    private SqliteCommand? _insertRecord;
+    private SqliteCommand? _findRecord;
+    private SqliteCommand? _pruneRecords;
     private FileStream? _lockFile;
 
     public SqliteCounterStore(IOptions<TallyOptions> options, TimeProvider clock, TallyMetrics metrics, ILogger<SqliteCounterStore> logger)
-        : base(clock)
+        : base(clock, options.Value.IdempotencyRetention)
     {
         _metrics = metrics;
         _options = options;
@@ -100,22 +104,25 @@ internal sealed class SqliteCounterStore : CachedCounterStore
         }
     }
 
-    protected override ValueTask PersistAsync(IReadOnlyDictionary<string, Counter?> changes, CancellationToken cancellationToken)
+    protected override ValueTask PersistAsync(
+        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, long? pruneBefore, CancellationToken cancellationToken)
     {
         var writer = _writer ?? throw new InvalidOperationException("The SQLite store is not open.");
         using var transaction = writer.BeginTransaction();
-        _upsert!.Transaction = transaction;
-        _delete!.Transaction = transaction;
+        foreach (var command in (SqliteCommand[])[_upsert!, _delete!, _insertRecord!, _pruneRecords!])
+        {
+            command.Transaction = transaction;
+        }
         foreach (var (name, counter) in changes)
         {
             if (counter is null)
             {
-                _delete.Parameters[0].Value = name;
+                _delete!.Parameters[0].Value = name;
                 _delete.ExecuteNonQuery();
             }
             else
             {
-                var p = _upsert.Parameters;
+                var p = _upsert!.Parameters;
                 p[0].Value = name;
                 p[1].Value = counter.Value;
                 p[2].Value = counter.Initial;
@@ -127,15 +134,50 @@ internal sealed class SqliteCounterStore : CachedCounterStore
                 _upsert.ExecuteNonQuery();
             }
         }
+        foreach (var record in records)
+        {
+            var p = _insertRecord!.Parameters;
+            p[0].Value = record.Caller;
+            p[1].Value = record.Key;
+            p[2].Value = record.Fingerprint;
+            p[3].Value = record.Response.Status;
+            p[4].Value = (object?)record.Response.ETag ?? DBNull.Value;
+            p[5].Value = record.Response.Body;
+            p[6].Value = record.CreatedAt;
+            _insertRecord.ExecuteNonQuery();
+        }
+        if (pruneBefore is { } cutoff)
+        {
+            _pruneRecords!.Parameters[0].Value = cutoff;
+            _pruneRecords.ExecuteNonQuery();
+        }
         transaction.Commit();
         _metrics.RecordStoreWrite();
         return ValueTask.CompletedTask;
     }
 
+    protected override IdempotencyRecord? FindIdempotencyRecord(string caller, string key, long notBefore)
+    {
+        var find = _findRecord ?? throw new InvalidOperationException("The SQLite store is not open.");
+        find.Transaction = null;
+        find.Parameters[0].Value = caller;
+        find.Parameters[1].Value = key;
+        find.Parameters[2].Value = notBefore;
+        using var reader = find.ExecuteReader();
+        if (!reader.Read())
+        {
+            return null;
+        }
+        var response = new StoredResponse(reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2), (byte[])reader.GetValue(3));
+        return new IdempotencyRecord(caller, key, (byte[])reader.GetValue(0), response, reader.GetInt64(4));
+    }
+
     public override ValueTask DisposeAsync()
     {
-        _upsert?.Dispose();
-        _delete?.Dispose();
+        foreach (var command in (SqliteCommand?[])[_upsert, _delete, _insertRecord, _findRecord, _pruneRecords])
+        {
+            command?.Dispose();
+        }
         lock (_healthLock)
         {
             _health?.Dispose();
@@ -165,22 +207,33 @@ internal sealed class SqliteCounterStore : CachedCounterStore
 
     private void PrepareWrites(SqliteConnection connection)
     {
-        _upsert = connection.CreateCommand();
-        _upsert.CommandText = """
+        _upsert = Prepare(connection, """
             INSERT INTO counters (name, value, initial, min, max, version, created_at, updated_at)
             VALUES ($name, $value, $initial, $min, $max, $version, $created, $updated)
             ON CONFLICT (name) DO UPDATE SET value = excluded.value, initial = excluded.initial,
                 min = excluded.min, max = excluded.max, version = excluded.version, updated_at = excluded.updated_at
-            """;
-        foreach (var parameter in new[] { "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated" })
-        {
-            _upsert.Parameters.Add(new SqliteParameter(parameter, null));
-        }
-        _upsert.Prepare();
+            """, "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated");
+        _delete = Prepare(connection, "DELETE FROM counters WHERE name = $name", "$name");
 
-        _delete = connection.CreateCommand();
-        _delete.CommandText = "DELETE FROM counters WHERE name = $name";
-        _delete.Parameters.Add(new SqliteParameter("$name", null));
-        _delete.Prepare();
+        // A record that is older than the retention window is replaced, not refused.
+        _insertRecord = Prepare(connection,
+            "INSERT OR REPLACE INTO idempotency (caller, key, fingerprint, status, etag, body, created_at) VALUES ($caller, $key, $fingerprint, $status, $etag, $body, $created)",
+            "$caller", "$key", "$fingerprint", "$status", "$etag", "$body", "$created");
+        _findRecord = Prepare(connection,
+            "SELECT fingerprint, status, etag, body, created_at FROM idempotency WHERE caller = $caller AND key = $key AND created_at >= $notBefore",
+            "$caller", "$key", "$notBefore");
+        _pruneRecords = Prepare(connection, "DELETE FROM idempotency WHERE created_at < $cutoff", "$cutoff");
+    }
+
+    private static SqliteCommand Prepare(SqliteConnection connection, string sql, params string[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(new SqliteParameter(parameter, null));
+        }
+        command.Prepare();
+        return command;
     }
 }

@@ -13,7 +13,7 @@ internal static class SqliteSchema
 
     private static readonly string[] Migrations =
     [
-        // Version 1: counters, with the schema version table later versions migrate from.
+        // Version 1: counters and idempotency records, with the schema version table later versions migrate from.
         """
         CREATE TABLE tally_schema (version INTEGER NOT NULL);
         CREATE TABLE counters (
@@ -26,6 +26,17 @@ internal static class SqliteSchema
             created_at INTEGER NOT NULL,
             updated_at INTEGER NOT NULL
         ) WITHOUT ROWID;
+        CREATE TABLE idempotency (
+            caller      TEXT    NOT NULL,
+            key         TEXT    NOT NULL,
+            fingerprint BLOB    NOT NULL,
+            status      INTEGER NOT NULL,
+            etag        TEXT    NULL,
+            body        BLOB    NOT NULL,
+            created_at  INTEGER NOT NULL,
+            PRIMARY KEY (caller, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX idempotency_created_at ON idempotency (created_at);
         """,
     ];
 

@@ -1,0 +1,150 @@
+using System.Text.Json;
+using Tally.Server.Counters;
+using Tally.Server.Http;
+
+namespace Tally.Server.Batch;
+
+/// <summary>
+/// Reads <c>{"atomic": false, "ops": [{"op": "increment", "name": "a", "by": 2}, …]}</c>.
+/// Any malformed operation refuses the whole request (400, with its index): nothing is applied.
+/// </summary>
+internal static class BatchParsing
+{
+    public const string TooManyOperations = "too_many_operations";
+
+    public static IResult? Parse(ReadOnlyMemory<byte> body, out BatchCommand batch)
+    {
+        batch = new BatchCommand([], false);
+        if (body.IsEmpty)
+        {
+            return Problems.Create(Problems.InvalidBody, "Send {\"ops\": [...]} with 1 to 1000 operations.");
+        }
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 8 });
+        }
+        catch (JsonException ex)
+        {
+            return Problems.Create(Problems.InvalidJson, $"The body is not valid JSON: {ex.Message}");
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("ops", out var ops) || ops.ValueKind != JsonValueKind.Array)
+            {
+                return Problems.Create(Problems.InvalidBody, "The body must be an object with an array 'ops'.");
+            }
+            var atomic = false;
+            if (root.TryGetProperty("atomic", out var atomicElement))
+            {
+                if (atomicElement.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                {
+                    return Problems.Create(Problems.InvalidBody, "'atomic' must be true or false.");
+                }
+                atomic = atomicElement.GetBoolean();
+            }
+            var count = ops.GetArrayLength();
+            if (count > BatchCommand.MaxOperations)
+            {
+                return Problems.Create(TooManyOperations, $"A batch holds at most {BatchCommand.MaxOperations} operations (got {count}).");
+            }
+            if (count == 0)
+            {
+                return Problems.Create(Problems.InvalidBody, "'ops' is empty.");
+            }
+
+            var commands = new CounterCommand[count];
+            var index = 0;
+            foreach (var op in ops.EnumerateArray())
+            {
+                if (ParseOperation(op, index, out commands[index]) is { } problem)
+                {
+                    return problem;
+                }
+                index++;
+            }
+            batch = new BatchCommand(commands, atomic);
+            return null;
+        }
+    }
+
+    private static IResult? ParseOperation(JsonElement op, int index, out CounterCommand command)
+    {
+        command = CounterCommand.Get(string.Empty);
+        if (op.ValueKind != JsonValueKind.Object)
+        {
+            return Invalid(Problems.InvalidBody, index, "each operation must be an object.");
+        }
+        var kind = op.TryGetProperty("op", out var kindElement) && kindElement.ValueKind == JsonValueKind.String ? kindElement.GetString() : null;
+        var name = op.TryGetProperty("name", out var nameElement) && nameElement.ValueKind == JsonValueKind.String ? nameElement.GetString() : null;
+        if (!CounterName.IsValid(name))
+        {
+            return Invalid(ErrorCodes.InvalidName, index, "'name' must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$.");
+        }
+
+        var precondition = Precondition.None;
+        if (op.TryGetProperty("ifMatch", out var ifMatch))
+        {
+            if (ifMatch.ValueKind != JsonValueKind.Number || !ifMatch.TryGetInt64(out var version))
+            {
+                return Invalid(Problems.InvalidPrecondition, index, "'ifMatch' must be a counter version (an integer).");
+            }
+            precondition = Precondition.IfMatch(version);
+        }
+
+        switch (kind)
+        {
+            case "increment" or "decrement":
+                var by = 1L;
+                if (op.TryGetProperty("by", out var byElement)
+                    && (byElement.ValueKind != JsonValueKind.Number || !byElement.TryGetInt64(out by) || by < 1))
+                {
+                    return Invalid(ErrorCodes.InvalidAmount, index, "'by' must be an integer from 1 to 9223372036854775807.");
+                }
+                command = kind == "increment" ? CounterCommand.Increment(name!, by, precondition) : CounterCommand.Decrement(name!, by, precondition);
+                return null;
+            case "set":
+                if (RequestParsing.ParseFields(System.Text.Encoding.UTF8.GetBytes(WithoutOpMembers(op)), out var fields) is { } problem)
+                {
+                    return problem;
+                }
+                command = CounterCommand.Put(name!, fields, precondition);
+                return null;
+            case "get":
+                command = CounterCommand.Get(name!);
+                return null;
+            case "reset":
+                command = CounterCommand.Reset(name!, precondition);
+                return null;
+            case "delete":
+                command = CounterCommand.Delete(name!, precondition);
+                return null;
+            default:
+                return Invalid(Problems.InvalidBody, index, "'op' must be one of increment, decrement, set, get, reset, delete.");
+        }
+    }
+
+    /// <summary>The operation's counter fields only, so "set" reuses PUT's parsing and its checks.</summary>
+    private static string WithoutOpMembers(JsonElement op)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            foreach (var member in op.EnumerateObject())
+            {
+                if (member.Name is not ("op" or "name" or "ifMatch"))
+                {
+                    member.WriteTo(json);
+                }
+            }
+            json.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static IResult Invalid(string code, int index, string detail) =>
+        Problems.Create(code, $"ops[{index}]: {detail}", new Dictionary<string, object?> { ["index"] = index });
+}

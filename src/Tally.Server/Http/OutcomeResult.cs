@@ -1,0 +1,62 @@
+using Tally.Server.Pipeline;
+
+namespace Tally.Server.Http;
+
+/// <summary>
+/// Sends a request's outcome: the stored response of a keyed request (marked
+/// <c>Idempotent-Replayed</c> when it is a retry), or the outcome rendered straight into the body.
+/// </summary>
+internal sealed class OutcomeResult(RequestOutcome outcome, string? location = null) : IResult
+{
+    public const string ReplayedHeader = "Idempotent-Replayed";
+
+    public async Task ExecuteAsync(HttpContext context)
+    {
+        var response = context.Response;
+        if (outcome.Response is { } stored)
+        {
+            SetHeaders(response, stored.Status, stored.ETag);
+            if (outcome.Replayed)
+            {
+                response.Headers[ReplayedHeader] = "true";
+            }
+            if (stored.Body.Length > 0)
+            {
+                await response.Body.WriteAsync(stored.Body, context.RequestAborted);
+            }
+            return;
+        }
+
+        // Headers go out with the first flush, after the status is known: render into a buffer first.
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(320);
+        var (status, etag) = ResponseRenderer.Write(outcome, buffer);
+        SetHeaders(response, status, etag);
+        if (buffer.WrittenCount > 0)
+        {
+            response.ContentLength = buffer.WrittenCount;
+            await response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted);
+        }
+    }
+
+    private void SetHeaders(HttpResponse response, int status, string? etag)
+    {
+        response.StatusCode = status;
+        if (status == StatusCodes.Status204NoContent)
+        {
+            return;
+        }
+        response.ContentType = status >= 400 ? "application/problem+json" : "application/json; charset=utf-8";
+        if (etag is not null)
+        {
+            response.Headers.ETag = etag;
+        }
+        if (status == StatusCodes.Status201Created && location is not null)
+        {
+            response.Headers.Location = location;
+        }
+        if (status == StatusCodes.Status503ServiceUnavailable)
+        {
+            response.Headers.RetryAfter = "1";
+        }
+    }
+}

@@ -1,0 +1,40 @@
+using Tally.Server.Batch;
+using Tally.Server.Counters;
+using Tally.Server.Idempotency;
+
+namespace Tally.Server.Pipeline;
+
+/// <summary>
+/// One request waiting in the commit pipeline: a single command or a batch, perhaps guarded by an
+/// idempotency key. The store fills in the outcome; the pipeline completes the task only after the
+/// commit holding it is durable.
+/// </summary>
+internal sealed class PendingRequest : TaskCompletionSource<RequestOutcome>
+{
+    private PendingRequest(CounterCommand? command, BatchCommand? batch, IdempotencyKey? idempotency)
+        : base(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        Command = command;
+        Batch = batch;
+        Idempotency = idempotency;
+    }
+
+    public CounterCommand? Command { get; }
+
+    public BatchCommand? Batch { get; }
+
+    public IdempotencyKey? Idempotency { get; }
+
+    public RequestOutcome Outcome { get; set; }
+
+    public static PendingRequest For(CounterCommand command, IdempotencyKey? idempotency = null) => new(command, null, idempotency);
+
+    public static PendingRequest For(BatchCommand batch, IdempotencyKey? idempotency = null) => new(null, batch, idempotency);
+}
+
+/// <summary>
+/// What became of a request. <see cref="Result"/> is the single command's result, or a failure of
+/// the whole request (store unavailable, idempotency key reused). <see cref="Response"/> is set for
+/// keyed requests: the response stored with the change, or replayed from the first request.
+/// </summary>
+internal readonly record struct RequestOutcome(CommandResult Result, BatchResult? Batch = null, StoredResponse? Response = null, bool Replayed = false);
