@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Tally.Server.Backup;
 using Tally.Server.Batch;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
@@ -9,7 +10,12 @@ using Tally.Server.Storage;
 
 // No configuration file watching: it would also watch the data directory under the content root,
 // and every write to the database would wake the watcher.
-var builder = WebApplication.CreateBuilder([.. args, "--hostBuilder:reloadConfigOnChange=false"]);
+// appsettings.json is read from beside the binary, whatever the working directory; DataDir stays relative to it.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+{
+    Args = [.. args, "--hostBuilder:reloadConfigOnChange=false"],
+    ContentRootPath = AppContext.BaseDirectory,
+});
 builder.AddTallyConfiguration(args);
 builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, TallyJsonContext.Default));
 builder.Services.AddTallyProblems();
@@ -23,6 +29,7 @@ app.MapHealth();
 app.MapMetrics();
 app.MapCounters();
 app.MapBatch();
+app.MapBackup();
 
 try
 {

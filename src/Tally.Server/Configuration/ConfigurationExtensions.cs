@@ -18,6 +18,8 @@ internal static class ConfigurationExtensions
             .Bind(builder.Configuration)
             .ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddOptions<HostOptions>().Configure<IOptions<TallyOptions>>((host, tally) =>
+            host.ShutdownTimeout = TimeSpan.FromSeconds(tally.Value.ShutdownTimeoutSeconds));
         return builder;
     }
 }

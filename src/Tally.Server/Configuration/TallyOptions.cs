@@ -40,6 +40,9 @@ internal sealed class TallyOptions
 
     public TimeSpan IdempotencyRetention => TimeSpan.FromMinutes(IdempotencyRetentionMinutes);
 
+    /// <summary>On SIGTERM: how long in-flight requests may take before the store is flushed and closed anyway.</summary>
+    public int ShutdownTimeoutSeconds { get; set; } = 10;
+
     /// <summary>Request bodies larger than this are refused with 413.</summary>
     public int MaxBodyBytes { get; set; } = 1024 * 1024;
 }

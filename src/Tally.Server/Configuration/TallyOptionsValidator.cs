@@ -35,6 +35,10 @@ internal sealed class TallyOptionsValidator : IValidateOptions<TallyOptions>
         {
             errors.Add($"IdempotencyRetentionMinutes must be from 1 to 43200 (30 days) (got {options.IdempotencyRetentionMinutes}).");
         }
+        if (options.ShutdownTimeoutSeconds is < 1 or > 600)
+        {
+            errors.Add($"ShutdownTimeoutSeconds must be from 1 to 600 (got {options.ShutdownTimeoutSeconds}).");
+        }
         if (options.MaxBodyBytes is < 1024 or > 64 * 1024 * 1024)
         {
             errors.Add($"MaxBodyBytes must be from 1024 to 67108864 (got {options.MaxBodyBytes}).");

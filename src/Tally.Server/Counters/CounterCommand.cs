@@ -8,6 +8,8 @@ internal enum CommandKind
     Put,
     Reset,
     Delete,
+    /// <summary>Writes a counter's whole state as exported (value, bounds, version, times): for moving between stores.</summary>
+    Import,
 }
 
 /// <summary>
@@ -23,6 +25,9 @@ internal sealed record CounterCommand(CommandKind Kind, string Name)
     public CounterFields Fields { get; init; }
 
     public Precondition Precondition { get; init; }
+
+    /// <summary>The state to write, for <see cref="CommandKind.Import"/>.</summary>
+    public Counter? State { get; init; }
 
     public static CounterCommand Increment(string name, long by, Precondition precondition = default) =>
         new(CommandKind.Increment, name) { Amount = by, Precondition = precondition };
@@ -40,6 +45,8 @@ internal sealed record CounterCommand(CommandKind Kind, string Name)
         new(CommandKind.Delete, name) { Precondition = precondition };
 
     public static CounterCommand Get(string name) => new(CommandKind.Get, name);
+
+    public static CounterCommand Import(Counter state) => new(CommandKind.Import, state.Name) { State = state };
 }
 
 /// <summary>A field that may be absent, as distinct from present with a null value.</summary>

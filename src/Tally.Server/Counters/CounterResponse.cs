@@ -24,6 +24,7 @@ internal sealed record CounterPageResponse(IReadOnlyList<CounterResponse> Items,
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(CounterResponse))]
 [JsonSerializable(typeof(CounterPageResponse))]
+[JsonSerializable(typeof(Tally.Server.Backup.ImportResponse))]
 [JsonSerializable(typeof(long?))]
 [JsonSerializable(typeof(string))]
 internal sealed partial class TallyJsonContext : JsonSerializerContext;

@@ -27,6 +27,7 @@ internal static class CounterRules
             CommandKind.Put => Put(command.Name, current, command.Fields, nowMs),
             CommandKind.Reset => current is null ? NotFound(command.Name) : Reset(current, nowMs),
             CommandKind.Delete => current is null ? NotFound(command.Name) : CommandResult.Deleted(current),
+            CommandKind.Import => Import(command.State!, current),
             _ => throw new ArgumentOutOfRangeException(nameof(command), command.Kind, "Unknown command kind."),
         };
     }
@@ -98,6 +99,23 @@ internal static class CounterRules
         }
 
         return current is null ? CommandResult.Created(proposed) : CommandResult.Updated(proposed);
+    }
+
+    private static CommandResult Import(Counter state, Counter? current)
+    {
+        if (state.Min is { } lo && state.Max is { } hi && lo > hi)
+        {
+            return CommandResult.Fail(ErrorCodes.InvalidBounds, $"min ({lo}) is greater than max ({hi}).");
+        }
+        if (!state.Allows(state.Value) || !state.Allows(state.Initial))
+        {
+            return CommandResult.Fail(ErrorCodes.InvalidValue, $"value {state.Value} or initial {state.Initial} is outside the bounds.");
+        }
+        if (state.Version < 1)
+        {
+            return CommandResult.Fail(ErrorCodes.InvalidValue, "version must be at least 1.");
+        }
+        return current is null ? CommandResult.Created(state) : CommandResult.Updated(state);
     }
 
     private static CommandResult Reset(Counter current, long nowMs) =>

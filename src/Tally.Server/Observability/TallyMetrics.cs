@@ -65,6 +65,7 @@ internal sealed class TallyMetrics : IDisposable
         CommandKind.Put => "put",
         CommandKind.Reset => "reset",
         CommandKind.Delete => "delete",
+        CommandKind.Import => "import",
         _ => "other",
     };
 

@@ -34,6 +34,9 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
 
     public long? UnflushedSince { get; private set; }
 
+    /// <summary>The last write to disk failed (disk full, read-only file…); cleared by the next one that succeeds.</summary>
+    protected string? WriteFailure { get; private set; }
+
     public long Count => Cache.Count;
 
     public abstract Task OpenAsync(CancellationToken cancellationToken);
@@ -59,6 +62,11 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
 
         if (AcknowledgeBeforeWrite)
         {
+            if (WriteFailure is { } failure)
+            {
+                // Acknowledging more while the disk refuses would widen the loss window without bound.
+                throw new IOException($"Acknowledged changes cannot be written: {failure}");
+            }
             Cache.Publish(_changes);
             foreach (var (name, counter) in _changes)
             {
@@ -71,7 +79,7 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
             UnflushedSince ??= System.Diagnostics.Stopwatch.GetTimestamp();
             return;
         }
-        await PersistAsync(_changes, _records.Values, PruneCutoff(now), cancellationToken);
+        await WriteAsync(_changes, _records.Values, PruneCutoff(now), cancellationToken);
         Cache.Publish(_changes);
     }
 
@@ -81,7 +89,7 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
         {
             return;
         }
-        await PersistAsync(_unflushed, _unflushedRecords.Values, PruneCutoff(clock.GetUtcNow().ToUnixTimeMilliseconds()), cancellationToken);
+        await WriteAsync(_unflushed, _unflushedRecords.Values, PruneCutoff(clock.GetUtcNow().ToUnixTimeMilliseconds()), cancellationToken);
         _unflushed.Clear();
         _unflushedRecords.Clear();
         UnflushedSince = null;
@@ -103,6 +111,21 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
 
     /// <summary>A committed idempotency record created at or after <paramref name="notBefore"/>, or null.</summary>
     protected abstract IdempotencyRecord? FindIdempotencyRecord(string caller, string key, long notBefore);
+
+    private async ValueTask WriteAsync(
+        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, long? pruneBefore, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await PersistAsync(changes, records, pruneBefore, cancellationToken);
+            WriteFailure = null;
+        }
+        catch (Exception ex)
+        {
+            WriteFailure = ex.Message;
+            throw;
+        }
+    }
 
     private RequestOutcome Apply(PendingRequest request, long now)
     {

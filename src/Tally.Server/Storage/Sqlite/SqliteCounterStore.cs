@@ -1,5 +1,6 @@
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
+using Tally.Server.Backup;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.Idempotency;
@@ -12,7 +13,7 @@ namespace Tally.Server.Storage.Sqlite;
 /// Tally out). WAL with synchronous=FULL, so a committed batch is on disk; every counter is
 /// also held in memory, so reads and the rules never wait for the disk.
 /// </summary>
-internal sealed class SqliteCounterStore : CachedCounterStore
+internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
 {
     private readonly IOptions<TallyOptions> _options;
     private readonly ILogger<SqliteCounterStore> _logger;
@@ -96,6 +97,10 @@ internal sealed class SqliteCounterStore : CachedCounterStore
                 }
                 SqliteSchema.Scalar(_health, "SELECT version FROM tally_schema");
             }
+            if (WriteFailure is { } failure)
+            {
+                return ValueTask.FromResult(new StoreHealth(false, $"SQLite store cannot write: {failure}"));
+            }
             return ValueTask.FromResult(new StoreHealth(true, $"SQLite store with {Cache.Count} counters"));
         }
         catch (SqliteException ex)
@@ -154,6 +159,17 @@ internal sealed class SqliteCounterStore : CachedCounterStore
         transaction.Commit();
         _metrics.RecordStoreWrite();
         return ValueTask.CompletedTask;
+    }
+
+    public Task BackupToAsync(string path, CancellationToken cancellationToken)
+    {
+        // A connection of its own: SQLite copies a consistent snapshot while the writer goes on.
+        using var source = new SqliteConnection(SqliteSchema.ConnectionString(DatabasePath, readOnly: true));
+        using var destination = new SqliteConnection(SqliteSchema.ConnectionString(path, readOnly: false));
+        source.Open();
+        destination.Open();
+        source.BackupDatabase(destination);
+        return Task.CompletedTask;
     }
 
     protected override IdempotencyRecord? FindIdempotencyRecord(string caller, string key, long notBefore)
