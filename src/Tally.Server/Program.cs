@@ -3,14 +3,14 @@ using Tally.Server.Backup;
 using Tally.Server.Batch;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.Docs;
 using Tally.Server.Health;
 using Tally.Server.Http;
 using Tally.Server.Observability;
 using Tally.Server.Storage;
 
-// No configuration file watching: it would also watch the data directory under the content root,
-// and every write to the database would wake the watcher.
-// appsettings.json is read from beside the binary, whatever the working directory; DataDir stays relative to it.
+// appsettings.json is read from beside the binary, whatever the working directory (DataDir stays relative
+// to the working directory). Settings are read once: no file watcher waking on every write nearby.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
     Args = [.. args, "--hostBuilder:reloadConfigOnChange=false"],
@@ -22,9 +22,11 @@ builder.Services.AddTallyProblems();
 builder.Services.AddTallyMetrics();
 builder.Services.AddTallyStore();
 builder.Services.AddTallyHealthChecks();
+builder.Services.AddTallyOpenApi();
 
 var app = builder.Build();
 app.UseTallyProblems();
+app.MapTallyDocs();
 app.MapHealth();
 app.MapMetrics();
 app.MapCounters();

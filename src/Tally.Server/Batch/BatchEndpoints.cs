@@ -1,3 +1,4 @@
+using Tally.Server.Docs;
 using Tally.Server.Http;
 using Tally.Server.Pipeline;
 
@@ -9,7 +10,9 @@ internal static class BatchEndpoints
     public static IEndpointRouteBuilder MapBatch(this IEndpointRouteBuilder routes)
     {
         routes.MapPost("/batch", ApplyBatch)
-            .WithTags("Counters").WithName("Batch").WithSummary("Apply up to 1,000 operations in order, in one commit");
+            .WithTags("Counters").WithName("Batch").WithSummary("Apply up to 1,000 operations in order, in one commit")
+            .Accepts<BatchRequest>("application/json").Produces(StatusCodes.Status200OK)
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict);
         return routes;
     }
 

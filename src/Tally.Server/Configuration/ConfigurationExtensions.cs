@@ -17,6 +17,10 @@ internal static class ConfigurationExtensions
         builder.Services.AddOptions<TallyOptions>()
             .Bind(builder.Configuration)
             .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<RateLimitOptions>, RateLimitOptionsValidator>();
+        builder.Services.AddOptions<RateLimitOptions>()
+            .Bind(builder.Configuration.GetSection(RateLimitOptions.Section))
+            .ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<TallyOptions>>((host, tally) =>
             host.ShutdownTimeout = TimeSpan.FromSeconds(tally.Value.ShutdownTimeoutSeconds));

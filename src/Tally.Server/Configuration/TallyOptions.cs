@@ -15,6 +15,14 @@ internal enum DurabilityMode
     Async,
 }
 
+internal enum AuthMode
+{
+    /// <summary>Every request but the open ones needs an API key.</summary>
+    On,
+    /// <summary>For local use: every request acts as an admin, without a key.</summary>
+    Off,
+}
+
 /// <summary>
 /// Service settings, bound from the configuration root (appsettings.json, <c>TALLY_</c> environment
 /// variables, command line). Checked at start-up by <see cref="TallyOptionsValidator"/>.
@@ -45,4 +53,10 @@ internal sealed class TallyOptions
 
     /// <summary>Request bodies larger than this are refused with 413.</summary>
     public int MaxBodyBytes { get; set; } = 1024 * 1024;
+
+    /// <summary><c>off</c> turns API keys off (every request is an admin); a loud warning at start says so.</summary>
+    public AuthMode Auth { get; set; } = AuthMode.On;
+
+    /// <summary>A secret that is always an admin key (empty: none). Never logged.</summary>
+    public string? AdminKey { get; set; }
 }

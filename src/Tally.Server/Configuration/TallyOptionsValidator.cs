@@ -43,6 +43,14 @@ internal sealed class TallyOptionsValidator : IValidateOptions<TallyOptions>
         {
             errors.Add($"MaxBodyBytes must be from 1024 to 67108864 (got {options.MaxBodyBytes}).");
         }
+        if (!Enum.IsDefined(options.Auth))
+        {
+            errors.Add("Auth must be on or off.");
+        }
+        if (!string.IsNullOrEmpty(options.AdminKey) && (options.AdminKey.Length is < 16 or > 256 || options.AdminKey.Any(c => c is <= ' ' or > '~')))
+        {
+            errors.Add("AdminKey must be 16 to 256 printable ASCII characters without spaces (the value is not shown here).");
+        }
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

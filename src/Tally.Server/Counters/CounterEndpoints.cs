@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Tally.Server.Docs;
 using Tally.Server.Http;
 using Tally.Server.Observability;
 using Tally.Server.Pipeline;
@@ -17,17 +18,26 @@ internal static class CounterEndpoints
     {
         var group = routes.MapGroup("/counters").WithTags("Counters");
 
-        group.MapGet("/", ListCounters).WithName("ListCounters").WithSummary("List counters in name order");
-        group.MapGet("/{name}", GetCounter).WithName("GetCounter").WithSummary("Read a counter");
-        group.MapPut("/{name}", PutCounter).WithName("PutCounter").WithSummary("Create a counter, or update its fields");
-        group.MapDelete("/{name}", DeleteCounter).WithName("DeleteCounter").WithSummary("Delete a counter");
+        group.MapGet("/", ListCounters).WithName("ListCounters").WithSummary("List counters in name order")
+            .ProducesProblem(StatusCodes.Status400BadRequest);
+        group.MapGet("/{name}", GetCounter).WithName("GetCounter").WithSummary("Read a counter")
+            .ProducesCounter(StatusCodes.Status200OK, 400, 404);
+        group.MapPut("/{name}", PutCounter).WithName("PutCounter").WithSummary("Create a counter, or update its fields")
+            .Accepts<CounterFieldsRequest>(isOptional: true, "application/json")
+            .ProducesCounter(StatusCodes.Status200OK, 400, 412, 415, 422)
+            .Produces<CounterResponse>(StatusCodes.Status201Created);
+        group.MapDelete("/{name}", DeleteCounter).WithName("DeleteCounter").WithSummary("Delete a counter")
+            .Produces(StatusCodes.Status204NoContent).ProducesProblem(404).ProducesProblem(412);
         group.MapPost("/{name}/increment", (string name, HttpRequest request, CommitPipeline pipeline) =>
             AddAsync(name, request, pipeline, CounterCommand.Increment))
-            .WithName("IncrementCounter").WithSummary("Add to a counter (created at 0 if missing)");
+            .WithName("IncrementCounter").WithSummary("Add to a counter (created at 0 if missing)")
+            .Accepts<AmountRequest>(isOptional: true, "application/json").ProducesCounter(StatusCodes.Status200OK, 400, 409, 412, 415, 422);
         group.MapPost("/{name}/decrement", (string name, HttpRequest request, CommitPipeline pipeline) =>
             AddAsync(name, request, pipeline, CounterCommand.Decrement))
-            .WithName("DecrementCounter").WithSummary("Subtract from a counter (created at 0 if missing)");
-        group.MapPost("/{name}/reset", ResetCounter).WithName("ResetCounter").WithSummary("Set a counter back to its initial value");
+            .WithName("DecrementCounter").WithSummary("Subtract from a counter (created at 0 if missing)")
+            .Accepts<AmountRequest>(isOptional: true, "application/json").ProducesCounter(StatusCodes.Status200OK, 400, 409, 412, 415, 422);
+        group.MapPost("/{name}/reset", ResetCounter).WithName("ResetCounter").WithSummary("Set a counter back to its initial value")
+            .ProducesCounter(StatusCodes.Status200OK, 400, 404, 412, 422);
         return routes;
     }
 

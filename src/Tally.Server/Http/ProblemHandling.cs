@@ -19,6 +19,8 @@ internal static class ProblemHandling
             {
                 context.ProblemDetails.Detail = bad.Message;
             }
+            // API.md: every problem has a detail, including the ones the framework raises (no route, wrong method).
+            context.ProblemDetails.Detail ??= DetailOf(status, context.HttpContext.Request);
         });
         return services;
     }
@@ -33,6 +35,14 @@ internal static class ProblemHandling
         app.UseStatusCodePages();
         return app;
     }
+
+    private static string DetailOf(int status, HttpRequest request) => status switch
+    {
+        StatusCodes.Status404NotFound => $"No endpoint answers {request.Method} {request.Path}.",
+        StatusCodes.Status405MethodNotAllowed => $"{request.Method} is not allowed on {request.Path}; the Allow header lists the methods that are.",
+        >= 500 => "An unexpected error occurred; it has been logged.",
+        _ => Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status),
+    };
 
     /// <summary>For a handler that must answer a framework-level status itself.</summary>
     public static bool IsProblem(HttpContext context) =>

@@ -17,6 +17,9 @@ internal static class Problems
     public const string MethodNotAllowed = "method_not_allowed";
     public const string BadRequest = "bad_request";
     public const string InternalError = "internal_error";
+    public const string Unauthorized = "unauthorized";
+    public const string Forbidden = "forbidden";
+    public const string RateLimited = "rate_limited";
 
     public static ProblemHttpResult Create(string code, string detail, IDictionary<string, object?>? extensions = null) =>
         TypedResults.Problem(Details(code, detail, extensions));
@@ -68,6 +71,9 @@ internal static class Problems
         PayloadTooLarge => StatusCodes.Status413PayloadTooLarge,
         MethodNotAllowed => StatusCodes.Status405MethodNotAllowed,
         InternalError => StatusCodes.Status500InternalServerError,
+        Unauthorized => StatusCodes.Status401Unauthorized,
+        Forbidden => StatusCodes.Status403Forbidden,
+        RateLimited => StatusCodes.Status429TooManyRequests,
         _ => StatusCodes.Status400BadRequest,
     };
 
@@ -79,6 +85,9 @@ internal static class Problems
         StatusCodes.Status413PayloadTooLarge => PayloadTooLarge,
         StatusCodes.Status415UnsupportedMediaType => UnsupportedMediaType,
         StatusCodes.Status503ServiceUnavailable => ErrorCodes.StoreUnavailable,
+        StatusCodes.Status401Unauthorized => Unauthorized,
+        StatusCodes.Status403Forbidden => Forbidden,
+        StatusCodes.Status429TooManyRequests => RateLimited,
         >= 500 => InternalError,
         _ => BadRequest,
     };
@@ -105,6 +114,9 @@ internal static class Problems
         NotFound => "Not found",
         MethodNotAllowed => "Method not allowed",
         InternalError => "Internal error",
+        Unauthorized => "Unauthorized",
+        Forbidden => "Forbidden",
+        RateLimited => "Too many requests",
         _ => "Bad request",
     };
 }

@@ -9,7 +9,7 @@ namespace Tally.Server.Storage.Sqlite;
 internal static class SqliteSchema
 {
     public const int ApplicationId = 0x54414C59; // "TALY"
-    public const int CurrentVersion = 1;
+    public const int CurrentVersion = 2;
 
     private static readonly string[] Migrations =
     [
@@ -37,6 +37,17 @@ internal static class SqliteSchema
             PRIMARY KEY (caller, key)
         ) WITHOUT ROWID;
         CREATE INDEX idempotency_created_at ON idempotency (created_at);
+        """,
+        // Version 2: API keys (Auth/SqliteApiKeyStore). Only the SHA-256 of a secret is stored.
+        """
+        CREATE TABLE api_keys (
+            id         TEXT    NOT NULL PRIMARY KEY,
+            name       TEXT    NOT NULL,
+            scopes     TEXT    NOT NULL,
+            prefix     TEXT    NOT NULL,
+            hash       BLOB    NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
         """,
     ];
 

@@ -1,0 +1,69 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Tally.Server.Auth;
+
+/// <summary>What a key may do. <c>admin</c> includes everything; <c>write</c> includes <c>increment</c>.</summary>
+[Flags]
+internal enum ApiScopes
+{
+    None = 0,
+    /// <summary>GET endpoints.</summary>
+    Read = 1,
+    /// <summary>Increment only: safe to ship in a web page.</summary>
+    Increment = 2,
+    /// <summary>Every counter mutation.</summary>
+    Write = 4,
+    /// <summary>Everything, and <c>/admin/*</c>.</summary>
+    Admin = 8,
+}
+
+/// <summary>
+/// A stored API key. The secret itself is never kept: only its SHA-256 <see cref="Hash"/>
+/// (a fast hash is right for 256-bit random secrets; there is nothing to brute-force).
+/// </summary>
+/// <param name="Prefix">The counter names the key may touch ("" = all).</param>
+internal sealed record ApiKey(string Id, string Name, ApiScopes Scopes, string Prefix, DateTimeOffset CreatedAt, byte[] Hash)
+{
+    /// <summary>The id of the configured <c>AdminKey</c>: stable, so idempotency keys survive restarts.</summary>
+    public const string ConfiguredAdminId = "config-admin";
+
+    /// <summary>The caller's id with <c>Auth=off</c>.</summary>
+    public const string AnonymousId = "anonymous";
+
+    public static readonly string[] ScopeNames = ["read", "increment", "write", "admin"];
+
+    /// <summary>Scopes with what they imply: admin grants everything, write grants increment.</summary>
+    public static ApiScopes Effective(ApiScopes scopes) =>
+        scopes.HasFlag(ApiScopes.Admin) ? ApiScopes.Read | ApiScopes.Increment | ApiScopes.Write | ApiScopes.Admin
+        : scopes.HasFlag(ApiScopes.Write) ? scopes | ApiScopes.Increment
+        : scopes;
+
+    public static string[] Names(ApiScopes scopes) =>
+        [.. ScopeNames.Where(name => scopes.HasFlag(Parse(name)))];
+
+    /// <summary>One scope name (<c>read</c>, <c>increment</c>, <c>write</c>, <c>admin</c>), or <see cref="ApiScopes.None"/>.</summary>
+    public static ApiScopes Parse(string? name) => name switch
+    {
+        "read" => ApiScopes.Read,
+        "increment" => ApiScopes.Increment,
+        "write" => ApiScopes.Write,
+        "admin" => ApiScopes.Admin,
+        _ => ApiScopes.None,
+    };
+}
+
+/// <summary>Making and checking secrets: <c>tly_</c> and 32 random bytes, base64url.</summary>
+internal static class ApiKeySecret
+{
+    public const string Marker = "tly_";
+
+    /// <summary>Longer presented keys are refused without hashing them.</summary>
+    public const int MaxLength = 256;
+
+    public static string Generate() => Marker + System.Buffers.Text.Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
+
+    public static string NewId() => "key_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+
+    public static byte[] Hash(string secret) => SHA256.HashData(Encoding.UTF8.GetBytes(secret));
+}

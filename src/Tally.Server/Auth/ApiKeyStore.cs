@@ -1,0 +1,139 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Options;
+using Tally.Server.Configuration;
+
+namespace Tally.Server.Auth;
+
+/// <summary>
+/// Every valid key, in memory by the hash of its secret, so authenticating a request costs one
+/// SHA-256 and no I/O. Changes (rare) are written to the store first, then to the cache, so a
+/// revoked key stops working the moment its deletion is durable.
+/// </summary>
+internal abstract class ApiKeyStore : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<string, ApiKey> _byHash = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _writes = new(1, 1);
+    private readonly ApiKey? _configured;
+    private readonly TimeProvider _clock;
+
+    protected ApiKeyStore(IOptions<TallyOptions> options, TimeProvider clock)
+    {
+        _clock = clock;
+        if (options.Value.AdminKey is { Length: > 0 } adminKey)
+        {
+            _configured = new ApiKey(ApiKey.ConfiguredAdminId, "AdminKey setting", ApiScopes.Admin, string.Empty,
+                DateTimeOffset.UnixEpoch, ApiKeySecret.Hash(adminKey));
+        }
+    }
+
+    /// <summary>Whether the <c>AdminKey</c> setting names a key.</summary>
+    public bool HasConfiguredAdminKey => _configured is not null;
+
+    /// <summary>Stored keys (the configured admin key is not stored).</summary>
+    public int Count => _byHash.Count;
+
+    public async Task OpenAsync(CancellationToken cancellationToken)
+    {
+        foreach (var key in await LoadAsync(cancellationToken))
+        {
+            _byHash[Convert.ToHexString(key.Hash)] = key;
+        }
+    }
+
+    /// <summary>The key whose secret this is, or null. The hashes are compared in constant time.</summary>
+    public ApiKey? Find(string secret)
+    {
+        if (secret.Length is 0 or > ApiKeySecret.MaxLength)
+        {
+            return null;
+        }
+        Span<byte> utf8 = stackalloc byte[ApiKeySecret.MaxLength * 3];
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(utf8[..Encoding.UTF8.GetBytes(secret, utf8)], hash);
+
+        // The lookup by hash leaks at most how the hash of a guess compares to stored hashes, which
+        // says nothing useful about a 256-bit secret; the final comparison is constant-time anyway.
+        ApiKey? found = null;
+        if (_configured is not null && CryptographicOperations.FixedTimeEquals(hash, _configured.Hash))
+        {
+            found = _configured;
+        }
+        if (_byHash.TryGetValue(Convert.ToHexString(hash), out var stored) && CryptographicOperations.FixedTimeEquals(hash, stored.Hash))
+        {
+            found = stored;
+        }
+        return found;
+    }
+
+    /// <summary>Stored keys, oldest first.</summary>
+    public IReadOnlyList<ApiKey> List() =>
+        [.. _byHash.Values.OrderBy(key => key.CreatedAt).ThenBy(key => key.Id, StringComparer.Ordinal)];
+
+    /// <summary>Creates and stores a key; returns it with its secret, which exists nowhere else.</summary>
+    public async Task<(ApiKey Key, string Secret)> CreateAsync(string name, ApiScopes scopes, string prefix, CancellationToken cancellationToken)
+    {
+        var secret = ApiKeySecret.Generate();
+        var createdAt = DateTimeOffset.FromUnixTimeMilliseconds(_clock.GetUtcNow().ToUnixTimeMilliseconds());
+        var key = new ApiKey(ApiKeySecret.NewId(), name, scopes, prefix, createdAt, ApiKeySecret.Hash(secret));
+        await _writes.WaitAsync(cancellationToken);
+        try
+        {
+            await InsertAsync(key, cancellationToken);
+            _byHash[Convert.ToHexString(key.Hash)] = key;
+        }
+        finally
+        {
+            _writes.Release();
+        }
+        return (key, secret);
+    }
+
+    /// <summary>Deletes a stored key; it stops working at once. Null when there is no such key.</summary>
+    public async Task<ApiKey?> RevokeAsync(string id, CancellationToken cancellationToken)
+    {
+        await _writes.WaitAsync(cancellationToken);
+        try
+        {
+            var (hash, key) = _byHash.FirstOrDefault(entry => entry.Value.Id == id);
+            if (key is null)
+            {
+                return null;
+            }
+            await DeleteAsync(id, cancellationToken);
+            _byHash.TryRemove(hash, out _);
+            return key;
+        }
+        finally
+        {
+            _writes.Release();
+        }
+    }
+
+    public virtual ValueTask DisposeAsync()
+    {
+        _writes.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    protected abstract Task<IReadOnlyList<ApiKey>> LoadAsync(CancellationToken cancellationToken);
+
+    protected abstract Task InsertAsync(ApiKey key, CancellationToken cancellationToken);
+
+    protected abstract Task DeleteAsync(string id, CancellationToken cancellationToken);
+}
+
+/// <summary>With <c>Store=memory</c>: keys live as long as the process.</summary>
+internal sealed class MemoryApiKeyStore(IOptions<TallyOptions> options, TimeProvider clock) : ApiKeyStore(options, clock)
+{
+    protected override Task<IReadOnlyList<ApiKey>> LoadAsync(CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<ApiKey>>([]);
+
+    protected override Task InsertAsync(ApiKey key, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    protected override Task DeleteAsync(string id, CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>A key change could not be made durable; nothing changed.</summary>
+internal sealed class ApiKeyStoreException(string message, Exception inner) : Exception(message, inner);
