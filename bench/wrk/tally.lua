@@ -8,7 +8,8 @@
 --               batch   POST /batch with WRK_BATCH increments of b:0 .. b:<WRK_BATCH-1>
 --               load    create WRK_TOTAL counters <WRK_PREFIX>0 .. once each, WRK_BATCH per
 --                       request (1 = single increments, >1 = POST /batch), then stop
---   WRK_THREADS must equal wrk's -t in load mode (threads split the names by it).
+--   WRK_THREADS must equal wrk's -t in load mode (threads split the names by it);
+--   WRK_DONE_DIR (load mode): each thread creates a file there when it is done.
 --
 -- done() prints one line "WRK_JSON {...}" that bench/collect.py reads.
 -- Latencies are in microseconds, as wrk measures them.
@@ -32,10 +33,10 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
-local function batch_body(first, count)
+local function batch_body(name_prefix, first, count)
    local ops = {}
    for i = first, first + count - 1 do
-      ops[#ops + 1] = string.format('{"op":"increment","name":"%s%d","by":1}', prefix, i)
+      ops[#ops + 1] = string.format('{"op":"increment","name":"%s%d","by":1}', name_prefix, i)
    end
    return '{"ops":[' .. table.concat(ops, ",") .. ']}'
 end
@@ -44,6 +45,8 @@ end
 local fixed_request
 local chunk, nchunks, quota, answered
 local idle_request
+local verify_pending
+local finished = false
 
 function init(args)
    -- `id` is the global that setup() gave this thread.
@@ -55,10 +58,7 @@ function init(args)
       -- A body of "" makes wrk send "Content-Length: 0" and no Content-Type.
       fixed_request = wrk.format("POST", nil, {}, "")
    elseif mode == "batch" then
-      local saved = prefix
-      prefix = "b:"
-      fixed_request = wrk.format("POST", "/batch", json_headers, batch_body(0, batch))
-      prefix = saved
+      fixed_request = wrk.format("POST", "/batch", json_headers, batch_body("b:", 0, batch))
    elseif mode == "load" then
       nchunks  = math.ceil(total / batch)
       chunk    = id
@@ -69,6 +69,9 @@ function init(args)
       -- Once this thread has sent its share, its connections keep asking for a
       -- path that is a plain 404, so response() can tell them from the real ones.
       idle_request = wrk.format("GET", "/bench-idle-404")
+      -- wrk calls request() once on thread 0's state before the run, only to
+      -- check the request parses; that call must not use up a chunk.
+      verify_pending = (id == 0)
    end
 end
 
@@ -77,13 +80,17 @@ function request()
       local path = string.format("/counters/%s%d/increment", prefix, math.random(0, names - 1))
       return wrk.format("POST", path, {}, "")
    elseif mode == "load" then
+      if verify_pending then
+         verify_pending = false
+         return idle_request
+      end
       if chunk >= nchunks then return idle_request end
       local first = chunk * batch
       chunk = chunk + nthreads
       if batch == 1 then
          return wrk.format("POST", string.format("/counters/%s%d/increment", prefix, first), {}, "")
       end
-      return wrk.format("POST", "/batch", json_headers, batch_body(first, math.min(batch, total - first)))
+      return wrk.format("POST", "/batch", json_headers, batch_body(prefix, first, math.min(batch, total - first)))
    end
    return fixed_request
 end
@@ -94,7 +101,14 @@ if mode == "load" then
          answered = answered + 1
          if status >= 200 and status < 300 then ok = ok + 1 end
       end
-      if answered >= quota then wrk.thread:stop() end
+      if answered >= quota and not finished then
+         finished = true
+         -- wrk's main thread sleeps for the whole -d regardless, so tell the
+         -- caller (bench/run.sh) this thread is done; it then sends wrk SIGINT.
+         local dir = os.getenv("WRK_DONE_DIR")
+         if dir then io.open(dir .. "/thread-" .. id, "w"):close() end
+         wrk.thread:stop()
+      end
    end
 end
 
