@@ -122,7 +122,12 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
                 pending.Outcome = new RequestOutcome(CommandResult.Fail(ErrorCodes.StoreUnavailable, "The store could not commit the change; nothing was applied. Retry shortly."));
             }
         }
-        metrics.RecordCommit(batch.Count, System.Diagnostics.Stopwatch.GetElapsedTime(started), committed);
+        var operations = 0;
+        foreach (var pending in batch)
+        {
+            operations += pending.Batch?.Operations.Count ?? 1;
+        }
+        metrics.RecordCommit(operations, System.Diagnostics.Stopwatch.GetElapsedTime(started), committed);
         RecordOutcomes(batch);
     }
 
