@@ -1,11 +1,11 @@
 using Microsoft.AspNetCore.Diagnostics;
-using Microsoft.AspNetCore.Http.Features;
 
 namespace Tally.Server.Http;
 
 /// <summary>
-/// Errors the framework raises by itself (no route, wrong method, oversized or malformed request)
-/// become the same problem+json with a <c>code</c> as the API's own errors.
+/// Errors the framework raises by itself (no route, wrong method, oversized or malformed request,
+/// an unexpected exception) become the same problem+json with a <c>code</c> as the API's own
+/// errors, whatever the request's Accept header says.
 /// </summary>
 internal static class ProblemHandling
 {
@@ -15,12 +15,6 @@ internal static class ProblemHandling
         {
             var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;
             context.ProblemDetails.Extensions.TryAdd("code", Problems.CodeOf(status));
-            if (context.ProblemDetails.Detail is null && context.Exception is BadHttpRequestException bad)
-            {
-                context.ProblemDetails.Detail = bad.Message;
-            }
-            // API.md: every problem has a detail, including the ones the framework raises (no route, wrong method).
-            context.ProblemDetails.Detail ??= DetailOf(status, context.HttpContext.Request);
         });
         return services;
     }
@@ -29,22 +23,29 @@ internal static class ProblemHandling
     {
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {
-            // Malformed requests (bad headers, oversized bodies) surface as BadHttpRequestException: a 4xx, not a 500.
-            StatusCodeSelector = exception => exception is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+            ExceptionHandler = async context =>
+            {
+                var exception = context.Features.Get<IExceptionHandlerFeature>()?.Error;
+                // Malformed requests (bad headers, oversized bodies) surface as BadHttpRequestException: a 4xx, not a 500.
+                var status = exception is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError;
+                var detail = status < 500 ? exception!.Message : "An unexpected error occurred; it has been logged.";
+                await Problems.Create(Problems.CodeOf(status), detail, status).ExecuteAsync(context);
+            },
         });
-        app.UseStatusCodePages();
+        app.UseStatusCodePages(async context =>
+        {
+            var status = context.HttpContext.Response.StatusCode;
+            var detail = status switch
+            {
+                StatusCodes.Status404NotFound => $"No endpoint at {context.HttpContext.Request.Path}; see /docs.",
+                StatusCodes.Status405MethodNotAllowed => $"{context.HttpContext.Request.Method} is not allowed here; see the Allow header.",
+                _ => ReasonPhrase(status),
+            };
+            await Problems.Create(Problems.CodeOf(status), detail, status).ExecuteAsync(context.HttpContext);
+        });
         return app;
     }
 
-    private static string DetailOf(int status, HttpRequest request) => status switch
-    {
-        StatusCodes.Status404NotFound => $"No endpoint answers {request.Method} {request.Path}.",
-        StatusCodes.Status405MethodNotAllowed => $"{request.Method} is not allowed on {request.Path}; the Allow header lists the methods that are.",
-        >= 500 => "An unexpected error occurred; it has been logged.",
-        _ => Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status),
-    };
-
-    /// <summary>For a handler that must answer a framework-level status itself.</summary>
-    public static bool IsProblem(HttpContext context) =>
-        context.Features.Get<IStatusCodePagesFeature>() is not null;
+    private static string ReasonPhrase(int status) =>
+        Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status) is { Length: > 0 } phrase ? phrase : $"HTTP {status}";
 }

@@ -22,11 +22,17 @@ internal static class Problems
     public const string RateLimited = "rate_limited";
 
     public static ProblemHttpResult Create(string code, string detail, IDictionary<string, object?>? extensions = null) =>
-        TypedResults.Problem(Details(code, detail, extensions));
+        TypedResults.Problem(Details(code, detail, StatusOf(code), extensions));
 
-    public static ProblemDetails Details(string code, string detail, IDictionary<string, object?>? extensions = null)
+    /// <summary>A problem whose status is not the code's usual one (framework errors).</summary>
+    public static ProblemHttpResult Create(string code, string detail, int status) =>
+        TypedResults.Problem(Details(code, detail, status, extensions: null));
+
+    public static ProblemDetails Details(string code, string detail, IDictionary<string, object?>? extensions = null) =>
+        Details(code, detail, StatusOf(code), extensions);
+
+    public static ProblemDetails Details(string code, string detail, int status, IDictionary<string, object?>? extensions)
     {
-        var status = StatusOf(code);
         var problem = new ProblemDetails
         {
             Status = status,
