@@ -40,7 +40,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
 
     public string DatabasePath => Path.Combine(_options.Value.DataDir, "tally.db");
 
-    public override Task OpenAsync(CancellationToken cancellationToken)
+    public override async Task OpenAsync(CancellationToken cancellationToken)
     {
         var dataDir = _options.Value.DataDir;
         try
@@ -59,7 +59,15 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
 
         if (File.Exists(DatabasePath))
         {
-            SqliteSchema.Inspect(DatabasePath);
+            try
+            {
+                SqliteSchema.Inspect(DatabasePath);
+            }
+            catch (StoreStartupException)
+            {
+                await DisposeAsync();
+                throw;
+            }
         }
 
         try
@@ -77,12 +85,13 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         }
         catch (SqliteException ex)
         {
-            throw new StoreStartupException($"{DatabasePath} cannot be opened as a Tally data file ({ex.Message}).", ex);
+            await DisposeAsync();
+            throw new StoreStartupException(
+                $"{DatabasePath} cannot be read as a Tally data file ({ex.Message}). It may be corrupt; it was not changed. Restore it from a backup or move it away.", ex);
         }
 
         _logger.LogInformation("SQLite store open at {Path} with {Count} counters (durability {Durability})",
             Path.GetFullPath(DatabasePath), Cache.Count, _options.Value.Durability);
-        return Task.CompletedTask;
     }
 
     public override ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken)
@@ -198,6 +207,18 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         {
             _health?.Dispose();
             _health = null;
+        }
+        if (_writer is { State: System.Data.ConnectionState.Open } writer)
+        {
+            try
+            {
+                // Everything into the main file, so a stopped Tally leaves one self-contained file behind.
+                SqliteSchema.Execute(writer, "PRAGMA wal_checkpoint(TRUNCATE)");
+            }
+            catch (SqliteException ex)
+            {
+                _logger.LogWarning(ex, "Checkpoint on close failed; the write-ahead log will be replayed at the next start");
+            }
         }
         _writer?.Dispose();
         _writer = null;
