@@ -37,6 +37,9 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
     /// <summary>The last write to disk failed (disk full, read-only file…); cleared by the next one that succeeds.</summary>
     protected string? WriteFailure { get; private set; }
 
+    /// <summary>A test write succeeded: writes work again (the next commit would have shown it too).</summary>
+    protected void WritesRecovered() => WriteFailure = null;
+
     public long Count => Cache.Count;
 
     public abstract Task OpenAsync(CancellationToken cancellationToken);

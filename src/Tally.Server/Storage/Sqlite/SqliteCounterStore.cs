@@ -106,7 +106,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
                 }
                 SqliteSchema.Scalar(_health, "SELECT version FROM tally_schema");
             }
-            if (WriteFailure is { } failure)
+            if (WriteFailure is { } failure && !ProbeWrite())
             {
                 return ValueTask.FromResult(new StoreHealth(false, $"SQLite store cannot write: {failure}"));
             }
@@ -115,6 +115,33 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         catch (SqliteException ex)
         {
             return ValueTask.FromResult(new StoreHealth(false, $"SQLite store does not answer: {ex.Message}"));
+        }
+    }
+
+    /// <summary>
+    /// After a failed write, readiness tries a real write of its own (on its own connection), so
+    /// that a store taken out of a load balancer's rotation can come back without client traffic.
+    /// </summary>
+    private bool ProbeWrite()
+    {
+        try
+        {
+            // New blocks first (a full disk may still let SQLite rewrite pages it already has), then SQLite itself.
+            var probeFile = Path.Combine(_options.Value.DataDir, "tally.probe");
+            using (var file = new FileStream(probeFile, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.DeleteOnClose))
+            {
+                file.Write(new byte[256 * 1024]);
+                file.Flush(flushToDisk: true);
+            }
+            using var probe = new SqliteConnection(SqliteSchema.ConnectionString(DatabasePath, readOnly: false));
+            probe.Open();
+            SqliteSchema.Execute(probe, "PRAGMA busy_timeout = 1000; BEGIN IMMEDIATE; UPDATE tally_schema SET version = version; COMMIT;");
+            WritesRecovered();
+            return true;
+        }
+        catch (Exception ex) when (ex is SqliteException or IOException or UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 
