@@ -65,15 +65,21 @@ internal sealed class PrometheusExporter : IDisposable
     {
         private readonly ConcurrentDictionary<TagValues, Series> _series = new();
         private readonly string _kind = buckets is not null ? "histogram"
-            : instrument.GetType().Name.StartsWith("ObservableGauge", StringComparison.Ordinal) ? "gauge" : "counter";
+            : instrument.GetType().Name.Contains("Gauge", StringComparison.Ordinal) || instrument.GetType().Name.Contains("UpDown", StringComparison.Ordinal) ? "gauge"
+            : "counter";
 
-        public string MetricName { get; } = PrometheusName(instrument);
+        /// <summary>In the 0.0.4 text format a counter's family is named with its <c>_total</c> suffix.</summary>
+        public string MetricName => _kind == "counter" ? PrometheusName(instrument) + "_total" : PrometheusName(instrument);
+
+        // Observable instruments report their current total or level at each collection; the others report deltas.
+        private readonly bool _reportsTotals = instrument.IsObservable;
+
 
         public void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
             var key = TagValues.From(allowedTags, tags);
             var series = _series.GetOrAdd(key, _ => new Series(buckets));
-            if (_kind == "gauge")
+            if (_reportsTotals)
             {
                 series.Set(value);
             }
@@ -126,8 +132,7 @@ internal sealed class PrometheusExporter : IDisposable
         {
             if (_bucketCounts is null)
             {
-                var suffix = kind == "counter" ? "_total" : string.Empty;
-                text.Append(name).Append(suffix).Append(Braces(labels)).Append(' ').Append(Number(Volatile.Read(ref _sum))).Append('\n');
+                text.Append(name).Append(Braces(labels)).Append(' ').Append(Number(Volatile.Read(ref _sum))).Append('\n');
                 return;
             }
             long cumulative = 0;

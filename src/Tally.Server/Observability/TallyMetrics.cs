@@ -21,10 +21,14 @@ internal sealed class TallyMetrics : IDisposable
     {
         _meter = meterFactory.Create(MeterName);
         _operations = _meter.CreateCounter<long>("tally.operations", "{operation}", "Counter operations by kind and outcome.");
-        _batchSize = _meter.CreateHistogram<int>("tally.commit.batch_size", "{operation}", "Commands per commit (group commit).");
+        _batchSize = _meter.CreateHistogram<int>("tally.commit.batch_size", "{operation}", "Operations per commit (group commit).");
         _commitDuration = _meter.CreateHistogram<double>("tally.commit.duration", "s", "Time to apply and durably commit one batch.");
         _storeErrors = _meter.CreateCounter<long>("tally.store.errors", "{error}", "Commits or flushes the store failed.");
         _storeWrites = _meter.CreateCounter<long>("tally.store.writes", "{transaction}", "Durable write transactions (disk flushes) the store made.");
+
+        // Exported as 0 from the start, so that rate() and increase() see the first error.
+        _storeErrors.Add(0);
+        _storeWrites.Add(0);
     }
 
     /// <summary>Registers the gauge of how many counters exist; called once the store is known.</summary>
