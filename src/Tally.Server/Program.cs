@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Tally.Server.Auth;
 using Tally.Server.Backup;
 using Tally.Server.Batch;
 using Tally.Server.Configuration;
@@ -21,20 +22,24 @@ builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInf
 builder.Services.AddTallyProblems();
 builder.Services.AddTallyMetrics();
 builder.Services.AddTallyStore();
+builder.Services.AddTallyAuth(); // after the store: the keys live in its data file
 builder.Services.AddTallyHealthChecks();
 builder.Services.AddTallyOpenApi();
 
-var app = builder.Build();
-app.UseTallyProblems();
-app.MapTallyDocs();
-app.MapHealth();
-app.MapMetrics();
-app.MapCounters();
-app.MapBatch();
-app.MapBackup();
-
 try
 {
+    var app = builder.Build();
+    app.UseRequestLogging();
+    app.UseTallyProblems();
+    app.UseTallyAuth();
+    app.MapTallyDocs();
+    app.MapHealth();
+    app.MapMetrics();
+    app.MapCounters();
+    app.MapBatch();
+    app.MapBackup().RequireAuthorization(AuthPolicies.Admin);
+    app.MapAdminKeys();
+
     await app.RunAsync();
     return 0;
 }

@@ -22,8 +22,6 @@ internal static class TallyClaims
 /// <summary>Who sent a request, as far as authorization cares: the key, what it may do and where.</summary>
 internal sealed record Caller(string KeyId, ApiScopes Scopes, string Prefix)
 {
-    public static readonly Caller Anonymous = new(ApiKey.AnonymousId, ApiScopes.Admin, string.Empty);
-
     /// <summary>The caller of an authenticated request, or null.</summary>
     public static Caller? From(ClaimsPrincipal user)
     {

@@ -1,3 +1,4 @@
+using Tally.Server.Auth;
 using Tally.Server.Docs;
 using Tally.Server.Http;
 using Tally.Server.Pipeline;
@@ -11,6 +12,7 @@ internal static class BatchEndpoints
     {
         routes.MapPost("/batch", ApplyBatch)
             .WithTags("Counters").WithName("Batch").WithSummary("Apply up to 1,000 operations in order, in one commit")
+            .RequireAuthorization(AuthPolicies.AnyKey) // and, once parsed, every operation's scope and prefix (BatchAccess)
             .Accepts<BatchRequest>("application/json").Produces(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict);
         return routes;
@@ -26,6 +28,10 @@ internal static class BatchEndpoints
         if (BatchParsing.Parse(body, out var batch) is { } problem)
         {
             return problem;
+        }
+        if (await BatchAccess.AuthorizeAsync(context, batch) is { } forbidden)
+        {
+            return forbidden;
         }
         return await Submission.SendAsync(context, pipeline, batch, body);
     }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Tally.Server.Auth;
 using Tally.Server.Docs;
 using Tally.Server.Http;
 using Tally.Server.Observability;
@@ -18,25 +19,25 @@ internal static class CounterEndpoints
     {
         var group = routes.MapGroup("/counters").WithTags("Counters");
 
-        group.MapGet("/", ListCounters).WithName("ListCounters").WithSummary("List counters in name order")
+        group.MapGet("/", ListCounters).WithName("ListCounters").WithSummary("List counters in name order").RequireAuthorization(AuthPolicies.Read)
             .ProducesProblem(StatusCodes.Status400BadRequest);
-        group.MapGet("/{name}", GetCounter).WithName("GetCounter").WithSummary("Read a counter")
+        group.MapGet("/{name}", GetCounter).WithName("GetCounter").WithSummary("Read a counter").RequireAuthorization(AuthPolicies.Read)
             .ProducesCounter(StatusCodes.Status200OK, 400, 404);
-        group.MapPut("/{name}", PutCounter).WithName("PutCounter").WithSummary("Create a counter, or update its fields")
+        group.MapPut("/{name}", PutCounter).WithName("PutCounter").WithSummary("Create a counter, or update its fields").RequireAuthorization(AuthPolicies.Write)
             .Accepts<CounterFieldsRequest>(isOptional: true, "application/json")
             .ProducesCounter(StatusCodes.Status200OK, 400, 412, 415, 422)
             .Produces<CounterResponse>(StatusCodes.Status201Created);
-        group.MapDelete("/{name}", DeleteCounter).WithName("DeleteCounter").WithSummary("Delete a counter")
+        group.MapDelete("/{name}", DeleteCounter).WithName("DeleteCounter").WithSummary("Delete a counter").RequireAuthorization(AuthPolicies.Write)
             .Produces(StatusCodes.Status204NoContent).ProducesProblem(404).ProducesProblem(412);
         group.MapPost("/{name}/increment", (string name, HttpRequest request, CommitPipeline pipeline) =>
             AddAsync(name, request, pipeline, CounterCommand.Increment))
-            .WithName("IncrementCounter").WithSummary("Add to a counter (created at 0 if missing)")
+            .WithName("IncrementCounter").WithSummary("Add to a counter (created at 0 if missing)").RequireAuthorization(AuthPolicies.Increment)
             .Accepts<AmountRequest>(isOptional: true, "application/json").ProducesCounter(StatusCodes.Status200OK, 400, 409, 412, 415, 422);
         group.MapPost("/{name}/decrement", (string name, HttpRequest request, CommitPipeline pipeline) =>
             AddAsync(name, request, pipeline, CounterCommand.Decrement))
-            .WithName("DecrementCounter").WithSummary("Subtract from a counter (created at 0 if missing)")
+            .WithName("DecrementCounter").WithSummary("Subtract from a counter (created at 0 if missing)").RequireAuthorization(AuthPolicies.Write)
             .Accepts<AmountRequest>(isOptional: true, "application/json").ProducesCounter(StatusCodes.Status200OK, 400, 409, 412, 415, 422);
-        group.MapPost("/{name}/reset", ResetCounter).WithName("ResetCounter").WithSummary("Set a counter back to its initial value")
+        group.MapPost("/{name}/reset", ResetCounter).WithName("ResetCounter").WithSummary("Set a counter back to its initial value").RequireAuthorization(AuthPolicies.Write)
             .ProducesCounter(StatusCodes.Status200OK, 400, 404, 412, 422);
         return routes;
     }
@@ -123,7 +124,7 @@ internal static class CounterEndpoints
     private static async Task<Results<Ok<CounterPageResponse>, ProblemHttpResult>> ListCounters(
         HttpContext context, ICounterStore store, string? prefix, string? after, string? limit)
     {
-        prefix ??= string.Empty;
+        prefix = string.IsNullOrEmpty(prefix) ? Caller.PrefixOf(context.User) : prefix; // a key lists inside its prefix
         if (!CounterName.IsValidPrefix(prefix))
         {
             return Problems.Create(Problems.InvalidQuery, "'prefix' must be the beginning of a valid counter name.");

@@ -26,11 +26,12 @@ internal sealed class PrometheusExporter : IDisposable
     private readonly MeterListener _listener = new();
     private readonly ConcurrentDictionary<Instrument, InstrumentSeries> _instruments = new();
 
-    public PrometheusExporter()
+    /// <param name="meterFactory">Only this application's meters are exported, not those of another host in the same process.</param>
+    public PrometheusExporter(IMeterFactory meterFactory)
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (AllowedTags.TryGetValue(instrument.Meter.Name, out var tags))
+            if (ReferenceEquals(instrument.Meter.Scope, meterFactory) && AllowedTags.TryGetValue(instrument.Meter.Name, out var tags))
             {
                 var series = _instruments.GetOrAdd(instrument, i => new InstrumentSeries(i, tags, BucketsFor(i)));
                 listener.EnableMeasurementEvents(instrument, series);

@@ -19,6 +19,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
         new BoundedChannelOptions(100_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly Dictionary<(string Op, string Outcome), long> _outcomes = [];
     private Task? _loop;
+    private Lazy<Task>? _stop;
 
     /// <summary>Queues a request; the task completes once its commit is durable (or has failed).</summary>
     public Task<RequestOutcome> SubmitAsync(PendingRequest request, CancellationToken cancellationToken = default)
@@ -40,8 +41,17 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
         _loop = Task.Run(RunAsync, CancellationToken.None);
     }
 
-    /// <summary>Stops taking commands, commits everything already queued, then closes the store.</summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Stops taking commands, commits everything already queued, then closes the store. The host may
+    /// call this more than once, even concurrently (WebApplicationFactory does): every call awaits the one stop.
+    /// </summary>
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        var stop = new Lazy<Task>(() => StopOnceAsync(cancellationToken));
+        return Interlocked.CompareExchange(ref _stop, stop, null)?.Value ?? stop.Value;
+    }
+
+    private async Task StopOnceAsync(CancellationToken cancellationToken)
     {
         _queue.Writer.TryComplete();
         if (_loop is not null)

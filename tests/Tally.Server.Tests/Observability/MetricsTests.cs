@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 using Tally.Server.Observability;
 using Tally.Server.Tests.Infrastructure;
 using Tally.Server.Tests.Process;
@@ -38,8 +39,10 @@ public class MetricsTests
     [Fact]
     public void HistogramBucketsAreCumulativeAndLabelsEscaped()
     {
-        using var exporter = new PrometheusExporter();
-        using var meter = new Meter(TallyMetrics.MeterName);
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var meters = services.GetRequiredService<IMeterFactory>();
+        using var exporter = new PrometheusExporter(meters);
+        var meter = meters.Create(TallyMetrics.MeterName);
         var histogram = meter.CreateHistogram<double>("tally.test.duration", "s", "A \"test\" histogram.\nSecond line.");
         histogram.Record(0.0002);
         histogram.Record(0.003);

@@ -275,7 +275,8 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
             INSERT INTO counters (name, value, initial, min, max, version, created_at, updated_at)
             VALUES ($name, $value, $initial, $min, $max, $version, $created, $updated)
             ON CONFLICT (name) DO UPDATE SET value = excluded.value, initial = excluded.initial,
-                min = excluded.min, max = excluded.max, version = excluded.version, updated_at = excluded.updated_at
+                min = excluded.min, max = excluded.max, version = excluded.version,
+                created_at = excluded.created_at, updated_at = excluded.updated_at
             """, "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated");
         _delete = Prepare(connection, "DELETE FROM counters WHERE name = $name", "$name");
 

@@ -1,0 +1,218 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Tally.Server.Counters;
+using Tally.Server.Http;
+
+namespace Tally.Server.Auth;
+
+/// <summary><c>/admin/keys</c>: create (the secret is shown once), list (no secrets), revoke (at once). Admin scope only.</summary>
+internal static class AdminKeyEndpoints
+{
+    public const string InvalidKeyName = "invalid_key_name";
+    public const string InvalidScopes = "invalid_scopes";
+    public const string InvalidPrefix = "invalid_prefix";
+    public const string KeyNotFound = "key_not_found";
+    public const string KeyNotRevocable = "key_not_revocable";
+    public const int MaxNameLength = 100;
+
+    public static RouteGroupBuilder MapAdminKeys(this IEndpointRouteBuilder routes)
+    {
+        var group = routes.MapGroup("/admin/keys").WithTags("Admin").RequireAuthorization(AuthPolicies.Admin);
+        group.MapPost("/", CreateKey).WithName("CreateApiKey").WithSummary("Create an API key; its secret is shown this once");
+        group.MapGet("/", ListKeys).WithName("ListApiKeys").WithSummary("List API keys, without secrets");
+        group.MapDelete("/{id}", RevokeKey).WithName("RevokeApiKey").WithSummary("Revoke an API key; it stops working at once");
+        return group;
+    }
+
+    private static async Task<Results<Created<CreatedApiKeyResponse>, ProblemHttpResult>> CreateKey(
+        HttpContext context, ApiKeyStore keys, ILogger<ApiKeyStore> logger)
+    {
+        var (body, bodyProblem) = await RequestBody.ReadJsonAsync(context.Request);
+        if (bodyProblem is ProblemHttpResult problem)
+        {
+            return problem;
+        }
+        if (ParseRequest(body, out var request) is { } invalid)
+        {
+            return invalid;
+        }
+
+        ApiKey key;
+        string secret;
+        try
+        {
+            (key, secret) = await keys.CreateAsync(request.Name, request.Scopes, request.Prefix, context.RequestAborted);
+        }
+        catch (ApiKeyStoreException ex)
+        {
+            return StoreUnavailable(context, logger, ex);
+        }
+        logger.LogInformation("Created API key {KeyId} '{KeyName}' with scopes {Scopes} and prefix '{Prefix}'",
+            key.Id, key.Name, string.Join(' ', ApiKey.Names(key.Scopes)), key.Prefix);
+
+        // The only response that ever carries the secret: no cache may keep it.
+        context.Response.Headers.CacheControl = "no-store";
+        return TypedResults.Created((string?)null,
+            new CreatedApiKeyResponse(key.Id, secret, key.Name, ApiKey.Names(key.Scopes), key.Prefix, key.CreatedAt.UtcDateTime));
+    }
+
+    private static Ok<ApiKeyListResponse> ListKeys(ApiKeyStore keys) =>
+        TypedResults.Ok(new ApiKeyListResponse([.. keys.List().Select(ApiKeyResponse.From)]));
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeKey(
+        string id, HttpContext context, ApiKeyStore keys, ILogger<ApiKeyStore> logger)
+    {
+        if (id == ApiKey.ConfiguredAdminId)
+        {
+            return Problem(KeyNotRevocable, StatusCodes.Status409Conflict, "Key not revocable",
+                "The AdminKey setting is always an admin key; change or remove the setting and restart to retire it.");
+        }
+        ApiKey? revoked;
+        try
+        {
+            revoked = await keys.RevokeAsync(id, context.RequestAborted);
+        }
+        catch (ApiKeyStoreException ex)
+        {
+            return StoreUnavailable(context, logger, ex);
+        }
+        if (revoked is null)
+        {
+            return Problem(KeyNotFound, StatusCodes.Status404NotFound, "Key not found",
+                $"There is no API key '{CounterPrefixAuthorizationHandler.Truncate(id)}' (it may have been revoked already).");
+        }
+        logger.LogInformation("Revoked API key {KeyId} '{KeyName}'", revoked.Id, revoked.Name);
+        return TypedResults.NoContent();
+    }
+
+    /// <summary><c>{"name": "ci", "scopes": ["read", "write"], "prefix": "shop:"}</c>; unknown members are refused.</summary>
+    internal static ProblemHttpResult? ParseRequest(ReadOnlyMemory<byte> body, out CreateKeyRequest request)
+    {
+        request = new CreateKeyRequest(string.Empty, ApiScopes.None, string.Empty);
+        if (body.IsEmpty)
+        {
+            return Problems.Create(Problems.InvalidBody, "Send {\"name\": \"ci\", \"scopes\": [\"read\"], \"prefix\": \"\"}.");
+        }
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 4 });
+        }
+        catch (JsonException ex)
+        {
+            return Problems.Create(Problems.InvalidJson, $"The body is not valid JSON: {ex.Message}");
+        }
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return Problems.Create(Problems.InvalidBody, "The body must be an object with name, scopes and, optionally, prefix.");
+            }
+            string? name = null;
+            var scopes = ApiScopes.None;
+            var prefix = string.Empty;
+            foreach (var member in root.EnumerateObject())
+            {
+                switch (member.Name)
+                {
+                    case "name":
+                        name = member.Value.ValueKind == JsonValueKind.String ? member.Value.GetString() : null;
+                        if (name is not { Length: > 0 and <= MaxNameLength } || name.Any(char.IsControl) || string.IsNullOrWhiteSpace(name))
+                        {
+                            return Problem(InvalidKeyName, StatusCodes.Status400BadRequest, "Invalid key name",
+                                $"'name' must be a string of 1 to {MaxNameLength} characters without control characters.");
+                        }
+                        break;
+                    case "scopes":
+                        if (ParseScopes(member.Value, out scopes) is { } badScopes)
+                        {
+                            return badScopes;
+                        }
+                        break;
+                    case "prefix":
+                        if (member.Value.ValueKind != JsonValueKind.String || !CounterName.IsValidPrefix(member.Value.GetString()))
+                        {
+                            return Problem(InvalidPrefix, StatusCodes.Status400BadRequest, "Invalid prefix",
+                                "'prefix' must be \"\" (every counter) or the beginning of a valid counter name, such as \"shop:\".");
+                        }
+                        prefix = member.Value.GetString()!;
+                        break;
+                    default:
+                        return Problems.Create(Problems.InvalidBody, $"Unknown member '{member.Name}'; a key has name, scopes and prefix.");
+                }
+            }
+            if (name is null)
+            {
+                return Problem(InvalidKeyName, StatusCodes.Status400BadRequest, "Invalid key name", "'name' is required: say who or what the key is for.");
+            }
+            if (scopes == ApiScopes.None)
+            {
+                return Problem(InvalidScopes, StatusCodes.Status400BadRequest, "Invalid scopes",
+                    "'scopes' is required: a non-empty array of read, increment, write, admin.");
+            }
+            if (scopes.HasFlag(ApiScopes.Admin) && prefix.Length > 0)
+            {
+                return Problem(InvalidPrefix, StatusCodes.Status400BadRequest, "Invalid prefix",
+                    "An admin key can manage every key, so it cannot be limited to a prefix; use prefix \"\" or other scopes.");
+            }
+            request = new CreateKeyRequest(name, scopes, prefix);
+            return null;
+        }
+    }
+
+    private static ProblemHttpResult? ParseScopes(JsonElement element, out ApiScopes scopes)
+    {
+        scopes = ApiScopes.None;
+        if (element.ValueKind != JsonValueKind.Array || element.GetArrayLength() == 0)
+        {
+            return Problem(InvalidScopes, StatusCodes.Status400BadRequest, "Invalid scopes",
+                "'scopes' must be a non-empty array of read, increment, write, admin.");
+        }
+        foreach (var item in element.EnumerateArray())
+        {
+            var scope = item.ValueKind == JsonValueKind.String ? ApiKey.Parse(item.GetString()) : ApiScopes.None;
+            if (scope == ApiScopes.None)
+            {
+                return Problem(InvalidScopes, StatusCodes.Status400BadRequest, "Invalid scopes",
+                    $"Unknown scope {CounterPrefixAuthorizationHandler.Truncate(item.GetRawText())}; the scopes are read, increment, write, admin.");
+            }
+            scopes |= scope;
+        }
+        return null;
+    }
+
+    private static ProblemHttpResult Problem(string code, int status, string title, string detail)
+    {
+        var problem = Problems.Details(code, detail);
+        problem.Status = status;
+        problem.Title = title;
+        return TypedResults.Problem(problem);
+    }
+
+    private static ProblemHttpResult StoreUnavailable(HttpContext context, ILogger logger, ApiKeyStoreException ex)
+    {
+        logger.LogError(ex, "A key change could not be stored");
+        context.Response.Headers.RetryAfter = "1";
+        return Problems.Create(ErrorCodes.StoreUnavailable, "The key store could not write the change; nothing changed. Retry shortly.");
+    }
+}
+
+internal sealed record CreateKeyRequest(string Name, ApiScopes Scopes, string Prefix);
+
+/// <summary>A key as listed: never its secret.</summary>
+internal sealed record ApiKeyResponse(string Id, string Name, string[] Scopes, string Prefix, DateTime CreatedAt)
+{
+    public static ApiKeyResponse From(ApiKey key) => new(key.Id, key.Name, ApiKey.Names(key.Scopes), key.Prefix, key.CreatedAt.UtcDateTime);
+}
+
+/// <summary>The answer to a creation: the only time <see cref="Key"/>, the secret, is shown.</summary>
+internal sealed record CreatedApiKeyResponse(string Id, string Key, string Name, string[] Scopes, string Prefix, DateTime CreatedAt);
+
+internal sealed record ApiKeyListResponse(IReadOnlyList<ApiKeyResponse> Items);
+
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSerializable(typeof(CreatedApiKeyResponse))]
+[JsonSerializable(typeof(ApiKeyListResponse))]
+internal sealed partial class AuthJsonContext : JsonSerializerContext;

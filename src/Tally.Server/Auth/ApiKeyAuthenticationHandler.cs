@@ -1,0 +1,101 @@
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
+using Tally.Server.Configuration;
+using Tally.Server.Http;
+
+namespace Tally.Server.Auth;
+
+/// <summary>
+/// The <c>ApiKey</c> scheme: <c>Authorization: Bearer &lt;key&gt;</c> or <c>X-Api-Key: &lt;key&gt;</c>,
+/// looked up in the in-memory <see cref="ApiKeyStore"/>. With <c>Auth=off</c> every request is an
+/// anonymous admin. Challenges answer <c>401 unauthorized</c> with <c>WWW-Authenticate: Bearer</c>.
+/// </summary>
+internal sealed class ApiKeyAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options,
+    ILoggerFactory logger,
+    UrlEncoder encoder,
+    ApiKeyStore keys,
+    IOptions<TallyOptions> tally)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "ApiKey";
+    public const string ApiKeyHeader = "X-Api-Key";
+
+    private const string Challenge = "Bearer realm=\"tally\"";
+    private const string MissingKey = "Send an API key: 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'.";
+
+    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        if (tally.Value.Auth == AuthMode.Off)
+        {
+            return Task.FromResult(Success(Caller.PrincipalOf(ApiKey.AnonymousId, "anonymous (Auth=off)", ApiScopes.Admin, string.Empty, SchemeName)));
+        }
+
+        var (secret, problem) = ReadKey(Request.Headers);
+        if (problem is not null)
+        {
+            return Task.FromResult(AuthenticateResult.Fail(problem));
+        }
+        if (secret is null)
+        {
+            return Task.FromResult(AuthenticateResult.NoResult());
+        }
+        return Task.FromResult(keys.Find(secret) is { } key
+            ? Success(Caller.PrincipalOf(key, SchemeName))
+            : AuthenticateResult.Fail("The API key is not valid: it is unknown or has been revoked."));
+    }
+
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        // RFC 6750: no error attribute when no key was sent at all.
+        var failure = (await HandleAuthenticateOnceSafeAsync()).Failure;
+        Response.Headers.WWWAuthenticate = failure is null ? Challenge : Challenge + ", error=\"invalid_token\"";
+        await Problems.Create(Problems.Unauthorized, failure?.Message ?? MissingKey).ExecuteAsync(Context);
+    }
+
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
+        Problems.Create(Problems.Forbidden, "This API key may not make this request.").ExecuteAsync(Context);
+
+    /// <summary>The presented secret (null: none), or why the headers cannot be read. Never echoes the secret.</summary>
+    private static (string? Secret, string? Problem) ReadKey(IHeaderDictionary headers)
+    {
+        string? bearer = null;
+        var authorization = headers.Authorization;
+        if (authorization.Count > 0)
+        {
+            if (authorization.Count > 1)
+            {
+                return (null, "Send one Authorization header.");
+            }
+            var value = authorization[0] ?? string.Empty;
+            if (!value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            {
+                return (null, "Authorization must use the Bearer scheme: 'Authorization: Bearer <key>'.");
+            }
+            bearer = value["Bearer ".Length..].Trim();
+        }
+
+        string? apiKey = null;
+        StringValues header = headers[ApiKeyHeader];
+        if (header.Count > 1)
+        {
+            return (null, $"Send one {ApiKeyHeader} header.");
+        }
+        if (header.Count == 1)
+        {
+            apiKey = header[0]?.Trim();
+        }
+
+        if (bearer is not null && apiKey is not null && bearer != apiKey)
+        {
+            return (null, $"Authorization and {ApiKeyHeader} carry different keys; send one key.");
+        }
+        var secret = bearer ?? apiKey;
+        return secret is { Length: 0 } ? (null, "The API key is empty.") : (secret, null);
+    }
+
+    private AuthenticateResult Success(System.Security.Claims.ClaimsPrincipal principal) =>
+        AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
+}

@@ -1,0 +1,99 @@
+using Microsoft.Extensions.Options;
+using Tally.Server.Configuration;
+using Tally.Server.Storage;
+
+namespace Tally.Server.Auth;
+
+/// <summary>Where the first admin key is shown: standard output (replaceable in tests).</summary>
+internal sealed class StartupConsole(TextWriter output)
+{
+    public TextWriter Output { get; } = output;
+}
+
+/// <summary>
+/// Loads the keys at start-up (after the counter store has opened the data file) and, with
+/// <c>Auth=on</c>, no <c>AdminKey</c> and no stored key, creates the first admin key: printed once
+/// to standard output and, with <c>Store=sqlite</c>, written to <c>&lt;DataDir&gt;/admin.key</c> (mode 0600).
+/// With <c>Store=memory</c> there is no file: the key lives only as long as the process.
+/// </summary>
+internal sealed class ApiKeyStartup(ApiKeyStore keys, IOptions<TallyOptions> options, StartupConsole console, ILogger<ApiKeyStartup> logger)
+    : IHostedService
+{
+    public const string AdminKeyFile = "admin.key";
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await keys.OpenAsync(cancellationToken);
+        var settings = options.Value;
+        if (settings.Auth == AuthMode.Off)
+        {
+            logger.LogWarning("AUTH IS OFF (Auth=off): every request acts as an admin without a key. Anyone who can reach this " +
+                "service can read, change and delete every counter and manage keys. Use it only for local development.");
+            return;
+        }
+        if (!keys.HasConfiguredAdminKey && keys.Count == 0)
+        {
+            await CreateFirstAdminKeyAsync(settings, cancellationToken);
+        }
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private async Task CreateFirstAdminKeyAsync(TallyOptions settings, CancellationToken cancellationToken)
+    {
+        var (key, secret) = await keys.CreateAsync("first admin key", ApiScopes.Admin, string.Empty, cancellationToken);
+        string? file = null;
+        if (settings.Store == StoreKind.Sqlite)
+        {
+            file = Path.GetFullPath(Path.Combine(settings.DataDir, AdminKeyFile));
+            try
+            {
+                await WriteOwnerOnlyAsync(file, secret + "\n", cancellationToken);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Without the file the key could be lost with the console output: take it back and stop.
+                await keys.RevokeAsync(key.Id, CancellationToken.None);
+                throw new StoreStartupException($"The first admin key cannot be written to {file} ({ex.Message}).", ex);
+            }
+        }
+
+        // Printed once, straight to standard output: never through the logger, whose output may be shipped elsewhere.
+        var output = console.Output;
+        await output.WriteLineAsync($"""
+
+            ================================================================================
+            Tally created its first admin key. It is shown this once:
+
+                {secret}
+
+            {(file is null ? "Store=memory: it is not saved anywhere and lasts as long as this process." : $"It is also in {file} (readable by this user only).")}
+            Send it as 'Authorization: Bearer <key>'; create keys for clients with POST /admin/keys.
+            ================================================================================
+
+            """);
+        await output.FlushAsync(cancellationToken);
+        logger.LogWarning("Created the first admin key {KeyId}: printed to standard output{Where}", key.Id,
+            file is null ? string.Empty : $" and written to {file}");
+    }
+
+    private static async Task WriteOwnerOnlyAsync(string path, string content, CancellationToken cancellationToken)
+    {
+        File.Delete(path);
+        var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
+        {
+            // Created 0600, never readable by others, not even for a moment.
+            create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        await using (var stream = new FileStream(path, create))
+        {
+            await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(content), cancellationToken);
+            stream.Flush(flushToDisk: true);
+        }
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+    }
+}

@@ -1,0 +1,56 @@
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Options;
+using Tally.Server.Configuration;
+using Tally.Server.Storage;
+using Tally.Server.Storage.Sqlite;
+
+namespace Tally.Server.Auth;
+
+/// <summary>API keys, the authorization policies, and rate limiting, wired from ASP.NET Core's building blocks.</summary>
+internal static class AuthExtensions
+{
+    /// <summary>
+    /// Registers the key store, the <c>ApiKey</c> scheme, the policies and the rate limiter. Call after
+    /// <c>AddTallyStore</c>: hosted services start in order, and the keys are loaded from the data file
+    /// the counter store opens and migrates.
+    /// </summary>
+    public static IServiceCollection AddTallyAuth(this IServiceCollection services)
+    {
+        services.AddSingleton<ApiKeyStore>(provider =>
+        {
+            var options = provider.GetRequiredService<IOptions<TallyOptions>>();
+            var clock = provider.GetRequiredService<TimeProvider>();
+            return options.Value.Store switch
+            {
+                StoreKind.Memory => new MemoryApiKeyStore(options, clock),
+                StoreKind.Sqlite when provider.GetRequiredService<ICounterStore>() is SqliteCounterStore sqlite =>
+                    new SqliteApiKeyStore(options, clock, sqlite.DatabasePath),
+                var other => throw new StoreStartupException($"API keys cannot be stored with Store={other} in this version."),
+            };
+        });
+        services.AddSingleton(_ => new StartupConsole(Console.Out));
+        services.AddHostedService<ApiKeyStartup>();
+
+        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, configureOptions: null);
+        services.AddAuthorizationBuilder().AddTallyPolicies();
+        services.AddSingleton<IAuthorizationHandler, ScopeAuthorizationHandler>();
+        services.AddSingleton<IAuthorizationHandler, CounterPrefixAuthorizationHandler>();
+        services.AddSingleton<IAuthorizationHandler, BatchOperationsAuthorizationHandler>();
+        services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
+
+        services.AddTallyRateLimiting();
+        services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, AuthJsonContext.Default));
+        return services;
+    }
+
+    /// <summary>Authentication, then the rate limiter (which partitions by the authenticated key), then authorization.</summary>
+    public static WebApplication UseTallyAuth(this WebApplication app)
+    {
+        app.UseAuthentication();
+        app.UseRateLimiter();
+        app.UseAuthorization();
+        return app;
+    }
+}

@@ -1,0 +1,152 @@
+using Tally.Server.Configuration;
+using Tally.Server.Counters;
+using Tally.Server.Pipeline;
+using Tally.Server.Storage;
+using Tally.Server.Tests.Counters;
+using Tally.Server.Tests.Infrastructure;
+
+namespace Tally.Server.Tests.Storage;
+
+/// <summary>
+/// Random command sequences through the real store path, in batches of several commands so
+/// commands on the same counter meet inside one commit, compared step by step with
+/// <see cref="CounterModel"/>. The SQLite store is also closed and reopened along the way and
+/// must come back exactly as the model says. A failure names the seed, batch and command.
+/// </summary>
+public class StoreModelTests
+{
+    private const long Start = 1_700_000_000_000;
+
+    public static TheoryData<string, string, int> Runs()
+    {
+        var runs = new TheoryData<string, string, int>();
+        for (var seed = 1; seed <= 10; seed++)
+        {
+            runs.Add("memory", "sync", seed);
+        }
+        for (var seed = 1; seed <= 3; seed++)
+        {
+            runs.Add("sqlite", "sync", seed);
+            runs.Add("sqlite", "async", seed);
+        }
+        return runs;
+    }
+
+    [Theory]
+    [MemberData(nameof(Runs))]
+    public async Task StoreCommitsAgreeWithTheModel(string kind, string durability, int seed)
+    {
+        const int Steps = 2_000;
+        using var dataDir = new TempDirectory();
+        var clock = new ManualClock(Start);
+        var mode = Enum.Parse<DurabilityMode>(durability, ignoreCase: true);
+        var store = StoreTesting.Create(kind, dataDir.Path, clock, mode);
+        await store.OpenAsync(CancellationToken.None);
+        var model = new CounterModel();
+        var generator = new CommandGenerator(seed);
+        var batchSizes = new Random(seed * 7919);
+        try
+        {
+            var step = 0;
+            for (var batchNumber = 0; step < Steps; batchNumber++)
+            {
+                clock.NowMs += 1 + batchSizes.Next(3);
+                var where = $"{kind}/{durability} seed {seed}, batch {batchNumber}";
+
+                // The model decides each command in order as the batch is built, as the store must.
+                var size = batchSizes.Next(1, 9);
+                var commands = new List<CounterCommand>(size);
+                var expected = new List<ModelOutcome>(size);
+                for (var i = 0; i < size; i++, step++)
+                {
+                    var command = generator.Next(model);
+                    commands.Add(command);
+                    expected.Add(model.Apply(command, clock.NowMs));
+                }
+
+                var results = await store.CommitAsync([.. commands]);
+                for (var i = 0; i < size; i++)
+                {
+                    CounterModel.AssertSame(commands[i], expected[i], results[i], $"{where}, command {i} of {size}");
+                }
+                await AssertStoreHoldsAsync(store, model, where);
+
+                if (kind == "sqlite" && batchNumber % 60 == 59)
+                {
+                    await store.FlushAsync(CancellationToken.None);
+                    await store.DisposeAsync();
+                    store = StoreTesting.Create(kind, dataDir.Path, clock, mode);
+                    await store.OpenAsync(CancellationToken.None);
+                    await AssertStoreHoldsAsync(store, model, $"{where}, after reopening");
+                }
+            }
+        }
+        finally
+        {
+            await store.DisposeAsync();
+        }
+    }
+
+    [Theory]
+    [InlineData("memory", 1)]
+    [InlineData("memory", 2)]
+    [InlineData("memory", 3)]
+    [InlineData("sqlite", 1)]
+    public async Task PipelineAgreesWithTheModel(string kind, int seed)
+    {
+        // Bursts of commands submitted without waiting, so the pipeline groups them into commits of
+        // at most MaxBatchSize; the order of submission is the order of application.
+        const int Steps = 2_000;
+        using var dataDir = new TempDirectory();
+        var clock = new ManualClock(Start);
+        var options = StoreTesting.Options(dataDir.Path, DurabilityMode.Sync, maxBatchSize: 5);
+        var store = StoreTesting.Create(kind, dataDir.Path, clock);
+        var pipeline = StoreTesting.CreatePipeline(store, options);
+        await pipeline.StartAsync(CancellationToken.None);
+        var model = new CounterModel();
+        var generator = new CommandGenerator(seed);
+        var bursts = new Random(seed * 104729);
+        try
+        {
+            var step = 0;
+            for (var burst = 0; step < Steps; burst++)
+            {
+                clock.NowMs += 1;
+                var size = bursts.Next(1, 17);
+                var commands = new List<CounterCommand>(size);
+                var expected = new List<ModelOutcome>(size);
+                var submitted = new List<Task<CommandResult>>(size);
+                for (var i = 0; i < size; i++, step++)
+                {
+                    var command = generator.Next(model);
+                    commands.Add(command);
+                    expected.Add(model.Apply(command, clock.NowMs));
+                    submitted.Add(pipeline.SubmitAsync(command));
+                }
+                var results = await Task.WhenAll(submitted).WaitAsync(TimeSpan.FromSeconds(30));
+                for (var i = 0; i < size; i++)
+                {
+                    CounterModel.AssertSame(commands[i], expected[i], results[i], $"{kind} pipeline seed {seed}, burst {burst}, command {i} of {size}");
+                }
+                await AssertStoreHoldsAsync(store, model, $"{kind} pipeline seed {seed}, burst {burst}");
+            }
+        }
+        finally
+        {
+            await pipeline.StopAsync(CancellationToken.None);
+        }
+    }
+
+    private static async Task AssertStoreHoldsAsync(ICounterStore store, CounterModel model, string where)
+    {
+        var listed = await store.ListAsync("", null, 100, CancellationToken.None);
+        var expected = model.Counters.ToList();
+        Assert.True(listed.Count == expected.Count && listed.Zip(expected).All(pair => CounterModel.SameCounter(pair.Second, pair.First)),
+            $"{where}: the store holds\n  {string.Join("\n  ", listed.Select(CounterModel.Describe))}\nbut the model\n  {string.Join("\n  ", expected.Select(CounterModel.Describe))}");
+        foreach (var counter in expected)
+        {
+            var got = await store.GetAsync(counter.Name, CancellationToken.None);
+            Assert.True(got is not null && CounterModel.SameCounter(counter, got), $"{where}: get '{counter.Name}' is {CounterModel.Describe(got)}, the model {CounterModel.Describe(counter)}");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Tally.Server.Configuration;
+using Tally.Server.Counters;
+using Tally.Server.Observability;
+using Tally.Server.Pipeline;
+using Tally.Server.Storage;
+using Tally.Server.Storage.Memory;
+using Tally.Server.Storage.Sqlite;
+
+namespace Tally.Server.Tests.Storage;
+
+/// <summary>A clock the test moves by hand, so timestamps are predictable.</summary>
+internal sealed class ManualClock(long nowMs) : TimeProvider
+{
+    public long NowMs { get; set; } = nowMs;
+
+    public override DateTimeOffset GetUtcNow() => DateTimeOffset.FromUnixTimeMilliseconds(NowMs);
+}
+
+internal static class StoreTesting
+{
+    // Shared services the stores and the pipeline take (metrics, logging); built once, never holding test data.
+    private static readonly IServiceProvider Shared = new ServiceCollection()
+        .AddLogging()
+        .AddMetrics()
+        .AddSingleton<TallyMetrics>()
+        .BuildServiceProvider();
+
+    /// <summary>A store of the given kind, not yet opened. Built like the app builds it, so new dependencies come along.</summary>
+    public static ICounterStore Create(string kind, string dataDir, TimeProvider clock, DurabilityMode durability = DurabilityMode.Sync) => kind switch
+    {
+        "memory" => ActivatorUtilities.CreateInstance<MemoryCounterStore>(Shared, clock, Options(dataDir, durability)),
+        "sqlite" => ActivatorUtilities.CreateInstance<SqliteCounterStore>(Shared, clock, Options(dataDir, durability)),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
+    };
+
+    /// <summary>A commit pipeline over the store, not yet started.</summary>
+    public static CommitPipeline CreatePipeline(ICounterStore store, IOptions<TallyOptions> options) =>
+        ActivatorUtilities.CreateInstance<CommitPipeline>(Shared, store, options);
+
+    public static IOptions<TallyOptions> Options(string dataDir, DurabilityMode durability = DurabilityMode.Sync, int maxBatchSize = 4096) =>
+        Microsoft.Extensions.Options.Options.Create(new TallyOptions
+        {
+            Store = StoreKind.Sqlite,
+            DataDir = dataDir,
+            Durability = durability,
+            MaxBatchSize = maxBatchSize,
+        });
+
+    /// <summary>Commits the commands as one batch and returns each one's result.</summary>
+    public static async Task<CommandResult[]> CommitAsync(this ICounterStore store, params CounterCommand[] commands)
+    {
+        var batch = commands.Select(command => PendingRequest.For(command)).ToList();
+        await store.CommitAsync(batch, CancellationToken.None);
+        return [.. batch.Select(pending => pending.Outcome.Result)];
+    }
+
+    public static async Task<Counter?> GetAsync(this ICounterStore store, string name) =>
+        await store.GetAsync(name, CancellationToken.None);
+
+    public static async Task<List<string>> ListNamesAsync(this ICounterStore store, string prefix = "", string? after = null, int limit = 1000) =>
+        [.. (await store.ListAsync(prefix, after, limit, CancellationToken.None)).Select(counter => counter.Name)];
+
+    public static CounterFields Fields(long? value = null, long? initial = null, long? min = null, long? max = null) => new(
+        value is { } v ? Optional<long>.Of(v) : default,
+        initial is { } i ? Optional<long>.Of(i) : default,
+        min is { } lo ? Optional<long?>.Of(lo) : default,
+        max is { } hi ? Optional<long?>.Of(hi) : default);
+}
