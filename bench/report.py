@@ -27,6 +27,8 @@ RATIOS = [
     ("sync hot increment / async hot increment", "http/inc_hot_sync", "http/inc_hot_async"),
     ("sync spread increment / sync hot increment", "http/inc_spread_sync", "http/inc_hot_sync"),
     ("async spread increment / async hot increment", "http/inc_spread_async", "http/inc_hot_async"),
+    ("sync hot increment, Auth=off / healthz, Auth=off", "http/inc_hot_sync_noauth", "http/healthz_noauth"),
+    ("sync hot increment, auth on / Auth=off (cost of authentication)", "http/inc_hot_sync", "http/inc_hot_sync_noauth"),
     ("sync increment / redis INCR", "http/inc_hot_sync", "compare/redis_incr"),
     ("async increment / redis INCR", "http/inc_hot_async", "compare/redis_incr"),
     ("sync increment / Flask + Redis", "http/inc_hot_sync", "compare/flask_redis"),
@@ -153,7 +155,7 @@ def render(doc):
       + ("reset before each scenario (`/proc/<pid>/clear_refs`), so it is the scenario's own peak."
          if scope == "scenario" else "since the process started (resetting it was refused)."))
     w("- Increments per flush: the change of `tally_commit_batch_size_sum` over the change of "
-      "`tally_commit_batch_size_count` in `GET /metrics` during the scenario (operations per disk commit).")
+      "`tally_store_writes_total` in `GET /metrics` during the scenario (operations per durable write transaction; with `Durability=async` one write holds many in-memory commits).")
     w("- Latency is wrk's: per request, measured from the client, closed loop (each connection waits for "
       "its answer before sending the next request).")
     w("")

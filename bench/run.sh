@@ -32,6 +32,7 @@ ONLY=${BENCH_ONLY:-"tally compare big"}
 OUT_DIR=${BENCH_OUT_DIR:-$REPO/docs}
 RAW_DIR=${BENCH_RAW_DIR:-$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ)}
 READY_TIMEOUT=${BENCH_READY_TIMEOUT:-120}
+BENCH_KEY=${BENCH_KEY:-bench-admin-key-0123456789abcdef}
 STOP_TIMEOUT=${BENCH_STOP_TIMEOUT:-20}
 LOAD_TIMEOUT=${BENCH_LOAD_TIMEOUT:-1200}
 
@@ -107,6 +108,7 @@ free_port() {
 http_code() {
   local method=$1 url=$2 body=${3-}
   local args=(-s -o /dev/null -w '%{http_code}' --max-time 30 -X "$method")
+  [[ -n ${BENCH_KEY_ACTIVE-} ]] && args+=(-H "Authorization: Bearer $BENCH_KEY_ACTIVE")
   if [[ -n $body ]]; then
     args+=(-H 'Content-Type: application/json' --data-binary "$body")
   elif [[ $method == POST ]]; then
@@ -193,9 +195,17 @@ build_tally() {
 
 # ---------------------------------------------------------------- Tally
 
-# start_tally LABEL DURABILITY DATADIR: sets TALLY_PID, TALLY_URL, READY_MS.
+# start_tally LABEL DURABILITY DATADIR [AUTH]: sets TALLY_PID, TALLY_URL, READY_MS.
+# AUTH is on (default: one admin key, sent by every request) or off.
 start_tally() {
-  local label=$1 durability=$2 datadir=$3 t0 code
+  local label=$1 durability=$2 datadir=$3 auth=${4:-on} t0 code
+  local auth_args=(--AdminKey "$BENCH_KEY")
+  BENCH_KEY_ACTIVE=$BENCH_KEY
+  if [[ $auth == off ]]; then
+    auth_args=(--Auth off)
+    BENCH_KEY_ACTIVE=
+  fi
+  export WRK_KEY=$BENCH_KEY_ACTIVE
   mkdir -p "$datadir"
   TALLY_PORT=$(free_port)
   TALLY_URL=http://127.0.0.1:$TALLY_PORT
@@ -203,7 +213,7 @@ start_tally() {
   # From the publish directory, as deployed: the content root is the working
   # directory, and the shipped appsettings.json (log levels) is read from it.
   (cd "$(dirname "$TALLY_DLL")" && TALLY_RATELIMIT__PERMITSPERSECOND=0 exec dotnet "$TALLY_DLL" \
-    --urls "$TALLY_URL" --DataDir "$datadir" --Durability "$durability" --Auth off) \
+    --urls "$TALLY_URL" --DataDir "$datadir" --Durability "$durability" "${auth_args[@]}") \
     >>"$RAW_DIR/tally-$label.log" 2>&1 &
   TALLY_PID=$!
   PIDS+=("$TALLY_PID")

@@ -21,6 +21,19 @@ local batch    = tonumber(os.getenv("WRK_BATCH") or "1000")
 local total    = tonumber(os.getenv("WRK_TOTAL") or "0")
 local nthreads = tonumber(os.getenv("WRK_THREADS") or "1")
 
+-- WRK_KEY: the API key every request sends (Tally runs with authentication on).
+local key = os.getenv("WRK_KEY")
+if key and key ~= "" then
+   wrk.headers["Authorization"] = "Bearer " .. key
+end
+
+local function headers(extra)
+   local h = {}
+   for k, v in pairs(wrk.headers) do h[k] = v end
+   for k, v in pairs(extra or {}) do h[k] = v end
+   return h
+end
+
 local json_headers = { ["Content-Type"] = "application/json" }
 
 -- Main Lua state: remember the threads so done() can read their counters.
@@ -56,9 +69,9 @@ function init(args)
       fixed_request = wrk.format("GET")
    elseif mode == "post" then
       -- A body of "" makes wrk send "Content-Length: 0" and no Content-Type.
-      fixed_request = wrk.format("POST", nil, {}, "")
+      fixed_request = wrk.format("POST", nil, headers(), "")
    elseif mode == "batch" then
-      fixed_request = wrk.format("POST", "/batch", json_headers, batch_body("b:", 0, batch))
+      fixed_request = wrk.format("POST", "/batch", headers(json_headers), batch_body("b:", 0, batch))
    elseif mode == "load" then
       nchunks  = math.ceil(total / batch)
       chunk    = id
@@ -78,7 +91,7 @@ end
 function request()
    if mode == "random" then
       local path = string.format("/counters/%s%d/increment", prefix, math.random(0, names - 1))
-      return wrk.format("POST", path, {}, "")
+      return wrk.format("POST", path, headers(), "")
    elseif mode == "load" then
       if verify_pending then
          verify_pending = false
@@ -88,9 +101,9 @@ function request()
       local first = chunk * batch
       chunk = chunk + nthreads
       if batch == 1 then
-         return wrk.format("POST", string.format("/counters/%s%d/increment", prefix, first), {}, "")
+         return wrk.format("POST", string.format("/counters/%s%d/increment", prefix, first), headers(), "")
       end
-      return wrk.format("POST", "/batch", json_headers, batch_body(prefix, first, math.min(batch, total - first)))
+      return wrk.format("POST", "/batch", headers(json_headers), batch_body(prefix, first, math.min(batch, total - first)))
    end
    return fixed_request
 end
