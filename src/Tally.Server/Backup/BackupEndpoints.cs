@@ -80,28 +80,28 @@ internal static class BackupEndpoints
 
         // Everything is read and checked before anything is written: a bad line imports nothing.
         var commands = new List<CounterCommand>();
-        using (var reader = new StreamReader(context.Request.Body, new UTF8Encoding(false, throwOnInvalidBytes: true)))
+        // Invalid bytes decode to U+FFFD rather than throwing: the reader decodes a whole buffer (many lines)
+        // at once, so only a check per line can name the line. Exported lines are ASCII, so U+FFFD never
+        // appears in a good one.
+        using (var reader = new StreamReader(context.Request.Body, new UTF8Encoding(false, throwOnInvalidBytes: false)))
         {
             var lineNumber = 0;
-            try
+            while (await reader.ReadLineAsync(context.RequestAborted) is { } line)
             {
-                while (await reader.ReadLineAsync(context.RequestAborted) is { } line)
+                lineNumber++;
+                if (line.Contains('\uFFFD', StringComparison.Ordinal))
                 {
-                    lineNumber++;
-                    if (string.IsNullOrWhiteSpace(line))
-                    {
-                        continue;
-                    }
-                    if (ParseLine(line, lineNumber, out var command) is { } problem)
-                    {
-                        return problem;
-                    }
-                    commands.Add(command);
+                    return Problems.Create(Problems.InvalidBody, $"Line {lineNumber} is not valid UTF-8.");
                 }
-            }
-            catch (DecoderFallbackException)
-            {
-                return Problems.Create(Problems.InvalidBody, $"Line {lineNumber + 1} is not valid UTF-8.");
+                if (string.IsNullOrWhiteSpace(line))
+                {
+                    continue;
+                }
+                if (ParseLine(line, lineNumber, out var command) is { } problem)
+                {
+                    return problem;
+                }
+                commands.Add(command);
             }
         }
 
@@ -135,12 +135,19 @@ internal static class BackupEndpoints
             return Problems.Create(ErrorCodes.InvalidName, $"Line {lineNumber}: missing or invalid counter name.");
         }
         var state = new Counter(item.Name, item.Value, item.Initial, item.Min, item.Max, item.Version,
-            new DateTimeOffset(item.CreatedAt, TimeSpan.Zero).ToUnixTimeMilliseconds(),
-            new DateTimeOffset(item.UpdatedAt, TimeSpan.Zero).ToUnixTimeMilliseconds());
+            UnixMilliseconds(item.CreatedAt), UnixMilliseconds(item.UpdatedAt));
         command = CounterCommand.Import(state);
         var check = CounterRules.Apply(command, null, 0);
         return check.Error is { } error ? Problems.Create(error.Code, $"Line {lineNumber}: {error.Detail}") : null;
     }
+
+    /// <summary>
+    /// System.Text.Json reads a time with an offset (<c>+02:00</c>) as local time: convert it back to UTC
+    /// (outside UTC, <c>new DateTimeOffset(local, TimeSpan.Zero)</c> throws). A time without a zone is taken as UTC.
+    /// </summary>
+    private static long UnixMilliseconds(DateTime time) => new DateTimeOffset(time.Kind == DateTimeKind.Local
+        ? time.ToUniversalTime()
+        : DateTime.SpecifyKind(time, DateTimeKind.Utc)).ToUnixTimeMilliseconds();
 }
 
 internal sealed record ImportResponse(int Imported);

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Tally.Server.Counters;
 using Tally.Server.Http;
 
@@ -108,7 +109,10 @@ internal static class BatchParsing
             case "set":
                 if (RequestParsing.ParseFields(System.Text.Encoding.UTF8.GetBytes(WithoutOpMembers(op)), out var fields) is { } problem)
                 {
-                    return problem;
+                    // PUT's problem, with the operation's index like every other malformed operation.
+                    return problem is ProblemHttpResult { ProblemDetails: var details } && details.Extensions.TryGetValue("code", out var code) && code is string fieldsCode
+                        ? Invalid(fieldsCode, index, details.Detail ?? "invalid counter fields.")
+                        : problem;
                 }
                 command = CounterCommand.Put(name!, fields, precondition);
                 return null;

@@ -61,7 +61,11 @@ public sealed class TallyProcess : IAsyncDisposable
     public static string ServerAssembly => Path.Combine(AppContext.BaseDirectory, "Tally.Server.dll");
 
     /// <summary>Starts Tally on a free loopback port; further arguments (e.g. <c>--Store memory</c>) follow the defaults and win.</summary>
-    public static TallyProcess Start(string dataDir, params string[] arguments)
+    public static TallyProcess Start(string dataDir, params string[] arguments) =>
+        Start(dataDir, new Dictionary<string, string>(), arguments);
+
+    /// <summary>As <see cref="Start(string, string[])"/>, with further environment variables for the child (e.g. <c>TZ</c>).</summary>
+    public static TallyProcess Start(string dataDir, IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
         if (!File.Exists(ServerAssembly))
         {
@@ -88,6 +92,10 @@ public sealed class TallyProcess : IAsyncDisposable
         }
         // Several processes share two cores during a test run; workstation GC keeps each one small.
         start.Environment["DOTNET_gcServer"] = "0";
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
 
         var process = new System.Diagnostics.Process { StartInfo = start, EnableRaisingEvents = true };
         var tally = new TallyProcess(process, baseAddress, dataDir);
