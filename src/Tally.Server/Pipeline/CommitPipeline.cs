@@ -11,6 +11,8 @@ namespace Tally.Server.Pipeline;
 /// Group commit. Requests enqueue a command and await it; one loop takes everything waiting
 /// (up to MaxBatchSize), has the store apply and commit it as one transaction, and only then
 /// completes the waiters. A lone request commits at once; under load batches grow by themselves.
+/// The loop owns a thread of its own: it blocks in the disk flush, which on a thread-pool thread
+/// would make the pool add threads and switch between them.
 /// </summary>
 internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, IOptions<TallyOptions> options, ILogger<CommitPipeline> logger)
     : IHostedService
@@ -18,7 +20,8 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
     private readonly Channel<PendingRequest> _queue = Channel.CreateBounded<PendingRequest>(
         new BoundedChannelOptions(100_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly Dictionary<(string Op, string Outcome), long> _outcomes = [];
-    private Task? _loop;
+    private readonly TaskCompletionSource _loopDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Thread? _loop;
     private Lazy<Task>? _stop;
 
     /// <summary>Queues a request; the task completes once its commit is durable (or has failed).</summary>
@@ -38,7 +41,8 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
     {
         await store.OpenAsync(cancellationToken);
         metrics.ObserveCounterCount(() => store.Count);
-        _loop = Task.Run(RunAsync, CancellationToken.None);
+        _loop = new Thread(RunLoop) { IsBackground = true, Name = "tally-commit" };
+        _loop.Start();
     }
 
     /// <summary>
@@ -56,7 +60,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
         _queue.Writer.TryComplete();
         if (_loop is not null)
         {
-            await _loop.WaitAsync(cancellationToken);
+            await _loopDone.Task.WaitAsync(cancellationToken);
         }
         await store.DisposeAsync();
     }
@@ -74,22 +78,42 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
         return await request.Task;
     }
 
-    private async Task RunAsync()
+    private void RunLoop()
+    {
+        try
+        {
+            Run();
+        }
+        finally
+        {
+            _loopDone.TrySetResult();
+        }
+    }
+
+    private void Run()
     {
         var reader = _queue.Reader;
         var batch = new List<PendingRequest>(options.Value.MaxBatchSize);
         var flushInterval = TimeSpan.FromMilliseconds(options.Value.FlushIntervalMs);
+        Task<bool>? waiting = null;
         while (true)
         {
             if (!reader.TryPeek(out _))
             {
-                // Idle: write what Durability=async acknowledged early before waiting for more work.
-                if (store.UnflushedSince is not null)
+                waiting ??= reader.WaitToReadAsync().AsTask();
+                if (store.UnflushedSince is { } since)
                 {
-                    await FlushAsync();
-                    continue;
+                    // Durability=async: wait for work, but no longer than the flush deadline.
+                    var remaining = flushInterval - System.Diagnostics.Stopwatch.GetElapsedTime(since);
+                    if (remaining <= TimeSpan.Zero || !waiting.Wait(remaining))
+                    {
+                        Flush();
+                        continue;
+                    }
                 }
-                if (!await reader.WaitToReadAsync())
+                var more = waiting.GetAwaiter().GetResult();
+                waiting = null;
+                if (!more)
                 {
                     break;
                 }
@@ -99,28 +123,32 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
             {
                 batch.Add(pending);
             }
-            await CommitAsync(batch);
-            foreach (var pending in batch)
+            Commit(batch);
+            // The responses are written on the thread pool while this loop goes on to the next commit.
+            ThreadPool.UnsafeQueueUserWorkItem(static done =>
             {
-                pending.TrySetResult(pending.Outcome);
-            }
+                foreach (var pending in done)
+                {
+                    pending.TrySetResult(pending.Outcome);
+                }
+            }, batch.ToArray(), preferLocal: false);
             batch.Clear();
 
-            if (store.UnflushedSince is { } since && System.Diagnostics.Stopwatch.GetElapsedTime(since) >= flushInterval)
+            if (store.UnflushedSince is { } last && System.Diagnostics.Stopwatch.GetElapsedTime(last) >= flushInterval)
             {
-                await FlushAsync();
+                Flush();
             }
         }
-        await FlushAsync();
+        Flush();
     }
 
-    private async Task CommitAsync(List<PendingRequest> batch)
+    private void Commit(List<PendingRequest> batch)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var committed = true;
         try
         {
-            await store.CommitAsync(batch, CancellationToken.None);
+            store.CommitAsync(batch, CancellationToken.None).GetAwaiter().GetResult();
         }
         catch (Exception ex)
         {
@@ -142,17 +170,17 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
     }
 
     /// <summary>Durability=async: changes already acknowledged go to disk; on failure they stay pending and are retried.</summary>
-    private async Task FlushAsync()
+    private void Flush()
     {
         try
         {
-            await store.FlushAsync(CancellationToken.None);
+            store.FlushAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
         }
         catch (Exception ex)
         {
             metrics.RecordStoreError();
             logger.LogError(ex, "Flushing acknowledged changes failed; retrying");
-            await Task.Delay(100);
+            Thread.Sleep(100);
         }
     }
 
