@@ -9,10 +9,19 @@ namespace Tally.Server.Storage;
 /// </summary>
 internal sealed class CounterCache
 {
-    private readonly ConcurrentDictionary<string, Counter> _counters = new(StringComparer.Ordinal);
+    private ConcurrentDictionary<string, Counter> _counters = new(StringComparer.Ordinal);
     private readonly SortedNameIndex _names = new();
 
     public int Count => _counters.Count;
+
+    /// <summary>Sizes the table for a load of <paramref name="capacity"/> counters, so that it is not resized again and again.</summary>
+    public void Reserve(int capacity)
+    {
+        if (_counters.IsEmpty)
+        {
+            _counters = new ConcurrentDictionary<string, Counter>(Environment.ProcessorCount, capacity, StringComparer.Ordinal);
+        }
+    }
 
     public Counter? Get(string name) => _counters.GetValueOrDefault(name);
 

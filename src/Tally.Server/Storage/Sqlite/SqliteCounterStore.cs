@@ -256,6 +256,8 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
 
     private void Load(SqliteConnection connection)
     {
+        var count = SqliteSchema.Scalar(connection, "SELECT count(*) FROM counters");
+        Cache.Reserve((int)Math.Min(count + count / 4 + 16, int.MaxValue));
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT name, value, initial, min, max, version, created_at, updated_at FROM counters ORDER BY name";
         using var reader = command.ExecuteReader();
@@ -266,6 +268,11 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
                 reader.IsDBNull(3) ? null : reader.GetInt64(3),
                 reader.IsDBNull(4) ? null : reader.GetInt64(4),
                 reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7)));
+        }
+        if (count > 100_000)
+        {
+            // Hand back what reading a large file left behind before serving begins.
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         }
     }
 
