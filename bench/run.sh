@@ -320,6 +320,15 @@ group_tally() {
     stop_tally
   done
 
+  # The cost of authentication: the same two requests with Auth=off.
+  DURABILITY=sync
+  READY_NOTE=
+  start_tally http-noauth sync "$WORK/data-http-noauth" off
+  tally_scenario http healthz_noauth "GET /healthz, Auth=off" "$CONNS" /healthz "GET /healthz" 0 WRK_MODE=get
+  COUNTERS=1 tally_scenario http inc_hot_sync_noauth "POST /counters/hot/increment, sync, Auth=off" "$CONNS" \
+    /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+  stop_tally
+
   DURABILITY=sync
   READY_NOTE=
   start_tally connections sync "$WORK/data-connections"
@@ -499,7 +508,7 @@ main() {
     --setting "spread_counters=$SPREAD" --setting "big_counters=$BIG" --setting "batch_size=$BATCH" \
     --setting "redis_requests=$REDIS_N" --setting "flask_gunicorn_args=$FLASK_ARGS" \
     --setting "groups=$ONLY" --setting "tally_revision=$rev" --setting "peak_rss_scope=$PEAK_SCOPE" \
-    --setting "tally_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability <sync|async> --Auth off" \
+    --setting "tally_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability <sync|async> --AdminKey <key> (every request sends it; the *, Auth=off* rows use --Auth off)" \
     --setting "redis_server_command=${REDIS_SERVER_CMD:-}" --setting "gunicorn_command=${GUNICORN_CMD:-}" \
     --setting "build_command=dotnet publish src/Tally.Server -c Release -o <publish>" \
     --setting "wrk_version=$(wrk -v 2>&1 | head -1 | awk '{print $2}')" \

@@ -96,6 +96,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
         var batch = new List<PendingRequest>(options.Value.MaxBatchSize);
         var flushInterval = TimeSpan.FromMilliseconds(options.Value.FlushIntervalMs);
         Task<bool>? waiting = null;
+        var lastBatch = 0;
         while (true)
         {
             if (!reader.TryPeek(out _))
@@ -119,10 +120,17 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
                 }
             }
 
+            if (lastBatch >= 4)
+            {
+                // Busy: let the request threads that are about to enqueue do so, so this commit's one
+                // disk flush carries more of them. A lone request (last batch of 1) never waits.
+                Thread.Yield();
+            }
             while (batch.Count < options.Value.MaxBatchSize && reader.TryRead(out var pending))
             {
                 batch.Add(pending);
             }
+            lastBatch = batch.Count;
             Commit(batch);
             // The responses are written on the thread pool while this loop goes on to the next commit.
             ThreadPool.UnsafeQueueUserWorkItem(static done =>
