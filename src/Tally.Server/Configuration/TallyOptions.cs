@@ -51,6 +51,12 @@ internal sealed class TallyOptions
     /// <summary>On SIGTERM: how long in-flight requests may take before the store is flushed and closed anyway.</summary>
     public int ShutdownTimeoutSeconds { get; set; } = 10;
 
+    /// <summary>
+    /// SQLite store: commits append changed counters to a log, folded into the counters table once it
+    /// holds this many distinct counters (or ten times as many rows), and on a clean stop.
+    /// </summary>
+    public int CounterLogFoldAfter { get; set; } = 20_000;
+
     /// <summary>Request bodies larger than this are refused with 413.</summary>
     public int MaxBodyBytes { get; set; } = 1024 * 1024;
 

@@ -39,6 +39,10 @@ internal sealed class TallyOptionsValidator : IValidateOptions<TallyOptions>
         {
             errors.Add($"ShutdownTimeoutSeconds must be from 1 to 600 (got {options.ShutdownTimeoutSeconds}).");
         }
+        if (options.CounterLogFoldAfter is < 1 or > 10_000_000)
+        {
+            errors.Add($"CounterLogFoldAfter must be from 1 to 10000000 (got {options.CounterLogFoldAfter}).");
+        }
         if (options.MaxBodyBytes is < 1024 or > 64 * 1024 * 1024)
         {
             errors.Add($"MaxBodyBytes must be from 1024 to 67108864 (got {options.MaxBodyBytes}).");

@@ -105,12 +105,12 @@ public class KeyManagementTests
             await app.CreateClient().SetUpCounterAsync("kept", """{"value": 9}""");
         }
 
-        // What Tally 1 left: no api_keys table, schema version 1.
+        // What Tally 1 left: no api_keys or counter_log table (a clean stop folded the log), schema version 1.
         using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDir.Path, "tally.db")};Pooling=False"))
         {
             connection.Open();
             using var command = connection.CreateCommand();
-            command.CommandText = "DROP TABLE api_keys; UPDATE tally_schema SET version = 1;";
+            command.CommandText = "DROP TABLE api_keys; DROP TABLE counter_log; UPDATE tally_schema SET version = 1;";
             command.ExecuteNonQuery();
         }
 

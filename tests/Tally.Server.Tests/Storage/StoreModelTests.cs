@@ -28,6 +28,8 @@ public class StoreModelTests
         {
             runs.Add("sqlite", "sync", seed);
             runs.Add("sqlite", "async", seed);
+            runs.Add("sqlite-fold5", "sync", seed);
+            runs.Add("sqlite-fold5", "async", seed);
         }
         return runs;
     }
@@ -37,7 +39,8 @@ public class StoreModelTests
     public async Task StoreCommitsAgreeWithTheModel(string kind, string durability, int seed)
     {
         const int Steps = 2_000;
-        using var dataDir = new TempDirectory();
+        var dataDir = new TempDirectory();
+        var extraDirs = new List<TempDirectory> { dataDir };
         var clock = new ManualClock(Start);
         var mode = Enum.Parse<DurabilityMode>(durability, ignoreCase: true);
         var store = StoreTesting.Create(kind, dataDir.Path, clock, mode);
@@ -71,11 +74,27 @@ public class StoreModelTests
                 }
                 await AssertStoreHoldsAsync(store, model, where);
 
-                if (kind == "sqlite" && batchNumber % 60 == 59)
+                if (kind.StartsWith("sqlite", StringComparison.Ordinal) && batchNumber % 60 == 59)
                 {
                     await store.FlushAsync(CancellationToken.None);
-                    await store.DisposeAsync();
-                    store = StoreTesting.Create(kind, dataDir.Path, clock, mode);
+                    if (batchNumber % 120 == 59)
+                    {
+                        // As after a crash: the files as they are on disk now, log not folded, opened by a new store.
+                        var crashed = new TempDirectory();
+                        extraDirs.Add(crashed);
+                        foreach (var file in Directory.GetFiles(dataDir.Path, "tally.db*"))
+                        {
+                            File.Copy(file, Path.Combine(crashed.Path, Path.GetFileName(file)));
+                        }
+                        await store.DisposeAsync();
+                        store = StoreTesting.Create(kind, crashed.Path, clock, mode);
+                        dataDir = crashed;
+                    }
+                    else
+                    {
+                        await store.DisposeAsync();
+                        store = StoreTesting.Create(kind, dataDir.Path, clock, mode);
+                    }
                     await store.OpenAsync(CancellationToken.None);
                     await AssertStoreHoldsAsync(store, model, $"{where}, after reopening");
                 }
@@ -84,6 +103,7 @@ public class StoreModelTests
         finally
         {
             await store.DisposeAsync();
+            extraDirs.ForEach(directory => directory.Dispose());
         }
     }
 

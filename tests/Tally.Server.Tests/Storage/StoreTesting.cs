@@ -32,6 +32,8 @@ internal static class StoreTesting
     {
         "memory" => ActivatorUtilities.CreateInstance<MemoryCounterStore>(Shared, clock, Options(dataDir, durability)),
         "sqlite" => ActivatorUtilities.CreateInstance<SqliteCounterStore>(Shared, clock, Options(dataDir, durability)),
+        // The counter log folded every few names: folds in the middle of the run, not only on close.
+        "sqlite-fold5" => ActivatorUtilities.CreateInstance<SqliteCounterStore>(Shared, clock, Options(dataDir, durability, foldAfter: 5)),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 
@@ -39,13 +41,14 @@ internal static class StoreTesting
     public static CommitPipeline CreatePipeline(ICounterStore store, IOptions<TallyOptions> options) =>
         ActivatorUtilities.CreateInstance<CommitPipeline>(Shared, store, options);
 
-    public static IOptions<TallyOptions> Options(string dataDir, DurabilityMode durability = DurabilityMode.Sync, int maxBatchSize = 4096) =>
+    public static IOptions<TallyOptions> Options(string dataDir, DurabilityMode durability = DurabilityMode.Sync, int maxBatchSize = 4096, int foldAfter = 20_000) =>
         Microsoft.Extensions.Options.Options.Create(new TallyOptions
         {
             Store = StoreKind.Sqlite,
             DataDir = dataDir,
             Durability = durability,
             MaxBatchSize = maxBatchSize,
+            CounterLogFoldAfter = foldAfter,
         });
 
     /// <summary>Commits the commands as one batch and returns each one's result.</summary>

@@ -22,8 +22,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     private readonly Lock _healthLock = new();
     private SqliteConnection? _writer;
     private SqliteConnection? _health;
-    private SqliteCommand? _upsert;
-    private SqliteCommand? _delete;
+    private CounterLog? _log;
     private SqliteCommand? _insertRecord;
     private SqliteCommand? _findRecord;
     private SqliteCommand? _pruneRecords;
@@ -77,8 +76,8 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
             // FULL in both modes: with Durability=async the flush, not the acknowledgement, waits for the disk.
             SqliteSchema.Execute(_writer, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
             SqliteSchema.Migrate(_writer);
-            Load(_writer);
             PrepareWrites(_writer);
+            Load(_writer);
 
             _health = new SqliteConnection(SqliteSchema.ConnectionString(DatabasePath, readOnly: true));
             _health.Open();
@@ -148,53 +147,47 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     protected override ValueTask PersistAsync(
         IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, long? pruneBefore, CancellationToken cancellationToken)
     {
-        var writer = _writer ?? throw new InvalidOperationException("The SQLite store is not open.");
-        using var transaction = writer.BeginTransaction();
-        foreach (var command in (SqliteCommand[])[_upsert!, _delete!, _insertRecord!, _pruneRecords!])
-        {
-            command.Transaction = transaction;
-        }
-        foreach (var (name, counter) in changes)
-        {
-            if (counter is null)
-            {
-                _delete!.Parameters[0].Value = name;
-                _delete.ExecuteNonQuery();
-            }
-            else
-            {
-                var p = _upsert!.Parameters;
-                p[0].Value = name;
-                p[1].Value = counter.Value;
-                p[2].Value = counter.Initial;
-                p[3].Value = (object?)counter.Min ?? DBNull.Value;
-                p[4].Value = (object?)counter.Max ?? DBNull.Value;
-                p[5].Value = counter.Version;
-                p[6].Value = counter.CreatedAt;
-                p[7].Value = counter.UpdatedAt;
-                _upsert.ExecuteNonQuery();
-            }
-        }
-        foreach (var record in records)
-        {
-            var p = _insertRecord!.Parameters;
-            p[0].Value = record.Caller;
-            p[1].Value = record.Key;
-            p[2].Value = record.Fingerprint;
-            p[3].Value = record.Response.Status;
-            p[4].Value = (object?)record.Response.ETag ?? DBNull.Value;
-            p[5].Value = record.Response.Body;
-            p[6].Value = record.CreatedAt;
-            _insertRecord.ExecuteNonQuery();
-        }
-        if (pruneBefore is { } cutoff)
-        {
-            _pruneRecords!.Parameters[0].Value = cutoff;
-            _pruneRecords.ExecuteNonQuery();
-        }
-        transaction.Commit();
-        _metrics.RecordStoreWrite();
+        Write(changes, records, pruneBefore, fold: false);
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>One transaction: the counter changes (logged or folded), new idempotency records, pruning.</summary>
+    private void Write(IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, long? pruneBefore, bool fold)
+    {
+        var writer = _writer ?? throw new InvalidOperationException("The SQLite store is not open.");
+        var log = _log!;
+        using var transaction = writer.BeginTransaction();
+        try
+        {
+            log.Write(transaction, changes, Cache.Get, fold);
+            _insertRecord!.Transaction = transaction;
+            foreach (var record in records)
+            {
+                var p = _insertRecord.Parameters;
+                p[0].Value = record.Caller;
+                p[1].Value = record.Key;
+                p[2].Value = record.Fingerprint;
+                p[3].Value = record.Response.Status;
+                p[4].Value = (object?)record.Response.ETag ?? DBNull.Value;
+                p[5].Value = record.Response.Body;
+                p[6].Value = record.CreatedAt;
+                _insertRecord.ExecuteNonQuery();
+            }
+            if (pruneBefore is { } cutoff)
+            {
+                _pruneRecords!.Transaction = transaction;
+                _pruneRecords.Parameters[0].Value = cutoff;
+                _pruneRecords.ExecuteNonQuery();
+            }
+            transaction.Commit();
+        }
+        catch
+        {
+            log.RolledBack();
+            throw;
+        }
+        log.Committed();
+        _metrics.RecordStoreWrite();
     }
 
     public Task BackupToAsync(string path, CancellationToken cancellationToken)
@@ -205,6 +198,8 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         source.Open();
         destination.Open();
         source.BackupDatabase(destination);
+        // The copy's own log folded into its counters table: the file reads whole with any SQLite tool.
+        CounterLog.FoldCopy(destination);
         return Task.CompletedTask;
     }
 
@@ -226,7 +221,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
 
     public override ValueTask DisposeAsync()
     {
-        foreach (var command in (SqliteCommand?[])[_upsert, _delete, _insertRecord, _findRecord, _pruneRecords])
+        foreach (var command in (SqliteCommand?[])[_insertRecord, _findRecord, _pruneRecords])
         {
             command?.Dispose();
         }
@@ -239,14 +234,21 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         {
             try
             {
+                if (_log is not null && WriteFailure is null)
+                {
+                    // A stopped Tally leaves its counters table complete, the log empty.
+                    Write(new Dictionary<string, Counter?>(), [], pruneBefore: null, fold: true);
+                }
                 // Everything into the main file, so a stopped Tally leaves one self-contained file behind.
                 SqliteSchema.Execute(writer, "PRAGMA wal_checkpoint(TRUNCATE)");
             }
             catch (SqliteException ex)
             {
-                _logger.LogWarning(ex, "Checkpoint on close failed; the write-ahead log will be replayed at the next start");
+                _logger.LogWarning(ex, "Folding or checkpointing on close failed; the logs will be replayed at the next start");
             }
         }
+        _log?.Dispose();
+        _log = null;
         _writer?.Dispose();
         _writer = null;
         _lockFile?.Dispose();
@@ -264,11 +266,9 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         while (reader.Read())
         {
             var name = reader.GetString(0);
-            Cache.Set(name, new Counter(name, reader.GetInt64(1), reader.GetInt64(2),
-                reader.IsDBNull(3) ? null : reader.GetInt64(3),
-                reader.IsDBNull(4) ? null : reader.GetInt64(4),
-                reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7)));
+            Cache.Set(name, CounterLog.ReadCounter(reader, name));
         }
+        _log!.Replay(connection, Cache);
         if (count > 100_000)
         {
             // Hand back what reading a large file left behind before serving begins.
@@ -278,14 +278,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
 
     private void PrepareWrites(SqliteConnection connection)
     {
-        _upsert = Prepare(connection, """
-            INSERT INTO counters (name, value, initial, min, max, version, created_at, updated_at)
-            VALUES ($name, $value, $initial, $min, $max, $version, $created, $updated)
-            ON CONFLICT (name) DO UPDATE SET value = excluded.value, initial = excluded.initial,
-                min = excluded.min, max = excluded.max, version = excluded.version,
-                created_at = excluded.created_at, updated_at = excluded.updated_at
-            """, "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated");
-        _delete = Prepare(connection, "DELETE FROM counters WHERE name = $name", "$name");
+        _log = new CounterLog(connection, _options.Value.CounterLogFoldAfter);
 
         // A record that is older than the retention window is replaced, not refused.
         _insertRecord = Prepare(connection,

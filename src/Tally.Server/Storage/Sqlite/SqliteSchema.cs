@@ -9,7 +9,7 @@ namespace Tally.Server.Storage.Sqlite;
 internal static class SqliteSchema
 {
     public const int ApplicationId = 0x54414C59; // "TALY"
-    public const int CurrentVersion = 2;
+    public const int CurrentVersion = 3;
 
     private static readonly string[] Migrations =
     [
@@ -48,6 +48,20 @@ internal static class SqliteSchema
             hash       BLOB    NOT NULL UNIQUE,
             created_at INTEGER NOT NULL
         ) WITHOUT ROWID;
+        """,
+        // Version 3: the counter log (CounterLog.cs). Commits append here; the counters table is folded in now and then.
+        """
+        CREATE TABLE counter_log (
+            seq        INTEGER PRIMARY KEY,
+            name       TEXT    NOT NULL,
+            value      INTEGER NULL,
+            initial    INTEGER NULL,
+            min        INTEGER NULL,
+            max        INTEGER NULL,
+            version    INTEGER NULL,
+            created_at INTEGER NULL,
+            updated_at INTEGER NULL
+        );
         """,
     ];
 
