@@ -5,33 +5,50 @@ namespace Tally.Server.Storage.Sqlite;
 
 /// <summary>
 /// How counter changes reach the file. A commit appends one row per changed counter to
-/// <c>counter_log</c>, which touches only the log's last page, however scattered the names are;
-/// updating the <c>counters</c> table in place would rewrite one page per name and make the
-/// commit's disk write grow with the number of distinct counters. Now and then (and on a clean
-/// close) the log is folded into <c>counters</c> and emptied, in the same transaction as a commit.
-/// At start-up the log is replayed over the table. A row with a null value is a deletion.
+/// <c>counter_log</c>, which touches only the log's last pages, however scattered the names are;
+/// updating the <c>counters</c> table in place would rewrite one page per name and make every
+/// commit's disk write grow with the number of distinct counters.
+/// <para>
+/// Folding keeps the log short without a pause: once it names enough counters, a fold cycle
+/// starts at the current last sequence number S. Each following commit also writes the current
+/// state of a few hundred of the counters logged up to S into <c>counters</c>; when all are
+/// written, the rows up to S are deleted. A clean close folds everything. At start-up the log is
+/// replayed in order over the table: the last row of a name is its state, whatever was folded.
+/// A row with a null value is a deletion.
+/// </para>
 /// </summary>
 internal sealed class CounterLog : IDisposable
 {
-    private readonly HashSet<string> _dirty = new(StringComparer.Ordinal);
+    private readonly int _foldAfterNames;
+    // A fold cycle takes about 40 commits: each writes a few hundred states at most (500 by default).
+    private readonly int _foldPerCommit;
     private readonly SqliteCommand _append;
     private readonly SqliteCommand _upsert;
     private readonly SqliteCommand _delete;
-    private readonly SqliteCommand _clear;
-    private long _rows;
-    private bool _pendingFold;
+    private readonly SqliteCommand _truncate;
 
-    private readonly int _foldAfterNames;
-    private readonly int _foldAfterRows;
+    // Names logged since the current cycle began (or since start-up, before any cycle).
+    private HashSet<string> _dirty = new(StringComparer.Ordinal);
+    private long _rowsSinceCycle;
+    private long _lastSeq;
 
-    /// <param name="foldAfterNames">Fold once this many distinct counters are in the log (or ten times as many rows).</param>
+    // The fold cycle in progress: names logged up to _foldUpTo whose state is still to be written.
+    private Queue<string>? _folding;
+    private long _foldUpTo;
+
+    // What the current transaction did, undone if it rolls back.
+    private readonly List<string> _foldedInTransaction = [];
+    private bool _truncatedInTransaction;
+    private bool _truncatedAll;
+
+    /// <param name="foldAfterNames">Start a fold cycle once this many distinct counters (or ten times as many rows) are logged.</param>
     public CounterLog(SqliteConnection connection, int foldAfterNames)
     {
         _foldAfterNames = foldAfterNames;
-        _foldAfterRows = foldAfterNames * 10;
+        _foldPerCommit = Math.Max(1, foldAfterNames / 40);
         _append = Prepare(connection,
-            "INSERT INTO counter_log (name, value, initial, min, max, version, created_at, updated_at) VALUES ($name, $value, $initial, $min, $max, $version, $created, $updated)",
-            "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated");
+            "INSERT INTO counter_log (seq, name, value, initial, min, max, version, created_at, updated_at) VALUES ($seq, $name, $value, $initial, $min, $max, $version, $created, $updated)",
+            "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated", "$seq");
         _upsert = Prepare(connection, """
             INSERT INTO counters (name, value, initial, min, max, version, created_at, updated_at)
             VALUES ($name, $value, $initial, $min, $max, $version, $created, $updated)
@@ -40,21 +57,22 @@ internal sealed class CounterLog : IDisposable
                 created_at = excluded.created_at, updated_at = excluded.updated_at
             """, "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated");
         _delete = Prepare(connection, "DELETE FROM counters WHERE name = $name", "$name");
-        _clear = Prepare(connection, "DELETE FROM counter_log");
+        _truncate = Prepare(connection, "DELETE FROM counter_log WHERE seq <= $upTo", "$upTo");
     }
 
     /// <summary>Replays the log over the counters already loaded from the table.</summary>
     public void Replay(SqliteConnection connection, CounterCache cache)
     {
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT name, value, initial, min, max, version, created_at, updated_at FROM counter_log ORDER BY seq";
+        command.CommandText = "SELECT name, value, initial, min, max, version, created_at, updated_at, seq FROM counter_log ORDER BY seq";
         using var reader = command.ExecuteReader();
         while (reader.Read())
         {
             var name = reader.GetString(0);
             cache.Set(name, reader.IsDBNull(1) ? null : ReadCounter(reader, name));
             _dirty.Add(name);
-            _rows++;
+            _rowsSinceCycle++;
+            _lastSeq = reader.GetInt64(8);
         }
     }
 
@@ -64,26 +82,93 @@ internal sealed class CounterLog : IDisposable
         reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7));
 
     /// <summary>
-    /// Writes the changes of one commit inside <paramref name="transaction"/>: appended to the log,
-    /// or, when the log has grown enough (or <paramref name="fold"/> asks), folded with everything
-    /// logged before into the counters table. <paramref name="committed"/> gives the state of
-    /// counters changed by earlier commits.
+    /// Writes one commit's counter changes inside <paramref name="transaction"/>, and a step of the fold
+    /// cycle if one is running. <paramref name="committed"/> gives the committed state of counters this
+    /// commit does not change. <paramref name="foldAll"/> (on close) folds the whole log and empties it.
     /// </summary>
-    public void Write(SqliteTransaction transaction, IReadOnlyDictionary<string, Counter?> changes, Func<string, Counter?> committed, bool fold = false)
+    public void Write(SqliteTransaction transaction, IReadOnlyDictionary<string, Counter?> changes, Func<string, Counter?> committed, bool foldAll = false)
     {
-        if (fold || _dirty.Count + changes.Count >= _foldAfterNames || _rows + changes.Count >= _foldAfterRows)
+        _foldedInTransaction.Clear();
+        _truncatedInTransaction = false;
+        _truncatedAll = false;
+        foreach (var command in (SqliteCommand[])[_append, _upsert, _delete, _truncate])
         {
-            Fold(transaction, changes, committed);
+            command.Transaction = transaction;
+        }
+        if (foldAll)
+        {
+            var names = new HashSet<string>(_dirty, StringComparer.Ordinal);
+            names.UnionWith(_folding ?? Enumerable.Empty<string>());
+            names.UnionWith(changes.Keys);
+            foreach (var name in names)
+            {
+                WriteState(name, changes.TryGetValue(name, out var changed) ? changed : committed(name));
+            }
+            _truncate.Parameters[0].Value = long.MaxValue;
+            _truncate.ExecuteNonQuery();
+            _truncatedAll = true;
             return;
         }
-        _append.Transaction = transaction;
+
         foreach (var (name, counter) in changes)
         {
             Bind(_append, name, counter);
+            _append.Parameters[8].Value = ++_lastSeq;
             _append.ExecuteNonQuery();
             _dirty.Add(name);
         }
-        _rows += changes.Count;
+        _rowsSinceCycle += changes.Count;
+
+        if (_folding is null && (_dirty.Count >= _foldAfterNames || _rowsSinceCycle >= _foldAfterNames * 10L))
+        {
+            _folding = new Queue<string>(_dirty);
+            _foldUpTo = _lastSeq;
+            _dirty = new HashSet<string>(StringComparer.Ordinal);
+            _rowsSinceCycle = 0;
+        }
+        if (_folding is not null)
+        {
+            FoldStep(changes, committed);
+        }
+    }
+
+    /// <summary>After the transaction committed.</summary>
+    public void Committed()
+    {
+        if (_truncatedInTransaction || _truncatedAll)
+        {
+            _folding = null;
+        }
+        if (_truncatedAll)
+        {
+            _dirty.Clear();
+            _rowsSinceCycle = 0;
+        }
+        _foldedInTransaction.Clear();
+    }
+
+    /// <summary>
+    /// After the transaction rolled back: the names it folded are folded again later, and the log is
+    /// not truncated. (Appended names stay marked dirty: at worst one is written once more by a fold.)
+    /// </summary>
+    public void RolledBack()
+    {
+        if (_folding is not null && _foldedInTransaction.Count > 0)
+        {
+            var retry = new Queue<string>(_foldedInTransaction.Concat(_folding));
+            _folding = retry;
+        }
+        _foldedInTransaction.Clear();
+        _truncatedInTransaction = false;
+        _truncatedAll = false;
+    }
+
+    public void Dispose()
+    {
+        foreach (var command in (SqliteCommand[])[_append, _upsert, _delete, _truncate])
+        {
+            command.Dispose();
+        }
     }
 
     /// <summary>Folds the log of a copy (a backup) into its counters table, so that any SQLite tool reads it whole.</summary>
@@ -103,53 +188,34 @@ internal sealed class CounterLog : IDisposable
         COMMIT;
         """);
 
-    public void Dispose()
+    private void FoldStep(IReadOnlyDictionary<string, Counter?> changes, Func<string, Counter?> committed)
     {
-        foreach (var command in (SqliteCommand[])[_append, _upsert, _delete, _clear])
+        for (var i = 0; i < _foldPerCommit && _folding!.TryDequeue(out var name); i++)
         {
-            command.Dispose();
+            WriteState(name, changes.TryGetValue(name, out var changed) ? changed : committed(name));
+            _foldedInTransaction.Add(name);
+        }
+        if (_folding!.Count == 0)
+        {
+            _truncate.Parameters[0].Value = _foldUpTo;
+            _truncate.ExecuteNonQuery();
+            _truncatedInTransaction = true;
         }
     }
 
-    private void Fold(SqliteTransaction transaction, IReadOnlyDictionary<string, Counter?> changes, Func<string, Counter?> committed)
+    private void WriteState(string name, Counter? state)
     {
-        _upsert.Transaction = transaction;
-        _delete.Transaction = transaction;
-        _clear.Transaction = transaction;
-        foreach (var name in _dirty.Concat(changes.Keys).Distinct(StringComparer.Ordinal))
+        if (state is null)
         {
-            var state = changes.TryGetValue(name, out var changed) ? changed : committed(name);
-            if (state is null)
-            {
-                _delete.Parameters[0].Value = name;
-                _delete.ExecuteNonQuery();
-            }
-            else
-            {
-                Bind(_upsert, name, state);
-                _upsert.ExecuteNonQuery();
-            }
+            _delete.Parameters[0].Value = name;
+            _delete.ExecuteNonQuery();
         }
-        _clear.ExecuteNonQuery();
-        _pendingFold = true;
-    }
-
-    /// <summary>After the transaction committed: a fold, if there was one, has emptied the log.</summary>
-    public void Committed()
-    {
-        if (_pendingFold)
+        else
         {
-            _dirty.Clear();
-            _rows = 0;
-            _pendingFold = false;
+            Bind(_upsert, name, state);
+            _upsert.ExecuteNonQuery();
         }
     }
-
-    /// <summary>
-    /// After the transaction rolled back: a fold did not happen. (Names appended stay marked dirty and
-    /// counted, which at worst folds a little early: a fold writes their committed state.)
-    /// </summary>
-    public void RolledBack() => _pendingFold = false;
 
     private static void Bind(SqliteCommand command, string name, Counter? counter)
     {
