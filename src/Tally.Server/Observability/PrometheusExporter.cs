@@ -100,7 +100,7 @@ internal sealed class PrometheusExporter : IDisposable
             text.Append("# TYPE ").Append(MetricName).Append(' ').Append(_kind).Append('\n');
             foreach (var (tags, series) in _series.OrderBy(s => s.Key.ToString(allowedTags), StringComparer.Ordinal))
             {
-                series.Write(text, MetricName, _kind, tags.ToString(allowedTags));
+                series.Write(text, MetricName, tags.ToString(allowedTags));
             }
         }
     }
@@ -129,7 +129,7 @@ internal sealed class PrometheusExporter : IDisposable
 
         public void Set(double value) => Volatile.Write(ref _sum, value);
 
-        public void Write(StringBuilder text, string name, string kind, string labels)
+        public void Write(StringBuilder text, string name, string labels)
         {
             if (_bucketCounts is null)
             {

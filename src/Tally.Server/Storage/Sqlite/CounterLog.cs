@@ -46,18 +46,18 @@ internal sealed class CounterLog : IDisposable
     {
         _foldAfterNames = foldAfterNames;
         _foldPerCommit = Math.Max(1, foldAfterNames / 40);
-        _append = Prepare(connection,
+        _append = SqliteSchema.Prepare(connection,
             "INSERT INTO counter_log (seq, name, value, initial, min, max, version, created_at, updated_at) VALUES ($seq, $name, $value, $initial, $min, $max, $version, $created, $updated)",
             "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated", "$seq");
-        _upsert = Prepare(connection, """
+        _upsert = SqliteSchema.Prepare(connection, """
             INSERT INTO counters (name, value, initial, min, max, version, created_at, updated_at)
             VALUES ($name, $value, $initial, $min, $max, $version, $created, $updated)
             ON CONFLICT (name) DO UPDATE SET value = excluded.value, initial = excluded.initial,
                 min = excluded.min, max = excluded.max, version = excluded.version,
                 created_at = excluded.created_at, updated_at = excluded.updated_at
             """, "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated");
-        _delete = Prepare(connection, "DELETE FROM counters WHERE name = $name", "$name");
-        _truncate = Prepare(connection, "DELETE FROM counter_log WHERE seq <= $upTo", "$upTo");
+        _delete = SqliteSchema.Prepare(connection, "DELETE FROM counters WHERE name = $name", "$name");
+        _truncate = SqliteSchema.Prepare(connection, "DELETE FROM counter_log WHERE seq <= $upTo", "$upTo");
     }
 
     /// <summary>Replays the log over the counters already loaded from the table.</summary>
@@ -228,17 +228,5 @@ internal sealed class CounterLog : IDisposable
         p[5].Value = (object?)counter?.Version ?? DBNull.Value;
         p[6].Value = (object?)counter?.CreatedAt ?? DBNull.Value;
         p[7].Value = (object?)counter?.UpdatedAt ?? DBNull.Value;
-    }
-
-    private static SqliteCommand Prepare(SqliteConnection connection, string sql, params string[] parameters)
-    {
-        var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var parameter in parameters)
-        {
-            command.Parameters.Add(new SqliteParameter(parameter, null));
-        }
-        command.Prepare();
-        return command;
     }
 }

@@ -281,24 +281,12 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         _log = new CounterLog(connection, _options.Value.CounterLogFoldAfter);
 
         // A record that is older than the retention window is replaced, not refused.
-        _insertRecord = Prepare(connection,
+        _insertRecord = SqliteSchema.Prepare(connection,
             "INSERT OR REPLACE INTO idempotency (caller, key, fingerprint, status, etag, body, created_at) VALUES ($caller, $key, $fingerprint, $status, $etag, $body, $created)",
             "$caller", "$key", "$fingerprint", "$status", "$etag", "$body", "$created");
-        _findRecord = Prepare(connection,
+        _findRecord = SqliteSchema.Prepare(connection,
             "SELECT fingerprint, status, etag, body, created_at FROM idempotency WHERE caller = $caller AND key = $key AND created_at >= $notBefore",
             "$caller", "$key", "$notBefore");
-        _pruneRecords = Prepare(connection, "DELETE FROM idempotency WHERE created_at < $cutoff", "$cutoff");
-    }
-
-    private static SqliteCommand Prepare(SqliteConnection connection, string sql, params string[] parameters)
-    {
-        var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var parameter in parameters)
-        {
-            command.Parameters.Add(new SqliteParameter(parameter, null));
-        }
-        command.Prepare();
-        return command;
+        _pruneRecords = SqliteSchema.Prepare(connection, "DELETE FROM idempotency WHERE created_at < $cutoff", "$cutoff");
     }
 }

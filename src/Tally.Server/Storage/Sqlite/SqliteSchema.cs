@@ -136,6 +136,19 @@ internal static class SqliteSchema
         return command.ExecuteScalar() is { } value and not DBNull ? Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture) : 0;
     }
 
+    /// <summary>A prepared statement with the named parameters, reused for every commit.</summary>
+    public static SqliteCommand Prepare(SqliteConnection connection, string sql, params string[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(new SqliteParameter(parameter, null));
+        }
+        command.Prepare();
+        return command;
+    }
+
     public static void Execute(SqliteConnection connection, string sql)
     {
         using var command = connection.CreateCommand();
