@@ -40,7 +40,16 @@ internal static class BackupEndpoints
         var directory = Path.Combine(options.Value.DataDir, "backups");
         Directory.CreateDirectory(directory);
         var path = Path.Combine(directory, $"tally-{DateTime.UtcNow:yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}.db");
-        await source.BackupToAsync(path, context.RequestAborted);
+        try
+        {
+            await source.BackupToAsync(path, context.RequestAborted);
+        }
+        catch (Exception ex) when (ex is IOException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            File.Delete(path);
+            context.Response.Headers.RetryAfter = "10";
+            return Problems.Create(Counters.ErrorCodes.StoreUnavailable, $"The backup could not be written ({ex.Message}); no partial file was kept.");
+        }
         // The copy is deleted once sent: the download is the backup.
         var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 81920, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
         return TypedResults.File(file, "application/vnd.sqlite3", $"tally-{DateTime.UtcNow:yyyyMMddTHHmmss}.db");

@@ -120,6 +120,10 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
                 }
             }
 
+            if (waiting is { IsCompleted: true })
+            {
+                waiting = null; // work came in without this wait; a stale wake-up would commit an empty batch
+            }
             if (lastBatch >= 4)
             {
                 // Busy: let the request threads that are about to enqueue do so, so this commit's one
@@ -147,7 +151,15 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
                 Flush();
             }
         }
-        Flush();
+        // Stopping: acknowledged changes (Durability=async) get a few more chances to reach the disk.
+        for (var attempt = 0; attempt < 5 && store.UnflushedSince is not null; attempt++)
+        {
+            Flush();
+        }
+        if (store.UnflushedSince is not null)
+        {
+            logger.LogCritical("Stopping with acknowledged changes that could not be written (Durability=async); they are lost");
+        }
     }
 
     private void Commit(List<PendingRequest> batch)
@@ -165,7 +177,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
             logger.LogError(ex, "Commit of {Count} commands failed; answering 503", batch.Count);
             foreach (var pending in batch)
             {
-                pending.Outcome = new RequestOutcome(CommandResult.Fail(ErrorCodes.StoreUnavailable, "The store could not commit the change; nothing was applied. Retry shortly."));
+                pending.Outcome = new RequestOutcome(CommandResult.Fail(ErrorCodes.StoreUnavailable, "The store could not confirm the change, so it was not acknowledged. Retry shortly, with the same Idempotency-Key if you sent one."));
             }
         }
         var operations = 0;

@@ -27,15 +27,25 @@ internal sealed class CounterCache
 
     public IReadOnlyList<Counter> List(string prefix, string? after, int limit)
     {
-        var names = _names.Page(prefix, after, limit);
-        var page = new List<Counter>(names.Count);
-        foreach (var name in names)
+        var page = new List<Counter>(Math.Min(limit, 1024));
+        var cursor = after;
+        while (page.Count < limit)
         {
-            // A name deleted between the two reads is simply left out of the page.
-            if (_counters.TryGetValue(name, out var counter))
+            var wanted = limit - page.Count;
+            var names = _names.Page(prefix, cursor, wanted);
+            foreach (var name in names)
             {
-                page.Add(counter);
+                // A name deleted between the two reads is left out, and the page is filled from further on.
+                if (_counters.TryGetValue(name, out var counter))
+                {
+                    page.Add(counter);
+                }
             }
+            if (names.Count < wanted)
+            {
+                break;
+            }
+            cursor = names[^1];
         }
         return page;
     }

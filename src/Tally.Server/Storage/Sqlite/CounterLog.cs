@@ -192,8 +192,9 @@ internal sealed class CounterLog : IDisposable
     {
         for (var i = 0; i < _foldPerCommit && _folding!.TryDequeue(out var name); i++)
         {
-            WriteState(name, changes.TryGetValue(name, out var changed) ? changed : committed(name));
+            // Recorded before the write: if it throws, the rollback must put this name back too.
             _foldedInTransaction.Add(name);
+            WriteState(name, changes.TryGetValue(name, out var changed) ? changed : committed(name));
         }
         if (_folding!.Count == 0)
         {
