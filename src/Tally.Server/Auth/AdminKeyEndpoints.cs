@@ -90,18 +90,9 @@ internal static class AdminKeyEndpoints
     internal static ProblemHttpResult? ParseRequest(ReadOnlyMemory<byte> body, out CreateKeyRequest request)
     {
         request = new CreateKeyRequest(string.Empty, ApiScopes.None, string.Empty);
-        if (body.IsEmpty)
+        if (RequestParsing.ParseDocument(body, 4, "Send {\"name\": \"ci\", \"scopes\": [\"read\"], \"prefix\": \"\"}.", out var document) is { } problem)
         {
-            return Problems.Create(Problems.InvalidBody, "Send {\"name\": \"ci\", \"scopes\": [\"read\"], \"prefix\": \"\"}.");
-        }
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 4 });
-        }
-        catch (JsonException ex)
-        {
-            return Problems.Create(Problems.InvalidJson, $"The body is not valid JSON: {ex.Message}");
+            return problem;
         }
         using (document)
         {

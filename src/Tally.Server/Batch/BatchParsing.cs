@@ -16,18 +16,9 @@ internal static class BatchParsing
     public static IResult? Parse(ReadOnlyMemory<byte> body, out BatchCommand batch)
     {
         batch = new BatchCommand([], false);
-        if (body.IsEmpty)
+        if (RequestParsing.ParseDocument(body, 8, "Send {\"ops\": [...]} with 1 to 1000 operations.", out var document) is { } invalid)
         {
-            return Problems.Create(Problems.InvalidBody, "Send {\"ops\": [...]} with 1 to 1000 operations.");
-        }
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 8 });
-        }
-        catch (JsonException ex)
-        {
-            return Problems.Create(Problems.InvalidJson, $"The body is not valid JSON: {ex.Message}");
+            return invalid;
         }
 
         using (document)

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Primitives;
@@ -97,6 +98,25 @@ internal static class RequestParsing
         catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
             return InvalidJson(ex);
+        }
+    }
+
+    /// <summary>A JSON body parsed whole, or the problem to answer (empty body, invalid JSON). The caller disposes the document.</summary>
+    public static ProblemHttpResult? ParseDocument(ReadOnlyMemory<byte> body, int maxDepth, string whatToSend, out JsonDocument document)
+    {
+        document = null!;
+        if (body.IsEmpty)
+        {
+            return Problems.Create(Problems.InvalidBody, whatToSend);
+        }
+        try
+        {
+            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = maxDepth });
+            return null;
+        }
+        catch (JsonException ex)
+        {
+            return Problems.Create(Problems.InvalidJson, $"The body is not valid JSON: {ex.Message}");
         }
     }
 
