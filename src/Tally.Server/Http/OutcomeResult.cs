@@ -27,6 +27,16 @@ internal sealed class OutcomeResult(RequestOutcome outcome, string? location = n
             return;
         }
 
+        if (outcome.Batch is { } batch)
+        {
+            // A batch's answer can be large (1,000 counters): written straight into the response
+            // instead of through a growing buffer. Its status is known before the body.
+            SetHeaders(response, batch.Aborted ? StatusCodes.Status409Conflict : StatusCodes.Status200OK, etag: null);
+            ResponseRenderer.Write(outcome, response.BodyWriter);
+            await response.BodyWriter.FlushAsync(context.RequestAborted);
+            return;
+        }
+
         // Headers go out with the first flush, after the status is known: render into a buffer first.
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(320);
         var (status, etag) = ResponseRenderer.Write(outcome, buffer);
