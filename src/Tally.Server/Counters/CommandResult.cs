@@ -25,6 +25,8 @@ internal static class ErrorCodes
     public const string StoreUnavailable = "store_unavailable";
     public const string IdempotencyKeyReused = "idempotency_key_reused";
     public const string IdempotencyKeyInFlight = "idempotency_key_in_flight";
+    public const string CounterQuotaExceeded = "counter_quota_exceeded";
+    public const string IdempotencyQuotaExceeded = "idempotency_quota_exceeded";
 }
 
 internal sealed record CounterError(string Code, string Detail)

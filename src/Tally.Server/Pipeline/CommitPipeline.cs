@@ -21,6 +21,9 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
         new BoundedChannelOptions(100_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly Dictionary<(string Op, string Outcome), long> _outcomes = [];
     private readonly TaskCompletionSource _loopDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>How often the loop, when idle, gives the store a chance to do its upkeep.</summary>
+    public static readonly TimeSpan MaintenanceInterval = TimeSpan.FromSeconds(1);
+
     private Thread? _loop;
     private Lazy<Task>? _stop;
 
@@ -97,6 +100,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
         var flushInterval = TimeSpan.FromMilliseconds(options.Value.FlushIntervalMs);
         Task<bool>? waiting = null;
         var lastBatch = 0;
+        var lastMaintenance = System.Diagnostics.Stopwatch.GetTimestamp();
         while (true)
         {
             if (!reader.TryPeek(out _))
@@ -111,6 +115,14 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
                         Flush();
                         continue;
                     }
+                }
+                // Idle: wake now and then for the store's upkeep, so it never depends on traffic.
+                var untilMaintenance = MaintenanceInterval - System.Diagnostics.Stopwatch.GetElapsedTime(lastMaintenance);
+                if (untilMaintenance <= TimeSpan.Zero || !waiting.Wait(untilMaintenance))
+                {
+                    Maintain();
+                    lastMaintenance = System.Diagnostics.Stopwatch.GetTimestamp();
+                    continue;
                 }
                 var more = waiting.GetAwaiter().GetResult();
                 waiting = null;
@@ -201,6 +213,20 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
             metrics.RecordStoreError();
             logger.LogError(ex, "Flushing acknowledged changes failed; retrying");
             Thread.Sleep(100);
+        }
+    }
+
+    private void Maintain()
+    {
+        try
+        {
+            store.MaintainAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
+        }
+        catch (Exception ex)
+        {
+            // Upkeep is retried at the next idle moment; a failing disk also shows in commits and readiness.
+            metrics.RecordStoreError();
+            logger.LogWarning(ex, "Store upkeep failed; it will be retried");
         }
     }
 

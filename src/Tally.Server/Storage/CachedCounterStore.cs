@@ -98,6 +98,8 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
         UnflushedSince = null;
     }
 
+    public virtual ValueTask MaintainAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
     public abstract ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken);
 
     public abstract ValueTask DisposeAsync();

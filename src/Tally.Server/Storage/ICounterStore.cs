@@ -34,6 +34,13 @@ internal interface ICounterStore : IAsyncDisposable
     /// <summary>Writes acknowledged changes that are not yet on disk. Throws if the write fails (they stay pending).</summary>
     ValueTask FlushAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Upkeep that must not wait for traffic (pruning expired idempotency records, folding logs).
+    /// The commit loop calls it between commits when no request is waiting, about every
+    /// <see cref="CommitPipeline.MaintenanceInterval"/>; it should do a bounded step and return.
+    /// </summary>
+    ValueTask MaintainAsync(CancellationToken cancellationToken);
+
     /// <summary>How many counters exist (may be approximate for shared stores); for metrics.</summary>
     long Count { get; }
 

@@ -192,6 +192,8 @@ public partial class MetricNamesTests
 
         public ValueTask FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
 
+        public ValueTask MaintainAsync(CancellationToken cancellationToken) => inner.MaintainAsync(cancellationToken);
+
         public ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken) => inner.CheckHealthAsync(cancellationToken);
 
         public ValueTask DisposeAsync() => inner.DisposeAsync();

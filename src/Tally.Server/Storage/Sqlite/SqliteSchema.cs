@@ -9,7 +9,7 @@ namespace Tally.Server.Storage.Sqlite;
 internal static class SqliteSchema
 {
     public const int ApplicationId = 0x54414C59; // "TALY"
-    public const int CurrentVersion = 3;
+    public const int CurrentVersion = 4;
 
     private static readonly string[] Migrations =
     [
@@ -62,6 +62,17 @@ internal static class SqliteSchema
             created_at INTEGER NULL,
             updated_at INTEGER NULL
         );
+        """,
+        // Version 4: quotas. Who created each counter (the API key id), per-key limits, and compact
+        // idempotency records (format 1: an encoded outcome) with their size, which quotas count.
+        """
+        ALTER TABLE counters ADD COLUMN created_by TEXT NULL;
+        ALTER TABLE counter_log ADD COLUMN created_by TEXT NULL;
+        ALTER TABLE api_keys ADD COLUMN max_counters INTEGER NULL;
+        ALTER TABLE api_keys ADD COLUMN max_amount INTEGER NULL;
+        ALTER TABLE idempotency ADD COLUMN format INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE idempotency ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+        UPDATE idempotency SET size = length(caller) + length(key) + length(fingerprint) + length(body) + 64;
         """,
     ];
 
