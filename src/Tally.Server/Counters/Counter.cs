@@ -8,6 +8,7 @@ namespace Tally.Server.Counters;
 /// <param name="Max">Inclusive upper bound; null means the 64-bit limit.</param>
 /// <param name="CreatedAt">Unix time in milliseconds.</param>
 /// <param name="UpdatedAt">Unix time in milliseconds.</param>
+/// <param name="CreatedBy">The id of the API key that created it (null: unknown, e.g. created before quotas existed); counter quotas count by it.</param>
 internal sealed record Counter(
     string Name,
     long Value,
@@ -16,7 +17,8 @@ internal sealed record Counter(
     long? Max,
     long Version,
     long CreatedAt,
-    long UpdatedAt)
+    long UpdatedAt,
+    string? CreatedBy = null)
 {
     public long Floor => Min ?? long.MinValue;
 

@@ -47,15 +47,15 @@ internal sealed class CounterLog : IDisposable
         _foldAfterNames = foldAfterNames;
         _foldPerCommit = Math.Max(1, foldAfterNames / 40);
         _append = SqliteSchema.Prepare(connection,
-            "INSERT INTO counter_log (seq, name, value, initial, min, max, version, created_at, updated_at) VALUES ($seq, $name, $value, $initial, $min, $max, $version, $created, $updated)",
-            "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated", "$seq");
+            "INSERT INTO counter_log (seq, name, value, initial, min, max, version, created_at, updated_at, created_by) VALUES ($seq, $name, $value, $initial, $min, $max, $version, $created, $updated, $createdBy)",
+            "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated", "$createdBy", "$seq");
         _upsert = SqliteSchema.Prepare(connection, """
-            INSERT INTO counters (name, value, initial, min, max, version, created_at, updated_at)
-            VALUES ($name, $value, $initial, $min, $max, $version, $created, $updated)
+            INSERT INTO counters (name, value, initial, min, max, version, created_at, updated_at, created_by)
+            VALUES ($name, $value, $initial, $min, $max, $version, $created, $updated, $createdBy)
             ON CONFLICT (name) DO UPDATE SET value = excluded.value, initial = excluded.initial,
                 min = excluded.min, max = excluded.max, version = excluded.version,
-                created_at = excluded.created_at, updated_at = excluded.updated_at
-            """, "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated");
+                created_at = excluded.created_at, updated_at = excluded.updated_at, created_by = excluded.created_by
+            """, "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated", "$createdBy");
         _delete = SqliteSchema.Prepare(connection, "DELETE FROM counters WHERE name = $name", "$name");
         _truncate = SqliteSchema.Prepare(connection, "DELETE FROM counter_log WHERE seq <= $upTo", "$upTo");
     }
@@ -64,7 +64,7 @@ internal sealed class CounterLog : IDisposable
     public void Replay(SqliteConnection connection, CounterCache cache)
     {
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT name, value, initial, min, max, version, created_at, updated_at, seq FROM counter_log ORDER BY seq";
+        command.CommandText = "SELECT name, value, initial, min, max, version, created_at, updated_at, created_by, seq FROM counter_log ORDER BY seq";
         using var reader = command.ExecuteReader();
         while (reader.Read())
         {
@@ -72,14 +72,16 @@ internal sealed class CounterLog : IDisposable
             cache.Set(name, reader.IsDBNull(1) ? null : ReadCounter(reader, name));
             _dirty.Add(name);
             _rowsSinceCycle++;
-            _lastSeq = reader.GetInt64(8);
+            _lastSeq = reader.GetInt64(9);
         }
     }
 
+    /// <summary>A counter from columns name, value, initial, min, max, version, created_at, updated_at, created_by (in that order).</summary>
     public static Counter ReadCounter(SqliteDataReader reader, string name) => new(name, reader.GetInt64(1), reader.GetInt64(2),
         reader.IsDBNull(3) ? null : reader.GetInt64(3),
         reader.IsDBNull(4) ? null : reader.GetInt64(4),
-        reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7));
+        reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7),
+        reader.IsDBNull(8) ? null : string.Intern(reader.GetString(8)));
 
     /// <summary>
     /// Writes one commit's counter changes inside <paramref name="transaction"/>, and a step of the fold
@@ -113,7 +115,7 @@ internal sealed class CounterLog : IDisposable
         foreach (var (name, counter) in changes)
         {
             Bind(_append, name, counter);
-            _append.Parameters[8].Value = ++_lastSeq;
+            _append.Parameters[9].Value = ++_lastSeq;
             _append.ExecuteNonQuery();
             _dirty.Add(name);
         }
@@ -175,12 +177,12 @@ internal sealed class CounterLog : IDisposable
     public static void FoldCopy(SqliteConnection copy) => SqliteSchema.Execute(copy, """
         BEGIN;
         CREATE INDEX counter_log_latest ON counter_log (name, seq);
-        INSERT INTO counters (name, value, initial, min, max, version, created_at, updated_at)
-            SELECT name, value, initial, min, max, version, created_at, updated_at FROM counter_log AS l
+        INSERT INTO counters (name, value, initial, min, max, version, created_at, updated_at, created_by)
+            SELECT name, value, initial, min, max, version, created_at, updated_at, created_by FROM counter_log AS l
             WHERE value IS NOT NULL AND seq = (SELECT max(seq) FROM counter_log AS m WHERE m.name = l.name)
             ON CONFLICT (name) DO UPDATE SET value = excluded.value, initial = excluded.initial,
                 min = excluded.min, max = excluded.max, version = excluded.version,
-                created_at = excluded.created_at, updated_at = excluded.updated_at;
+                created_at = excluded.created_at, updated_at = excluded.updated_at, created_by = excluded.created_by;
         DELETE FROM counters WHERE name IN (SELECT name FROM counter_log AS l
             WHERE value IS NULL AND seq = (SELECT max(seq) FROM counter_log AS m WHERE m.name = l.name));
         DELETE FROM counter_log;
@@ -229,5 +231,6 @@ internal sealed class CounterLog : IDisposable
         p[5].Value = (object?)counter?.Version ?? DBNull.Value;
         p[6].Value = (object?)counter?.CreatedAt ?? DBNull.Value;
         p[7].Value = (object?)counter?.UpdatedAt ?? DBNull.Value;
+        p[8].Value = (object?)counter?.CreatedBy ?? DBNull.Value;
     }
 }

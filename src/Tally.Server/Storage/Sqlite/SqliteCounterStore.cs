@@ -261,7 +261,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         var count = SqliteSchema.Scalar(connection, "SELECT count(*) FROM counters");
         Cache.Reserve((int)Math.Min(count + count / 4 + 16, int.MaxValue));
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT name, value, initial, min, max, version, created_at, updated_at FROM counters ORDER BY name";
+        command.CommandText = "SELECT name, value, initial, min, max, version, created_at, updated_at, created_by FROM counters ORDER BY name";
         using var reader = command.ExecuteReader();
         while (reader.Read())
         {
