@@ -120,7 +120,7 @@ internal static class BackupEndpoints
             var outcome = await pipeline.SubmitAsync(PendingRequest.For(new BatchCommand(chunk, Atomic: true)));
             if (outcome.Batch is not { Aborted: false })
             {
-                return new OutcomeResult(outcome);
+                return new OutcomeResult(outcome, mayRead: true);
             }
             imported += chunk.Length;
         }

@@ -27,12 +27,19 @@ internal static class ErrorCodes
     public const string IdempotencyKeyInFlight = "idempotency_key_in_flight";
     public const string CounterQuotaExceeded = "counter_quota_exceeded";
     public const string IdempotencyQuotaExceeded = "idempotency_quota_exceeded";
+    public const string VersionExhausted = "version_exhausted";
 }
 
 internal sealed record CounterError(string Code, string Detail)
 {
-    /// <summary>For <c>out_of_range</c>: the counter as it stands, so the client sees value and bounds.</summary>
+    /// <summary>
+    /// The counter as it stands, for <c>out_of_range</c> and <c>version_mismatch</c>: its value, bounds and
+    /// version become members of the problem when the caller may read the counter, never otherwise.
+    /// </summary>
     public Counter? Current { get; init; }
+
+    /// <summary>When retrying makes sense (quotas that free up in time): the answer's <c>Retry-After</c>.</summary>
+    public int? RetryAfterSeconds { get; init; }
 }
 
 /// <summary>What a command did. <see cref="Changed"/> is true when the store must persist it.</summary>

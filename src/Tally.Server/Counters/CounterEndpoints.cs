@@ -53,7 +53,7 @@ internal static class CounterEndpoints
             ? CommandResult.Fail(ErrorCodes.CounterNotFound, $"Counter '{name}' does not exist.")
             : CommandResult.Read(counter);
         metrics.RecordOperation("get", TallyMetrics.OutcomeOf(result));
-        return new OutcomeResult(new RequestOutcome(result));
+        return new OutcomeResult(new RequestOutcome(result), mayRead: true);
     }
 
     private static async Task<IResult> PutCounter(string name, HttpContext context, CommitPipeline pipeline)

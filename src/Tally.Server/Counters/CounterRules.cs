@@ -42,9 +42,10 @@ internal static class CounterRules
             case PreconditionKind.IfMatchAny when current is null:
                 return CommandResult.Fail(ErrorCodes.VersionMismatch, "The counter does not exist (If-Match: *).");
             case PreconditionKind.IfMatch when current is null || Array.IndexOf(precondition.Versions!, current.Version) < 0:
+                // State goes in the problem's members (shown only to callers who may read), not in the text.
                 return CommandResult.Fail(ErrorCodes.VersionMismatch, current is null
                     ? "The counter does not exist, so no version matches If-Match."
-                    : $"The counter is at version {current.Version}, not the version given in If-Match.", current);
+                    : "The counter is not at the version given in If-Match; nothing changed.", current);
             default:
                 return null;
         }
@@ -63,10 +64,15 @@ internal static class CounterRules
         var overflowed = negate ? next > before.Value : next < before.Value;
         if (overflowed || !before.Allows(next))
         {
+            // The value and bounds travel as members of the problem, shown only to callers who may read the counter.
             var verb = negate ? "Decrementing" : "Incrementing";
             return CommandResult.Fail(ErrorCodes.OutOfRange,
-                $"{verb} '{name}' by {amount} would leave its range [{Describe(before.Min, "-2^63")}, {Describe(before.Max, "2^63-1")}]; the value stays {before.Value}.",
+                $"{verb} '{name}' by {amount} would take it out of its range or past 64 bits; nothing changed.",
                 before);
+        }
+        if (VersionExhausted(current) is { } exhausted)
+        {
+            return exhausted;
         }
 
         // Created or not, an increment answers 200: only PUT reports creation.
@@ -85,8 +91,12 @@ internal static class CounterRules
             return CommandResult.Fail(ErrorCodes.InvalidBounds, $"min ({lo}) is greater than max ({hi}).");
         }
 
+        if (VersionExhausted(current) is { } exhausted)
+        {
+            return exhausted;
+        }
         var proposed = new Counter(name, value, initial, min, max,
-            (current?.Version ?? 0) + 1, current?.CreatedAt ?? nowMs, nowMs);
+            (current?.Version ?? 0) + 1, current?.CreatedAt ?? nowMs, nowMs, current?.CreatedBy);
         if (!proposed.Allows(value))
         {
             return CommandResult.Fail(ErrorCodes.InvalidValue,
@@ -119,7 +129,13 @@ internal static class CounterRules
     }
 
     private static CommandResult Reset(Counter current, long nowMs) =>
-        CommandResult.Updated(current with { Value = current.Initial, Version = current.Version + 1, UpdatedAt = nowMs });
+        VersionExhausted(current) ?? CommandResult.Updated(current with { Value = current.Initial, Version = current.Version + 1, UpdatedAt = nowMs });
+
+    /// <summary>Versions never wrap: a counter at version 2^63-1 (only reachable by import) takes no further change.</summary>
+    private static CommandResult? VersionExhausted(Counter? current) => current is { Version: long.MaxValue }
+        ? CommandResult.Fail(ErrorCodes.VersionExhausted,
+            $"Counter '{current.Name}' is at the highest version (2^63-1) and cannot change again; delete and re-create it, or import it with a lower version.")
+        : null;
 
     private static CommandResult NotFound(string name) =>
         CommandResult.Fail(ErrorCodes.CounterNotFound, $"Counter '{name}' does not exist.");

@@ -3,23 +3,25 @@ using Tally.Server.Pipeline;
 namespace Tally.Server.Http;
 
 /// <summary>
-/// Sends a request's outcome: the stored response of a keyed request (marked
-/// <c>Idempotent-Replayed</c> when it is a retry), or the outcome rendered straight into the body.
+/// Sends a request's outcome, rendered straight into the body (a retry of a keyed request is marked
+/// <c>Idempotent-Replayed</c>). <paramref name="mayRead"/>: whether the caller may read counters, which
+/// decides whether problems show the counter's state.
 /// </summary>
-internal sealed class OutcomeResult(RequestOutcome outcome, string? location = null) : IResult
+internal sealed class OutcomeResult(RequestOutcome outcome, bool mayRead, string? location = null) : IResult
 {
     public const string ReplayedHeader = "Idempotent-Replayed";
 
     public async Task ExecuteAsync(HttpContext context)
     {
         var response = context.Response;
+        if (outcome.Replayed)
+        {
+            response.Headers[ReplayedHeader] = "true";
+        }
         if (outcome.Response is { } stored)
         {
+            // A record kept before the compact form: its first response, as it was rendered then.
             SetHeaders(response, stored.Status, stored.ETag);
-            if (outcome.Replayed)
-            {
-                response.Headers[ReplayedHeader] = "true";
-            }
             if (stored.Body.Length > 0)
             {
                 await response.Body.WriteAsync(stored.Body, context.RequestAborted);
@@ -32,15 +34,19 @@ internal sealed class OutcomeResult(RequestOutcome outcome, string? location = n
             // A batch's answer can be large (1,000 counters): written straight into the response
             // instead of through a growing buffer. Its status is known before the body.
             SetHeaders(response, batch.Aborted ? StatusCodes.Status409Conflict : StatusCodes.Status200OK, etag: null);
-            ResponseRenderer.Write(outcome, response.BodyWriter);
+            ResponseRenderer.Write(outcome, response.BodyWriter, mayRead);
             await response.BodyWriter.FlushAsync(context.RequestAborted);
             return;
         }
 
         // Headers go out with the first flush, after the status is known: render into a buffer first.
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(320);
-        var (status, etag) = ResponseRenderer.Write(outcome, buffer);
+        var (status, etag) = ResponseRenderer.Write(outcome, buffer, mayRead);
         SetHeaders(response, status, etag);
+        if (outcome.Result.Error?.RetryAfterSeconds is { } retryAfter)
+        {
+            response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
         if (buffer.WrittenCount > 0)
         {
             response.ContentLength = buffer.WrittenCount;

@@ -2,14 +2,15 @@ using System.Buffers;
 using System.Text.Json;
 using Tally.Server.Batch;
 using Tally.Server.Counters;
-using Tally.Server.Idempotency;
 using Tally.Server.Pipeline;
 
 namespace Tally.Server.Http;
 
 /// <summary>
 /// Turns an outcome into its HTTP status, ETag and JSON body. Deterministic (no trace ids, no
-/// clock), so a keyed request's stored response and its replays are byte for byte the same.
+/// clock), so a keyed request's first response and its replays are byte for byte the same.
+/// A problem shows the counter's state (value, bounds, version) only to a caller that may read it:
+/// it never tells more than a GET would.
 /// </summary>
 internal static class ResponseRenderer
 {
@@ -19,18 +20,19 @@ internal static class ResponseRenderer
     private static readonly JsonWriterOptions WriterOptions = new() { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>Writes the body; returns the status and the ETag (null when no counter is shown).</summary>
-    public static (int Status, string? ETag) Write(in RequestOutcome outcome, IBufferWriter<byte> output)
+    /// <param name="mayRead">Whether the caller may read the counters (scope read, write or admin).</param>
+    public static (int Status, string? ETag) Write(in RequestOutcome outcome, IBufferWriter<byte> output, bool mayRead)
     {
         using var json = new Utf8JsonWriter(output, WriterOptions);
         if (outcome.Batch is { } batch)
         {
-            return (WriteBatch(json, batch), null);
+            return (WriteBatch(json, batch, mayRead), null);
         }
         var result = outcome.Result;
         switch (result.Status)
         {
             case CommandStatus.Failed:
-                WriteProblem(json, result.Error!);
+                WriteProblem(json, result.Error!, mayRead);
                 return (Problems.StatusOf(result.Error!.Code), null);
             case CommandStatus.Deleted:
                 return (StatusCodes.Status204NoContent, null);
@@ -40,16 +42,9 @@ internal static class ResponseRenderer
         }
     }
 
-    public static StoredResponse Render(in RequestOutcome outcome)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        var (status, etag) = Write(outcome, buffer);
-        return new StoredResponse(status, etag, buffer.WrittenSpan.ToArray());
-    }
-
     public static string ETagOf(Counter counter) => $"\"{counter.Version}\"";
 
-    private static int WriteBatch(Utf8JsonWriter json, BatchResult batch)
+    private static int WriteBatch(Utf8JsonWriter json, BatchResult batch, bool mayRead)
     {
         if (batch.Aborted)
         {
@@ -61,7 +56,7 @@ internal static class ResponseRenderer
             json.WriteString("code", BatchFailed);
             json.WriteNumber("index", batch.FailedIndex);
             json.WritePropertyName("error");
-            WriteProblem(json, failed);
+            WriteProblem(json, failed, mayRead);
             json.WriteEndObject();
             return StatusCodes.Status409Conflict;
         }
@@ -76,7 +71,7 @@ internal static class ResponseRenderer
                 case CommandStatus.Failed:
                     json.WriteNumber("status", Problems.StatusOf(result.Error!.Code));
                     json.WritePropertyName("error");
-                    WriteProblem(json, result.Error);
+                    WriteProblem(json, result.Error, mayRead);
                     break;
                 case CommandStatus.Deleted:
                     json.WriteNumber("status", StatusCodes.Status204NoContent);
@@ -108,18 +103,26 @@ internal static class ResponseRenderer
         json.WriteEndObject();
     }
 
-    private static void WriteProblem(Utf8JsonWriter json, CounterError error)
+    private static void WriteProblem(Utf8JsonWriter json, CounterError error, bool mayRead)
     {
         json.WriteStartObject();
         json.WriteString("title"u8, Problems.TitleOf(error.Code));
         json.WriteNumber("status"u8, Problems.StatusOf(error.Code));
         json.WriteString("detail"u8, error.Detail);
         json.WriteString("code"u8, error.Code);
-        if (error.Code == ErrorCodes.OutOfRange && error.Current is { } current)
+        if (mayRead && error.Current is { } current)
         {
-            json.WriteNumber("value"u8, current.Value);
-            WriteBound(json, "min"u8, current.Min);
-            WriteBound(json, "max"u8, current.Max);
+            switch (error.Code)
+            {
+                case ErrorCodes.OutOfRange:
+                    json.WriteNumber("value"u8, current.Value);
+                    WriteBound(json, "min"u8, current.Min);
+                    WriteBound(json, "max"u8, current.Max);
+                    break;
+                case ErrorCodes.VersionMismatch:
+                    json.WriteNumber("version"u8, current.Version);
+                    break;
+            }
         }
         json.WriteEndObject();
     }

@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using Tally.Server.Auth;
 using Tally.Server.Batch;
 using Tally.Server.Counters;
 using Tally.Server.Idempotency;
@@ -26,13 +27,25 @@ internal static class Submission
     private static async Task<IResult> SendAsync(
         HttpContext context, CommitPipeline pipeline, CounterCommand? command, BatchCommand? batch, ReadOnlyMemory<byte> body, string? location)
     {
+        var caller = Caller.From(context.User);
+        // API.md: read, write and admin may see a counter's state in a problem; increment alone may not.
+        var mayRead = caller is null || caller.Allows(ApiScopes.Read) || caller.Allows(ApiScopes.Write);
+        if (!mayRead && HasPrecondition(command, batch))
+        {
+            // A 412 would tell a caller that may not read whether the counter exists, and at which version.
+            return Problems.Create(Problems.Forbidden,
+                "Conditional requests (If-Match, If-None-Match, ifMatch) need the read or write scope: this key may increment counters but not read them.");
+        }
+        var requester = caller is null ? Requester.Unlimited : new Requester(caller.KeyId, MaxCountersOf(caller));
+
         // No delegate here: this is every increment's path, and a closure would be one more allocation each.
-        PendingRequest Create(IdempotencyKey? key) => command is not null ? PendingRequest.For(command, key) : PendingRequest.For(batch!, key);
+        PendingRequest Create(IdempotencyKey? key) =>
+            command is not null ? PendingRequest.For(command, key, requester) : PendingRequest.For(batch!, key, requester);
 
         var header = context.Request.Headers[IdempotencyKey.Header];
         if (header.Count == 0)
         {
-            return new OutcomeResult(await pipeline.SubmitAsync(Create(null)), location);
+            return new OutcomeResult(await pipeline.SubmitAsync(Create(null)), mayRead, location);
         }
         if (header.Count > 1 || !IdempotencyKey.IsValid(header[0]))
         {
@@ -53,11 +66,30 @@ internal static class Submission
         }
         try
         {
-            return new OutcomeResult(await pipeline.SubmitAsync(Create(key)), location);
+            return new OutcomeResult(await pipeline.SubmitAsync(Create(key)), mayRead, location);
         }
         finally
         {
             inFlight.Exit(key);
         }
     }
+
+    private static bool HasPrecondition(CounterCommand? command, BatchCommand? batch)
+    {
+        if (command is not null)
+        {
+            return command.Precondition.Kind != PreconditionKind.None;
+        }
+        foreach (var operation in batch!.Operations)
+        {
+            if (operation.Precondition.Kind != PreconditionKind.None)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // Replaced by the key's own limit once keys carry one.
+    private static long? MaxCountersOf(Caller caller) => null;
 }

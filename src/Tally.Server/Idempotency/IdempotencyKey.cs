@@ -40,9 +40,3 @@ internal sealed record IdempotencyKey(string Caller, string Key, byte[] Fingerpr
 
     public bool SameRequest(byte[] fingerprint) => CryptographicOperations.FixedTimeEquals(Fingerprint, fingerprint);
 }
-
-/// <summary>The first response to a keyed request, kept to answer its retries.</summary>
-internal sealed record StoredResponse(int Status, string? ETag, byte[] Body);
-
-/// <summary>A stored idempotency record: the key, its request's fingerprint and its first response.</summary>
-internal sealed record IdempotencyRecord(string Caller, string Key, byte[] Fingerprint, StoredResponse Response, long CreatedAt);

@@ -12,12 +12,13 @@ namespace Tally.Server.Pipeline;
 /// </summary>
 internal sealed class PendingRequest : TaskCompletionSource<RequestOutcome>
 {
-    private PendingRequest(CounterCommand? command, BatchCommand? batch, IdempotencyKey? idempotency)
+    private PendingRequest(CounterCommand? command, BatchCommand? batch, IdempotencyKey? idempotency, Requester? requester)
         : base(TaskCreationOptions.None)
     {
         Command = command;
         Batch = batch;
         Idempotency = idempotency;
+        Requester = requester ?? Requester.Unlimited;
     }
 
     public CounterCommand? Command { get; }
@@ -26,16 +27,21 @@ internal sealed class PendingRequest : TaskCompletionSource<RequestOutcome>
 
     public IdempotencyKey? Idempotency { get; }
 
+    public Requester Requester { get; }
+
     public RequestOutcome Outcome { get; set; }
 
-    public static PendingRequest For(CounterCommand command, IdempotencyKey? idempotency = null) => new(command, null, idempotency);
+    public static PendingRequest For(CounterCommand command, IdempotencyKey? idempotency = null, Requester? requester = null) =>
+        new(command, null, idempotency, requester);
 
-    public static PendingRequest For(BatchCommand batch, IdempotencyKey? idempotency = null) => new(null, batch, idempotency);
+    public static PendingRequest For(BatchCommand batch, IdempotencyKey? idempotency = null, Requester? requester = null) =>
+        new(null, batch, idempotency, requester);
 }
 
 /// <summary>
 /// What became of a request. <see cref="Result"/> is the single command's result, or a failure of
-/// the whole request (store unavailable, idempotency key reused). <see cref="Response"/> is set for
-/// keyed requests: the response stored with the change, or replayed from the first request.
+/// the whole request (store unavailable, idempotency key reused, quota exceeded). <see cref="Replayed"/>
+/// marks the first request's outcome answered again to a retry; <see cref="Response"/> is set only when
+/// that first response was kept rendered (records written before the compact form).
 /// </summary>
 internal readonly record struct RequestOutcome(CommandResult Result, BatchResult? Batch = null, StoredResponse? Response = null, bool Replayed = false);

@@ -7,8 +7,8 @@ using Tally.Server.Idempotency;
 namespace Tally.Server.Storage.Memory;
 
 /// <summary>The same rules with no persistence: for tests and ephemeral use. Everything is lost on exit.</summary>
-internal sealed class MemoryCounterStore(IOptions<TallyOptions> options, TimeProvider clock)
-    : CachedCounterStore(clock, options.Value.IdempotencyRetention)
+internal sealed class MemoryCounterStore(IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, TimeProvider clock)
+    : CachedCounterStore(clock, options.Value.IdempotencyRetention, quotas.Value)
 {
     private readonly ConcurrentDictionary<(string, string), IdempotencyRecord> _records = new();
 
@@ -20,25 +20,33 @@ internal sealed class MemoryCounterStore(IOptions<TallyOptions> options, TimePro
     public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
     protected override ValueTask PersistAsync(
-        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, long? pruneBefore, CancellationToken cancellationToken)
+        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, CancellationToken cancellationToken)
     {
         foreach (var record in records)
         {
             _records[(record.Caller, record.Key)] = record;
-        }
-        if (pruneBefore is { } cutoff)
-        {
-            foreach (var (key, record) in _records)
-            {
-                if (record.CreatedAt < cutoff)
-                {
-                    _records.TryRemove(key, out _);
-                }
-            }
         }
         return ValueTask.CompletedTask;
     }
 
     protected override IdempotencyRecord? FindIdempotencyRecord(string caller, string key, long notBefore) =>
         _records.TryGetValue((caller, key), out var record) && record.CreatedAt >= notBefore ? record : null;
+
+    protected override IEnumerable<KeyValuePair<string, long>> LoadIdempotencyUsage() => [];
+
+    protected override IReadOnlyList<(string Caller, long Size)> PruneIdempotencyRecords(long cutoff, int limit)
+    {
+        var pruned = new List<(string, long)>();
+        foreach (var (key, record) in _records.Where(entry => entry.Value.CreatedAt < cutoff).OrderBy(entry => entry.Value.CreatedAt).Take(limit).ToList())
+        {
+            if (_records.TryRemove(key, out _))
+            {
+                pruned.Add((record.Caller, record.Size));
+            }
+        }
+        return pruned;
+    }
+
+    protected override long? OldestIdempotencyRecord(string caller) =>
+        _records.Values.Where(record => record.Caller == caller).Select(record => (long?)record.CreatedAt).Min();
 }

@@ -26,10 +26,12 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     private SqliteCommand? _insertRecord;
     private SqliteCommand? _findRecord;
     private SqliteCommand? _pruneRecords;
+    private SqliteCommand? _oldestRecord;
     private FileStream? _lockFile;
 
-    public SqliteCounterStore(IOptions<TallyOptions> options, TimeProvider clock, TallyMetrics metrics, ILogger<SqliteCounterStore> logger)
-        : base(clock, options.Value.IdempotencyRetention)
+    public SqliteCounterStore(
+        IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, TimeProvider clock, TallyMetrics metrics, ILogger<SqliteCounterStore> logger)
+        : base(clock, options.Value.IdempotencyRetention, quotas.Value)
     {
         _metrics = metrics;
         _options = options;
@@ -145,14 +147,14 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     }
 
     protected override ValueTask PersistAsync(
-        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, long? pruneBefore, CancellationToken cancellationToken)
+        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, CancellationToken cancellationToken)
     {
-        Write(changes, records, pruneBefore, fold: false);
+        Write(changes, records, fold: false);
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>One transaction: the counter changes (logged or folded), new idempotency records, pruning.</summary>
-    private void Write(IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, long? pruneBefore, bool fold)
+    /// <summary>One transaction: the counter changes (logged or folded) and the new idempotency records.</summary>
+    private void Write(IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, bool fold)
     {
         var writer = _writer ?? throw new InvalidOperationException("The SQLite store is not open.");
         var log = _log!;
@@ -167,17 +169,10 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
                 p[0].Value = record.Caller;
                 p[1].Value = record.Key;
                 p[2].Value = record.Fingerprint;
-                p[3].Value = record.Response.Status;
-                p[4].Value = (object?)record.Response.ETag ?? DBNull.Value;
-                p[5].Value = record.Response.Body;
-                p[6].Value = record.CreatedAt;
+                p[3].Value = record.Outcome;
+                p[4].Value = record.Size;
+                p[5].Value = record.CreatedAt;
                 _insertRecord.ExecuteNonQuery();
-            }
-            if (pruneBefore is { } cutoff)
-            {
-                _pruneRecords!.Transaction = transaction;
-                _pruneRecords.Parameters[0].Value = cutoff;
-                _pruneRecords.ExecuteNonQuery();
             }
             transaction.Commit();
         }
@@ -215,13 +210,60 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         {
             return null;
         }
-        var response = new StoredResponse(reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2), (byte[])reader.GetValue(3));
-        return new IdempotencyRecord(caller, key, (byte[])reader.GetValue(0), response, reader.GetInt64(4));
+        var fingerprint = (byte[])reader.GetValue(0);
+        var body = (byte[])reader.GetValue(3);
+        var createdAt = reader.GetInt64(4);
+        return reader.GetInt32(5) == 0
+            ? new IdempotencyRecord(caller, key, fingerprint, [], createdAt)
+            {
+                Legacy = new StoredResponse(reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2), body),
+            }
+            : new IdempotencyRecord(caller, key, fingerprint, body, createdAt);
+    }
+
+    protected override IEnumerable<KeyValuePair<string, long>> LoadIdempotencyUsage()
+    {
+        using var command = _writer!.CreateCommand();
+        command.CommandText = "SELECT caller, sum(size) FROM idempotency GROUP BY caller";
+        using var reader = command.ExecuteReader();
+        var usage = new List<KeyValuePair<string, long>>();
+        while (reader.Read())
+        {
+            usage.Add(new(reader.GetString(0), reader.GetInt64(1)));
+        }
+        return usage;
+    }
+
+    protected override IReadOnlyList<(string Caller, long Size)> PruneIdempotencyRecords(long cutoff, int limit)
+    {
+        var prune = _pruneRecords ?? throw new InvalidOperationException("The SQLite store is not open.");
+        using var transaction = _writer!.BeginTransaction();
+        prune.Transaction = transaction;
+        prune.Parameters[0].Value = cutoff;
+        prune.Parameters[1].Value = limit;
+        var pruned = new List<(string, long)>();
+        using (var reader = prune.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                pruned.Add((reader.GetString(0), reader.GetInt64(1)));
+            }
+        }
+        transaction.Commit();
+        return pruned;
+    }
+
+    protected override long? OldestIdempotencyRecord(string caller)
+    {
+        var oldest = _oldestRecord ?? throw new InvalidOperationException("The SQLite store is not open.");
+        oldest.Transaction = null;
+        oldest.Parameters[0].Value = caller;
+        return oldest.ExecuteScalar() is long createdAt ? createdAt : null;
     }
 
     public override ValueTask DisposeAsync()
     {
-        foreach (var command in (SqliteCommand?[])[_insertRecord, _findRecord, _pruneRecords])
+        foreach (var command in (SqliteCommand?[])[_insertRecord, _findRecord, _pruneRecords, _oldestRecord])
         {
             command?.Dispose();
         }
@@ -237,7 +279,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
                 if (_log is not null && WriteFailure is null)
                 {
                     // A stopped Tally leaves its counters table complete, the log empty.
-                    Write(new Dictionary<string, Counter?>(), [], pruneBefore: null, fold: true);
+                    Write(new Dictionary<string, Counter?>(), [], fold: true);
                 }
                 // Everything into the main file, so a stopped Tally leaves one self-contained file behind.
                 SqliteSchema.Execute(writer, "PRAGMA wal_checkpoint(TRUNCATE)");
@@ -280,13 +322,19 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     {
         _log = new CounterLog(connection, _options.Value.CounterLogFoldAfter);
 
-        // A record that is older than the retention window is replaced, not refused.
+        // A record that is older than the retention window is replaced, not refused. Format 1: an OutcomeCodec encoding.
         _insertRecord = SqliteSchema.Prepare(connection,
-            "INSERT OR REPLACE INTO idempotency (caller, key, fingerprint, status, etag, body, created_at) VALUES ($caller, $key, $fingerprint, $status, $etag, $body, $created)",
-            "$caller", "$key", "$fingerprint", "$status", "$etag", "$body", "$created");
+            "INSERT OR REPLACE INTO idempotency (caller, key, fingerprint, status, etag, body, created_at, format, size) VALUES ($caller, $key, $fingerprint, 0, NULL, $outcome, $created, 1, $size)",
+            "$caller", "$key", "$fingerprint", "$outcome", "$size", "$created");
         _findRecord = SqliteSchema.Prepare(connection,
-            "SELECT fingerprint, status, etag, body, created_at FROM idempotency WHERE caller = $caller AND key = $key AND created_at >= $notBefore",
+            "SELECT fingerprint, status, etag, body, created_at, format FROM idempotency WHERE caller = $caller AND key = $key AND created_at >= $notBefore",
             "$caller", "$key", "$notBefore");
-        _pruneRecords = SqliteSchema.Prepare(connection, "DELETE FROM idempotency WHERE created_at < $cutoff", "$cutoff");
+        // Oldest first, a bounded step at a time (the created_at index finds them).
+        _pruneRecords = SqliteSchema.Prepare(connection, """
+            DELETE FROM idempotency WHERE (caller, key) IN
+                (SELECT caller, key FROM idempotency WHERE created_at < $cutoff ORDER BY created_at LIMIT $limit)
+            RETURNING caller, size
+            """, "$cutoff", "$limit");
+        _oldestRecord = SqliteSchema.Prepare(connection, "SELECT min(created_at) FROM idempotency WHERE caller = $caller", "$caller");
     }
 }

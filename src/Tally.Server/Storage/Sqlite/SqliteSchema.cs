@@ -73,6 +73,7 @@ internal static class SqliteSchema
         ALTER TABLE idempotency ADD COLUMN format INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE idempotency ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
         UPDATE idempotency SET size = length(caller) + length(key) + length(fingerprint) + length(body) + 64;
+        CREATE INDEX idempotency_caller_created_at ON idempotency (caller, created_at);
         """,
     ];
 
