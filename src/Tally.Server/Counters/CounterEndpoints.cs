@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Tally.Server.Auth;
 using Tally.Server.Docs;
