@@ -34,7 +34,7 @@ internal static class RateLimiting
                     AutoReplenishment = false, // the partitioned limiter replenishes every bucket on its own timer
                 };
                 limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
-                    IsProbe(context.Request.Path)
+                    IsNeverLimited(context.Request.Path)
                         ? RateLimitPartition.GetNoLimiter(string.Empty)
                         : RateLimitPartition.GetTokenBucketLimiter(PartitionOf(context), _ => bucket));
             }
@@ -42,8 +42,12 @@ internal static class RateLimiting
         return services;
     }
 
-    /// <summary>Health probes are never throttled: a refused liveness probe would restart a healthy instance.</summary>
-    private static bool IsProbe(PathString path) => path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz");
+    /// <summary>
+    /// Health probes and the metrics scrape are never throttled: a refused liveness probe would restart a
+    /// healthy instance, and a refused scrape is a gap in the metrics (and a false alert).
+    /// </summary>
+    private static bool IsNeverLimited(PathString path) =>
+        path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz") || path.StartsWithSegments("/metrics");
 
     /// <summary>The key's id once authenticated (not with Auth=off), else "ip:" and the client's address (key ids never contain ':').</summary>
     private static string PartitionOf(HttpContext context) =>

@@ -28,6 +28,13 @@ internal static class BatchParsing
             {
                 return Problems.Create(Problems.InvalidBody, "The body must be an object with an array 'ops'.");
             }
+            foreach (var member in root.EnumerateObject())
+            {
+                if (!member.NameEquals("ops"u8) && !member.NameEquals("atomic"u8))
+                {
+                    return Problems.Create(Problems.InvalidBody, $"Unknown member '{Shown(member.Name)}'; a batch has 'ops' and 'atomic'.");
+                }
+            }
             var atomic = false;
             if (root.TryGetProperty("atomic", out var atomicElement))
             {
@@ -75,6 +82,10 @@ internal static class BatchParsing
         {
             return Invalid(ErrorCodes.InvalidName, index, "'name' must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$.");
         }
+        if (kind is "increment" or "decrement" or "set" or "get" or "reset" or "delete" && UnknownMember(op, kind) is { } unknown)
+        {
+            return Invalid(Problems.InvalidBody, index, $"unknown member '{Shown(unknown)}' for op '{kind}'.");
+        }
 
         var precondition = Precondition.None;
         if (op.TryGetProperty("ifMatch", out var ifMatch))
@@ -120,6 +131,29 @@ internal static class BatchParsing
                 return Invalid(Problems.InvalidBody, index, "'op' must be one of increment, decrement, set, get, reset, delete.");
         }
     }
+
+    /// <summary>The first member an operation of this kind does not take (every kind takes op and name).</summary>
+    private static string? UnknownMember(JsonElement op, string kind)
+    {
+        foreach (var member in op.EnumerateObject())
+        {
+            var known = member.NameEquals("op"u8) || member.NameEquals("name"u8) || kind switch
+            {
+                "increment" or "decrement" => member.NameEquals("by"u8) || member.NameEquals("ifMatch"u8),
+                "set" => member.NameEquals("ifMatch"u8) || member.NameEquals("value"u8) || member.NameEquals("initial"u8)
+                    || member.NameEquals("min"u8) || member.NameEquals("max"u8),
+                "reset" or "delete" => member.NameEquals("ifMatch"u8),
+                _ => false,
+            };
+            if (!known)
+            {
+                return member.Name;
+            }
+        }
+        return null;
+    }
+
+    private static string Shown(string name) => name.Length <= 60 ? name : name[..60] + "…";
 
     /// <summary>The operation's counter fields only, so "set" reuses PUT's parsing and its checks.</summary>
     private static string WithoutOpMembers(JsonElement op)

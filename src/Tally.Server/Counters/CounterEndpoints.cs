@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Tally.Server.Auth;
 using Tally.Server.Docs;
@@ -17,12 +16,12 @@ internal static class CounterEndpoints
 
     public static IEndpointRouteBuilder MapCounters(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/counters").WithTags("Counters");
+        var group = routes.MapGroup("/counters").WithTags("Counters").RefuseUnknownQuery();
 
         group.MapGet("/", ListCounters).WithName("ListCounters").WithSummary("List counters in name order").RequireAuthorization(AuthPolicies.Read)
-            .ProducesProblem(StatusCodes.Status400BadRequest);
+            .AllowQuery("prefix", "after", "limit").ProducesProblem(StatusCodes.Status400BadRequest);
         group.MapGet("/{name}", GetCounter).WithName("GetCounter").WithSummary("Read a counter").RequireAuthorization(AuthPolicies.Read)
-            .ProducesCounter(StatusCodes.Status200OK, 400, 404);
+            .ProducesCounter(StatusCodes.Status200OK, 400, 404).Produces(StatusCodes.Status304NotModified);
         group.MapPut("/{name}", PutCounter).WithName("PutCounter").WithSummary("Create a counter, or update its fields").RequireAuthorization(AuthPolicies.Write)
             .Accepts<CounterFieldsRequest>(isOptional: true, "application/json")
             .ProducesCounter(StatusCodes.Status200OK, 400, 412, 415, 422)
@@ -31,11 +30,11 @@ internal static class CounterEndpoints
             .Produces(StatusCodes.Status204NoContent).ProducesProblem(404).ProducesProblem(412);
         group.MapPost("/{name}/increment", (string name, HttpRequest request, CommitPipeline pipeline) =>
             AddAsync(name, request, pipeline, CounterCommand.Increment))
-            .WithName("IncrementCounter").WithSummary("Add to a counter (created at 0 if missing)").RequireAuthorization(AuthPolicies.Increment)
+            .WithName("IncrementCounter").WithSummary("Add to a counter (created at 0 if missing)").RequireAuthorization(AuthPolicies.Increment).AllowQuery("by")
             .Accepts<AmountRequest>(isOptional: true, "application/json").ProducesCounter(StatusCodes.Status200OK, 400, 409, 412, 415, 422);
         group.MapPost("/{name}/decrement", (string name, HttpRequest request, CommitPipeline pipeline) =>
             AddAsync(name, request, pipeline, CounterCommand.Decrement))
-            .WithName("DecrementCounter").WithSummary("Subtract from a counter (created at 0 if missing)").RequireAuthorization(AuthPolicies.Write)
+            .WithName("DecrementCounter").WithSummary("Subtract from a counter (created at 0 if missing)").RequireAuthorization(AuthPolicies.Write).AllowQuery("by")
             .Accepts<AmountRequest>(isOptional: true, "application/json").ProducesCounter(StatusCodes.Status200OK, 400, 409, 412, 415, 422);
         group.MapPost("/{name}/reset", ResetCounter).WithName("ResetCounter").WithSummary("Set a counter back to its initial value").RequireAuthorization(AuthPolicies.Write)
             .ProducesCounter(StatusCodes.Status200OK, 400, 404, 412, 422);
@@ -49,6 +48,12 @@ internal static class CounterEndpoints
             return InvalidName(name);
         }
         var counter = await store.GetAsync(name, context.RequestAborted);
+        if (counter is not null && RequestParsing.IfNoneMatchHits(context.Request, counter.Version))
+        {
+            metrics.RecordOperation("get", "ok");
+            context.Response.Headers.ETag = ResponseRenderer.ETagOf(counter);
+            return TypedResults.StatusCode(StatusCodes.Status304NotModified);
+        }
         var result = counter is null
             ? CommandResult.Fail(ErrorCodes.CounterNotFound, $"Counter '{name}' does not exist.")
             : CommandResult.Read(counter);
@@ -133,15 +138,15 @@ internal static class CounterEndpoints
         {
             return Problems.Create(Problems.InvalidQuery, "'after' must be a counter name (the 'next' of the previous page).");
         }
-        var pageSize = DefaultPageSize;
-        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out pageSize) || pageSize is < 1 or > MaxPageSize))
+        long pageSize = DefaultPageSize;
+        if (limit is not null && (!RequestParsing.TryParseDigits(limit, out pageSize) || pageSize is < 1 or > MaxPageSize))
         {
             return Problems.Create(Problems.InvalidQuery, $"'limit' must be an integer from 1 to {MaxPageSize}.");
         }
 
         // One extra tells whether another page follows, so the last page says next: null.
-        var counters = await store.ListAsync(prefix, after, pageSize + 1, context.RequestAborted);
-        var items = counters.Take(pageSize).Select(CounterResponse.From).ToList();
+        var counters = await store.ListAsync(prefix, after, (int)pageSize + 1, context.RequestAborted);
+        var items = counters.Take((int)pageSize).Select(CounterResponse.From).ToList();
         var next = counters.Count > pageSize ? items[^1].Name : null;
         return TypedResults.Ok(new CounterPageResponse(items, next));
     }

@@ -13,7 +13,7 @@ internal static class OpenApiSetup
         """;
 
     private const string ProblemExample = """
-        {"title":"Out of range","status":409,"detail":"Incrementing 'downloads:v2' by 5 would leave its range [-2^63, 1000]; the value stays 998.",
+        {"type":"urn:tally:problem:out_of_range","title":"Out of range","status":409,"detail":"Incrementing 'downloads:v2' by 5 would leave its range [-2^63, 1000]; the value stays 998.",
          "code":"out_of_range","value":998,"min":null,"max":1000}
         """;
 
@@ -25,6 +25,8 @@ internal static class OpenApiSetup
             {
                 document.Info.Title = "Tally";
                 document.Info.Description = "Exact, durable counters over HTTP. Every error is application/problem+json with a stable `code`.";
+                // The framework fills servers from the request's Host header: an answer anyone could steer. Paths are relative.
+                document.Servers?.Clear();
                 return Task.CompletedTask;
             });
             options.AddSchemaTransformer((schema, context, _) =>

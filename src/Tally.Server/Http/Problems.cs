@@ -1,10 +1,28 @@
+using System.Collections.Frozen;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Tally.Server.Auth;
+using Tally.Server.Backup;
+using Tally.Server.Batch;
 using Tally.Server.Counters;
 
 namespace Tally.Server.Http;
 
-/// <summary>Every error as application/problem+json with a stable <c>code</c> member.</summary>
+/// <summary>One problem code: its HTTP status and its title, the same wherever it is answered.</summary>
+internal sealed record ProblemType(string Code, int Status, string Title)
+{
+    /// <summary>The RFC 9457 <c>type</c>: a URN, so no answer depends on the host it was asked through.</summary>
+    public string Uri { get; } = TypePrefix + Code;
+
+    public const string TypePrefix = "urn:tally:problem:";
+}
+
+/// <summary>
+/// Every error as application/problem+json with exactly <c>type</c>, <c>title</c>, <c>status</c>,
+/// <c>detail</c> and a stable <c>code</c> (plus the documented extensions such as <c>index</c>, or
+/// <c>value</c>/<c>min</c>/<c>max</c>), from one catalog. Never a trace id: a stored response is
+/// replayed byte for byte.
+/// </summary>
 internal static class Problems
 {
     public const string InvalidJson = "invalid_json";
@@ -13,6 +31,7 @@ internal static class Problems
     public const string InvalidPrecondition = "invalid_precondition";
     public const string UnsupportedMediaType = "unsupported_media_type";
     public const string PayloadTooLarge = "payload_too_large";
+    public const string RequestTimeout = "request_timeout";
     public const string NotFound = "not_found";
     public const string MethodNotAllowed = "method_not_allowed";
     public const string BadRequest = "bad_request";
@@ -20,6 +39,48 @@ internal static class Problems
     public const string Unauthorized = "unauthorized";
     public const string Forbidden = "forbidden";
     public const string RateLimited = "rate_limited";
+
+    /// <summary>The catalog. docs/api.md lists the same table; a code answered anywhere is in it.</summary>
+    public static readonly FrozenDictionary<string, ProblemType> Catalog = new ProblemType[]
+    {
+        new(InvalidJson, StatusCodes.Status400BadRequest, "Invalid JSON"),
+        new(InvalidBody, StatusCodes.Status400BadRequest, "Invalid request body"),
+        new(InvalidQuery, StatusCodes.Status400BadRequest, "Invalid query"),
+        new(InvalidPrecondition, StatusCodes.Status400BadRequest, "Invalid precondition header"),
+        new(BadRequest, StatusCodes.Status400BadRequest, "Malformed request"),
+        new(ErrorCodes.InvalidName, StatusCodes.Status400BadRequest, "Invalid counter name"),
+        new(ErrorCodes.InvalidAmount, StatusCodes.Status400BadRequest, "Invalid amount"),
+        new(ErrorCodes.InvalidBounds, StatusCodes.Status400BadRequest, "Invalid bounds"),
+        new(ErrorCodes.InvalidValue, StatusCodes.Status400BadRequest, "Invalid value"),
+        new(Submission.InvalidIdempotencyKey, StatusCodes.Status400BadRequest, "Invalid idempotency key"),
+        new(BatchParsing.TooManyOperations, StatusCodes.Status400BadRequest, "Too many operations"),
+        new(AdminKeyEndpoints.InvalidKeyName, StatusCodes.Status400BadRequest, "Invalid key name"),
+        new(AdminKeyEndpoints.InvalidScopes, StatusCodes.Status400BadRequest, "Invalid scopes"),
+        new(AdminKeyEndpoints.InvalidPrefix, StatusCodes.Status400BadRequest, "Invalid prefix"),
+        new(BackupEndpoints.BackupNotSupported, StatusCodes.Status400BadRequest, "Backup not supported"),
+        new(Unauthorized, StatusCodes.Status401Unauthorized, "Unauthorized"),
+        new(Forbidden, StatusCodes.Status403Forbidden, "Forbidden"),
+        new(ErrorCodes.CounterQuotaExceeded, StatusCodes.Status403Forbidden, "Counter quota exceeded"),
+        new(NotFound, StatusCodes.Status404NotFound, "Not found"),
+        new(ErrorCodes.CounterNotFound, StatusCodes.Status404NotFound, "Counter not found"),
+        new(AdminKeyEndpoints.KeyNotFound, StatusCodes.Status404NotFound, "Key not found"),
+        new(MethodNotAllowed, StatusCodes.Status405MethodNotAllowed, "Method not allowed"),
+        new(RequestTimeout, StatusCodes.Status408RequestTimeout, "Request timeout"),
+        new(ErrorCodes.OutOfRange, StatusCodes.Status409Conflict, "Out of range"),
+        new(ErrorCodes.IdempotencyKeyInFlight, StatusCodes.Status409Conflict, "Idempotency key in flight"),
+        new(ErrorCodes.VersionExhausted, StatusCodes.Status409Conflict, "Version exhausted"),
+        new(ResponseRenderer.BatchFailed, StatusCodes.Status409Conflict, "Batch failed"),
+        new(AdminKeyEndpoints.KeyNotRevocable, StatusCodes.Status409Conflict, "Key not revocable"),
+        new(ErrorCodes.VersionMismatch, StatusCodes.Status412PreconditionFailed, "Version mismatch"),
+        new(ErrorCodes.CounterExists, StatusCodes.Status412PreconditionFailed, "Counter already exists"),
+        new(PayloadTooLarge, StatusCodes.Status413PayloadTooLarge, "Payload too large"),
+        new(UnsupportedMediaType, StatusCodes.Status415UnsupportedMediaType, "Unsupported media type"),
+        new(ErrorCodes.IdempotencyKeyReused, StatusCodes.Status422UnprocessableEntity, "Idempotency key reused"),
+        new(RateLimited, StatusCodes.Status429TooManyRequests, "Too many requests"),
+        new(ErrorCodes.IdempotencyQuotaExceeded, StatusCodes.Status429TooManyRequests, "Idempotency quota exceeded"),
+        new(InternalError, StatusCodes.Status500InternalServerError, "Internal error"),
+        new(ErrorCodes.StoreUnavailable, StatusCodes.Status503ServiceUnavailable, "Store unavailable"),
+    }.ToFrozenDictionary(type => type.Code, StringComparer.Ordinal);
 
     public static ProblemHttpResult Create(string code, string detail, IDictionary<string, object?>? extensions = null) =>
         TypedResults.Problem(Details(code, detail, StatusOf(code), extensions));
@@ -35,6 +96,7 @@ internal static class Problems
     {
         var problem = new ProblemDetails
         {
+            Type = TypeOf(code),
             Status = status,
             Title = TitleOf(code),
             Detail = detail,
@@ -50,47 +112,21 @@ internal static class Problems
         return problem;
     }
 
-    /// <summary>The problem for a failed command; <c>out_of_range</c> carries value, min and max.</summary>
-    public static ProblemHttpResult From(CounterError error)
-    {
-        if (error.Code == ErrorCodes.OutOfRange && error.Current is { } current)
-        {
-            return Create(error.Code, error.Detail, new Dictionary<string, object?>
-            {
-                ["value"] = current.Value,
-                ["min"] = current.Min,
-                ["max"] = current.Max,
-            });
-        }
-        return Create(error.Code, error.Detail);
-    }
+    public static int StatusOf(string code) =>
+        Catalog.TryGetValue(code, out var type) ? type.Status : StatusCodes.Status400BadRequest;
 
-    public static int StatusOf(string code) => code switch
-    {
-        ErrorCodes.CounterNotFound or NotFound => StatusCodes.Status404NotFound,
-        ErrorCodes.OutOfRange => StatusCodes.Status409Conflict,
-        ErrorCodes.VersionMismatch or ErrorCodes.CounterExists => StatusCodes.Status412PreconditionFailed,
-        ErrorCodes.IdempotencyKeyReused => StatusCodes.Status422UnprocessableEntity,
-        ErrorCodes.IdempotencyKeyInFlight => StatusCodes.Status409Conflict,
-        ErrorCodes.CounterQuotaExceeded => StatusCodes.Status403Forbidden,
-        ErrorCodes.IdempotencyQuotaExceeded => StatusCodes.Status429TooManyRequests,
-        ErrorCodes.VersionExhausted => StatusCodes.Status409Conflict,
-        ErrorCodes.StoreUnavailable => StatusCodes.Status503ServiceUnavailable,
-        UnsupportedMediaType => StatusCodes.Status415UnsupportedMediaType,
-        PayloadTooLarge => StatusCodes.Status413PayloadTooLarge,
-        MethodNotAllowed => StatusCodes.Status405MethodNotAllowed,
-        InternalError => StatusCodes.Status500InternalServerError,
-        Unauthorized => StatusCodes.Status401Unauthorized,
-        Forbidden => StatusCodes.Status403Forbidden,
-        RateLimited => StatusCodes.Status429TooManyRequests,
-        _ => StatusCodes.Status400BadRequest,
-    };
+    public static string TitleOf(string code) =>
+        Catalog.TryGetValue(code, out var type) ? type.Title : "Bad request";
+
+    public static string TypeOf(string code) =>
+        Catalog.TryGetValue(code, out var type) ? type.Uri : ProblemType.TypePrefix + code;
 
     /// <summary>The code for a status the framework produced by itself (no route, body too large, …).</summary>
     public static string CodeOf(int status) => status switch
     {
         StatusCodes.Status404NotFound => NotFound,
         StatusCodes.Status405MethodNotAllowed => MethodNotAllowed,
+        StatusCodes.Status408RequestTimeout => RequestTimeout,
         StatusCodes.Status413PayloadTooLarge => PayloadTooLarge,
         StatusCodes.Status415UnsupportedMediaType => UnsupportedMediaType,
         StatusCodes.Status503ServiceUnavailable => ErrorCodes.StoreUnavailable,
@@ -99,36 +135,5 @@ internal static class Problems
         StatusCodes.Status429TooManyRequests => RateLimited,
         >= 500 => InternalError,
         _ => BadRequest,
-    };
-
-    public static string TitleOf(string code) => code switch
-    {
-        ErrorCodes.CounterNotFound => "Counter not found",
-        ErrorCodes.CounterExists => "Counter already exists",
-        ErrorCodes.InvalidName => "Invalid counter name",
-        ErrorCodes.InvalidAmount => "Invalid amount",
-        ErrorCodes.InvalidBounds => "Invalid bounds",
-        ErrorCodes.InvalidValue => "Invalid value",
-        ErrorCodes.OutOfRange => "Out of range",
-        ErrorCodes.VersionMismatch => "Version mismatch",
-        ErrorCodes.StoreUnavailable => "Store unavailable",
-        ErrorCodes.IdempotencyKeyReused => "Idempotency key reused",
-        ErrorCodes.IdempotencyKeyInFlight => "Idempotency key in flight",
-        ErrorCodes.CounterQuotaExceeded => "Counter quota exceeded",
-        ErrorCodes.IdempotencyQuotaExceeded => "Idempotency quota exceeded",
-        ErrorCodes.VersionExhausted => "Version exhausted",
-        InvalidJson => "Invalid JSON",
-        InvalidBody => "Invalid request body",
-        InvalidQuery => "Invalid query",
-        InvalidPrecondition => "Invalid precondition header",
-        UnsupportedMediaType => "Unsupported media type",
-        PayloadTooLarge => "Payload too large",
-        NotFound => "Not found",
-        MethodNotAllowed => "Method not allowed",
-        InternalError => "Internal error",
-        Unauthorized => "Unauthorized",
-        Forbidden => "Forbidden",
-        RateLimited => "Too many requests",
-        _ => "Bad request",
     };
 }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
 using Tally.Server.Configuration;
 
 namespace Tally.Server.Http;
@@ -14,10 +15,9 @@ internal static class RequestBody
         {
             return (ReadOnlyMemory<byte>.Empty, null);
         }
-        if (request.ContentType is { Length: > 0 } contentType && !IsJson(contentType))
+        if (request.ContentType is { Length: > 0 } contentType && MediaTypeProblem(contentType) is { } unsupported)
         {
-            return (default, Problems.Create(Problems.UnsupportedMediaType,
-                $"Send JSON with Content-Type: application/json (got '{contentType}')."));
+            return (default, unsupported);
         }
 
         var limit = request.HttpContext.RequestServices.GetRequiredService<IOptions<TallyOptions>>().Value.MaxBodyBytes;
@@ -26,22 +26,36 @@ internal static class RequestBody
             return (default, TooLarge(limit));
         }
 
-        var reader = request.BodyReader;
-        while (true)
+        var aborted = request.HttpContext.RequestAborted;
+        try
         {
-            var read = await reader.ReadAsync(request.HttpContext.RequestAborted);
-            if (read.Buffer.Length > limit)
+            var reader = request.BodyReader;
+            while (true)
             {
+                var read = await reader.ReadAsync(aborted);
+                if (read.Buffer.Length > limit)
+                {
+                    reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+                    return (default, TooLarge(limit));
+                }
+                if (read.IsCompleted)
+                {
+                    var body = read.Buffer.ToArray();
+                    reader.AdvanceTo(read.Buffer.End);
+                    return (body, null);
+                }
                 reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
-                return (default, TooLarge(limit));
             }
-            if (read.IsCompleted)
-            {
-                var body = read.Buffer.ToArray();
-                reader.AdvanceTo(read.Buffer.End);
-                return (body, null);
-            }
-            reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+        }
+        catch (BadHttpRequestException bad) when (!aborted.IsCancellationRequested)
+        {
+            // A body cut short, too slow or badly framed is the client's fault: a 4xx, not an exception for the error handler.
+            return (default, ProblemHandling.ProblemFor(bad, inBody: true));
+        }
+        catch (IOException) when (!aborted.IsCancellationRequested)
+        {
+            // Kestrel reports some malformed chunked framing (a chunk size past 64 bits) as a plain IOException.
+            return (default, Problems.Create(Problems.InvalidBody, "The request body could not be read: its chunked framing is malformed."));
         }
     }
 
@@ -49,18 +63,25 @@ internal static class RequestBody
         request.ContentLength > 0
         || (request.ContentLength is null && request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true);
 
-    private static bool IsJson(string contentType)
+    /// <summary>Null for JSON in UTF-8 (application/json or any +json type, charset absent or utf-8); else the 415.</summary>
+    private static IResult? MediaTypeProblem(string contentType)
     {
-        var mediaType = contentType.AsSpan();
-        var semicolon = mediaType.IndexOf(';');
-        if (semicolon >= 0)
+        if (!MediaTypeHeaderValue.TryParse(contentType, out var mediaType) || mediaType.MediaType.Value is not { } type
+            || !(type.Equals("application/json", StringComparison.OrdinalIgnoreCase) || type.EndsWith("+json", StringComparison.OrdinalIgnoreCase)))
         {
-            mediaType = mediaType[..semicolon];
+            return Problems.Create(Problems.UnsupportedMediaType,
+                $"Send the body as JSON with Content-Type: application/json (got '{Truncate(contentType)}').");
         }
-        mediaType = mediaType.Trim();
-        return mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
-            || mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase);
+        var charset = HeaderUtilities.RemoveQuotes(mediaType.Charset);
+        if (charset.Length > 0 && !charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase))
+        {
+            return Problems.Create(Problems.UnsupportedMediaType,
+                $"Send the body as UTF-8 JSON with Content-Type: application/json (charset '{Truncate(charset.Value!)}' is not supported).");
+        }
+        return null;
     }
+
+    private static string Truncate(string text) => text.Length <= 100 ? text : text[..100] + "…";
 
     private static IResult TooLarge(int limit) =>
         Problems.Create(Problems.PayloadTooLarge, $"The request body is larger than {limit} bytes.");

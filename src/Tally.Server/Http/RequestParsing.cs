@@ -11,15 +11,15 @@ internal static class RequestParsing
 {
     private const string AmountRule = "'by' must be an integer from 1 to 9223372036854775807.";
 
-    /// <summary><c>by</c> from the query or a JSON body <c>{"by": n}</c>; neither means 1.</summary>
+    /// <summary><c>by</c> from the query or a JSON body <c>{"by": n}</c>, not both; neither means 1.</summary>
     public static IResult? ParseAmount(StringValues query, ReadOnlyMemory<byte> body, out long amount)
     {
         amount = 1;
         if (query.Count > 0)
         {
-            if (query.Count > 1 || !long.TryParse(query[0], NumberStyles.None, CultureInfo.InvariantCulture, out amount) || amount < 1)
+            if (query.Count > 1 || !TryParseDigits(query[0], out amount) || amount < 1)
             {
-                return Problems.Create(ErrorCodes.InvalidAmount, $"{AmountRule} (query: '{query}')");
+                return Problems.Create(ErrorCodes.InvalidAmount, $"{AmountRule} (query: '{Truncate(query.ToString())}')");
             }
         }
         if (body.IsEmpty)
@@ -34,15 +34,23 @@ internal static class RequestParsing
             {
                 return Problems.Create(Problems.InvalidBody, "The body must be a JSON object such as {\"by\": 5}.");
             }
+            var seen = false;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var isBy = reader.ValueTextEquals("by"u8);
-                reader.Read();
-                if (!isBy)
+                if (!reader.ValueTextEquals("by"u8))
                 {
-                    reader.Skip();
-                    continue;
+                    return Problems.Create(Problems.InvalidBody, $"Unknown member '{Truncate(reader.GetString()!)}'; the body is {{\"by\": n}}.");
                 }
+                if (seen)
+                {
+                    return Problems.Create(Problems.InvalidBody, "The member 'by' appears twice; send it once.");
+                }
+                if (query.Count > 0)
+                {
+                    return Problems.Create(ErrorCodes.InvalidAmount, "Send 'by' in the query or in the body, not both.");
+                }
+                seen = true;
+                reader.Read();
                 if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out amount) || amount < 1)
                 {
                     return Problems.Create(ErrorCodes.InvalidAmount, AmountRule);
@@ -55,6 +63,17 @@ internal static class RequestParsing
         {
             return InvalidJson(ex);
         }
+    }
+
+    /// <summary>
+    /// A non-negative decimal integer of ASCII digits only. <c>long.TryParse</c> alone would take
+    /// <c>"7\0"</c> (it ignores trailing NULs), so <c>?by=7%00</c> would pass as 7.
+    /// </summary>
+    public static bool TryParseDigits(string? text, out long value)
+    {
+        value = 0;
+        return !string.IsNullOrEmpty(text) && text.AsSpan().IndexOfAnyExceptInRange('0', '9') < 0
+            && long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value);
     }
 
     /// <summary>The PUT body: <c>value</c>, <c>initial</c>, <c>min</c>, <c>max</c>, all optional; unknown members are refused.</summary>
@@ -72,13 +91,18 @@ internal static class RequestParsing
             {
                 return Problems.Create(Problems.InvalidBody, "The body must be a JSON object with any of value, initial, min, max.");
             }
+            var seen = new HashSet<string>(4, StringComparer.Ordinal);
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 var member = reader.GetString()!;
                 reader.Read();
                 if (member is not ("value" or "initial" or "min" or "max"))
                 {
-                    return Problems.Create(Problems.InvalidBody, $"Unknown member '{member}'; a counter has value, initial, min and max.");
+                    return Problems.Create(Problems.InvalidBody, $"Unknown member '{Truncate(member)}'; a counter has value, initial, min and max.");
+                }
+                if (!seen.Add(member))
+                {
+                    return Problems.Create(Problems.InvalidBody, $"The member '{member}' appears twice; send it once.");
                 }
                 if (ReadInteger(ref reader, member, nullable: member is "min" or "max", out var number) is { } problem)
                 {
@@ -111,12 +135,14 @@ internal static class RequestParsing
         }
         try
         {
-            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = maxDepth });
+            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = maxDepth, AllowDuplicateProperties = false });
             return null;
         }
         catch (JsonException ex)
         {
-            return Problems.Create(Problems.InvalidJson, $"The body is not valid JSON: {ex.Message}");
+            return DuplicateMember(body, maxDepth) is { } duplicate
+                ? Problems.Create(Problems.InvalidBody, $"The member '{Truncate(duplicate)}' appears twice in one object; send it once.")
+                : InvalidJson(ex);
         }
     }
 
@@ -155,7 +181,7 @@ internal static class RequestParsing
         {
             var tag = part.StartsWith("W/", StringComparison.Ordinal) ? part[2..] : part;
             if (tag.Length < 3 || tag[0] != '"' || tag[^1] != '"'
-                || !long.TryParse(tag.AsSpan(1, tag.Length - 2), NumberStyles.None, CultureInfo.InvariantCulture, out var version))
+                || !TryParseDigits(tag[1..^1], out var version))
             {
                 return Problems.Create(Problems.InvalidPrecondition, $"If-Match takes ETags like \"17\" (a counter's version), got {part}.");
             }
@@ -167,6 +193,30 @@ internal static class RequestParsing
         }
         precondition = Precondition.IfMatch([.. versions]);
         return null;
+    }
+
+    /// <summary>
+    /// Whether a read's <c>If-None-Match</c> matches the counter's ETag <c>"&lt;version&gt;"</c>: <c>*</c>, or any tag
+    /// of the list, weak or strong (RFC 9110 compares weakly here). Tags that are not a version match nothing.
+    /// </summary>
+    public static bool IfNoneMatchHits(HttpRequest request, long version)
+    {
+        foreach (var value in request.Headers.IfNoneMatch)
+        {
+            foreach (var part in (value ?? string.Empty).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (part == "*")
+                {
+                    return true;
+                }
+                var tag = part.StartsWith("W/", StringComparison.Ordinal) ? part[2..] : part;
+                if (tag.Length >= 3 && tag[0] == '"' && tag[^1] == '"' && TryParseDigits(tag[1..^1], out var tagged) && tagged == version)
+                {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     private static IResult? ReadInteger(ref Utf8JsonReader reader, string member, bool nullable, out long? value)
@@ -199,6 +249,60 @@ internal static class RequestParsing
         }
     }
 
-    private static IResult InvalidJson(Exception ex) =>
-        Problems.Create(Problems.InvalidJson, $"The body is not valid JSON: {ex.Message}");
+    private static ProblemHttpResult InvalidJson(Exception ex) =>
+        Problems.Create(Problems.InvalidJson, DescribeJsonError(ex));
+
+    /// <summary>Plain words for a JSON syntax error: where it is, not the parser's message (which names its internals).</summary>
+    public static string DescribeJsonError(Exception ex) =>
+        ex is JsonException { BytePositionInLine: { } position, LineNumber: { } line }
+            ? line == 0
+                ? $"The body is not valid JSON (near byte {position + 1})."
+                : $"The body is not valid JSON (near line {line + 1}, byte {position + 1})."
+            : "The body is not valid JSON, or not UTF-8.";
+
+    /// <summary>The first member name that appears twice in one object, when the body parses with duplicates allowed.</summary>
+    private static string? DuplicateMember(ReadOnlyMemory<byte> body, int maxDepth)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = maxDepth });
+            return DuplicateMember(document.RootElement);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static string? DuplicateMember(JsonElement element)
+    {
+        if (element.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var item in element.EnumerateArray())
+            {
+                if (DuplicateMember(item) is { } found)
+                {
+                    return found;
+                }
+            }
+        }
+        else if (element.ValueKind == JsonValueKind.Object)
+        {
+            var names = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var member in element.EnumerateObject())
+            {
+                if (!names.Add(member.Name))
+                {
+                    return member.Name;
+                }
+                if (DuplicateMember(member.Value) is { } found)
+                {
+                    return found;
+                }
+            }
+        }
+        return null;
+    }
+
+    private static string Truncate(string text) => text.Length <= 60 ? text : text[..60] + "…";
 }

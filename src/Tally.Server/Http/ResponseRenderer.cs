@@ -50,7 +50,8 @@ internal static class ResponseRenderer
         {
             var failed = batch.Results[batch.FailedIndex].Error!;
             json.WriteStartObject();
-            json.WriteString("title", "Batch failed");
+            json.WriteString("type", Problems.TypeOf(BatchFailed));
+            json.WriteString("title", Problems.TitleOf(BatchFailed));
             json.WriteNumber("status", StatusCodes.Status409Conflict);
             json.WriteString("detail", $"Operation {batch.FailedIndex} failed ({failed.Code}), so no operation of the atomic batch was applied.");
             json.WriteString("code", BatchFailed);
@@ -106,6 +107,7 @@ internal static class ResponseRenderer
     private static void WriteProblem(Utf8JsonWriter json, CounterError error, bool mayRead)
     {
         json.WriteStartObject();
+        json.WriteString("type"u8, Problems.TypeOf(error.Code));
         json.WriteString("title"u8, Problems.TitleOf(error.Code));
         json.WriteNumber("status"u8, Problems.StatusOf(error.Code));
         json.WriteString("detail"u8, error.Detail);
