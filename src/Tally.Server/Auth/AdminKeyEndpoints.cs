@@ -108,73 +108,86 @@ internal static class AdminKeyEndpoints
         }
         using (document)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
+            try
             {
-                return Problems.Create(Problems.InvalidBody, "The body must be an object with name, scopes and, optionally, prefix, maxCounters and maxAmount.");
+                return ParseObject(document.RootElement, out request);
             }
-            string? name = null;
-            var scopes = ApiScopes.None;
-            var prefix = string.Empty;
-            long? maxCounters = null, maxAmount = null;
-            foreach (var member in root.EnumerateObject())
+            catch (InvalidOperationException)
             {
-                switch (member.Name)
-                {
-                    case "name":
-                        if (ParseName(member.Value, out name) is { } badName)
-                        {
-                            return badName;
-                        }
-                        break;
-                    case "scopes":
-                        if (ParseScopes(member.Value, out scopes) is { } badScopes)
-                        {
-                            return badScopes;
-                        }
-                        break;
-                    case "prefix":
-                        if (member.Value.ValueKind != JsonValueKind.String || !CounterName.IsValidPrefix(member.Value.GetString()))
-                        {
-                            return Problem(InvalidPrefix, StatusCodes.Status400BadRequest, "Invalid prefix",
-                                "'prefix' must be \"\" (every counter) or the beginning of a valid counter name, such as \"shop:\".");
-                        }
-                        prefix = member.Value.GetString()!;
-                        break;
-                    case "maxCounters":
-                        if (ParseLimit(member, out maxCounters) is { } badMaxCounters)
-                        {
-                            return badMaxCounters;
-                        }
-                        break;
-                    case "maxAmount":
-                        if (ParseLimit(member, out maxAmount) is { } badMaxAmount)
-                        {
-                            return badMaxAmount;
-                        }
-                        break;
-                    default:
-                        return Problems.Create(Problems.InvalidBody,
-                            $"Unknown member '{CounterPrefixAuthorizationHandler.Truncate(member.Name)}'; a key has name, scopes, prefix, maxCounters and maxAmount.");
-                }
+                // An escaped lone surrogate ("\ud800") is valid JSON but not text: reading it as a string throws.
+                return Problems.Create(Problems.InvalidBody, "The body holds a string that is not valid Unicode text (an unpaired surrogate).");
             }
-            if (name is null)
-            {
-                return Problem(InvalidKeyName, StatusCodes.Status400BadRequest, "Invalid key name", "'name' is required: say who or what the key is for.");
-            }
-            if (scopes == ApiScopes.None)
-            {
-                return Problem(InvalidScopes, StatusCodes.Status400BadRequest, "Invalid scopes",
-                    "'scopes' is required: a non-empty array of read, increment, write, admin.");
-            }
-            if (scopes.HasFlag(ApiScopes.Admin) && prefix.Length > 0)
-            {
-                return Problem(InvalidPrefix, StatusCodes.Status400BadRequest, "Invalid prefix",
-                    "An admin key can manage every key, so it cannot be limited to a prefix; use prefix \"\" or other scopes.");
-            }
-            request = new CreateKeyRequest(name, scopes, prefix, new KeyLimits(maxCounters, maxAmount));
-            return null;
         }
+    }
+
+    private static ProblemHttpResult? ParseObject(JsonElement root, out CreateKeyRequest request)
+    {
+        request = new CreateKeyRequest(string.Empty, ApiScopes.None, string.Empty, KeyLimits.None);
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            return Problems.Create(Problems.InvalidBody, "The body must be an object with name, scopes and, optionally, prefix, maxCounters and maxAmount.");
+        }
+        string? name = null;
+        var scopes = ApiScopes.None;
+        var prefix = string.Empty;
+        long? maxCounters = null, maxAmount = null;
+        foreach (var member in root.EnumerateObject())
+        {
+            switch (member.Name)
+            {
+                case "name":
+                    if (ParseName(member.Value, out name) is { } badName)
+                    {
+                        return badName;
+                    }
+                    break;
+                case "scopes":
+                    if (ParseScopes(member.Value, out scopes) is { } badScopes)
+                    {
+                        return badScopes;
+                    }
+                    break;
+                case "prefix":
+                    if (member.Value.ValueKind != JsonValueKind.String || !CounterName.IsValidPrefix(member.Value.GetString()))
+                    {
+                        return Problem(InvalidPrefix, StatusCodes.Status400BadRequest, "Invalid prefix",
+                            "'prefix' must be \"\" (every counter) or the beginning of a valid counter name, such as \"shop:\".");
+                    }
+                    prefix = member.Value.GetString()!;
+                    break;
+                case "maxCounters":
+                    if (ParseLimit(member, out maxCounters) is { } badMaxCounters)
+                    {
+                        return badMaxCounters;
+                    }
+                    break;
+                case "maxAmount":
+                    if (ParseLimit(member, out maxAmount) is { } badMaxAmount)
+                    {
+                        return badMaxAmount;
+                    }
+                    break;
+                default:
+                    return Problems.Create(Problems.InvalidBody,
+                        $"Unknown member '{CounterPrefixAuthorizationHandler.Truncate(member.Name)}'; a key has name, scopes, prefix, maxCounters and maxAmount.");
+            }
+        }
+        if (name is null)
+        {
+            return Problem(InvalidKeyName, StatusCodes.Status400BadRequest, "Invalid key name", "'name' is required: say who or what the key is for.");
+        }
+        if (scopes == ApiScopes.None)
+        {
+            return Problem(InvalidScopes, StatusCodes.Status400BadRequest, "Invalid scopes",
+                "'scopes' is required: a non-empty array of read, increment, write, admin.");
+        }
+        if (scopes.HasFlag(ApiScopes.Admin) && prefix.Length > 0)
+        {
+            return Problem(InvalidPrefix, StatusCodes.Status400BadRequest, "Invalid prefix",
+                "An admin key can manage every key, so it cannot be limited to a prefix; use prefix \"\" or other scopes.");
+        }
+        request = new CreateKeyRequest(name, scopes, prefix, new KeyLimits(maxCounters, maxAmount));
+        return null;
     }
 
     private static ProblemHttpResult? ParseName(JsonElement element, out string? name)

@@ -24,7 +24,7 @@ public class KeyManagementTests
         Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
         Assert.True(response.Headers.CacheControl?.NoStore, "The secret must not be cached.");
         var body = JsonNode.Parse(text)!.AsObject();
-        Assert.Equal(["id", "key", "name", "scopes", "prefix", "createdAt"], body.Select(member => member.Key));
+        Assert.Equal(["id", "key", "name", "scopes", "prefix", "maxCounters", "maxAmount", "createdAt"], body.Select(member => member.Key));
         var key = (string)body["key"]!;
         Assert.StartsWith("tly_", key, StringComparison.Ordinal);
         Assert.True(key.Length >= 4 + 43, "32 random bytes, base64url.");
@@ -55,7 +55,7 @@ public class KeyManagementTests
         Assert.Equal([first.Id, second.Id], items.Select(item => (string)item!["id"]!));
         foreach (var item in items)
         {
-            Assert.Equal(["id", "name", "scopes", "prefix", "createdAt"], item!.AsObject().Select(member => member.Key));
+            Assert.Equal(["id", "name", "scopes", "prefix", "maxCounters", "maxAmount", "createdAt"], item!.AsObject().Select(member => member.Key));
         }
         Assert.Equal("page:", (string?)items[0]!["prefix"]);
         Assert.Equal(["increment"], items[0]!["scopes"]!.AsArray().Select(scope => (string)scope!));
@@ -105,12 +105,18 @@ public class KeyManagementTests
             await app.CreateClient().SetUpCounterAsync("kept", """{"value": 9}""");
         }
 
-        // What Tally 1 left: no api_keys or counter_log table (a clean stop folded the log), schema version 1.
+        // What Tally 1 left: no api_keys or counter_log table (a clean stop folded the log), none of the
+        // columns of version 4, schema version 1.
         using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDir.Path, "tally.db")};Pooling=False"))
         {
             connection.Open();
             using var command = connection.CreateCommand();
-            command.CommandText = "DROP TABLE api_keys; DROP TABLE counter_log; UPDATE tally_schema SET version = 1;";
+            command.CommandText = """
+                DROP TABLE api_keys; DROP TABLE counter_log;
+                ALTER TABLE counters DROP COLUMN created_by;
+                ALTER TABLE idempotency DROP COLUMN format; ALTER TABLE idempotency DROP COLUMN size;
+                UPDATE tally_schema SET version = 1;
+                """;
             command.ExecuteNonQuery();
         }
 
@@ -139,6 +145,9 @@ public class KeyManagementTests
     [InlineData("""{"name": "x", "scopes": ["read"], "prefix": null}""", "invalid_prefix")]
     [InlineData("""{"name": "x", "scopes": ["admin"], "prefix": "shop:"}""", "invalid_prefix")]
     [InlineData("""{"name": "x", "scopes": ["read"], "expires": "never"}""", "invalid_body")]
+    [InlineData("""{"name": "x", "scopes": ["\ud800"]}""", "invalid_body")]
+    [InlineData("""{"name": "x", "scopes": ["read"], "prefix": "a\udc00"}""", "invalid_body")]
+    [InlineData("""{"name": "x", "scopes": ["read"], "\ud800": 1}""", "invalid_body")]
     public async Task ABadKeyRequestIsRefusedWithItsCode(string body, string code)
     {
         await using var app = new TallyApplication("memory");
