@@ -71,9 +71,14 @@ internal sealed class AdminKeyFile(IOptions<TallyOptions> options, ILogger<Admin
         {
             return;
         }
-        if (keys.Find(secret) is { } key)
+        var key = keys.Find(secret);
+        if (key is { Scopes: var scopes } && scopes.HasFlag(ApiScopes.Admin))
         {
             logger.LogInformation("The admin key {KeyId} '{KeyName}' is in {File}", key.Id, key.Name, Path);
+        }
+        else if (key is not null)
+        {
+            logger.LogInformation("The key {KeyId} '{KeyName}' is in {File}; it is not an admin key", key.Id, key.Name, Path);
         }
         else
         {
