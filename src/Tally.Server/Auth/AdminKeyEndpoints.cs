@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -14,7 +15,7 @@ internal static class AdminKeyEndpoints
     public const string InvalidPrefix = "invalid_prefix";
     public const string KeyNotFound = "key_not_found";
     public const string KeyNotRevocable = "key_not_revocable";
-    public const int MaxNameLength = 100;
+    public const string LastAdminKey = "last_admin_key";
 
     public static RouteGroupBuilder MapAdminKeys(this IEndpointRouteBuilder routes)
     {
@@ -42,115 +43,187 @@ internal static class AdminKeyEndpoints
         string secret;
         try
         {
-            (key, secret) = await keys.CreateAsync(request.Name, request.Scopes, request.Prefix, context.RequestAborted);
+            (key, secret) = await keys.CreateAsync(request.Name, request.Scopes, request.Prefix, request.Limits, context.RequestAborted);
         }
         catch (ApiKeyStoreException ex)
         {
             return StoreUnavailable(context, logger, ex);
         }
-        logger.LogInformation("Created API key {KeyId} '{KeyName}' with scopes {Scopes} and prefix '{Prefix}'",
-            key.Id, key.Name, string.Join(' ', ApiKey.Names(key.Scopes)), key.Prefix);
+        logger.LogInformation("Created API key {KeyId} '{KeyName}' with scopes {Scopes}, prefix '{Prefix}', maxCounters {MaxCounters}, maxAmount {MaxAmount}",
+            key.Id, key.Name, string.Join(' ', ApiKey.Names(key.Scopes)), key.Prefix, key.MaxCounters?.ToString(CultureInfo.InvariantCulture) ?? "default",
+            key.MaxAmount?.ToString(CultureInfo.InvariantCulture) ?? "default");
 
         // The only response that ever carries the secret: no cache may keep it.
         context.Response.Headers.CacheControl = "no-store";
         return TypedResults.Created((string?)null,
-            new CreatedApiKeyResponse(key.Id, secret, key.Name, ApiKey.Names(key.Scopes), key.Prefix, key.CreatedAt.UtcDateTime));
+            new CreatedApiKeyResponse(key.Id, secret, key.Name, ApiKey.Names(key.Scopes), key.Prefix, key.MaxCounters, key.MaxAmount, key.CreatedAt.UtcDateTime));
     }
 
     private static Ok<ApiKeyListResponse> ListKeys(ApiKeyStore keys) =>
         TypedResults.Ok(new ApiKeyListResponse([.. keys.List().Select(ApiKeyResponse.From)]));
 
     private static async Task<Results<NoContent, ProblemHttpResult>> RevokeKey(
-        string id, HttpContext context, ApiKeyStore keys, ILogger<ApiKeyStore> logger)
+        string id, HttpContext context, ApiKeyStore keys, AdminKeyFile adminKeyFile, ILogger<ApiKeyStore> logger)
     {
         if (id == ApiKey.ConfiguredAdminId)
         {
             return Problem(KeyNotRevocable, StatusCodes.Status409Conflict, "Key not revocable",
                 "The AdminKey setting is always an admin key; change or remove the setting and restart to retire it.");
         }
-        ApiKey? revoked;
+        Revocation revocation;
         try
         {
-            revoked = await keys.RevokeAsync(id, context.RequestAborted);
+            revocation = await keys.RevokeAsync(id, keepAnAdminKey: true, context.RequestAborted);
         }
         catch (ApiKeyStoreException ex)
         {
             return StoreUnavailable(context, logger, ex);
         }
-        if (revoked is null)
+        switch (revocation)
         {
-            return Problem(KeyNotFound, StatusCodes.Status404NotFound, "Key not found",
-                $"There is no API key '{CounterPrefixAuthorizationHandler.Truncate(id)}' (it may have been revoked already).");
+            case { Outcome: RevocationOutcome.Revoked, Key: { } revoked }:
+                logger.LogInformation("Revoked API key {KeyId} '{KeyName}'", revoked.Id, revoked.Name);
+                adminKeyFile.ForgetIfHolds(revoked);
+                return TypedResults.NoContent();
+            case { Outcome: RevocationOutcome.LastAdminKey }:
+                return Problems.Create(LastAdminKey,
+                    "This is the only admin key and no AdminKey is configured: without it nobody could manage keys. " +
+                    "Create another admin key first (or set AdminKey), then revoke this one. Nothing was revoked.");
+            default:
+                return Problem(KeyNotFound, StatusCodes.Status404NotFound, "Key not found",
+                    $"There is no API key '{CounterPrefixAuthorizationHandler.Truncate(id)}' (it may have been revoked already).");
         }
-        logger.LogInformation("Revoked API key {KeyId} '{KeyName}'", revoked.Id, revoked.Name);
-        return TypedResults.NoContent();
     }
 
-    /// <summary><c>{"name": "ci", "scopes": ["read", "write"], "prefix": "shop:"}</c>; unknown members are refused.</summary>
+    /// <summary>
+    /// <c>{"name": "ci", "scopes": ["read", "write"], "prefix": "shop:", "maxCounters": 100, "maxAmount": 10}</c>;
+    /// unknown members are refused.
+    /// </summary>
     internal static ProblemHttpResult? ParseRequest(ReadOnlyMemory<byte> body, out CreateKeyRequest request)
     {
-        request = new CreateKeyRequest(string.Empty, ApiScopes.None, string.Empty);
+        request = new CreateKeyRequest(string.Empty, ApiScopes.None, string.Empty, KeyLimits.None);
         if (RequestParsing.ParseDocument(body, 4, "Send {\"name\": \"ci\", \"scopes\": [\"read\"], \"prefix\": \"\"}.", out var document) is { } problem)
         {
             return problem;
         }
         using (document)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
+            try
             {
-                return Problems.Create(Problems.InvalidBody, "The body must be an object with name, scopes and, optionally, prefix.");
+                return ParseObject(document.RootElement, out request);
             }
-            string? name = null;
-            var scopes = ApiScopes.None;
-            var prefix = string.Empty;
-            foreach (var member in root.EnumerateObject())
+            catch (InvalidOperationException)
             {
-                switch (member.Name)
-                {
-                    case "name":
-                        name = member.Value.ValueKind == JsonValueKind.String ? member.Value.GetString() : null;
-                        if (name is not { Length: > 0 and <= MaxNameLength } || name.Any(char.IsControl) || string.IsNullOrWhiteSpace(name))
-                        {
-                            return Problem(InvalidKeyName, StatusCodes.Status400BadRequest, "Invalid key name",
-                                $"'name' must be a string of 1 to {MaxNameLength} characters without control characters.");
-                        }
-                        break;
-                    case "scopes":
-                        if (ParseScopes(member.Value, out scopes) is { } badScopes)
-                        {
-                            return badScopes;
-                        }
-                        break;
-                    case "prefix":
-                        if (member.Value.ValueKind != JsonValueKind.String || !CounterName.IsValidPrefix(member.Value.GetString()))
-                        {
-                            return Problem(InvalidPrefix, StatusCodes.Status400BadRequest, "Invalid prefix",
-                                "'prefix' must be \"\" (every counter) or the beginning of a valid counter name, such as \"shop:\".");
-                        }
-                        prefix = member.Value.GetString()!;
-                        break;
-                    default:
-                        return Problems.Create(Problems.InvalidBody, $"Unknown member '{member.Name}'; a key has name, scopes and prefix.");
-                }
+                // An escaped lone surrogate ("\ud800") is valid JSON but not text: reading it as a string throws.
+                return Problems.Create(Problems.InvalidBody, "The body holds a string that is not valid Unicode text (an unpaired surrogate).");
             }
-            if (name is null)
+        }
+    }
+
+    private static ProblemHttpResult? ParseObject(JsonElement root, out CreateKeyRequest request)
+    {
+        request = new CreateKeyRequest(string.Empty, ApiScopes.None, string.Empty, KeyLimits.None);
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            return Problems.Create(Problems.InvalidBody, "The body must be an object with name, scopes and, optionally, prefix, maxCounters and maxAmount.");
+        }
+        string? name = null;
+        var scopes = ApiScopes.None;
+        var prefix = string.Empty;
+        long? maxCounters = null, maxAmount = null;
+        foreach (var member in root.EnumerateObject())
+        {
+            switch (member.Name)
             {
-                return Problem(InvalidKeyName, StatusCodes.Status400BadRequest, "Invalid key name", "'name' is required: say who or what the key is for.");
+                case "name":
+                    if (ParseName(member.Value, out name) is { } badName)
+                    {
+                        return badName;
+                    }
+                    break;
+                case "scopes":
+                    if (ParseScopes(member.Value, out scopes) is { } badScopes)
+                    {
+                        return badScopes;
+                    }
+                    break;
+                case "prefix":
+                    if (member.Value.ValueKind != JsonValueKind.String || !CounterName.IsValidPrefix(member.Value.GetString()))
+                    {
+                        return Problem(InvalidPrefix, StatusCodes.Status400BadRequest, "Invalid prefix",
+                            "'prefix' must be \"\" (every counter) or the beginning of a valid counter name, such as \"shop:\".");
+                    }
+                    prefix = member.Value.GetString()!;
+                    break;
+                case "maxCounters":
+                    if (ParseLimit(member, out maxCounters) is { } badMaxCounters)
+                    {
+                        return badMaxCounters;
+                    }
+                    break;
+                case "maxAmount":
+                    if (ParseLimit(member, out maxAmount) is { } badMaxAmount)
+                    {
+                        return badMaxAmount;
+                    }
+                    break;
+                default:
+                    return Problems.Create(Problems.InvalidBody,
+                        $"Unknown member '{CounterPrefixAuthorizationHandler.Truncate(member.Name)}'; a key has name, scopes, prefix, maxCounters and maxAmount.");
             }
-            if (scopes == ApiScopes.None)
-            {
-                return Problem(InvalidScopes, StatusCodes.Status400BadRequest, "Invalid scopes",
-                    "'scopes' is required: a non-empty array of read, increment, write, admin.");
-            }
-            if (scopes.HasFlag(ApiScopes.Admin) && prefix.Length > 0)
-            {
-                return Problem(InvalidPrefix, StatusCodes.Status400BadRequest, "Invalid prefix",
-                    "An admin key can manage every key, so it cannot be limited to a prefix; use prefix \"\" or other scopes.");
-            }
-            request = new CreateKeyRequest(name, scopes, prefix);
+        }
+        if (name is null)
+        {
+            return Problem(InvalidKeyName, StatusCodes.Status400BadRequest, "Invalid key name", "'name' is required: say who or what the key is for.");
+        }
+        if (scopes == ApiScopes.None)
+        {
+            return Problem(InvalidScopes, StatusCodes.Status400BadRequest, "Invalid scopes",
+                "'scopes' is required: a non-empty array of read, increment, write, admin.");
+        }
+        if (scopes.HasFlag(ApiScopes.Admin) && prefix.Length > 0)
+        {
+            return Problem(InvalidPrefix, StatusCodes.Status400BadRequest, "Invalid prefix",
+                "An admin key can manage every key, so it cannot be limited to a prefix; use prefix \"\" or other scopes.");
+        }
+        request = new CreateKeyRequest(name, scopes, prefix, new KeyLimits(maxCounters, maxAmount));
+        return null;
+    }
+
+    private static ProblemHttpResult? ParseName(JsonElement element, out string? name)
+    {
+        name = null;
+        if (element.ValueKind != JsonValueKind.String)
+        {
+            return Problem(InvalidKeyName, StatusCodes.Status400BadRequest, "Invalid key name", "'name' must be a string.");
+        }
+        try
+        {
+            name = element.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            // An escaped lone surrogate ("\ud800") is valid JSON but not text.
+            return Problem(InvalidKeyName, StatusCodes.Status400BadRequest, "Invalid key name", "'name' is not valid Unicode text.");
+        }
+        return KeyName.Check(name) is { } why ? Problem(InvalidKeyName, StatusCodes.Status400BadRequest, "Invalid key name", why) : null;
+    }
+
+    /// <summary><c>maxCounters</c> and <c>maxAmount</c>: an integer of at least 1, or null for the default.</summary>
+    private static ProblemHttpResult? ParseLimit(JsonProperty member, out long? limit)
+    {
+        limit = null;
+        if (member.Value.ValueKind == JsonValueKind.Null)
+        {
             return null;
         }
+        if (member.Value.ValueKind == JsonValueKind.Number && member.Value.TryGetInt64(out var value) && value >= 1)
+        {
+            limit = value;
+            return null;
+        }
+        return Problems.Create(Problems.InvalidBody,
+            $"'{member.Name}' must be an integer from 1 to {long.MaxValue}, or null for the default.");
     }
 
     private static ProblemHttpResult? ParseScopes(JsonElement element, out ApiScopes scopes)
@@ -190,16 +263,18 @@ internal static class AdminKeyEndpoints
     }
 }
 
-internal sealed record CreateKeyRequest(string Name, ApiScopes Scopes, string Prefix);
+internal sealed record CreateKeyRequest(string Name, ApiScopes Scopes, string Prefix, KeyLimits Limits);
 
-/// <summary>A key as listed: never its secret.</summary>
-internal sealed record ApiKeyResponse(string Id, string Name, string[] Scopes, string Prefix, DateTime CreatedAt)
+/// <summary>A key as listed: never its secret. <c>MaxCounters</c>/<c>MaxAmount</c> are the key's own (null: the default).</summary>
+internal sealed record ApiKeyResponse(string Id, string Name, string[] Scopes, string Prefix, long? MaxCounters, long? MaxAmount, DateTime CreatedAt)
 {
-    public static ApiKeyResponse From(ApiKey key) => new(key.Id, key.Name, ApiKey.Names(key.Scopes), key.Prefix, key.CreatedAt.UtcDateTime);
+    public static ApiKeyResponse From(ApiKey key) =>
+        new(key.Id, key.Name, ApiKey.Names(key.Scopes), key.Prefix, key.MaxCounters, key.MaxAmount, key.CreatedAt.UtcDateTime);
 }
 
 /// <summary>The answer to a creation: the only time <see cref="Key"/>, the secret, is shown.</summary>
-internal sealed record CreatedApiKeyResponse(string Id, string Key, string Name, string[] Scopes, string Prefix, DateTime CreatedAt);
+internal sealed record CreatedApiKeyResponse(string Id, string Key, string Name, string[] Scopes, string Prefix, long? MaxCounters, long? MaxAmount,
+    DateTime CreatedAt);
 
 internal sealed record ApiKeyListResponse(IReadOnlyList<ApiKeyResponse> Items);
 

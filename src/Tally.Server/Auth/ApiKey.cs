@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Tally.Server.Configuration;
 
 namespace Tally.Server.Auth;
 
@@ -23,7 +24,10 @@ internal enum ApiScopes
 /// (a fast hash is right for 256-bit random secrets; there is nothing to brute-force).
 /// </summary>
 /// <param name="Prefix">The counter names the key may touch ("" = all).</param>
-internal sealed record ApiKey(string Id, string Name, ApiScopes Scopes, string Prefix, DateTimeOffset CreatedAt, byte[] Hash)
+/// <param name="MaxCounters">The key's own limit on the live counters it has created (null: the default).</param>
+/// <param name="MaxAmount">The key's own limit on <c>by</c> (null: the default).</param>
+internal sealed record ApiKey(string Id, string Name, ApiScopes Scopes, string Prefix, DateTimeOffset CreatedAt, byte[] Hash,
+    long? MaxCounters = null, long? MaxAmount = null)
 {
     /// <summary>The id of the configured <c>AdminKey</c>: stable, so idempotency keys survive restarts.</summary>
     public const string ConfiguredAdminId = "config-admin";
@@ -39,6 +43,14 @@ internal sealed record ApiKey(string Id, string Name, ApiScopes Scopes, string P
         : scopes.HasFlag(ApiScopes.Write) ? scopes | ApiScopes.Increment
         : scopes;
 
+    /// <summary>
+    /// The limits that hold for this key: its own, else, for a key without the admin scope, the
+    /// configured defaults. Admin keys have no default limits (they could lift them anyway).
+    /// </summary>
+    public KeyLimits EffectiveLimits(QuotaOptions quotas) => Scopes.HasFlag(ApiScopes.Admin)
+        ? new KeyLimits(MaxCounters, MaxAmount)
+        : new KeyLimits(MaxCounters ?? quotas.DefaultMaxCounters, MaxAmount ?? quotas.DefaultMaxAmount);
+
     public static string[] Names(ApiScopes scopes) =>
         [.. ScopeNames.Where(name => scopes.HasFlag(Parse(name)))];
 
@@ -51,6 +63,14 @@ internal sealed record ApiKey(string Id, string Name, ApiScopes Scopes, string P
         "admin" => ApiScopes.Admin,
         _ => ApiScopes.None,
     };
+}
+
+/// <summary>How far a key may go; null means no limit.</summary>
+/// <param name="MaxCounters">How many live counters the key may have created.</param>
+/// <param name="MaxAmount">The largest <c>by</c> of one increment or decrement.</param>
+internal readonly record struct KeyLimits(long? MaxCounters, long? MaxAmount)
+{
+    public static readonly KeyLimits None = default;
 }
 
 /// <summary>Making and checking secrets: <c>tly_</c> and 32 random bytes, base64url.</summary>

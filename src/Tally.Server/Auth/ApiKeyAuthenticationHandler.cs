@@ -10,14 +10,15 @@ namespace Tally.Server.Auth;
 /// <summary>
 /// The <c>ApiKey</c> scheme: <c>Authorization: Bearer &lt;key&gt;</c> or <c>X-Api-Key: &lt;key&gt;</c>,
 /// looked up in the in-memory <see cref="ApiKeyStore"/>. With <c>Auth=off</c> every request is an
-/// anonymous admin. Challenges answer <c>401 unauthorized</c> with <c>WWW-Authenticate: Bearer</c>.
+/// anonymous admin, without limits. Challenges answer <c>401 unauthorized</c> with <c>WWW-Authenticate: Bearer</c>.
 /// </summary>
 internal sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
     ApiKeyStore keys,
-    IOptions<TallyOptions> tally)
+    IOptions<TallyOptions> tally,
+    IOptions<QuotaOptions> quotas)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
@@ -30,7 +31,7 @@ internal sealed class ApiKeyAuthenticationHandler(
     {
         if (tally.Value.Auth == AuthMode.Off)
         {
-            return Task.FromResult(Success(Caller.PrincipalOf(ApiKey.AnonymousId, "anonymous (Auth=off)", ApiScopes.Admin, string.Empty, SchemeName)));
+            return Task.FromResult(Success(Caller.PrincipalOf(ApiKey.AnonymousId, "anonymous (Auth=off)", ApiScopes.Admin, string.Empty, KeyLimits.None, SchemeName)));
         }
 
         var (secret, problem) = ReadKey(Request.Headers);
@@ -43,7 +44,7 @@ internal sealed class ApiKeyAuthenticationHandler(
             return Task.FromResult(AuthenticateResult.NoResult());
         }
         return Task.FromResult(keys.Find(secret) is { } key
-            ? Success(Caller.PrincipalOf(key, SchemeName))
+            ? Success(Caller.PrincipalOf(key, key.EffectiveLimits(quotas.Value), SchemeName))
             : AuthenticateResult.Fail("The API key is not valid: it is unknown or has been revoked."));
     }
 

@@ -14,16 +14,17 @@ internal sealed class StartupConsole(TextWriter output)
 /// Loads the keys at start-up (after the counter store has opened the data file) and, with
 /// <c>Auth=on</c>, no <c>AdminKey</c> and no stored key, creates the first admin key: printed once
 /// to standard output and, with <c>Store=sqlite</c>, written to <c>&lt;DataDir&gt;/admin.key</c> (mode 0600).
-/// With <c>Store=memory</c> there is no file: the key lives only as long as the process.
+/// With <c>Store=memory</c> there is no file: the key lives only as long as the process. At every
+/// later start the log says where that key is (never the key), or the file goes if its key was revoked.
 /// </summary>
-internal sealed class ApiKeyStartup(ApiKeyStore keys, IOptions<TallyOptions> options, StartupConsole console, ILogger<ApiKeyStartup> logger)
+internal sealed class ApiKeyStartup(ApiKeyStore keys, AdminKeyFile adminKeyFile, IOptions<TallyOptions> options, StartupConsole console,
+    ILogger<ApiKeyStartup> logger)
     : IHostedService
 {
-    public const string AdminKeyFile = "admin.key";
-
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await keys.OpenAsync(cancellationToken);
+        adminKeyFile.Report(keys);
         var settings = options.Value;
         if (settings.Auth == AuthMode.Off)
         {
@@ -33,27 +34,26 @@ internal sealed class ApiKeyStartup(ApiKeyStore keys, IOptions<TallyOptions> opt
         }
         if (!keys.HasConfiguredAdminKey && keys.Count == 0)
         {
-            await CreateFirstAdminKeyAsync(settings, cancellationToken);
+            await CreateFirstAdminKeyAsync(cancellationToken);
         }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    private async Task CreateFirstAdminKeyAsync(TallyOptions settings, CancellationToken cancellationToken)
+    private async Task CreateFirstAdminKeyAsync(CancellationToken cancellationToken)
     {
-        var (key, secret) = await keys.CreateAsync("first admin key", ApiScopes.Admin, string.Empty, cancellationToken);
-        string? file = null;
-        if (settings.Store == StoreKind.Sqlite)
+        var (key, secret) = await keys.CreateAsync("first admin key", ApiScopes.Admin, string.Empty, KeyLimits.None, cancellationToken);
+        var file = adminKeyFile.Path;
+        if (file is not null)
         {
-            file = Path.GetFullPath(Path.Combine(settings.DataDir, AdminKeyFile));
             try
             {
-                await WriteOwnerOnlyAsync(file, secret + "\n", cancellationToken);
+                await adminKeyFile.WriteAsync(secret, cancellationToken);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
                 // Without the file the key could be lost with the console output: take it back and stop.
-                await keys.RevokeAsync(key.Id, CancellationToken.None);
+                await keys.RevokeAsync(key.Id, keepAnAdminKey: false, CancellationToken.None);
                 throw new StoreStartupException($"The first admin key cannot be written to {file} ({ex.Message}).", ex);
             }
         }
@@ -75,25 +75,5 @@ internal sealed class ApiKeyStartup(ApiKeyStore keys, IOptions<TallyOptions> opt
         await output.FlushAsync(cancellationToken);
         logger.LogWarning("Created the first admin key {KeyId}: printed to standard output{Where}", key.Id,
             file is null ? string.Empty : $" and written to {file}");
-    }
-
-    private static async Task WriteOwnerOnlyAsync(string path, string content, CancellationToken cancellationToken)
-    {
-        File.Delete(path);
-        var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
-        if (!OperatingSystem.IsWindows())
-        {
-            // Created 0600, never readable by others, not even for a moment.
-            create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-        await using (var stream = new FileStream(path, create))
-        {
-            await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(content), cancellationToken);
-            stream.Flush(flushToDisk: true);
-        }
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
     }
 }

@@ -72,11 +72,12 @@ internal abstract class ApiKeyStore : IAsyncDisposable
         [.. _byHash.Values.OrderBy(key => key.CreatedAt).ThenBy(key => key.Id, StringComparer.Ordinal)];
 
     /// <summary>Creates and stores a key; returns it with its secret, which exists nowhere else.</summary>
-    public async Task<(ApiKey Key, string Secret)> CreateAsync(string name, ApiScopes scopes, string prefix, CancellationToken cancellationToken)
+    /// <param name="limits">The key's own limits (null members: the defaults).</param>
+    public async Task<(ApiKey Key, string Secret)> CreateAsync(string name, ApiScopes scopes, string prefix, KeyLimits limits, CancellationToken cancellationToken)
     {
         var secret = ApiKeySecret.Generate();
         var createdAt = DateTimeOffset.FromUnixTimeMilliseconds(_clock.GetUtcNow().ToUnixTimeMilliseconds());
-        var key = new ApiKey(ApiKeySecret.NewId(), name, scopes, prefix, createdAt, ApiKeySecret.Hash(secret));
+        var key = new ApiKey(ApiKeySecret.NewId(), name, scopes, prefix, createdAt, ApiKeySecret.Hash(secret), limits.MaxCounters, limits.MaxAmount);
         await _writes.WaitAsync(cancellationToken);
         try
         {
@@ -90,8 +91,11 @@ internal abstract class ApiKeyStore : IAsyncDisposable
         return (key, secret);
     }
 
-    /// <summary>Deletes a stored key; it stops working at once. Null when there is no such key.</summary>
-    public async Task<ApiKey?> RevokeAsync(string id, CancellationToken cancellationToken)
+    /// <summary>
+    /// Deletes a stored key; it stops working at once. With <paramref name="keepAnAdminKey"/> and no
+    /// <c>AdminKey</c> setting, the last stored admin key is kept: without it nobody could manage keys.
+    /// </summary>
+    public async Task<Revocation> RevokeAsync(string id, bool keepAnAdminKey, CancellationToken cancellationToken)
     {
         await _writes.WaitAsync(cancellationToken);
         try
@@ -99,11 +103,17 @@ internal abstract class ApiKeyStore : IAsyncDisposable
             var (hash, key) = _byHash.FirstOrDefault(entry => entry.Value.Id == id);
             if (key is null)
             {
-                return null;
+                return new Revocation(RevocationOutcome.NotFound, null);
+            }
+            // Decided under the write lock, so two admin keys revoked at once cannot both go.
+            if (keepAnAdminKey && _configured is null && key.Scopes.HasFlag(ApiScopes.Admin)
+                && !_byHash.Values.Any(other => other.Id != id && other.Scopes.HasFlag(ApiScopes.Admin)))
+            {
+                return new Revocation(RevocationOutcome.LastAdminKey, key);
             }
             await DeleteAsync(id, cancellationToken);
             _byHash.TryRemove(hash, out _);
-            return key;
+            return new Revocation(RevocationOutcome.Revoked, key);
         }
         finally
         {
@@ -123,6 +133,17 @@ internal abstract class ApiKeyStore : IAsyncDisposable
 
     protected abstract Task DeleteAsync(string id, CancellationToken cancellationToken);
 }
+
+internal enum RevocationOutcome
+{
+    Revoked,
+    NotFound,
+    /// <summary>Refused: it is the only admin key and no <c>AdminKey</c> is configured.</summary>
+    LastAdminKey,
+}
+
+/// <summary>What <see cref="ApiKeyStore.RevokeAsync"/> did, and to which key (null when there is none).</summary>
+internal readonly record struct Revocation(RevocationOutcome Outcome, ApiKey? Key);
 
 /// <summary>With <c>Store=memory</c>: keys live as long as the process.</summary>
 internal sealed class MemoryApiKeyStore(IOptions<TallyOptions> options, TimeProvider clock) : ApiKeyStore(options, clock)

@@ -30,6 +30,7 @@ internal static class AuthExtensions
             };
         });
         services.AddSingleton(_ => new StartupConsole(Console.Out));
+        services.AddSingleton<AdminKeyFile>();
         services.AddHostedService<ApiKeyStartup>();
 
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Claims;
 using Tally.Server.Counters;
 using Tally.Server.Http;
@@ -17,10 +18,18 @@ internal static class TallyClaims
 
     /// <summary>The counter-name prefix the key may touch ("" = all).</summary>
     public const string Prefix = "tally:prefix";
+
+    /// <summary>How many live counters the key may have created; absent: no limit.</summary>
+    public const string MaxCounters = "tally:max_counters";
+
+    /// <summary>The largest <c>by</c> the key may send; absent: no limit.</summary>
+    public const string MaxAmount = "tally:max_amount";
 }
 
-/// <summary>Who sent a request, as far as authorization cares: the key, what it may do and where.</summary>
-internal sealed record Caller(string KeyId, ApiScopes Scopes, string Prefix)
+/// <summary>Who sent a request, as far as authorization cares: the key, what it may do, where, and how much.</summary>
+/// <param name="MaxCounters">How many live counters the key may have created (null: no limit).</param>
+/// <param name="MaxAmount">The largest <c>by</c> of one increment or decrement (null: no limit).</param>
+internal sealed record Caller(string KeyId, ApiScopes Scopes, string Prefix, long? MaxCounters = null, long? MaxAmount = null)
 {
     /// <summary>The caller of an authenticated request, or null.</summary>
     public static Caller? From(ClaimsPrincipal user)
@@ -34,18 +43,35 @@ internal sealed record Caller(string KeyId, ApiScopes Scopes, string Prefix)
         {
             scopes |= ApiKey.Parse(claim.Value);
         }
-        return new Caller(id, scopes, user.FindFirstValue(TallyClaims.Prefix) ?? string.Empty);
+        return new Caller(id, scopes, user.FindFirstValue(TallyClaims.Prefix) ?? string.Empty,
+            Limit(user, TallyClaims.MaxCounters), Limit(user, TallyClaims.MaxAmount));
     }
 
-    public static ClaimsPrincipal PrincipalOf(ApiKey key, string authenticationType) =>
-        PrincipalOf(key.Id, key.Name, key.Scopes, key.Prefix, authenticationType);
+    /// <summary>The principal of a stored or configured key, with the limits that hold for it (<see cref="ApiKey.EffectiveLimits"/>).</summary>
+    public static ClaimsPrincipal PrincipalOf(ApiKey key, KeyLimits limits, string authenticationType) =>
+        PrincipalOf(key.Id, key.Name, key.Scopes, key.Prefix, limits, authenticationType);
 
-    public static ClaimsPrincipal PrincipalOf(string id, string name, ApiScopes scopes, string prefix, string authenticationType)
+    public static ClaimsPrincipal PrincipalOf(string id, string name, ApiScopes scopes, string prefix, KeyLimits limits, string authenticationType)
     {
         List<Claim> claims = [new(TallyClaims.KeyId, id), new(TallyClaims.KeyName, name), new(TallyClaims.Prefix, prefix)];
         claims.AddRange(ApiKey.Names(scopes).Select(scope => new Claim(TallyClaims.Scope, scope)));
+        if (limits.MaxCounters is { } maxCounters)
+        {
+            claims.Add(new Claim(TallyClaims.MaxCounters, maxCounters.ToString(CultureInfo.InvariantCulture), ClaimValueTypes.Integer64));
+        }
+        if (limits.MaxAmount is { } maxAmount)
+        {
+            claims.Add(new Claim(TallyClaims.MaxAmount, maxAmount.ToString(CultureInfo.InvariantCulture), ClaimValueTypes.Integer64));
+        }
         return new ClaimsPrincipal(new ClaimsIdentity(claims, authenticationType, TallyClaims.KeyName, roleType: null));
     }
+
+    /// <summary>A limit claim: absent is no limit; present but unreadable is 0, so a malformed claim never lifts a limit.</summary>
+    private static long? Limit(ClaimsPrincipal user, string type) => user.FindFirstValue(type) switch
+    {
+        null => null,
+        var text => long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var limit) ? limit : 0,
+    };
 
     /// <summary>The counter-name prefix of the request's key ("" = all, and without a key).</summary>
     public static string PrefixOf(ClaimsPrincipal user) => From(user)?.Prefix ?? string.Empty;
@@ -54,6 +80,9 @@ internal sealed record Caller(string KeyId, ApiScopes Scopes, string Prefix)
     public bool Allows(ApiScopes needed) => (ApiKey.Effective(Scopes) & needed) == needed;
 
     public bool Covers(string counterName) => counterName.StartsWith(Prefix, StringComparison.Ordinal);
+
+    /// <summary>Whether <paramref name="amount"/>, the <c>by</c> of an increment or decrement, is more than the key may send.</summary>
+    public bool RefusesAmount(long amount) => amount > MaxAmount;
 
     /// <summary>The scope an operation needs: get is read, increment is increment, every other change is write.</summary>
     public static ApiScopes ScopeFor(CommandKind kind) => kind switch

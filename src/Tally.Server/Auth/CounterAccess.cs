@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Authorization.Policy;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Tally.Server.Batch;
+using Tally.Server.Counters;
 using Tally.Server.Http;
 
 namespace Tally.Server.Auth;
@@ -112,8 +114,26 @@ internal sealed class CounterPrefixAuthorizationHandler : AuthorizationHandler<C
 }
 
 /// <summary>
+/// What a key may send, beyond scopes and prefixes: the key's <c>maxAmount</c> bounds the <c>by</c>
+/// of one increment or decrement. A check on the request's content, so the endpoint makes it once
+/// it has read the amount.
+/// </summary>
+internal static class CounterAccess
+{
+    /// <summary>
+    /// <c>403 forbidden</c> when <paramref name="amount"/> is more than the request's key may send
+    /// (<see cref="Caller.MaxAmount"/>); null when it may (or the key has no limit).
+    /// </summary>
+    public static ProblemHttpResult? CheckAmount(HttpContext context, long amount) =>
+        Caller.From(context.User) is { } caller && caller.RefusesAmount(amount)
+            ? Problems.Create(Problems.Forbidden, $"'by' is {amount}; this key may send at most {caller.MaxAmount}. Nothing was applied.")
+            : null;
+}
+
+/// <summary>
 /// <c>/batch</c>: every operation needs the scope of its kind (get: read; increment: increment or
-/// write; the rest: write) and a name inside the key's prefix, else the whole batch is refused.
+/// write; the rest: write), a name inside the key's prefix and, for increment and decrement, a
+/// <c>by</c> within the key's <c>maxAmount</c>, else the whole batch is refused.
 /// A resource-based check: the operations are known only once the body is parsed.
 /// </summary>
 internal static class BatchAccess
@@ -166,6 +186,12 @@ internal sealed class BatchOperationsAuthorizationHandler : AuthorizationHandler
             {
                 context.Fail(new OperationFailureReason(this,
                     $"ops[{i}]: the counter '{operation.Name}' is outside this key's prefix '{caller.Prefix}'. Nothing was applied.", i));
+                return Task.CompletedTask;
+            }
+            if (operation.Kind is CommandKind.Increment or CommandKind.Decrement && caller.RefusesAmount(operation.Amount))
+            {
+                context.Fail(new OperationFailureReason(this,
+                    $"ops[{i}]: 'by' is {operation.Amount}; this key may send at most {caller.MaxAmount}. Nothing was applied.", i));
                 return Task.CompletedTask;
             }
         }

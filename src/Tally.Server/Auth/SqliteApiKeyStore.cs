@@ -31,14 +31,15 @@ internal sealed class SqliteApiKeyStore(IOptions<TallyOptions> options, TimeProv
 
             var keys = new List<ApiKey>();
             using var command = _connection.CreateCommand();
-            command.CommandText = "SELECT id, name, scopes, prefix, hash, created_at FROM api_keys";
+            command.CommandText = "SELECT id, name, scopes, prefix, hash, created_at, max_counters, max_amount FROM api_keys";
             using var reader = command.ExecuteReader();
             while (reader.Read())
             {
                 var scopes = reader.GetString(2).Split(' ', StringSplitOptions.RemoveEmptyEntries)
                     .Aggregate(ApiScopes.None, (all, name) => all | ApiKey.Parse(name));
                 keys.Add(new ApiKey(reader.GetString(0), reader.GetString(1), scopes, reader.GetString(3),
-                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)), (byte[])reader.GetValue(4)));
+                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)), (byte[])reader.GetValue(4),
+                    reader.IsDBNull(6) ? null : reader.GetInt64(6), reader.IsDBNull(7) ? null : reader.GetInt64(7)));
             }
             return Task.FromResult<IReadOnlyList<ApiKey>>(keys);
         }
@@ -51,13 +52,18 @@ internal sealed class SqliteApiKeyStore(IOptions<TallyOptions> options, TimeProv
     protected override Task InsertAsync(ApiKey key, CancellationToken cancellationToken) => Write(() =>
     {
         using var command = Connection.CreateCommand();
-        command.CommandText = "INSERT INTO api_keys (id, name, scopes, prefix, hash, created_at) VALUES ($id, $name, $scopes, $prefix, $hash, $created)";
+        command.CommandText = """
+            INSERT INTO api_keys (id, name, scopes, prefix, hash, created_at, max_counters, max_amount)
+            VALUES ($id, $name, $scopes, $prefix, $hash, $created, $maxCounters, $maxAmount)
+            """;
         command.Parameters.AddWithValue("$id", key.Id);
         command.Parameters.AddWithValue("$name", key.Name);
         command.Parameters.AddWithValue("$scopes", string.Join(' ', ApiKey.Names(key.Scopes)));
         command.Parameters.AddWithValue("$prefix", key.Prefix);
         command.Parameters.AddWithValue("$hash", key.Hash);
         command.Parameters.AddWithValue("$created", key.CreatedAt.ToUnixTimeMilliseconds());
+        command.Parameters.AddWithValue("$maxCounters", (object?)key.MaxCounters ?? DBNull.Value);
+        command.Parameters.AddWithValue("$maxAmount", (object?)key.MaxAmount ?? DBNull.Value);
         command.ExecuteNonQuery();
     });
 

@@ -23,50 +23,62 @@ internal static class BatchParsing
 
         using (document)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("ops", out var ops) || ops.ValueKind != JsonValueKind.Array)
+            try
             {
-                return Problems.Create(Problems.InvalidBody, "The body must be an object with an array 'ops'.");
+                return ParseRoot(document.RootElement, out batch);
             }
-            foreach (var member in root.EnumerateObject())
+            catch (InvalidOperationException)
             {
-                if (!member.NameEquals("ops"u8) && !member.NameEquals("atomic"u8))
-                {
-                    return Problems.Create(Problems.InvalidBody, $"Unknown member '{Shown(member.Name)}'; a batch has 'ops' and 'atomic'.");
-                }
+                return RequestParsing.NotText();
             }
-            var atomic = false;
-            if (root.TryGetProperty("atomic", out var atomicElement))
-            {
-                if (atomicElement.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
-                {
-                    return Problems.Create(Problems.InvalidBody, "'atomic' must be true or false.");
-                }
-                atomic = atomicElement.GetBoolean();
-            }
-            var count = ops.GetArrayLength();
-            if (count > BatchCommand.MaxOperations)
-            {
-                return Problems.Create(TooManyOperations, $"A batch holds at most {BatchCommand.MaxOperations} operations (got {count}).");
-            }
-            if (count == 0)
-            {
-                return Problems.Create(Problems.InvalidBody, "'ops' is empty.");
-            }
-
-            var commands = new CounterCommand[count];
-            var index = 0;
-            foreach (var op in ops.EnumerateArray())
-            {
-                if (ParseOperation(op, index, out commands[index]) is { } problem)
-                {
-                    return problem;
-                }
-                index++;
-            }
-            batch = new BatchCommand(commands, atomic);
-            return null;
         }
+    }
+
+    private static IResult? ParseRoot(JsonElement root, out BatchCommand batch)
+    {
+        batch = new BatchCommand([], false);
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("ops", out var ops) || ops.ValueKind != JsonValueKind.Array)
+        {
+            return Problems.Create(Problems.InvalidBody, "The body must be an object with an array 'ops'.");
+        }
+        foreach (var member in root.EnumerateObject())
+        {
+            if (!member.NameEquals("ops"u8) && !member.NameEquals("atomic"u8))
+            {
+                return Problems.Create(Problems.InvalidBody, $"Unknown member '{Shown(member.Name)}'; a batch has 'ops' and 'atomic'.");
+            }
+        }
+        var atomic = false;
+        if (root.TryGetProperty("atomic", out var atomicElement))
+        {
+            if (atomicElement.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+            {
+                return Problems.Create(Problems.InvalidBody, "'atomic' must be true or false.");
+            }
+            atomic = atomicElement.GetBoolean();
+        }
+        var count = ops.GetArrayLength();
+        if (count > BatchCommand.MaxOperations)
+        {
+            return Problems.Create(TooManyOperations, $"A batch holds at most {BatchCommand.MaxOperations} operations (got {count}).");
+        }
+        if (count == 0)
+        {
+            return Problems.Create(Problems.InvalidBody, "'ops' is empty.");
+        }
+
+        var commands = new CounterCommand[count];
+        var index = 0;
+        foreach (var op in ops.EnumerateArray())
+        {
+            if (ParseOperation(op, index, out commands[index]) is { } problem)
+            {
+                return problem;
+            }
+            index++;
+        }
+        batch = new BatchCommand(commands, atomic);
+        return null;
     }
 
     private static IResult? ParseOperation(JsonElement op, int index, out CounterCommand command)

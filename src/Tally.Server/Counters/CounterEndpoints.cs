@@ -103,6 +103,10 @@ internal static class CounterEndpoints
         {
             return badAmount;
         }
+        if (CounterAccess.CheckAmount(request.HttpContext, amount) is { } tooMuch)
+        {
+            return tooMuch;
+        }
         return await Submission.SendAsync(request.HttpContext, pipeline, command(name, amount, precondition), body);
     }
 

@@ -71,6 +71,7 @@ internal static class Problems
         new(ErrorCodes.VersionExhausted, StatusCodes.Status409Conflict, "Version exhausted"),
         new(ResponseRenderer.BatchFailed, StatusCodes.Status409Conflict, "Batch failed"),
         new(AdminKeyEndpoints.KeyNotRevocable, StatusCodes.Status409Conflict, "Key not revocable"),
+        new(AdminKeyEndpoints.LastAdminKey, StatusCodes.Status409Conflict, "Last admin key"),
         new(ErrorCodes.VersionMismatch, StatusCodes.Status412PreconditionFailed, "Version mismatch"),
         new(ErrorCodes.CounterExists, StatusCodes.Status412PreconditionFailed, "Counter already exists"),
         new(PayloadTooLarge, StatusCodes.Status413PayloadTooLarge, "Payload too large"),

@@ -144,7 +144,16 @@ internal static class RequestParsing
                 ? Problems.Create(Problems.InvalidBody, $"The member '{Truncate(duplicate)}' appears twice in one object; send it once.")
                 : InvalidJson(ex);
         }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
+        {
+            // Comparing member names for duplicates decodes them: an escaped lone surrogate ("\ud800") cannot be.
+            return NotText();
+        }
     }
+
+    /// <summary>An escaped lone surrogate ("\ud800") is valid JSON but not text: reading it as a string throws.</summary>
+    public static ProblemHttpResult NotText() =>
+        Problems.Create(Problems.InvalidBody, "The body holds a string that is not valid Unicode text (an unpaired surrogate).");
 
     /// <summary><c>If-Match</c> and <c>If-None-Match: *</c>. ETags are <c>"&lt;version&gt;"</c>; weak tags compare equal.</summary>
     public static IResult? ParsePrecondition(HttpRequest request, out Precondition precondition)

@@ -10,7 +10,7 @@ using Tally.Server.Tests.Infrastructure;
 namespace Tally.Server.Tests.Auth;
 
 /// <summary>A key as <c>POST /admin/keys</c> answers it.</summary>
-public sealed record CreatedKeyJson(string Id, string Key, string Name, string[] Scopes, string Prefix, DateTime CreatedAt);
+public sealed record CreatedKeyJson(string Id, string Key, string Name, string[] Scopes, string Prefix, long? MaxCounters, long? MaxAmount, DateTime CreatedAt);
 
 internal static class AuthTesting
 {
@@ -34,9 +34,10 @@ internal static class AuthTesting
         return client;
     }
 
-    public static async Task<CreatedKeyJson> CreateKeyAsync(this HttpClient admin, string name, string[] scopes, string prefix = "")
+    public static async Task<CreatedKeyJson> CreateKeyAsync(this HttpClient admin, string name, string[] scopes, string prefix = "",
+        long? maxCounters = null, long? maxAmount = null)
     {
-        var body = JsonSerializer.Serialize(new { name, scopes, prefix });
+        var body = JsonSerializer.Serialize(new { name, scopes, prefix, maxCounters, maxAmount });
         var response = await admin.PostAsync("/admin/keys", Api.JsonBody(body));
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.StatusCode == HttpStatusCode.Created, $"POST /admin/keys {body} answered {(int)response.StatusCode}: {text}");

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Tally.Server.Auth;
 using Tally.Server.Tests.Infrastructure;
 using Tally.Server.Tests.Process;
@@ -105,6 +106,140 @@ public class BootstrapTests
         using var client = new HttpClient { BaseAddress = tally.BaseAddress };
         client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/admin/keys")).StatusCode);
+    }
+
+    [Fact]
+    public async Task TheLastAdminKeyCannotBeRevokedWhenNoAdminKeyIsConfigured()
+    {
+        await using var app = new TallyApplication(settings: NoAdminKey);
+        var first = app.CreateClientWithKey(await ReadKeyFileAsync(app));
+        var firstId = (string)Assert.Single(await first.ListKeysAsync())!["id"]!;
+        var reader = await first.CreateKeyAsync("reader", ["read"]);
+
+        var problem = await (await first.DeleteAsync($"/admin/keys/{firstId}")).ReadProblemAsync(HttpStatusCode.Conflict, "last_admin_key");
+
+        Assert.Contains("admin key", (string?)problem["detail"], StringComparison.Ordinal);
+        Assert.Equal(2, (await first.ListKeysAsync()).Count);
+        Assert.True(File.Exists(Path.Combine(app.DataDir, "admin.key")));
+        // Other keys can still go, and with a second admin key the first can go too; then the second is the last.
+        Assert.Equal(HttpStatusCode.NoContent, (await first.DeleteAsync($"/admin/keys/{reader.Id}")).StatusCode);
+        var second = await first.CreateKeyAsync("second admin", ["admin"]);
+        Assert.Equal(HttpStatusCode.NoContent, (await first.DeleteAsync($"/admin/keys/{firstId}")).StatusCode);
+        var secondClient = app.CreateClientWithKey(second.Key);
+        await (await secondClient.DeleteAsync($"/admin/keys/{second.Id}")).ReadProblemAsync(HttpStatusCode.Conflict, "last_admin_key");
+        Assert.Equal(HttpStatusCode.OK, (await secondClient.GetAsync("/admin/keys")).StatusCode);
+    }
+
+    [Fact]
+    public async Task WithAnAdminKeyConfiguredTheLastStoredAdminKeyCanBeRevoked()
+    {
+        await using var app = new TallyApplication("memory");
+        var admin = app.CreateClient();
+        var stored = await admin.CreateKeyAsync("only stored admin", ["admin"]);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/admin/keys/{stored.Id}")).StatusCode);
+        Assert.Empty(await admin.ListKeysAsync());
+    }
+
+    [Fact]
+    public async Task TwoAdminKeysRevokedAtOnceDoNotBothGo()
+    {
+        await using var app = new TallyApplication(settings: NoAdminKey);
+        var firstKey = await ReadKeyFileAsync(app);
+        var first = app.CreateClientWithKey(firstKey);
+        var firstId = (string)Assert.Single(await first.ListKeysAsync())!["id"]!;
+        var second = await first.CreateKeyAsync("second admin", ["admin"]);
+
+        // At the store, where the decision is made: over HTTP, whichever request wins may revoke the key the other was sent with.
+        var keys = app.GetService<ApiKeyStore>();
+        var outcomes = await Task.WhenAll(
+            Task.Run(() => keys.RevokeAsync(firstId, keepAnAdminKey: true, CancellationToken.None)),
+            Task.Run(() => keys.RevokeAsync(second.Id, keepAnAdminKey: true, CancellationToken.None)));
+
+        Assert.Equal([RevocationOutcome.Revoked, RevocationOutcome.LastAdminKey], outcomes.Select(outcome => outcome.Outcome).OrderBy(outcome => outcome));
+        var survivor = Assert.Single(keys.List());
+        Assert.Contains(survivor.Id, new[] { firstId, second.Id });
+        Assert.Equal(HttpStatusCode.OK, (await app.CreateClientWithKey(survivor.Id == firstId ? firstKey : second.Key).GetAsync("/admin/keys")).StatusCode);
+    }
+
+    [Fact]
+    public async Task RevokingTheKeyInTheAdminKeyFileDeletesTheFileAndSaysSo()
+    {
+        var logs = new CapturingLoggerProvider();
+        await using var tally = new TallyApplication(settings: NoAdminKey);
+        await using var app = tally.WithWebHostBuilder(builder =>
+        {
+            builder.ConfigureLogging(logging => logging.AddProvider(logs).SetMinimumLevel(LogLevel.Information));
+            builder.ConfigureTestServices(services => services.AddSingleton(new StartupConsole(TextWriter.Null)));
+        });
+        _ = app.Services;
+        var file = Path.Combine(tally.DataDir, "admin.key");
+        var firstKey = (await File.ReadAllTextAsync(file)).Trim();
+        var first = app.CreateClientWithKey(firstKey);
+        var firstId = (string)Assert.Single(await first.ListKeysAsync())!["id"]!;
+        var second = await first.CreateKeyAsync("second admin", ["admin"]);
+        var reader = await first.CreateKeyAsync("reader", ["read"]);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await first.DeleteAsync($"/admin/keys/{reader.Id}")).StatusCode);
+        Assert.True(File.Exists(file), "Revoking another key leaves the file.");
+
+        Assert.Equal(HttpStatusCode.NoContent, (await app.CreateClientWithKey(second.Key).DeleteAsync($"/admin/keys/{firstId}")).StatusCode);
+
+        Assert.False(File.Exists(file), "admin.key still holds a revoked key.");
+        Assert.Contains(logs.Entries, entry => entry.StartsWith("Information", StringComparison.Ordinal)
+            && entry.Contains("Deleted the admin key file", StringComparison.Ordinal) && entry.Contains(file, StringComparison.Ordinal));
+        Assert.DoesNotContain(firstKey, logs.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ALaterStartLogsWhereTheAdminKeyIsWithoutTheKey()
+    {
+        using var dataDir = new TempDirectory();
+        var settings = new Dictionary<string, string?>(NoAdminKey) { ["DataDir"] = dataDir.Path };
+        var file = Path.Combine(dataDir.Path, "admin.key");
+        await using (var first = new TallyApplication(settings: settings))
+        {
+            _ = first.Services;
+        }
+        var key = (await File.ReadAllTextAsync(file)).Trim();
+
+        var logs = new CapturingLoggerProvider();
+        var console = new StringWriter();
+        await using var tally = new TallyApplication(settings: settings);
+        await using var later = tally.WithWebHostBuilder(builder =>
+        {
+            builder.ConfigureLogging(logging => logging.AddProvider(logs).SetMinimumLevel(LogLevel.Information));
+            builder.ConfigureTestServices(services => services.AddSingleton(new StartupConsole(console)));
+        });
+        _ = later.Services;
+
+        var lines = logs.Entries.Where(entry => entry.Contains(file, StringComparison.Ordinal)).ToList();
+        var line = Assert.Single(lines);
+        Assert.StartsWith("Information", line, StringComparison.Ordinal);
+        Assert.Contains("admin key", line, StringComparison.Ordinal);
+        Assert.DoesNotContain(key, logs.All, StringComparison.Ordinal);
+        Assert.Empty(console.ToString()); // shown once, at the first start only
+        Assert.True(File.Exists(file));
+    }
+
+    [Fact]
+    public async Task AnAdminKeyFileWhoseKeyNoLongerWorksIsDeletedAtStart()
+    {
+        using var dataDir = new TempDirectory();
+        var file = Path.Combine(dataDir.Path, "admin.key");
+        await File.WriteAllTextAsync(file, "tly_revokedrevokedrevokedrevokedrevokedrevoked\n");
+
+        // The AdminKey setting is configured here, so no first admin key is made to take the file's place.
+        await using var app = new TallyApplication(settings: new Dictionary<string, string?> { ["DataDir"] = dataDir.Path });
+        _ = app.Services;
+
+        Assert.False(File.Exists(file), "admin.key names a key that does not work.");
+    }
+
+    private static async Task<string> ReadKeyFileAsync(TallyApplication app)
+    {
+        _ = app.Services;
+        return (await File.ReadAllTextAsync(Path.Combine(app.DataDir, "admin.key"))).Trim();
     }
 
     private static WebApplicationFactory<Program> WithConsole(TallyApplication tally, TextWriter console) =>

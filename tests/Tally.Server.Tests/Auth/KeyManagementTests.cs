@@ -24,7 +24,7 @@ public class KeyManagementTests
         Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
         Assert.True(response.Headers.CacheControl?.NoStore, "The secret must not be cached.");
         var body = JsonNode.Parse(text)!.AsObject();
-        Assert.Equal(["id", "key", "name", "scopes", "prefix", "createdAt"], body.Select(member => member.Key));
+        Assert.Equal(["id", "key", "name", "scopes", "prefix", "maxCounters", "maxAmount", "createdAt"], body.Select(member => member.Key));
         var key = (string)body["key"]!;
         Assert.StartsWith("tly_", key, StringComparison.Ordinal);
         Assert.True(key.Length >= 4 + 43, "32 random bytes, base64url.");
@@ -55,7 +55,7 @@ public class KeyManagementTests
         Assert.Equal([first.Id, second.Id], items.Select(item => (string)item!["id"]!));
         foreach (var item in items)
         {
-            Assert.Equal(["id", "name", "scopes", "prefix", "createdAt"], item!.AsObject().Select(member => member.Key));
+            Assert.Equal(["id", "name", "scopes", "prefix", "maxCounters", "maxAmount", "createdAt"], item!.AsObject().Select(member => member.Key));
         }
         Assert.Equal("page:", (string?)items[0]!["prefix"]);
         Assert.Equal(["increment"], items[0]!["scopes"]!.AsArray().Select(scope => (string)scope!));
@@ -143,6 +143,9 @@ public class KeyManagementTests
     [InlineData("""{"name": "x", "scopes": ["read"], "prefix": null}""", "invalid_prefix")]
     [InlineData("""{"name": "x", "scopes": ["admin"], "prefix": "shop:"}""", "invalid_prefix")]
     [InlineData("""{"name": "x", "scopes": ["read"], "expires": "never"}""", "invalid_body")]
+    [InlineData("""{"name": "x", "scopes": ["\ud800"]}""", "invalid_body")]
+    [InlineData("""{"name": "x", "scopes": ["read"], "prefix": "a\udc00"}""", "invalid_body")]
+    [InlineData("""{"name": "x", "scopes": ["read"], "\ud800": 1}""", "invalid_body")]
     public async Task ABadKeyRequestIsRefusedWithItsCode(string body, string code)
     {
         await using var app = new TallyApplication("memory");

@@ -31,6 +31,8 @@ public class StrictInputTests
         { "POST", "/batch", """{"ops": [{"op": "set", "name": "a", "value": 2, "vlaue": 3}]}""", "invalid_body", "vlaue" },
         { "POST", "/batch", """{"ops": [{"op": "increment", "name": "a", "by": 1, "by": 1000}]}""", "invalid_body", "by" },
         { "POST", "/batch", """{"atomic": false, "atomic": true, "ops": [{"op": "increment", "name": "a"}]}""", "invalid_body", "atomic" },
+        { "POST", "/batch", """{"ops": [{"op": "get", "name": "\ud800"}]}""", "invalid_body", "surrogate" },
+        { "POST", "/batch", """{"ops": [{"op": "get", "name": "a", "\ud800": 1}]}""", "invalid_body", "surrogate" },
     };
 
     [Theory]

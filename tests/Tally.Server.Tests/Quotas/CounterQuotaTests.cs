@@ -2,6 +2,8 @@ using System.Net;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.Pipeline;
+using System.Text.Json.Nodes;
+using Tally.Server.Tests.Auth;
 using Tally.Server.Tests.Infrastructure;
 using Tally.Server.Tests.Storage;
 
@@ -93,5 +95,27 @@ public sealed class CounterQuotaTests
         await (await client.PutAsync("three", "{}")).ReadProblemAsync(HttpStatusCode.Forbidden, ErrorCodes.CounterQuotaExceeded);
         Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/counters/three")).StatusCode);
         Assert.Equal(1, (await (await client.IncrementAsync("one")).ReadCounterAsync()).Value);
+    }
+
+    [Fact]
+    public async Task AKeyPastItsOwnMaxCountersOrMaxAmountIsRefusedOverHttp()
+    {
+        await using var app = new TallyApplication();
+        var admin = app.CreateClient();
+        var created = await admin.PostAsync("/admin/keys", Api.JsonBody("""{"name": "page", "scopes": ["write"], "maxCounters": 2, "maxAmount": 10}"""));
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var key = app.CreateClientWithKey((string)JsonNode.Parse(await created.Content.ReadAsStringAsync())!["key"]!);
+
+        await (await key.IncrementAsync("a")).ReadCounterAsync();
+        await (await key.PutAsync("b", "{}")).ReadCounterAsync(HttpStatusCode.Created);
+        await (await key.IncrementAsync("c")).ReadProblemAsync(HttpStatusCode.Forbidden, ErrorCodes.CounterQuotaExceeded);
+        await (await key.PostAsync("/counters/a/increment?by=11", null)).ReadProblemAsync(HttpStatusCode.Forbidden, "forbidden");
+        await (await key.DecrementAsync("a", """{"by": 11}""")).ReadProblemAsync(HttpStatusCode.Forbidden, "forbidden");
+        Assert.Equal(11, (await (await key.PostAsync("/counters/a/increment?by=10", null)).ReadCounterAsync()).Value);
+
+        // The admin key is not limited, and deleting one of the key's counters gives it room again.
+        await (await admin.IncrementAsync("c")).ReadCounterAsync();
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/counters/b")).StatusCode);
+        await (await key.IncrementAsync("d")).ReadCounterAsync();
     }
 }
