@@ -92,6 +92,8 @@ public sealed class TallyProcess : IAsyncDisposable
         }
         // Several processes share two cores during a test run; workstation GC keeps each one small.
         start.Environment["DOTNET_gcServer"] = "0";
+        // Warnings and errors only (the output is kept for Describe()); a test's --Logging:LogLevel:… arguments win.
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
         foreach (var (name, value) in environment)
         {
             start.Environment[name] = value;
