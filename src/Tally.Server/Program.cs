@@ -31,7 +31,7 @@ builder.Services.AddTallyOpenApi();
 
 try
 {
-    await using var app = builder.Build();
+    var app = builder.Build();
     app.UseRequestLogging();
     app.UseTallyProblems();
     app.UseTallyAuth();

@@ -13,7 +13,7 @@ internal static class ConfigurationExtensions
     {
         builder.Configuration.AddEnvironmentVariables(SettingsCheck.EnvironmentPrefix);
         builder.Configuration.AddCommandLine(args);
-        builder.Services.AddQuietFailedStart(builder.Logging);
+        builder.Services.AddQuietFailedStart();
 
         builder.Services.AddSingleton<IValidateOptions<TallyOptions>, TallyOptionsValidator>();
         builder.Services.AddOptions<TallyOptions>()

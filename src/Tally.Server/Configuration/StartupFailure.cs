@@ -43,10 +43,24 @@ internal static class StartupFailure
     /// Keeps the host from logging a failed start (the exception then reaches Program, which prints one line, or,
     /// if it is not one <see cref="Explain"/> knows, crashes with the whole trace). Once started, the host logs as usual.
     /// </summary>
-    public static IServiceCollection AddQuietFailedStart(this IServiceCollection services, ILoggingBuilder logging)
+    public static IServiceCollection AddQuietFailedStart(this IServiceCollection services)
     {
         var phase = new StartPhase();
-        logging.AddFilter((_, category, level) => phase.Started || level < LogLevel.Error || category != HostCategory);
+        // Every filter rule is wrapped, not a rule added: an added rule would win over the configured levels
+        // (Logging:LogLevel:Default) and let Debug through. A default rule stands in for MinLevel if there is none.
+        services.PostConfigure<LoggerFilterOptions>(options =>
+        {
+            if (!options.Rules.Any(rule => rule.ProviderName is null && rule.CategoryName is null))
+            {
+                options.Rules.Add(new LoggerFilterRule(null, null, options.MinLevel, null));
+            }
+            for (var i = 0; i < options.Rules.Count; i++)
+            {
+                var rule = options.Rules[i];
+                options.Rules[i] = new LoggerFilterRule(rule.ProviderName, rule.CategoryName, rule.LogLevel, (provider, category, level) =>
+                    (phase.Started || level < LogLevel.Error || category != HostCategory) && (rule.Filter?.Invoke(provider, category, level) ?? true));
+            }
+        });
         services.AddSingleton<IHostedService>(phase);
         return services;
     }
