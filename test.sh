@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Sets up what the tests need on a fresh machine, then runs every test.
-# Usage: ./test.sh [extra dotnet test arguments]
+# Sets up what the tests need on a fresh Debian machine, then runs every test, in layers (tests/README.md):
+#   fast     in-process: API, rules, stores, configuration (no child process, no root)
+#   process  tests that start processes: the real server, the README's examples, Prometheus, promtool; a tmpfs (root)
+#   deploy   checks of the deployment files (deploy/): Dockerfile, compose, Prometheus rules, operations guide
+# Every test runs exactly once; every layer runs even when an earlier one failed, and the exit code says whether all passed.
+# Usage: ./test.sh [extra dotnet test arguments]     LAYERS="fast" ./test.sh   runs some layers only.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Debian packages that tests start privately (each test runs its own instance on 127.0.0.1).
-packages=(sqlite3 python3-yaml prometheus)
+# Debian packages the tests use (each test runs its own instance on 127.0.0.1): sqlite3, PyYAML and Prometheus
+# (promtool) for the deployment checks and metrics; curl and jq for the README's examples.
+packages=(sqlite3 python3-yaml prometheus curl jq)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -23,4 +28,23 @@ fi
 command -v dotnet >/dev/null || { echo "test.sh: the .NET 10 SDK is required (dotnet not found)." >&2; exit 1; }
 
 dotnet build Tally.sln -c Release --nologo -clp:ErrorsOnly
-dotnet test Tally.sln -c Release --no-build --nologo --logger "console;verbosity=normal" "$@"
+
+# The filters together select every test once: a test has at most one Layer trait (none: fast).
+declare -A filters=(
+  [fast]='Layer!=Process&Layer!=Deploy'
+  [process]='Layer=Process'
+  [deploy]='Layer=Deploy'
+)
+failed=()
+for layer in ${LAYERS:-fast process deploy}; do
+  [ -n "${filters[$layer]:-}" ] || { echo "test.sh: unknown layer '$layer' (fast, process, deploy)." >&2; exit 2; }
+  echo "test.sh: $layer layer"
+  # Minimal verbosity: each failure with its message and stack trace, then the summary; nothing for passing tests.
+  TALLYTESTS_LAYER="$layer" dotnet test Tally.sln -c Release --no-build --nologo \
+    --logger "console;verbosity=minimal" --filter "${filters[$layer]}" "$@" || failed+=("$layer")
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "test.sh: failed layers: ${failed[*]}" >&2
+  exit 1
+fi
+echo "test.sh: every layer passed"

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Options;
 using Tally.Server.Auth;
 using Tally.Server.Backup;
 using Tally.Server.Batch;
@@ -18,6 +17,10 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
     ContentRootPath = AppContext.BaseDirectory,
 });
 builder.AddTallyConfiguration(args);
+if (SettingsCheck.Problems(builder.Configuration) is { Count: > 0 } problems)
+{
+    return StartupFailure.Report(problems);
+}
 builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, TallyJsonContext.Default));
 builder.Services.AddTallyProblems();
 builder.Services.AddTallyMetrics();
@@ -43,11 +46,10 @@ try
     await app.RunAsync();
     return 0;
 }
-catch (Exception ex) when (ex is OptionsValidationException or StoreStartupException or InvalidOperationException { Source: "Microsoft.Extensions.Configuration.Binder" })
+catch (Exception ex) when (StartupFailure.Explain(ex) is { } problem)
 {
-    // A bad setting or an unusable data file: say what is wrong, plainly, and exit non-zero.
-    await Console.Error.WriteLineAsync($"Tally cannot start: {ex.Message}");
-    return 2;
+    // A bad setting, an address in use or an unusable data file: one plain line on stderr, exit code 2.
+    return StartupFailure.Report(problem);
 }
 
 public partial class Program;

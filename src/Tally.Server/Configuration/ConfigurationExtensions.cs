@@ -7,11 +7,13 @@ internal static class ConfigurationExtensions
     /// <summary>
     /// appsettings.json, then <c>TALLY_</c> environment variables, then the command line, which wins.
     /// (The host already read the command line once; it is added again so it stays last.)
+    /// The options types bound here are listed in <see cref="SettingsCheck.Sections"/>, which checks them before the start.
     /// </summary>
     public static WebApplicationBuilder AddTallyConfiguration(this WebApplicationBuilder builder, string[] args)
     {
-        builder.Configuration.AddEnvironmentVariables("TALLY_");
+        builder.Configuration.AddEnvironmentVariables(SettingsCheck.EnvironmentPrefix);
         builder.Configuration.AddCommandLine(args);
+        builder.Services.AddQuietFailedStart();
 
         builder.Services.AddSingleton<IValidateOptions<TallyOptions>, TallyOptionsValidator>();
         builder.Services.AddOptions<TallyOptions>()

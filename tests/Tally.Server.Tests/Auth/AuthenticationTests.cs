@@ -186,6 +186,7 @@ public class AuthenticationTests
     }
 
     [Theory]
+    [Trait("Layer", "Process")]
     [InlineData("short")]
     [InlineData("has a space in it, sixteen+")]
     public async Task ABadAdminKeySettingStopsTheStartWithoutShowingIt(string adminKey)

@@ -91,6 +91,7 @@ public class BootstrapTests
 
     /// <summary>The real server: the key goes to standard output, once, and nowhere in the logs on standard error.</summary>
     [Fact]
+    [Trait("Layer", "Process")]
     public async Task TheServerPrintsTheFirstKeyToStandardOutput()
     {
         using var dataDir = new TempDirectory();

@@ -84,6 +84,7 @@ public class RateLimitTests
     }
 
     [Theory]
+    [Trait("Layer", "Process")]
     [InlineData("--RateLimit:PermitsPerSecond", "-1", "RateLimit:PermitsPerSecond")]
     [InlineData("--RateLimit:Burst", "0", "RateLimit:Burst")]
     [InlineData("--RateLimit:PermitsPerSecond", "many", "RateLimit:PermitsPerSecond")]

@@ -212,6 +212,7 @@ public class ExportImportTests
     }
 
     [Fact]
+    [Trait("Layer", "Process")]
     public async Task ImportTakesTimesWithAnOffsetOnAHostOutsideUtc()
     {
         using var dataDir = new TempDirectory();

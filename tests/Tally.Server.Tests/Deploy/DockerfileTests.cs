@@ -13,6 +13,7 @@ namespace Tally.Server.Tests.Deploy;
 /// run there), and the published server is then started the way the runtime stage describes (ENV, WORKDIR,
 /// ENTRYPOINT), checked with the image's HEALTHCHECK command, and stopped with SIGTERM.
 /// </summary>
+[Trait("Layer", "Deploy")]
 public class DockerfileTests
 {
     private static readonly TimeSpan BuildTimeout = TimeSpan.FromMinutes(8);

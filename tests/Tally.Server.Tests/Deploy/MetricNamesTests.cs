@@ -14,6 +14,7 @@ namespace Tally.Server.Tests.Deploy;
 /// that a running Tally really exports: Tally runs in-process, serves some traffic (successes, a 409, a
 /// failed commit, rate-limited requests), and its /metrics is compared with every name they use.
 /// </summary>
+[Trait("Layer", "Deploy")]
 public partial class MetricNamesTests
 {
     /// <summary>Series that other programs produce: Prometheus for every scrape, the blackbox exporter for /readyz.</summary>

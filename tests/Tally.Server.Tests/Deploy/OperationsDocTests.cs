@@ -4,6 +4,7 @@ using Tally.Server.Configuration;
 namespace Tally.Server.Tests.Deploy;
 
 /// <summary>docs/operations.md documents every setting Tally binds, so a new setting cannot go unmentioned.</summary>
+[Trait("Layer", "Deploy")]
 public class OperationsDocTests
 {
     [Fact]

@@ -6,6 +6,7 @@ namespace Tally.Server.Tests.Deploy;
 /// promtool (Debian package prometheus) accepts the Prometheus configuration and the alerting rules, the
 /// rules' unit tests pass, and every PromQL expression of the Grafana dashboard is valid PromQL.
 /// </summary>
+[Trait("Layer", "Deploy")]
 public class PrometheusFilesTests
 {
     private const string Package = "prometheus";

@@ -6,6 +6,7 @@ namespace Tally.Server.Tests.Deploy;
 /// Every YAML file under deploy/ parses, and the compose file and Kubernetes manifests agree with each
 /// other and with what Tally needs (one replica, the probes, the data directory, the shutdown budget).
 /// </summary>
+[Trait("Layer", "Deploy")]
 public class YamlFilesTests
 {
     public static TheoryData<string> YamlFiles() => [.. DeployFiles.YamlFiles()];

@@ -1,13 +1,16 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Tally.Server.Tests.Infrastructure;
 
 /// <summary>
 /// Tally in-process, on its own temporary data directory (deleted on dispose).
 /// <see cref="RestartAsync"/> stops this instance and starts a new one on the same directory.
+/// Its console log shows warnings and errors only (see <see cref="QuietLogging"/>).
 /// </summary>
 public sealed class TallyApplication : WebApplicationFactory<Program>
 {
@@ -17,16 +20,19 @@ public sealed class TallyApplication : WebApplicationFactory<Program>
     /// <param name="store">sqlite or memory.</param>
     /// <param name="durability">sync or async.</param>
     /// <param name="settings">Further configuration keys, e.g. <c>MaxBodyBytes</c>.</param>
-    public TallyApplication(string store = "sqlite", string durability = "sync", IReadOnlyDictionary<string, string?>? settings = null)
-        : this(store, durability, settings, Directory.CreateTempSubdirectory("tally-test-").FullName)
+    /// <param name="clock">A fake clock the service reads instead of the system's (advance it rather than sleep); null: the system clock.</param>
+    public TallyApplication(string store = "sqlite", string durability = "sync", IReadOnlyDictionary<string, string?>? settings = null,
+        FakeTimeProvider? clock = null)
+        : this(store, durability, settings, Directory.CreateTempSubdirectory("tally-test-").FullName, clock)
     {
     }
 
-    private TallyApplication(string store, string durability, IReadOnlyDictionary<string, string?>? settings, string dataDir)
+    private TallyApplication(string store, string durability, IReadOnlyDictionary<string, string?>? settings, string dataDir, FakeTimeProvider? clock)
     {
         Store = store;
         Durability = durability;
         DataDir = dataDir;
+        Clock = clock;
         _settings = settings is null ? [] : new Dictionary<string, string?>(settings);
         _ownsDataDir = true;
     }
@@ -37,6 +43,19 @@ public sealed class TallyApplication : WebApplicationFactory<Program>
 
     public string DataDir { get; }
 
+    /// <summary>The fake clock the service reads, if the test gave one.</summary>
+    public FakeTimeProvider? Clock { get; }
+
+    /// <summary>
+    /// Test hosts write warnings and errors only to the console. Set as configuration, not with <c>SetMinimumLevel</c>,
+    /// which appsettings.json's <c>Logging:LogLevel</c> overrides. A rule for the console provider alone: a test that
+    /// adds its own logger provider still sees Information; a test's own settings still win.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, string?> QuietLogging = new Dictionary<string, string?>
+    {
+        ["Logging:Console:LogLevel:Default"] = "Warning",
+    };
+
     /// <summary>The configured <c>AdminKey</c>; every client from <see cref="WebApplicationFactory{T}.CreateClient()"/> sends it.</summary>
     public const string AdminKey = "tally-test-admin-key-0123456789";
 
@@ -45,7 +64,7 @@ public sealed class TallyApplication : WebApplicationFactory<Program>
     {
         _ownsDataDir = false;
         await DisposeAsync();
-        var next = new TallyApplication(Store, Durability, _settings, DataDir);
+        var next = new TallyApplication(Store, Durability, _settings, DataDir, Clock);
         _ = next.Services; // start now, so a start-up failure shows here and not at the first request
         return next;
     }
@@ -60,11 +79,14 @@ public sealed class TallyApplication : WebApplicationFactory<Program>
         builder.UseSetting("Durability", Durability);
         builder.UseSetting("AdminKey", AdminKey);
         builder.UseSetting("RateLimit:PermitsPerSecond", "0");
-        foreach (var (key, value) in _settings)
+        foreach (var (key, value) in QuietLogging.Concat(_settings))
         {
             builder.UseSetting(key, value);
         }
-        builder.ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
+        if (Clock is { } clock)
+        {
+            builder.ConfigureTestServices(services => services.Replace(ServiceDescriptor.Singleton<TimeProvider>(clock)));
+        }
     }
 
     /// <summary>Clients send the admin key (a request may set its own Authorization header; clear it to send none).</summary>

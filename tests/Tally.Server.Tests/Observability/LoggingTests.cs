@@ -39,6 +39,7 @@ public class LoggingTests
     }
 
     [Fact]
+    [Trait("Layer", "Process")]
     public async Task TheJsonConsoleFormatterWritesOneJsonObjectPerLine()
     {
         using var dataDir = new TempDirectory();

@@ -14,6 +14,7 @@ namespace Tally.Server.Tests.Observability;
 public class MetricsTests
 {
     [Fact]
+    [Trait("Layer", "Process")]
     public async Task MetricsPassPromtoolAndCountOperationsByOutcome()
     {
         await using var app = new TallyApplication();
@@ -64,6 +65,7 @@ public class MetricsTests
 
     /// <summary>A private Prometheus scrapes a running Tally every second and answers a PromQL query with the right count.</summary>
     [Fact]
+    [Trait("Layer", "Process")]
     public async Task ARealPrometheusScrapesTallyAndAnswersAQuery()
     {
         using var dataDir = new TempDirectory();

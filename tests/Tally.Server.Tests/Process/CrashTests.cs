@@ -8,6 +8,7 @@ namespace Tally.Server.Tests.Process;
 /// The real server, killed with SIGKILL in the middle of a load and started again on the same data:
 /// with Durability=sync every acknowledged increment is there, and nothing that was never sent.
 /// </summary>
+[Trait("Layer", "Process")]
 public class CrashTests
 {
     private const int Clients = 6;

@@ -5,6 +5,7 @@ using Tally.Server.Tests.Infrastructure;
 namespace Tally.Server.Tests.Process;
 
 /// <summary>SIGTERM under load: in-flight requests finish, the store is flushed and closed, exit 0 in bounded time.</summary>
+[Trait("Layer", "Process")]
 public class GracefulShutdownTests
 {
     [Theory]

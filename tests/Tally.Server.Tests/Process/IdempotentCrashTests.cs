@@ -7,6 +7,7 @@ namespace Tally.Server.Tests.Process;
 /// Keyed increments, a SIGKILL in the middle, a restart, and every key sent again: the counter
 /// ends at exactly the number of distinct keys, because each key was stored with its change.
 /// </summary>
+[Trait("Layer", "Process")]
 public class IdempotentCrashTests
 {
     [Fact]

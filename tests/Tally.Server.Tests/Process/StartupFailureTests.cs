@@ -1,58 +1,134 @@
+using System.Net;
+using System.Net.Sockets;
 using Tally.Server.Tests.Infrastructure;
 
 namespace Tally.Server.Tests.Process;
 
-/// <summary>Bad configuration or an unusable data directory: exit non-zero at once, saying why on stderr.</summary>
+/// <summary>
+/// Bad configuration, a port in use or an unusable data directory: the real server exits with code 2 at once,
+/// saying why in one line on stderr, without a stack trace anywhere.
+/// </summary>
+[Trait("Layer", "Process")]
 public class StartupFailureTests
 {
     [Theory]
-    [InlineData(new[] { "--Store", "redis" }, "redis")]
-    [InlineData(new[] { "--Durability", "maybe" }, "maybe")]
+    [InlineData(new[] { "--Store", "redis" }, "Store must be one of sqlite, memory, postgres (got 'redis')")]
+    [InlineData(new[] { "--Store", "mysql" }, "Store must be one of sqlite, memory, postgres (got 'mysql')")]
+    [InlineData(new[] { "--Durability", "maybe" }, "Durability must be one of sync, async (got 'maybe')")]
+    [InlineData(new[] { "--Durability", "fast" }, "Durability must be one of sync, async (got 'fast')")]
+    [InlineData(new[] { "--Auth", "sometimes" }, "Auth must be one of on, off (got 'sometimes')")]
     [InlineData(new[] { "--MaxBatchSize", "0" }, "MaxBatchSize")]
-    [InlineData(new[] { "--FlushIntervalMs", "lots" }, "FlushIntervalMs")]
-    public async Task BadSettingExitsNonZeroNamingIt(string[] arguments, string named)
+    [InlineData(new[] { "--FlushIntervalMs", "lots" }, "FlushIntervalMs must be a whole number")]
+    [InlineData(new[] { "--Quotas:MaxCounters", "0" }, "Quotas:MaxCounters")]
+    [InlineData(new[] { "--Quotas:DefaultMaxAmount", "abc" }, "Quotas:DefaultMaxAmount must be a whole number")]
+    [InlineData(new[] { "--RateLimit:Burst", "0" }, "RateLimit:Burst")]
+    public async Task BadSettingExitsWithCodeTwoAndOneLineNamingIt(string[] arguments, string named)
     {
         using var dataDir = new TempDirectory();
         await using var tally = TallyProcess.Start(dataDir.Path, arguments);
 
-        var exitCode = await tally.WaitForExitAsync();
-
-        Assert.True(exitCode != 0, $"Tally started with {string.Join(' ', arguments)}.\n{tally.Describe()}");
-        AssertClearMessage(tally, named);
+        await AssertFailedStartAsync(tally, named);
         Assert.False(File.Exists(Path.Combine(dataDir.Path, "tally.db")), "Nothing may be written with a bad configuration.");
     }
 
+    [Theory]
+    [InlineData("--Durabilty", "async", "unknown setting 'Durabilty' on the command line (did you mean 'Durability'?)")]
+    [InlineData("--RateLimit:PermitsPerSecnd", "5", "unknown setting 'RateLimit:PermitsPerSecnd' on the command line (did you mean 'RateLimit:PermitsPerSecond'?)")]
+    [InlineData("--Quotas:MaxCountrs", "1", "unknown setting 'Quotas:MaxCountrs' on the command line (did you mean 'Quotas:MaxCounters'?)")]
+    [InlineData("--Quotas:Anything:Deeper", "1", "unknown setting 'Quotas:Anything:Deeper'")]
+    public async Task MisspelledSettingIsNamedAndStopsTheStart(string argument, string value, string named)
+    {
+        using var dataDir = new TempDirectory();
+        await using var tally = TallyProcess.Start(dataDir.Path, argument, value);
+
+        await AssertFailedStartAsync(tally, named);
+    }
+
+    [Theory]
+    [InlineData("TALLY_DURABILTY", "async", "unknown setting 'DURABILTY' environment variable TALLY_DURABILTY (did you mean 'Durability'?)")]
+    [InlineData("TALLY_QUOTAS__MAXCOUNTRS", "1", "unknown setting 'QUOTAS:MAXCOUNTRS' environment variable TALLY_QUOTAS__MAXCOUNTRS")]
+    [InlineData("TALLY_STORE", "mysql", "Store must be one of sqlite, memory, postgres (got 'mysql')")]
+    public async Task BadTallyEnvironmentVariableIsNamedAndStopsTheStart(string variable, string value, string named)
+    {
+        using var dataDir = new TempDirectory();
+        await using var tally = TallyProcess.Start(dataDir.Path, new Dictionary<string, string> { [variable] = value });
+
+        await AssertFailedStartAsync(tally, named);
+    }
+
+    /// <summary>The framework's own root keys, and environment variables without the TALLY_ prefix, are not Tally's to refuse.</summary>
     [Fact]
-    public async Task DataFileThatIsNotTallysExitsNonZeroAndLeavesItAlone()
+    public async Task FrameworkSettingsAndOtherEnvironmentVariablesDoNotStopTheStart()
+    {
+        using var dataDir = new TempDirectory();
+        var environment = new Dictionary<string, string> { ["DURABILTY"] = "async", ["QUOTAS_MAXCOUNTRS"] = "1" };
+        await using var tally = TallyProcess.Start(dataDir.Path, environment,
+            "--Logging:LogLevel:Default", "Warning", "--Kestrel:Limits:MaxRequestLineSize", "16384",
+            "--environment", "Production", "--AllowedHosts", "*", "--ConnectionStrings:Unused", "x",
+            "--Quotas:MaxCounters", "500", "--RateLimit:Burst", "10");
+
+        await tally.WaitUntilReadyAsync();
+        Assert.Equal(string.Empty, tally.StandardError);
+    }
+
+    [Fact]
+    public async Task PortAlreadyInUseExitsWithCodeTwoNamingTheAddress()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var address = $"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}";
+        using var dataDir = new TempDirectory();
+        await using var tally = TallyProcess.Start(dataDir.Path, "--urls", address);
+
+        await AssertFailedStartAsync(tally, $"urls: Failed to bind to address {address}: address already in use");
+    }
+
+    [Fact]
+    public async Task AddressThatIsNotAUrlExitsWithCodeTwoNamingIt()
+    {
+        using var dataDir = new TempDirectory();
+        await using var tally = TallyProcess.Start(dataDir.Path, "--urls", "nonsense");
+
+        await AssertFailedStartAsync(tally, "urls: Invalid url: 'nonsense'");
+    }
+
+    [Fact]
+    public async Task DataFileThatIsNotTallysExitsWithCodeTwoAndLeavesItAlone()
     {
         using var dataDir = new TempDirectory();
         var file = Path.Combine(dataDir.Path, "tally.db");
         await File.WriteAllTextAsync(file, "not a database");
         await using var tally = TallyProcess.Start(dataDir.Path);
 
-        Assert.NotEqual(0, await tally.WaitForExitAsync());
-        AssertClearMessage(tally, "not a SQLite database");
+        await AssertFailedStartAsync(tally, "not a SQLite database");
         Assert.Equal("not a database", await File.ReadAllTextAsync(file));
     }
 
     [Fact]
-    public async Task DataDirInUseByAnotherTallyExitsNonZero()
+    public async Task DataDirInUseByAnotherTallyExitsWithCodeTwo()
     {
         await using var running = new TallyApplication();
         _ = running.Services; // started: it holds the data directory
         await using var second = TallyProcess.Start(running.DataDir);
 
-        Assert.NotEqual(0, await second.WaitForExitAsync());
-        AssertClearMessage(second, "in use");
-        Assert.Equal(System.Net.HttpStatusCode.OK, (await running.CreateClient().GetAsync("/readyz")).StatusCode);
+        await AssertFailedStartAsync(second, "in use");
+        Assert.Equal(HttpStatusCode.OK, (await running.CreateClient().GetAsync("/readyz")).StatusCode);
     }
 
-    /// <summary>A plain sentence naming the problem, not a crash: no "Unhandled exception", no stack trace.</summary>
-    private static void AssertClearMessage(TallyProcess tally, string named)
+    /// <summary>
+    /// Exit code 2 and a plain sentence naming the problem, not a crash: one line on stderr starting
+    /// "Tally cannot start:", no "Unhandled exception", no stack frame on stderr or in the log on stdout.
+    /// </summary>
+    private static async Task AssertFailedStartAsync(TallyProcess tally, string named)
     {
-        var error = tally.StandardError;
-        Assert.True(error.Contains(named, StringComparison.Ordinal), $"stderr does not mention '{named}'.\n{tally.Describe()}");
-        Assert.False(error.Contains("Unhandled exception", StringComparison.Ordinal) || error.Contains("   at ", StringComparison.Ordinal),
-            $"stderr shows a crash, not a message.\n{tally.Describe()}");
+        var exitCode = await tally.WaitForExitAsync();
+        Assert.True(exitCode == 2, $"Expected exit code 2, got {exitCode}.\n{tally.Describe()}");
+        var lines = tally.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1 && lines[0].StartsWith("Tally cannot start: ", StringComparison.Ordinal),
+            $"stderr is not one 'Tally cannot start:' line.\n{tally.Describe()}");
+        Assert.True(lines[0].Contains(named, StringComparison.Ordinal), $"stderr does not say '{named}'.\n{tally.Describe()}");
+        var everything = tally.StandardError + tally.StandardOutput;
+        Assert.False(everything.Contains("Unhandled exception", StringComparison.Ordinal) || everything.Contains("   at ", StringComparison.Ordinal),
+            $"The output shows a crash or a stack trace, not a message.\n{tally.Describe()}");
     }
 }

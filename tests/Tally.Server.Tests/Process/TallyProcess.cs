@@ -67,6 +67,11 @@ public sealed class TallyProcess : IAsyncDisposable
     /// <summary>As <see cref="Start(string, string[])"/>, with further environment variables for the child (e.g. <c>TZ</c>).</summary>
     public static TallyProcess Start(string dataDir, IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
+        // test.sh names the layer it runs; the fast one must not start processes (see tests/README.md).
+        if (Environment.GetEnvironmentVariable("TALLYTESTS_LAYER") is "fast")
+        {
+            throw new InvalidOperationException("This test starts the real server but runs in the fast layer: give it [Trait(\"Layer\", \"Process\")].");
+        }
         if (!File.Exists(ServerAssembly))
         {
             throw new FileNotFoundException($"The server is not next to the tests; build the solution first. Looked for {ServerAssembly}.");
@@ -92,6 +97,8 @@ public sealed class TallyProcess : IAsyncDisposable
         }
         // Several processes share two cores during a test run; workstation GC keeps each one small.
         start.Environment["DOTNET_gcServer"] = "0";
+        // Warnings and errors only (the output is kept for Describe()); a test's --Logging:LogLevel:… arguments win.
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
         foreach (var (name, value) in environment)
         {
             start.Environment[name] = value;

@@ -65,6 +65,7 @@ public sealed class HostileInputTests
 
     /// <summary>Raw bytes straight at the real server's socket: malformed HTTP gets a 4xx, never a 5xx or a crash.</summary>
     [Fact]
+    [Trait("Layer", "Process")]
     public async Task MalformedHttpOnTheWireGetsA4xxAndTheServerKeepsServing()
     {
         await using var tally = TallyProcess.Start(Directory.CreateTempSubdirectory("tally-wire-").FullName, "--AdminKey", TallyProcess.AdminKey);

@@ -11,6 +11,7 @@ namespace Tally.Server.Tests.Storage;
 /// Files that are not Tally's, are damaged or too new stop the start-up and are left untouched;
 /// a disk that refuses writes while serving answers 503, acknowledges nothing unwritten, and recovers.
 /// </summary>
+[Trait("Layer", "Process")]
 public class StoreFaultTests
 {
     [Fact]
