@@ -12,6 +12,7 @@ namespace Tally.Server.Tests.Robustness;
 /// A client's fault (a malformed, cut-short, too slow or abandoned body) is a 4xx problem or a closed
 /// connection, and at most a quiet log line: never a 500, never an error with a stack trace.
 /// </summary>
+[Trait("Layer", "Process")]
 public sealed class ClientFaultTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const string Auth = "Authorization: Bearer " + TallyProcess.AdminKey + "\r\n";
