@@ -82,6 +82,7 @@ internal static class Problems
         Unauthorized => StatusCodes.Status401Unauthorized,
         Forbidden => StatusCodes.Status403Forbidden,
         RateLimited => StatusCodes.Status429TooManyRequests,
+        Backup.BackupEndpoints.BackupInProgress => StatusCodes.Status429TooManyRequests,
         _ => StatusCodes.Status400BadRequest,
     };
 
@@ -127,6 +128,7 @@ internal static class Problems
         Unauthorized => "Unauthorized",
         Forbidden => "Forbidden",
         RateLimited => "Too many requests",
+        Backup.BackupEndpoints.BackupInProgress => "Backup in progress",
         _ => "Bad request",
     };
 }
