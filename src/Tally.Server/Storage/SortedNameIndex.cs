@@ -73,11 +73,13 @@ internal sealed class SortedNameIndex
         }
     }
 
-    /// <summary>Moves a nearly empty chunk's names into the next (or previous) chunk when they fit in half a chunk.</summary>
+    /// <summary>Moves a nearly empty chunk's names into its smaller neighbour when they fit in half a chunk.</summary>
     private void MergeWithNeighbour(int chunkIndex)
     {
         var chunk = _chunks[chunkIndex];
-        var into = chunkIndex + 1 < _chunks.Count ? chunkIndex + 1 : chunkIndex - 1;
+        var into = chunkIndex == 0 ? 1
+            : chunkIndex + 1 == _chunks.Count ? chunkIndex - 1
+            : _chunks[chunkIndex - 1].Count <= _chunks[chunkIndex + 1].Count ? chunkIndex - 1 : chunkIndex + 1;
         var neighbour = _chunks[into];
         if (neighbour.Count + chunk.Count > ChunkCapacity / 2)
         {
