@@ -36,24 +36,33 @@ public class ImportProcessTests(ITestOutputHelper output)
             importer.DefaultRequestHeaders.Authorization = new("Bearer", TallyProcess.AdminKey);
             var import = importer.PostAsync("/admin/import", new StreamContent(body, 64 * 1024));
 
-            // Kill while the server works on it: as soon as any new value shows, or shortly after the whole
-            // body is sent (the server then checks the last lines and commits).
-            Stopwatch? sent = null;
+            // Kill while the server commits: once any new value shows (a partial commit), or once the WAL has
+            // grown by megabytes (one large transaction under way, invisible until it commits).
+            var wal = Path.Combine(dataDir.Path, "tally.db-wal");
+            var walBefore = new FileInfo(wal).Length;
             var clock = Stopwatch.StartNew();
-            while (!import.IsCompleted && clock.Elapsed < TimeSpan.FromSeconds(60))
+            outcome = "gave up waiting";
+            while (clock.Elapsed < TimeSpan.FromSeconds(60))
             {
-                if (sent is null && body.Position == body.Length)
+                if (import.IsCompleted)
                 {
-                    sent = Stopwatch.StartNew();
+                    outcome = "the import had completed";
+                    break;
                 }
-                if (sent?.Elapsed > TimeSpan.FromMilliseconds(300) || await ValueAsync(client, "imp:000000") != 0)
+                if (await ValueAsync(client, "imp:000000") > 0)
                 {
+                    outcome = "killed once a first new value showed";
+                    break;
+                }
+                var walNow = new FileInfo(wal).Length;
+                if (walNow > walBefore + 2 * 1024 * 1024)
+                {
+                    outcome = $"killed with the WAL at {walNow / 1024} KiB (it was {walBefore / 1024} KiB)";
                     break;
                 }
                 await Task.Delay(5);
             }
             Assert.True(body.Position > 0, $"The import never started.\n{tally.Describe()}");
-            outcome = import.IsCompleted ? "the import had completed" : $"killed {(sent is null ? "during the upload" : $"{sent.ElapsedMilliseconds} ms after the upload")}";
             tally.Kill();
             await tally.WaitForExitAsync();
             try
