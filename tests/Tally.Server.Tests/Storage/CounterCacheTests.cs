@@ -29,7 +29,8 @@ public class CounterCacheTests
         }
 
         Assert.Equal(100, cache.Count);
-        Assert.True(BucketCount(cache) <= 1024, $"{BucketCount(cache)} buckets remain for 100 counters (there were {fullBuckets}).");
+        // Tables for fewer than a few thousand counters are not worth copying: some thousands of buckets may stay.
+        Assert.True(BucketCount(cache) <= 8192, $"{BucketCount(cache)} buckets remain for 100 counters (there were {fullBuckets}).");
         var (chunks, slots) = cache.Names.Footprint();
         Assert.True(chunks <= 2 && slots <= 1024, $"The name index keeps {chunks} chunks with room for {slots} names, for 100 names.");
         // Everything left is still there, in order.

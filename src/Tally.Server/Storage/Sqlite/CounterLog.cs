@@ -30,7 +30,7 @@ internal sealed class CounterLog : IDisposable
     private readonly int _foldAfterNames;
     // A commit folds twice what it appended plus this step (500 by default), at least.
     private readonly int _foldPerCommit;
-    // An idle upkeep call folds this many names (it has no commit's changes to write).
+    // An idle upkeep call folds this many names (5,000 by default: some tens of milliseconds, once a second).
     private readonly int _foldPerMaintenance;
     private readonly SqliteCommand _append;
     private readonly SqliteCommand _upsert;
@@ -58,7 +58,7 @@ internal sealed class CounterLog : IDisposable
     {
         _foldAfterNames = foldAfterNames;
         _foldPerCommit = Math.Max(1, foldAfterNames / 40);
-        _foldPerMaintenance = Math.Max(1000, _foldPerCommit * 4);
+        _foldPerMaintenance = Math.Max(1000, foldAfterNames / 4);
         _append = SqliteSchema.Prepare(connection,
             "INSERT INTO counter_log (seq, name, value, initial, min, max, version, created_at, updated_at, created_by) VALUES ($seq, $name, $value, $initial, $min, $max, $version, $created, $updated, $createdBy)",
             "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated", "$createdBy", "$seq");

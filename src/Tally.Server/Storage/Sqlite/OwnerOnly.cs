@@ -51,12 +51,23 @@ internal static class OwnerOnly
         return new FileStream(path, streamOptions);
     }
 
-    /// <summary>Takes group and other access away from an existing file (one created by an older Tally, or copied in).</summary>
-    public static void Restrict(string path)
+    /// <summary>
+    /// Takes group and other access away from an existing file or directory (one created by an older Tally, or copied in).
+    /// False when that is refused (a file of another user that this one may still write).
+    /// </summary>
+    public static bool Restrict(string path)
     {
-        if (!OperatingSystem.IsWindows() && File.Exists(path) && (File.GetUnixFileMode(path) & GroupOrOther) != 0)
+        try
         {
-            File.SetUnixFileMode(path, File.GetUnixFileMode(path) & ~GroupOrOther);
+            if (!OperatingSystem.IsWindows() && Path.Exists(path) && (File.GetUnixFileMode(path) & GroupOrOther) != 0)
+            {
+                File.SetUnixFileMode(path, File.GetUnixFileMode(path) & ~GroupOrOther);
+            }
+            return true;
+        }
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+        {
+            return false;
         }
     }
 }

@@ -52,10 +52,17 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
             // Ours now: files an older Tally (or a copy) left readable by others are narrowed to 0600.
             foreach (var file in (string[])["tally.lock", "tally.db", "tally.db-wal", "tally.db-shm", "tally.db-journal"])
             {
-                OwnerOnly.Restrict(Path.Combine(dataDir, file));
+                if (!OwnerOnly.Restrict(Path.Combine(dataDir, file)))
+                {
+                    _logger.LogWarning("{File} is open to other users (mode {Mode}) and its mode cannot be changed by this user",
+                        Path.GetFullPath(Path.Combine(dataDir, file)), OwnerOnly.ModeText(Path.Combine(dataDir, file)));
+                }
             }
             // SQLite creates the -wal and -shm files with the database file's mode: the file comes first, 0600.
-            OwnerOnly.CreateFile(DatabasePath);
+            if (!File.Exists(DatabasePath))
+            {
+                OwnerOnly.CreateFile(DatabasePath);
+            }
             // A killed Tally could not delete the copy it was sending.
             Backups.DeleteLeftovers();
         }
