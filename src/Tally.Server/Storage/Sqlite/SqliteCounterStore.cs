@@ -49,20 +49,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         {
             PrepareDataDirectory(dataDir);
             _lockFile = OwnerOnly.Open(Path.Combine(dataDir, "tally.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            // Ours now: files an older Tally (or a copy) left readable by others are narrowed to 0600.
-            foreach (var file in (string[])["tally.lock", "tally.db", "tally.db-wal", "tally.db-shm", "tally.db-journal"])
-            {
-                if (!OwnerOnly.Restrict(Path.Combine(dataDir, file)))
-                {
-                    _logger.LogWarning("{File} is open to other users (mode {Mode}) and its mode cannot be changed by this user",
-                        Path.GetFullPath(Path.Combine(dataDir, file)), OwnerOnly.ModeText(Path.Combine(dataDir, file)));
-                }
-            }
-            // SQLite creates the -wal and -shm files with the database file's mode: the file comes first, 0600.
-            if (!File.Exists(DatabasePath))
-            {
-                OwnerOnly.CreateFile(DatabasePath);
-            }
+            RestrictFile(Path.Combine(dataDir, "tally.lock"));
             // A killed Tally could not delete the copy it was sending.
             Backups.DeleteLeftovers();
         }
@@ -86,6 +73,25 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
                 await DisposeAsync();
                 throw;
             }
+        }
+
+        try
+        {
+            // A Tally file (checked above) or none: files an older Tally (or a copy) left readable by others are narrowed to 0600.
+            foreach (var file in (string[])["tally.db", "tally.db-wal", "tally.db-shm", "tally.db-journal"])
+            {
+                RestrictFile(Path.Combine(dataDir, file));
+            }
+            // SQLite creates the -wal and -shm files with the database file's mode: the file comes first, 0600.
+            if (!File.Exists(DatabasePath))
+            {
+                OwnerOnly.CreateFile(DatabasePath);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            await DisposeAsync();
+            throw new StoreStartupException($"{DatabasePath} cannot be created ({ex.Message}).", ex);
         }
 
         try
@@ -127,6 +133,15 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         {
             _logger.LogWarning("The data directory {Path} is open to other users (mode {Mode}); Tally's files in it are 0600, but consider chmod 700",
                 Path.GetFullPath(dataDir), OwnerOnly.ModeText(dataDir));
+        }
+    }
+
+    private void RestrictFile(string path)
+    {
+        if (!OwnerOnly.Restrict(path))
+        {
+            _logger.LogWarning("{File} is open to other users (mode {Mode}) and this user cannot change its mode",
+                Path.GetFullPath(path), OwnerOnly.ModeText(path));
         }
     }
 
