@@ -1,6 +1,6 @@
 using System.Buffers;
-using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using Tally.Server.Batch;
@@ -19,8 +19,13 @@ namespace Tally.Server.Backup;
 internal static class BackupEndpoints
 {
     public const string BackupNotSupported = "backup_not_supported";
+    public const string BackupInProgress = "backup_in_progress";
+    /// <summary>The longest line <c>POST /admin/import</c> takes (an exported line is a few hundred bytes).</summary>
+    public const int MaxImportLineBytes = 64 * 1024;
     private const long MaxImportBytes = 1L << 30;
     private const int PageSize = 1000;
+    private const string BackupRetryAfterSeconds = "10";
+    private static ReadOnlySpan<byte> Utf8Bom => [0xEF, 0xBB, 0xBF];
 
     public static RouteGroupBuilder MapBackup(this IEndpointRouteBuilder routes)
     {
@@ -37,22 +42,33 @@ internal static class BackupEndpoints
         {
             return Problems.Create(BackupNotSupported, $"Store={options.Value.Store} has no file to back up; use GET /admin/export.");
         }
-        var directory = Path.Combine(options.Value.DataDir, "backups");
-        Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, $"tally-{DateTime.UtcNow:yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}.db");
+        if (source.Backups.TryBegin() is not { } lease)
+        {
+            context.Response.Headers.RetryAfter = BackupRetryAfterSeconds;
+            return Problems.Create(BackupInProgress, "Another backup is being written or downloaded; one runs at a time. Retry after it is done.");
+        }
+        var sent = false;
         try
         {
-            await source.BackupToAsync(path, context.RequestAborted);
+            await source.BackupToAsync(lease.Path, context.RequestAborted);
+            // The copy is deleted once sent, or when the download fails or is aborted: the download is the backup.
+            var file = new FileStream(lease.Path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 81920, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+            context.Response.RegisterForDispose(lease);
+            sent = true;
+            return TypedResults.File(file, "application/vnd.sqlite3", $"tally-{DateTime.UtcNow:yyyyMMddTHHmmss}.db");
         }
         catch (Exception ex) when (ex is IOException or Microsoft.Data.Sqlite.SqliteException)
         {
-            File.Delete(path);
             context.Response.Headers.RetryAfter = "10";
             return Problems.Create(Counters.ErrorCodes.StoreUnavailable, $"The backup could not be written ({ex.Message}); no partial file was kept.");
         }
-        // The copy is deleted once sent: the download is the backup.
-        var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 81920, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
-        return TypedResults.File(file, "application/vnd.sqlite3", $"tally-{DateTime.UtcNow:yyyyMMddTHHmmss}.db");
+        finally
+        {
+            if (!sent)
+            {
+                lease.Dispose();
+            }
+        }
     }
 
     private static async Task Export(HttpContext context, ICounterStore store)
@@ -80,6 +96,11 @@ internal static class BackupEndpoints
         }
     }
 
+    /// <summary>
+    /// Reads and checks every line before anything is written (a bad line imports nothing), then submits
+    /// the whole import as one atomic batch: one commit, one SQLite transaction, so a crash leaves either
+    /// all of it or none. The body is read as a stream, one bounded line at a time.
+    /// </summary>
     private static async Task<IResult> Import(HttpContext context, CommitPipeline pipeline)
     {
         if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
@@ -87,47 +108,108 @@ internal static class BackupEndpoints
             limit.MaxRequestBodySize = MaxImportBytes;
         }
 
-        // Everything is read and checked before anything is written: a bad line imports nothing.
         var commands = new List<CounterCommand>();
-        // Invalid bytes decode to U+FFFD rather than throwing: the reader decodes a whole buffer (many lines)
-        // at once, so only a check per line can name the line. Exported lines are ASCII, so U+FFFD never
-        // appears in a good one.
-        using (var reader = new StreamReader(context.Request.Body, new UTF8Encoding(false, throwOnInvalidBytes: false)))
+        var reader = context.Request.BodyReader;
+        var lineNumber = 0;
+        while (true)
         {
-            var lineNumber = 0;
-            while (await reader.ReadLineAsync(context.RequestAborted) is { } line)
+            var read = await reader.ReadAsync(context.RequestAborted);
+            var buffer = read.Buffer;
+            IResult? problem = null;
+            while (problem is null && buffer.PositionOf((byte)'\n') is { } end)
             {
-                lineNumber++;
-                if (line.Contains('\uFFFD', StringComparison.Ordinal))
-                {
-                    return Problems.Create(Problems.InvalidBody, $"Line {lineNumber} is not valid UTF-8.");
-                }
-                if (string.IsNullOrWhiteSpace(line))
-                {
-                    continue;
-                }
-                if (ParseLine(line, lineNumber, out var command) is { } problem)
-                {
-                    return problem;
-                }
-                commands.Add(command);
+                problem = AddLine(buffer.Slice(0, end), ++lineNumber, commands);
+                buffer = buffer.Slice(buffer.GetPosition(1, end));
+            }
+            if (problem is null && read.IsCompleted && buffer.Length > 0)
+            {
+                problem = AddLine(buffer, ++lineNumber, commands);
+                buffer = buffer.Slice(buffer.End);
+            }
+            if (problem is null && buffer.Length > MaxImportLineBytes + 1)
+            {
+                // No end of line within the limit: refused before the rest of the line is read.
+                problem = TooLong(lineNumber + 1);
+            }
+            reader.AdvanceTo(buffer.Start, buffer.End);
+            if (problem is not null)
+            {
+                return problem;
+            }
+            if (read.IsCompleted)
+            {
+                break;
             }
         }
 
-        var imported = 0;
-        foreach (var chunk in commands.Chunk(BatchCommand.MaxOperations))
+        if (commands.Count > 0)
         {
-            var outcome = await pipeline.SubmitAsync(PendingRequest.For(new BatchCommand(chunk, Atomic: true)));
+            var outcome = await pipeline.SubmitAsync(PendingRequest.For(new BatchCommand(commands, Atomic: true)));
             if (outcome.Batch is not { Aborted: false })
             {
                 return new OutcomeResult(outcome, mayRead: true);
             }
-            imported += chunk.Length;
         }
-        return TypedResults.Ok(new ImportResponse(imported));
+        return TypedResults.Ok(new ImportResponse(commands.Count));
     }
 
-    private static IResult? ParseLine(string line, int lineNumber, out CounterCommand command)
+    /// <summary>Checks one line (without its newline) and adds its command; a blank line adds nothing.</summary>
+    private static IResult? AddLine(ReadOnlySequence<byte> line, int lineNumber, List<CounterCommand> commands)
+    {
+        if (line.Length > 0 && line.Slice(line.Length - 1).FirstSpan[0] == (byte)'\r')
+        {
+            line = line.Slice(0, line.Length - 1);
+        }
+        if (line.Length > MaxImportLineBytes)
+        {
+            return TooLong(lineNumber);
+        }
+        byte[]? rented = null;
+        ReadOnlySpan<byte> bytes;
+        if (line.IsSingleSegment)
+        {
+            bytes = line.FirstSpan;
+        }
+        else
+        {
+            rented = ArrayPool<byte>.Shared.Rent((int)line.Length);
+            line.CopyTo(rented);
+            bytes = rented.AsSpan(0, (int)line.Length);
+        }
+        try
+        {
+            if (lineNumber == 1 && bytes.StartsWith(Utf8Bom))
+            {
+                bytes = bytes[Utf8Bom.Length..];
+            }
+            if (!Utf8.IsValid(bytes))
+            {
+                return Problems.Create(Problems.InvalidBody, $"Line {lineNumber} is not valid UTF-8.");
+            }
+            if (bytes.TrimStart(" \t\r"u8).IsEmpty)
+            {
+                return null;
+            }
+            if (ParseLine(bytes, lineNumber, out var command) is { } problem)
+            {
+                return problem;
+            }
+            commands.Add(command);
+            return null;
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+    }
+
+    private static IResult TooLong(int lineNumber) => Problems.Create(Problems.InvalidBody,
+        $"Line {lineNumber} is longer than {MaxImportLineBytes} bytes; an import line holds one counter, as GET /admin/export writes it.");
+
+    private static IResult? ParseLine(ReadOnlySpan<byte> line, int lineNumber, out CounterCommand command)
     {
         command = CounterCommand.Get(string.Empty);
         CounterResponse? item;

@@ -78,6 +78,7 @@ internal static class Problems
         new(UnsupportedMediaType, StatusCodes.Status415UnsupportedMediaType, "Unsupported media type"),
         new(ErrorCodes.IdempotencyKeyReused, StatusCodes.Status422UnprocessableEntity, "Idempotency key reused"),
         new(RateLimited, StatusCodes.Status429TooManyRequests, "Too many requests"),
+        new(BackupEndpoints.BackupInProgress, StatusCodes.Status429TooManyRequests, "Backup in progress"),
         new(ErrorCodes.IdempotencyQuotaExceeded, StatusCodes.Status429TooManyRequests, "Idempotency quota exceeded"),
         new(InternalError, StatusCodes.Status500InternalServerError, "Internal error"),
         new(ErrorCodes.StoreUnavailable, StatusCodes.Status503ServiceUnavailable, "Store unavailable"),

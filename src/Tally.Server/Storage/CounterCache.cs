@@ -6,11 +6,21 @@ namespace Tally.Server.Storage;
 /// <summary>
 /// The committed counters held in memory: a dictionary for reads and a sorted index for listings.
 /// Only the commit pipeline writes (one writer), after a batch is committed; any number of readers.
+/// <para>
+/// A <see cref="ConcurrentDictionary{TKey, TValue}"/> never shrinks its table: after many deletions the
+/// writer copies the live counters into a right-sized one and swaps it in. A reader holding the old
+/// table sees the same committed state; the writer changes only the new one, which every later read uses.
+/// </para>
 /// </summary>
 internal sealed class CounterCache
 {
-    private ConcurrentDictionary<string, Counter> _counters = new(StringComparer.Ordinal);
+    // Tables for fewer counters than this are not worth copying.
+    private const int ShrinkFloor = 4096;
+
+    private volatile ConcurrentDictionary<string, Counter> _counters = new(StringComparer.Ordinal);
     private readonly SortedNameIndex _names = new();
+    // The most counters the current table has held (or was sized for): its size, which deletions do not reduce.
+    private int _sizedFor;
 
     public int Count => _counters.Count;
 
@@ -20,8 +30,14 @@ internal sealed class CounterCache
         if (_counters.IsEmpty)
         {
             _counters = new ConcurrentDictionary<string, Counter>(Environment.ProcessorCount, capacity, StringComparer.Ordinal);
+            _sizedFor = capacity;
         }
     }
+
+    /// <summary>The number of counters the table is sized for; it falls back towards <see cref="Count"/> after deletions.</summary>
+    internal int SizedFor => _sizedFor;
+
+    internal SortedNameIndex Names => _names;
 
     public Counter? Get(string name) => _counters.GetValueOrDefault(name);
 
@@ -66,15 +82,33 @@ internal sealed class CounterCache
             if (_counters.TryRemove(name, out _))
             {
                 _names.Remove(name);
+                if (_sizedFor > ShrinkFloor && _counters.Count < _sizedFor / 4)
+                {
+                    Shrink();
+                }
             }
         }
         else if (_counters.TryAdd(name, counter))
         {
             _names.Add(name);
+            _sizedFor = Math.Max(_sizedFor, _counters.Count);
         }
         else
         {
             _counters[name] = counter;
         }
+    }
+
+    /// <summary>A copy of the live counters in a table of their size (the single writer only; readers go on meanwhile).</summary>
+    private void Shrink()
+    {
+        var old = _counters;
+        var copy = new ConcurrentDictionary<string, Counter>(Environment.ProcessorCount, Math.Max(31, old.Count * 2), StringComparer.Ordinal);
+        foreach (var (name, counter) in old)
+        {
+            copy[name] = counter;
+        }
+        _counters = copy;
+        _sizedFor = Math.Max(copy.Count, 31);
     }
 }

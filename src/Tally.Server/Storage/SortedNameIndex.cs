@@ -3,7 +3,8 @@ namespace Tally.Server.Storage;
 /// <summary>
 /// Counter names in ordinal order, for listing pages without scanning every name.
 /// A list of sorted chunks (a flat B-tree): insert, remove and seek cost O(log n + chunk),
-/// and a page of k names costs O(log n + k), even with millions of names.
+/// and a page of k names costs O(log n + k), even with millions of names. Chunks that deletions
+/// leave nearly empty are merged with a neighbour and trimmed, so memory follows the live names.
 /// </summary>
 internal sealed class SortedNameIndex
 {
@@ -52,7 +53,56 @@ internal sealed class SortedNameIndex
             {
                 _chunks.RemoveAt(chunkIndex);
             }
+            else if (chunk.Count < ChunkCapacity / 8 && _chunks.Count > 1)
+            {
+                MergeWithNeighbour(chunkIndex);
+            }
+            if (_chunks.Capacity > 64 && _chunks.Count < _chunks.Capacity / 4)
+            {
+                _chunks.TrimExcess();
+            }
         }
+    }
+
+    /// <summary>How many chunks hold the names, and how many names their arrays have room for (memory in use).</summary>
+    internal (int Chunks, long Slots) Footprint()
+    {
+        lock (_lock)
+        {
+            return (_chunks.Count, _chunks.Sum(chunk => (long)chunk.Capacity) + _chunks.Capacity);
+        }
+    }
+
+    /// <summary>Moves a nearly empty chunk's names into its smaller neighbour when they fit in half a chunk.</summary>
+    private void MergeWithNeighbour(int chunkIndex)
+    {
+        var chunk = _chunks[chunkIndex];
+        var into = chunkIndex == 0 ? 1
+            : chunkIndex + 1 == _chunks.Count ? chunkIndex - 1
+            : _chunks[chunkIndex - 1].Count <= _chunks[chunkIndex + 1].Count ? chunkIndex - 1 : chunkIndex + 1;
+        var neighbour = _chunks[into];
+        if (neighbour.Count + chunk.Count > ChunkCapacity / 2)
+        {
+            if (chunk.Capacity > ChunkCapacity / 2)
+            {
+                chunk.TrimExcess();
+            }
+            return;
+        }
+        // The lower chunk's names come first: merging keeps the order.
+        if (into > chunkIndex)
+        {
+            neighbour.InsertRange(0, chunk);
+        }
+        else
+        {
+            neighbour.AddRange(chunk);
+        }
+        if (neighbour.Capacity > ChunkCapacity && neighbour.Count < neighbour.Capacity / 4)
+        {
+            neighbour.TrimExcess();
+        }
+        _chunks.RemoveAt(chunkIndex);
     }
 
     /// <summary>Up to <paramref name="limit"/> names that start with <paramref name="prefix"/> and sort after <paramref name="after"/>.</summary>

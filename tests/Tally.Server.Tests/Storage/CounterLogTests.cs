@@ -14,7 +14,8 @@ public class CounterLogTests
         var clock = new ManualClock(1_700_000_000_000);
         var store = StoreTesting.Create("sqlite-fold5", dataDir.Path, clock);
         await store.OpenAsync(CancellationToken.None);
-        string[] names = ["a", "b", "c", "d", "e", "f", "g"];
+        // With a fold threshold of 5, the commit of "h" after these starts a fold cycle and its first step.
+        string[] names = ["a", "b", "c", "d", "e", "f", "g", "i", "j"];
         try
         {
             foreach (var name in names)

@@ -37,6 +37,10 @@ internal static class StoreTesting
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 
+    /// <summary>A SQLite store whose counter log starts a fold cycle at <paramref name="foldAfter"/> names, not yet opened.</summary>
+    public static SqliteCounterStore CreateSqlite(string dataDir, TimeProvider clock, int foldAfter, DurabilityMode durability = DurabilityMode.Sync) =>
+        ActivatorUtilities.CreateInstance<SqliteCounterStore>(Shared, clock, Options(dataDir, durability, foldAfter: foldAfter));
+
     /// <summary>A commit pipeline over the store, not yet started.</summary>
     public static CommitPipeline CreatePipeline(ICounterStore store, IOptions<TallyOptions> options) =>
         ActivatorUtilities.CreateInstance<CommitPipeline>(Shared, store, options);

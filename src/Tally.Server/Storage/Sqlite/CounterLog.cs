@@ -11,17 +11,27 @@ namespace Tally.Server.Storage.Sqlite;
 /// <para>
 /// Folding keeps the log short without a pause: once it names enough counters, a fold cycle
 /// starts at the current last sequence number S. Each following commit also writes the current
-/// state of a few hundred of the counters logged up to S into <c>counters</c>; when all are
-/// written, the rows up to S are deleted. A clean close folds everything. At start-up the log is
-/// replayed in order over the table: the last row of a name is its state, whatever was folded.
-/// A row with a null value is a deletion.
+/// state of some of the counters logged up to S into <c>counters</c>; when all are written, the
+/// rows up to S are deleted. A clean close folds everything. At start-up the log is replayed in
+/// order over the table: the last row of a name is its state, whatever was folded. A row with a
+/// null value is a deletion (its rows go with the cycle that folds it).
+/// </para>
+/// <para>
+/// The log stays bounded under any workload: a commit that appends k rows folds 2k + step names
+/// (step = CounterLogFoldAfter / 40), so a cycle always drains faster than commits refill the log,
+/// and each cycle starts with at most about half the rows of the one before plus what the trigger
+/// allows (10 × CounterLogFoldAfter rows) and one commit. When the commit loop is idle it calls
+/// <see cref="MaintenanceStep"/>, which folds a larger step without a commit's changes and starts a
+/// cycle below the thresholds, so an idle server empties its log.
 /// </para>
 /// </summary>
 internal sealed class CounterLog : IDisposable
 {
     private readonly int _foldAfterNames;
-    // A fold cycle takes about 40 commits: each writes a few hundred states at most (500 by default).
+    // A commit folds twice what it appended plus this step (500 by default), at least.
     private readonly int _foldPerCommit;
+    // An idle upkeep call folds this many names (5,000 by default: some tens of milliseconds, once a second).
+    private readonly int _foldPerMaintenance;
     private readonly SqliteCommand _append;
     private readonly SqliteCommand _upsert;
     private readonly SqliteCommand _delete;
@@ -30,6 +40,8 @@ internal sealed class CounterLog : IDisposable
     // Names logged since the current cycle began (or since start-up, before any cycle).
     private HashSet<string> _dirty = new(StringComparer.Ordinal);
     private long _rowsSinceCycle;
+    // Rows the running cycle will delete (those logged up to _foldUpTo).
+    private long _rowsBeforeCycle;
     private long _lastSeq;
 
     // The fold cycle in progress: names logged up to _foldUpTo whose state is still to be written.
@@ -46,6 +58,7 @@ internal sealed class CounterLog : IDisposable
     {
         _foldAfterNames = foldAfterNames;
         _foldPerCommit = Math.Max(1, foldAfterNames / 40);
+        _foldPerMaintenance = Math.Max(1000, foldAfterNames / 4);
         _append = SqliteSchema.Prepare(connection,
             "INSERT INTO counter_log (seq, name, value, initial, min, max, version, created_at, updated_at, created_by) VALUES ($seq, $name, $value, $initial, $min, $max, $version, $created, $updated, $createdBy)",
             "$name", "$value", "$initial", "$min", "$max", "$version", "$created", "$updated", "$createdBy", "$seq");
@@ -59,6 +72,12 @@ internal sealed class CounterLog : IDisposable
         _delete = SqliteSchema.Prepare(connection, "DELETE FROM counters WHERE name = $name", "$name");
         _truncate = SqliteSchema.Prepare(connection, "DELETE FROM counter_log WHERE seq <= $upTo", "$upTo");
     }
+
+    /// <summary>Whether the log holds rows that idle upkeep could fold.</summary>
+    public bool HasBacklog => _folding is not null || _rowsSinceCycle > 0;
+
+    /// <summary>Rows in the log, as far as this process knows (for tests and diagnostics).</summary>
+    public long Rows => _rowsSinceCycle + (_folding is null ? 0 : _rowsBeforeCycle);
 
     /// <summary>Replays the log over the counters already loaded from the table.</summary>
     public void Replay(SqliteConnection connection, CounterCache cache)
@@ -123,15 +142,49 @@ internal sealed class CounterLog : IDisposable
 
         if (_folding is null && (_dirty.Count >= _foldAfterNames || _rowsSinceCycle >= _foldAfterNames * 10L))
         {
-            _folding = new Queue<string>(_dirty);
-            _foldUpTo = _lastSeq;
-            _dirty = new HashSet<string>(StringComparer.Ordinal);
-            _rowsSinceCycle = 0;
+            StartCycle();
         }
         if (_folding is not null)
         {
-            FoldStep(changes, committed);
+            // Proportional to what this commit appended: the backlog cannot outgrow the folding.
+            FoldStep(changes, committed, 2L * changes.Count + _foldPerCommit);
         }
+    }
+
+    /// <summary>
+    /// Idle upkeep inside <paramref name="transaction"/>: one bounded fold step, starting a cycle even
+    /// below the thresholds, so the log empties while nothing else happens. <paramref name="committed"/>
+    /// must give the durable state of every counter. Followed by <see cref="Committed"/> or <see cref="RolledBack"/>.
+    /// </summary>
+    public void MaintenanceStep(SqliteTransaction transaction, Func<string, Counter?> committed)
+    {
+        _foldedInTransaction.Clear();
+        _truncatedInTransaction = false;
+        _truncatedAll = false;
+        foreach (var command in (SqliteCommand[])[_append, _upsert, _delete, _truncate])
+        {
+            command.Transaction = transaction;
+        }
+        if (_folding is null && _rowsSinceCycle > 0)
+        {
+            StartCycle();
+        }
+        if (_folding is not null)
+        {
+            FoldStep(EmptyChanges, committed, _foldPerMaintenance);
+        }
+    }
+
+    private static readonly IReadOnlyDictionary<string, Counter?> EmptyChanges = new Dictionary<string, Counter?>();
+
+    private void StartCycle()
+    {
+        _folding = new Queue<string>(_dirty);
+        _foldUpTo = _lastSeq;
+        _rowsBeforeCycle = _rowsSinceCycle;
+        // A fresh set: the old one's table keeps the size of the largest backlog otherwise.
+        _dirty = new HashSet<string>(StringComparer.Ordinal);
+        _rowsSinceCycle = 0;
     }
 
     /// <summary>After the transaction committed.</summary>
@@ -140,10 +193,11 @@ internal sealed class CounterLog : IDisposable
         if (_truncatedInTransaction || _truncatedAll)
         {
             _folding = null;
+            _rowsBeforeCycle = 0;
         }
         if (_truncatedAll)
         {
-            _dirty.Clear();
+            _dirty = new HashSet<string>(StringComparer.Ordinal);
             _rowsSinceCycle = 0;
         }
         _foldedInTransaction.Clear();
@@ -190,9 +244,9 @@ internal sealed class CounterLog : IDisposable
         COMMIT;
         """);
 
-    private void FoldStep(IReadOnlyDictionary<string, Counter?> changes, Func<string, Counter?> committed)
+    private void FoldStep(IReadOnlyDictionary<string, Counter?> changes, Func<string, Counter?> committed, long count)
     {
-        for (var i = 0; i < _foldPerCommit && _folding!.TryDequeue(out var name); i++)
+        for (var i = 0L; i < count && _folding!.TryDequeue(out var name); i++)
         {
             // Recorded before the write: if it throws, the rollback must put this name back too.
             _foldedInTransaction.Add(name);

@@ -37,7 +37,10 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         _options = options;
         _logger = logger;
         AcknowledgeBeforeWrite = options.Value.Durability == DurabilityMode.Async;
+        Backups = new BackupFiles(options.Value.DataDir, logger);
     }
+
+    public BackupFiles Backups { get; }
 
     public string DatabasePath => Path.Combine(_options.Value.DataDir, "tally.db");
 
@@ -46,8 +49,11 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         var dataDir = _options.Value.DataDir;
         try
         {
-            Directory.CreateDirectory(dataDir);
-            _lockFile = new FileStream(Path.Combine(dataDir, "tally.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            PrepareDataDirectory(dataDir);
+            _lockFile = OwnerOnly.Open(Path.Combine(dataDir, "tally.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            RestrictFile(Path.Combine(dataDir, "tally.lock"));
+            // A killed Tally could not delete the copy it was sending.
+            Backups.DeleteLeftovers();
         }
         catch (IOException ex)
         {
@@ -73,6 +79,25 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
 
         try
         {
+            // A Tally file (checked above) or none: files an older Tally (or a copy) left readable by others are narrowed to 0600.
+            foreach (var file in (string[])["tally.db", "tally.db-wal", "tally.db-shm", "tally.db-journal"])
+            {
+                RestrictFile(Path.Combine(dataDir, file));
+            }
+            // SQLite creates the -wal and -shm files with the database file's mode: the file comes first, 0600.
+            if (!File.Exists(DatabasePath))
+            {
+                OwnerOnly.CreateFile(DatabasePath);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            await DisposeAsync();
+            throw new StoreStartupException($"{DatabasePath} cannot be created ({ex.Message}).", ex);
+        }
+
+        try
+        {
             _writer = new SqliteConnection(SqliteSchema.ConnectionString(DatabasePath, readOnly: false));
             _writer.Open();
             // FULL in both modes: with Durability=async the flush, not the acknowledgement, waits for the disk.
@@ -93,6 +118,60 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
 
         _logger.LogInformation("SQLite store open at {Path} with {Count} counters (durability {Durability})",
             Path.GetFullPath(DatabasePath), Cache.Count, _options.Value.Durability);
+    }
+
+    /// <summary>
+    /// The data directory, created 0700. An existing one is not changed (it may be shared, or not
+    /// Tally's to change, like a mount point): a warning says so when others can enter it. The
+    /// files in it are 0600 either way.
+    /// </summary>
+    private void PrepareDataDirectory(string dataDir)
+    {
+        if (!Directory.Exists(dataDir))
+        {
+            OwnerOnly.CreateDirectory(dataDir);
+        }
+        else if (OwnerOnly.IsOpenToOthers(dataDir))
+        {
+            _logger.LogWarning("The data directory {Path} is open to other users (mode {Mode}); Tally's files in it are 0600, but consider chmod 700",
+                Path.GetFullPath(dataDir), OwnerOnly.ModeText(dataDir));
+        }
+    }
+
+    private void RestrictFile(string path)
+    {
+        if (!OwnerOnly.Restrict(path))
+        {
+            _logger.LogWarning("{File} is open to other users (mode {Mode}) and this user cannot change its mode",
+                Path.GetFullPath(path), OwnerOnly.ModeText(path));
+        }
+    }
+
+    /// <summary>
+    /// Idle upkeep: one bounded fold step of the counter log (see <see cref="CounterLog"/>), so that an
+    /// idle server empties its log. Runs on the commit loop, never alongside a commit.
+    /// </summary>
+    public override async ValueTask MaintainAsync(CancellationToken cancellationToken)
+    {
+        await base.MaintainAsync(cancellationToken);
+        // With Durability=async the cache may hold acknowledged changes not yet written: folding one
+        // of them now would write part of a batch ahead of the rest. The flush goes first.
+        if (_writer is not { } writer || _log is not { HasBacklog: true } log || UnflushedSince is not null || WriteFailure is not null)
+        {
+            return;
+        }
+        using var transaction = writer.BeginTransaction();
+        try
+        {
+            log.MaintenanceStep(transaction, Cache.Get);
+            transaction.Commit();
+        }
+        catch
+        {
+            log.RolledBack();
+            throw;
+        }
+        log.Committed();
     }
 
     public override ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken)
@@ -129,7 +208,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         {
             // New blocks first (a full disk may still let SQLite rewrite pages it already has), then SQLite itself.
             var probeFile = Path.Combine(_options.Value.DataDir, "tally.probe");
-            using (var file = new FileStream(probeFile, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.DeleteOnClose))
+            using (var file = OwnerOnly.Open(probeFile, FileMode.Create, FileAccess.Write, FileShare.None, FileOptions.DeleteOnClose))
             {
                 file.Write(new byte[256 * 1024]);
                 file.Flush(flushToDisk: true);

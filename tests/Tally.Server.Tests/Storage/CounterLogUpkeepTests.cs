@@ -1,0 +1,164 @@
+using Microsoft.Data.Sqlite;
+using Tally.Server.Counters;
+using Tally.Server.Storage;
+using Tally.Server.Tests.Infrastructure;
+
+namespace Tally.Server.Tests.Storage;
+
+/// <summary>
+/// The SQLite counter log stays short whatever the workload: folding keeps pace with what commits
+/// append, idle upkeep empties it, and deleted counters leave neither log rows nor memory behind.
+/// </summary>
+public class CounterLogUpkeepTests
+{
+    [Fact]
+    public async Task BatchesOfNewNamesKeepTheCounterLogBounded()
+    {
+        using var dataDir = new TempDirectory();
+        const int foldAfter = 1000, batchSize = 200, batches = 150;
+        await using var store = StoreTesting.CreateSqlite(dataDir.Path, new ManualClock(1_700_000_000_000), foldAfter);
+        await store.OpenAsync(CancellationToken.None);
+
+        long most = 0;
+        for (var b = 0; b < batches; b++)
+        {
+            await store.CommitAsync([.. Enumerable.Range(0, batchSize).Select(i => CounterCommand.Increment($"n{b:D4}-{i:D3}", 1))]);
+            most = Math.Max(most, LogRows(dataDir.Path));
+        }
+
+        // 30,000 rows were appended; the log never held more than a few fold thresholds.
+        Assert.True(most <= 3 * foldAfter + 2 * batchSize, $"The counter log reached {most} rows (threshold {foldAfter}, batches of {batchSize}).");
+        Assert.Equal(batches * batchSize, store.Count);
+        Assert.Equal(batches * batchSize, Count(dataDir.Path, "SELECT count(*) FROM counters") + LogOnlyNames(dataDir.Path));
+    }
+
+    [Fact]
+    public async Task IdleUpkeepEmptiesTheCounterLogDeletionsIncluded()
+    {
+        using var dataDir = new TempDirectory();
+        var clock = new ManualClock(1_700_000_000_000);
+        var store = StoreTesting.CreateSqlite(dataDir.Path, clock, foldAfter: 20_000);
+        await store.OpenAsync(CancellationToken.None);
+        try
+        {
+            for (var b = 0; b < 8; b++)
+            {
+                await store.CommitAsync([.. Enumerable.Range(0, 1000).Select(i => CounterCommand.Increment($"n{b}-{i:D4}", i + 1))]);
+            }
+            await store.CommitAsync([.. Enumerable.Range(0, 1000).Select(i => CounterCommand.Delete($"n0-{i:D4}"))]);
+            Assert.Equal(9000, LogRows(dataDir.Path));
+
+            // Far below the fold threshold, so no commit folds: only upkeep does, a bounded step per call.
+            var calls = 0;
+            while (LogRows(dataDir.Path) > 0 && calls < 10)
+            {
+                await store.MaintainAsync(CancellationToken.None);
+                calls++;
+            }
+
+            Assert.Equal(0, LogRows(dataDir.Path));
+            Assert.True(calls > 1, "One call folded 8,000 names: the step is not bounded.");
+            Assert.Equal(7000, Count(dataDir.Path, "SELECT count(*) FROM counters"));
+            Assert.Equal(0, Count(dataDir.Path, "SELECT count(*) FROM counters WHERE name LIKE 'n0-%'"));
+            Assert.Equal(1000L, Count(dataDir.Path, "SELECT value FROM counters WHERE name = 'n7-0999'"));
+
+            // Nothing left to do: upkeep writes nothing, and the state is intact after a restart.
+            await store.MaintainAsync(CancellationToken.None);
+            await store.CommitAsync(CounterCommand.Increment("n1-0000", 1));
+            await store.DisposeAsync();
+            store = StoreTesting.CreateSqlite(dataDir.Path, clock, foldAfter: 20_000);
+            await store.OpenAsync(CancellationToken.None);
+            Assert.Equal(7000, store.Count);
+            Assert.Equal(2L, (await store.GetAsync("n1-0000"))?.Value);
+            Assert.Null(await store.GetAsync("n0-0005"));
+        }
+        finally
+        {
+            await store.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task UpkeepWaitsForAcknowledgedChangesToBeFlushedFirst()
+    {
+        using var dataDir = new TempDirectory();
+        await using var store = StoreTesting.CreateSqlite(dataDir.Path, new ManualClock(1_700_000_000_000), foldAfter: 20_000, global::Tally.Server.Configuration.DurabilityMode.Async);
+        await store.OpenAsync(CancellationToken.None);
+        await store.CommitAsync(CounterCommand.Increment("a", 1), CounterCommand.Increment("b", 1));
+        await store.FlushAsync(CancellationToken.None);
+        // A commit acknowledged but not yet written: folding one of its counters now would write half of it.
+        await store.CommitAsync(CounterCommand.Increment("a", 1), CounterCommand.Increment("b", 1));
+
+        await store.MaintainAsync(CancellationToken.None);
+
+        Assert.Equal(0, Count(dataDir.Path, "SELECT count(*) FROM counters"));
+        await store.FlushAsync(CancellationToken.None);
+        await store.MaintainAsync(CancellationToken.None);
+        Assert.Equal(4L, Count(dataDir.Path, "SELECT sum(value) FROM counters"));
+        Assert.Equal(0, LogRows(dataDir.Path));
+    }
+
+    [Fact]
+    public async Task CreateAndDeleteCyclesLeaveNeitherLogRowsNorCountersBehind()
+    {
+        using var dataDir = new TempDirectory();
+        const int foldAfter = 1000, names = 10_000;
+        var clock = new ManualClock(1_700_000_000_000);
+        var store = StoreTesting.CreateSqlite(dataDir.Path, clock, foldAfter);
+        await store.OpenAsync(CancellationToken.None);
+        try
+        {
+            long most = 0;
+            for (var cycle = 0; cycle < 3; cycle++)
+            {
+                foreach (var make in (Func<int, CounterCommand>[])[i => CounterCommand.Increment($"c{i:D5}", 1), i => CounterCommand.Delete($"c{i:D5}")])
+                {
+                    for (var start = 0; start < names; start += 1000)
+                    {
+                        await store.CommitAsync([.. Enumerable.Range(start, 1000).Select(make)]);
+                        most = Math.Max(most, LogRows(dataDir.Path));
+                    }
+                }
+                Assert.Equal(0, store.Count);
+            }
+            Assert.True(most <= 3 * foldAfter + 2 * 1000, $"The counter log reached {most} rows over 60,000 appended.");
+
+            for (var calls = 0; calls < 20 && LogRows(dataDir.Path) > 0; calls++)
+            {
+                await store.MaintainAsync(CancellationToken.None);
+            }
+            Assert.Equal(0, LogRows(dataDir.Path));
+            Assert.Equal(0, Count(dataDir.Path, "SELECT count(*) FROM counters"));
+
+            // A restart has nothing to replay and starts empty.
+            await store.DisposeAsync();
+            store = StoreTesting.CreateSqlite(dataDir.Path, clock, foldAfter);
+            await store.OpenAsync(CancellationToken.None);
+            Assert.Equal(0, store.Count);
+        }
+        finally
+        {
+            await store.DisposeAsync();
+        }
+    }
+
+    private static long LogRows(string dataDir) => Count(dataDir, "SELECT count(*) FROM counter_log");
+
+    /// <summary>Names whose only state is in the log (not yet folded into the counters table).</summary>
+    private static long LogOnlyNames(string dataDir) =>
+        Count(dataDir, "SELECT count(DISTINCT name) FROM counter_log WHERE name NOT IN (SELECT name FROM counters)");
+
+    private static long Count(string dataDir, string sql)
+    {
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = Path.Combine(dataDir, "tally.db"),
+            Mode = SqliteOpenMode.ReadOnly,
+            Pooling = false,
+        }.ToString());
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return command.ExecuteScalar() is long value ? value : 0;
+    }
+}
