@@ -24,7 +24,7 @@ if (SettingsCheck.Problems(builder.Configuration) is { Count: > 0 } problems)
 builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, TallyJsonContext.Default));
 builder.Services.AddTallyProblems();
 builder.Services.AddTallyMetrics();
-builder.Services.AddTallyStore();
+builder.Services.AddTallyStore(builder.Configuration);
 builder.Services.AddTallyAuth(); // after the store: the keys live in its data file
 builder.Services.AddTallyHealthChecks();
 builder.Services.AddTallyOpenApi();

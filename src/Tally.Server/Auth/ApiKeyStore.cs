@@ -145,16 +145,5 @@ internal enum RevocationOutcome
 /// <summary>What <see cref="ApiKeyStore.RevokeAsync"/> did, and to which key (null when there is none).</summary>
 internal readonly record struct Revocation(RevocationOutcome Outcome, ApiKey? Key);
 
-/// <summary>With <c>Store=memory</c>: keys live as long as the process.</summary>
-internal sealed class MemoryApiKeyStore(IOptions<TallyOptions> options, TimeProvider clock) : ApiKeyStore(options, clock)
-{
-    protected override Task<IReadOnlyList<ApiKey>> LoadAsync(CancellationToken cancellationToken) =>
-        Task.FromResult<IReadOnlyList<ApiKey>>([]);
-
-    protected override Task InsertAsync(ApiKey key, CancellationToken cancellationToken) => Task.CompletedTask;
-
-    protected override Task DeleteAsync(string id, CancellationToken cancellationToken) => Task.CompletedTask;
-}
-
 /// <summary>A key change could not be made durable; nothing changed.</summary>
 internal sealed class ApiKeyStoreException(string message, Exception inner) : Exception(message, inner);

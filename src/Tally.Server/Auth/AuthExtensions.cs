@@ -2,8 +2,6 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Options;
 using Tally.Server.Configuration;
-using Tally.Server.Storage;
-using Tally.Server.Storage.Sqlite;
 
 namespace Tally.Server.Auth;
 
@@ -11,24 +9,12 @@ namespace Tally.Server.Auth;
 internal static class AuthExtensions
 {
     /// <summary>
-    /// Registers the key store, the <c>ApiKey</c> scheme, the policies and the rate limiter. Call after
-    /// <c>AddTallyStore</c>: hosted services start in order, and the keys are loaded from the data file
-    /// the counter store opens and migrates.
+    /// Registers the <c>ApiKey</c> scheme, the policies and the rate limiter (the key store comes with the
+    /// engine, from <c>AddTallyStore</c>). Call after <c>AddTallyStore</c>: hosted services start in order,
+    /// and the keys are loaded from the store the commit pipeline opens and migrates.
     /// </summary>
     public static IServiceCollection AddTallyAuth(this IServiceCollection services)
     {
-        services.AddSingleton<ApiKeyStore>(provider =>
-        {
-            var options = provider.GetRequiredService<IOptions<TallyOptions>>();
-            var clock = provider.GetRequiredService<TimeProvider>();
-            return options.Value.Store switch
-            {
-                StoreKind.Memory => new MemoryApiKeyStore(options, clock),
-                StoreKind.Sqlite when provider.GetRequiredService<ICounterStore>() is SqliteCounterStore sqlite =>
-                    new SqliteApiKeyStore(options, clock, sqlite.DatabasePath),
-                var other => throw new StoreStartupException($"API keys cannot be stored with Store={other} in this version."),
-            };
-        });
         services.AddSingleton(_ => new StartupConsole(Console.Out));
         services.AddSingleton<AdminKeyFile>();
         services.AddHostedService<ApiKeyStartup>();

@@ -57,7 +57,7 @@ internal static class BackupEndpoints
             sent = true;
             return TypedResults.File(file, "application/vnd.sqlite3", $"tally-{DateTime.UtcNow:yyyyMMddTHHmmss}.db");
         }
-        catch (Exception ex) when (ex is IOException or Microsoft.Data.Sqlite.SqliteException)
+        catch (IOException ex)
         {
             context.Response.Headers.RetryAfter = "10";
             return Problems.Create(Counters.ErrorCodes.StoreUnavailable, $"The backup could not be written ({ex.Message}); no partial file was kept.");

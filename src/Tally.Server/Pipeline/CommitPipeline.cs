@@ -11,8 +11,7 @@ namespace Tally.Server.Pipeline;
 /// Group commit. Requests enqueue a command and await it; one loop takes everything waiting
 /// (up to MaxBatchSize), has the store apply and commit it as one transaction, and only then
 /// completes the waiters. A lone request commits at once; under load batches grow by themselves.
-/// The loop owns a thread of its own: it blocks in the disk flush, which on a thread-pool thread
-/// would make the pool add threads and switch between them.
+/// The loop is asynchronous all the way down: an engine that waits on a database does not hold a thread.
 /// </summary>
 internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, IOptions<TallyOptions> options, ILogger<CommitPipeline> logger)
     : IHostedService
@@ -20,11 +19,13 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
     private readonly Channel<PendingRequest> _queue = Channel.CreateBounded<PendingRequest>(
         new BoundedChannelOptions(100_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly Dictionary<(string Op, string Outcome), long> _outcomes = [];
-    private readonly TaskCompletionSource _loopDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly IDeferredDurability? _deferred = store as IDeferredDurability;
+    private readonly IStoreUpkeep? _upkeep = store as IStoreUpkeep;
+
     /// <summary>How often the loop, when idle, gives the store a chance to do its upkeep.</summary>
     public static readonly TimeSpan MaintenanceInterval = TimeSpan.FromSeconds(1);
 
-    private Thread? _loop;
+    private Task? _loop;
     private Lazy<Task>? _stop;
 
     /// <summary>Queues a request; the task completes once its commit is durable (or has failed).</summary>
@@ -44,8 +45,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
     {
         await store.OpenAsync(cancellationToken);
         metrics.ObserveCounterCount(() => store.Count);
-        _loop = new Thread(RunLoop) { IsBackground = true, Name = "tally-commit" };
-        _loop.Start();
+        _loop = Task.Run(RunAsync, CancellationToken.None);
     }
 
     /// <summary>
@@ -63,7 +63,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
         _queue.Writer.TryComplete();
         if (_loop is not null)
         {
-            await _loopDone.Task.WaitAsync(cancellationToken);
+            await _loop.WaitAsync(cancellationToken);
         }
         await store.DisposeAsync();
     }
@@ -81,19 +81,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
         return await request.Task;
     }
 
-    private void RunLoop()
-    {
-        try
-        {
-            Run();
-        }
-        finally
-        {
-            _loopDone.TrySetResult();
-        }
-    }
-
-    private void Run()
+    private async Task RunAsync()
     {
         var reader = _queue.Reader;
         var batch = new List<PendingRequest>(options.Value.MaxBatchSize);
@@ -106,25 +94,25 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
             if (!reader.TryPeek(out _))
             {
                 waiting ??= reader.WaitToReadAsync().AsTask();
-                if (store.UnflushedSince is { } since)
+                if (_deferred?.UnflushedSince is { } since)
                 {
                     // Durability=async: wait for work, but no longer than the flush deadline.
                     var remaining = flushInterval - System.Diagnostics.Stopwatch.GetElapsedTime(since);
-                    if (remaining <= TimeSpan.Zero || !waiting.Wait(remaining))
+                    if (remaining <= TimeSpan.Zero || !await ArrivesWithin(waiting, remaining))
                     {
-                        Flush();
+                        await FlushAsync();
                         continue;
                     }
                 }
                 // Idle: wake now and then for the store's upkeep, so it never depends on traffic.
                 var untilMaintenance = MaintenanceInterval - System.Diagnostics.Stopwatch.GetElapsedTime(lastMaintenance);
-                if (untilMaintenance <= TimeSpan.Zero || !waiting.Wait(untilMaintenance))
+                if (_upkeep is not null && (untilMaintenance <= TimeSpan.Zero || !await ArrivesWithin(waiting, untilMaintenance)))
                 {
-                    Maintain();
+                    await MaintainAsync(_upkeep);
                     lastMaintenance = System.Diagnostics.Stopwatch.GetTimestamp();
                     continue;
                 }
-                var more = waiting.GetAwaiter().GetResult();
+                var more = await waiting;
                 waiting = null;
                 if (!more)
                 {
@@ -139,7 +127,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
             if (lastBatch >= 4)
             {
                 // Busy: let the request threads that are about to enqueue do so, so this commit's one
-                // disk flush carries more of them. A lone request (last batch of 1) never waits.
+                // flush carries more of them. A lone request (last batch of 1) never waits.
                 Thread.Yield();
             }
             while (batch.Count < options.Value.MaxBatchSize && reader.TryRead(out var pending))
@@ -147,7 +135,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
                 batch.Add(pending);
             }
             lastBatch = batch.Count;
-            Commit(batch);
+            await CommitAsync(batch);
             // The responses are written on the thread pool while this loop goes on to the next commit.
             ThreadPool.UnsafeQueueUserWorkItem(static done =>
             {
@@ -158,29 +146,41 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
             }, batch.ToArray(), preferLocal: false);
             batch.Clear();
 
-            if (store.UnflushedSince is { } last && System.Diagnostics.Stopwatch.GetElapsedTime(last) >= flushInterval)
+            if (_deferred?.UnflushedSince is { } last && System.Diagnostics.Stopwatch.GetElapsedTime(last) >= flushInterval)
             {
-                Flush();
+                await FlushAsync();
             }
         }
         // Stopping: acknowledged changes (Durability=async) get a few more chances to reach the disk.
-        for (var attempt = 0; attempt < 5 && store.UnflushedSince is not null; attempt++)
+        for (var attempt = 0; attempt < 5 && _deferred?.UnflushedSince is not null; attempt++)
         {
-            Flush();
+            await FlushAsync();
         }
-        if (store.UnflushedSince is not null)
+        if (_deferred?.UnflushedSince is not null)
         {
             logger.LogCritical("Stopping with acknowledged changes that could not be written (Durability=async); they are lost");
         }
     }
 
-    private void Commit(List<PendingRequest> batch)
+    /// <summary>Whether <paramref name="waiting"/> completes within <paramref name="timeout"/>.</summary>
+    private static async Task<bool> ArrivesWithin(Task<bool> waiting, TimeSpan timeout)
+    {
+        using var timer = new CancellationTokenSource(timeout);
+        var delay = Task.Delay(Timeout.Infinite, timer.Token);
+        return await Task.WhenAny(waiting, delay) == waiting;
+    }
+
+    private async Task CommitAsync(List<PendingRequest> batch)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var committed = true;
         try
         {
-            store.CommitAsync(batch, CancellationToken.None).GetAwaiter().GetResult();
+            var outcomes = await store.CommitAsync(batch, CancellationToken.None);
+            for (var i = 0; i < batch.Count; i++)
+            {
+                batch[i].Outcome = outcomes[i];
+            }
         }
         catch (Exception ex)
         {
@@ -201,26 +201,26 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
         RecordOutcomes(batch);
     }
 
-    /// <summary>Durability=async: changes already acknowledged go to disk; on failure they stay pending and are retried.</summary>
-    private void Flush()
+    /// <summary>Durability=async: changes already acknowledged become durable; on failure they stay pending and are retried.</summary>
+    private async Task FlushAsync()
     {
         try
         {
-            store.FlushAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
+            await _deferred!.FlushAsync(CancellationToken.None);
         }
         catch (Exception ex)
         {
             metrics.RecordStoreError();
             logger.LogError(ex, "Flushing acknowledged changes failed; retrying");
-            Thread.Sleep(100);
+            await Task.Delay(100);
         }
     }
 
-    private void Maintain()
+    private async Task MaintainAsync(IStoreUpkeep upkeep)
     {
         try
         {
-            store.MaintainAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
+            await upkeep.MaintainAsync(CancellationToken.None);
         }
         catch (Exception ex)
         {

@@ -4,42 +4,28 @@ using Tally.Server.Pipeline;
 namespace Tally.Server.Storage;
 
 /// <summary>
-/// Where counters live. Reads come straight from the store; every change goes through the
-/// commit pipeline, which hands the store a batch of commands to apply as one atomic commit.
+/// A counter engine: where counters live. Reads come straight from it; every change goes through the
+/// commit pipeline, which hands it a batch of requests to apply (with <see cref="BatchApplier"/>) and
+/// persist as one atomic commit. What only some engines can do is in small optional interfaces:
+/// <see cref="IDeferredDurability"/>, <see cref="IStoreUpkeep"/>, <see cref="Backup.IBackupSource"/>.
 /// </summary>
 internal interface ICounterStore : IAsyncDisposable
 {
     /// <summary>Opens (and if needed creates or migrates) the store. Throws <see cref="StoreStartupException"/> when it cannot.</summary>
     Task OpenAsync(CancellationToken cancellationToken);
 
-    /// <summary>The committed state of one counter, or null.</summary>
+    /// <summary>The committed state of one counter, or null. Throws <see cref="StoreUnavailableException"/> when the store does not answer.</summary>
     ValueTask<Counter?> GetAsync(string name, CancellationToken cancellationToken);
 
-    /// <summary>Committed counters in name order.</summary>
+    /// <summary>Committed counters in ordinal name order. Throws <see cref="StoreUnavailableException"/> when the store does not answer.</summary>
     ValueTask<IReadOnlyList<Counter>> ListAsync(string prefix, string? after, int limit, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Applies the batch in order with <see cref="CounterRules"/> and persists the outcome atomically.
-    /// Sets each request's outcome; returns once the batch is as durable as configured.
-    /// Throws when nothing of the batch could be committed (and then nothing of it is visible).
+    /// Applies the batch in order and persists the result atomically; returns each request's outcome, in
+    /// order, once the batch is as durable as configured. Throws when nothing of the batch could be
+    /// committed (and then nothing of it is visible).
     /// </summary>
-    Task CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken);
-
-    /// <summary>
-    /// With <c>Durability=async</c>: the Stopwatch timestamp of the oldest acknowledged change not yet
-    /// on disk, or null when everything acknowledged is durable.
-    /// </summary>
-    long? UnflushedSince { get; }
-
-    /// <summary>Writes acknowledged changes that are not yet on disk. Throws if the write fails (they stay pending).</summary>
-    ValueTask FlushAsync(CancellationToken cancellationToken);
-
-    /// <summary>
-    /// Upkeep that must not wait for traffic (pruning expired idempotency records, folding logs).
-    /// The commit loop calls it between commits when no request is waiting, about every
-    /// <see cref="CommitPipeline.MaintenanceInterval"/>; it should do a bounded step and return.
-    /// </summary>
-    ValueTask MaintainAsync(CancellationToken cancellationToken);
+    ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken);
 
     /// <summary>How many counters exist (may be approximate for shared stores); for metrics.</summary>
     long Count { get; }
@@ -48,7 +34,33 @@ internal interface ICounterStore : IAsyncDisposable
     ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// An engine that may acknowledge before its write is durable (<c>Durability=async</c>): the pipeline
+/// flushes it within the configured interval and before stopping.
+/// </summary>
+internal interface IDeferredDurability
+{
+    /// <summary>The Stopwatch timestamp of the oldest acknowledged change not yet durable, or null when there is none.</summary>
+    long? UnflushedSince { get; }
+
+    /// <summary>Writes acknowledged changes that are not yet durable. Throws if the write fails (they stay pending).</summary>
+    ValueTask FlushAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>An engine with upkeep that must not wait for traffic (pruning expired idempotency records, folding logs).</summary>
+internal interface IStoreUpkeep
+{
+    /// <summary>
+    /// One bounded step of upkeep. The commit loop calls it between commits when no request is waiting,
+    /// about every <see cref="CommitPipeline.MaintenanceInterval"/>, never concurrently with a commit.
+    /// </summary>
+    ValueTask MaintainAsync(CancellationToken cancellationToken);
+}
+
 internal readonly record struct StoreHealth(bool Healthy, string Description);
 
 /// <summary>The store cannot be opened (not Tally's file, corrupt, newer schema…). Start-up stops with this message.</summary>
 internal sealed class StoreStartupException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>The store does not answer (a shared database down or unreachable): the request gets <c>503 store_unavailable</c>.</summary>
+internal sealed class StoreUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Options;
 using Tally.Server.Configuration;
 using Tally.Server.Idempotency;
 using Tally.Server.Pipeline;
@@ -9,16 +8,23 @@ namespace Tally.Server.Storage;
 
 internal static class StoreRegistration
 {
-    /// <summary>One setting, <c>Store</c>, picks the store; the commit pipeline opens it at start-up.</summary>
-    public static IServiceCollection AddTallyStore(this IServiceCollection services)
+    /// <summary>
+    /// One setting, <c>Store</c>, picks the engine; its folder registers its parts (counter engine with its
+    /// idempotency records, API key store). The commit pipeline opens the engine at start-up. An unknown
+    /// value registers the default here and is refused by the settings check before anything starts.
+    /// </summary>
+    public static IServiceCollection AddTallyStore(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddSingleton<ICounterStore>(provider =>
-            provider.GetRequiredService<IOptions<TallyOptions>>().Value.Store switch
-            {
-                StoreKind.Memory => ActivatorUtilities.CreateInstance<MemoryCounterStore>(provider),
-                StoreKind.Sqlite => ActivatorUtilities.CreateInstance<SqliteCounterStore>(provider),
-                var other => throw new StoreStartupException($"Store={other} is not available in this version."),
-            });
+        var store = Enum.TryParse<StoreKind>(configuration[nameof(TallyOptions.Store)], ignoreCase: true, out var kind) ? kind : StoreKind.Sqlite;
+        switch (store)
+        {
+            case StoreKind.Memory:
+                services.AddMemoryStore();
+                break;
+            default:
+                services.AddSqliteStore();
+                break;
+        }
         services.AddSingleton<CommitPipeline>();
         services.AddSingleton<InFlightKeys>();
         services.AddHostedService(provider => provider.GetRequiredService<CommitPipeline>());

@@ -171,13 +171,13 @@ public partial class MetricNamesTests
         public static void Replace(IServiceCollection services)
         {
             var original = services.Last(d => d.ServiceType == typeof(ICounterStore));
-            var factory = original.ImplementationFactory
-                ?? throw new InvalidOperationException("ICounterStore is expected to be registered with a factory.");
+            Func<IServiceProvider, object> factory = original.ImplementationFactory
+                ?? (original.ImplementationType is { } type
+                    ? provider => ActivatorUtilities.CreateInstance(provider, type)
+                    : throw new InvalidOperationException("ICounterStore is expected to be registered with a factory or a type."));
             services.Remove(original);
             services.AddSingleton<ICounterStore>(provider => new FailingCommitStore((ICounterStore)factory(provider)));
         }
-
-        public long? UnflushedSince => inner.UnflushedSince;
 
         public long Count => inner.Count;
 
@@ -188,12 +188,8 @@ public partial class MetricNamesTests
         public ValueTask<IReadOnlyList<Counter>> ListAsync(string prefix, string? after, int limit, CancellationToken cancellationToken) =>
             inner.ListAsync(prefix, after, limit, cancellationToken);
 
-        public Task CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken) =>
+        public ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken) =>
             throw new IOException("Simulated: the disk is full.");
-
-        public ValueTask FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-
-        public ValueTask MaintainAsync(CancellationToken cancellationToken) => inner.MaintainAsync(cancellationToken);
 
         public ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken) => inner.CheckHealthAsync(cancellationToken);
 

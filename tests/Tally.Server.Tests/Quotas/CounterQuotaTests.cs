@@ -71,10 +71,10 @@ public sealed class CounterQuotaTests
         var batch = PendingRequest.For(new Tally.Server.Batch.BatchCommand(
             [CounterCommand.Increment("a", 1), CounterCommand.Increment("b", 1), CounterCommand.Increment("c", 1), CounterCommand.Increment("d", 1)], Atomic: true),
             requester: admin);
-        await store.CommitAsync([batch], CancellationToken.None);
+        var outcome = (await store.CommitAsync([batch], CancellationToken.None))[0];
 
-        Assert.Equal(3, batch.Outcome.Batch!.FailedIndex);
-        Assert.Equal(ErrorCodes.CounterQuotaExceeded, batch.Outcome.Batch.Results[3].Error?.Code);
+        Assert.Equal(3, outcome.Batch!.FailedIndex);
+        Assert.Equal(ErrorCodes.CounterQuotaExceeded, outcome.Batch.Results[3].Error?.Code);
         Assert.Equal(1, (await store.GetAsync("a"))!.Value);
         Assert.Null(await store.GetAsync("b"));
         // The refused batch used none of the room: two more fit, the third does not.

@@ -37,7 +37,6 @@ internal static class QuotaTesting
         var key = idempotencyKey is null ? null : new IdempotencyKey(requester.KeyId ?? string.Empty, idempotencyKey,
             IdempotencyKey.FingerprintOf("POST", $"/counters/{command.Name}", string.Empty, System.Text.Encoding.UTF8.GetBytes(command.ToString())));
         var pending = PendingRequest.For(command, key, requester);
-        await store.CommitAsync([pending], CancellationToken.None);
-        return pending.Outcome;
+        return (await store.CommitAsync([pending], CancellationToken.None))[0];
     }
 }

@@ -390,9 +390,9 @@ public sealed class SqliteCounterStoreTests : CounterStoreContractTests
         var store = StoreTesting.Create(Kind, dir, Clock, Tally.Server.Configuration.DurabilityMode.Async);
         await store.OpenAsync(CancellationToken.None);
         await store.CommitAsync(CounterCommand.Increment("a", 5), CounterCommand.Put("b", Fields(value: 2, max: 3)));
-        Assert.NotNull(store.UnflushedSince);
+        Assert.NotNull(store.UnflushedSince());
         await store.FlushAsync(CancellationToken.None);
-        Assert.Null(store.UnflushedSince);
+        Assert.Null(store.UnflushedSince());
         await store.DisposeAsync();
 
         store = StoreTesting.Create(Kind, dir, Clock, Tally.Server.Configuration.DurabilityMode.Async);

@@ -59,9 +59,19 @@ internal static class StoreTesting
     public static async Task<CommandResult[]> CommitAsync(this ICounterStore store, params CounterCommand[] commands)
     {
         var batch = commands.Select(command => PendingRequest.For(command)).ToList();
-        await store.CommitAsync(batch, CancellationToken.None);
-        return [.. batch.Select(pending => pending.Outcome.Result)];
+        var outcomes = await store.CommitAsync(batch, CancellationToken.None);
+        return [.. outcomes.Select(outcome => outcome.Result)];
     }
+
+    /// <summary>Durability=async: writes what was acknowledged (the pipeline does this on its interval).</summary>
+    public static ValueTask FlushAsync(this ICounterStore store, CancellationToken cancellationToken) =>
+        ((IDeferredDurability)store).FlushAsync(cancellationToken);
+
+    /// <summary>One step of idle upkeep (the pipeline does this when no request waits).</summary>
+    public static ValueTask MaintainAsync(this ICounterStore store, CancellationToken cancellationToken) =>
+        ((IStoreUpkeep)store).MaintainAsync(cancellationToken);
+
+    public static long? UnflushedSince(this ICounterStore store) => ((IDeferredDurability)store).UnflushedSince;
 
     public static async Task<Counter?> GetAsync(this ICounterStore store, string name) =>
         await store.GetAsync(name, CancellationToken.None);

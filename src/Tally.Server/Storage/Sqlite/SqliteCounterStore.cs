@@ -266,14 +266,22 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
 
     public Task BackupToAsync(string path, CancellationToken cancellationToken)
     {
-        // A connection of its own: SQLite copies a consistent snapshot while the writer goes on.
-        using var source = new SqliteConnection(SqliteSchema.ConnectionString(DatabasePath, readOnly: true));
-        using var destination = new SqliteConnection(SqliteSchema.ConnectionString(path, readOnly: false));
-        source.Open();
-        destination.Open();
-        source.BackupDatabase(destination);
-        // The copy's own log folded into its counters table: the file reads whole with any SQLite tool.
-        CounterLog.FoldCopy(destination);
+        try
+        {
+            // A connection of its own: SQLite copies a consistent snapshot while the writer goes on.
+            using var source = new SqliteConnection(SqliteSchema.ConnectionString(DatabasePath, readOnly: true));
+            using var destination = new SqliteConnection(SqliteSchema.ConnectionString(path, readOnly: false));
+            source.Open();
+            destination.Open();
+            source.BackupDatabase(destination);
+            // The copy's own log folded into its counters table: the file reads whole with any SQLite tool.
+            CounterLog.FoldCopy(destination);
+        }
+        catch (SqliteException ex)
+        {
+            // The contract of IBackupSource: a failed copy is an IOException, whatever the engine.
+            throw new IOException(ex.Message, ex);
+        }
         return Task.CompletedTask;
     }
 

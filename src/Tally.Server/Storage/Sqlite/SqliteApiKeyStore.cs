@@ -1,10 +1,9 @@
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
+using Tally.Server.Auth;
 using Tally.Server.Configuration;
-using Tally.Server.Storage;
-using Tally.Server.Storage.Sqlite;
 
-namespace Tally.Server.Auth;
+namespace Tally.Server.Storage.Sqlite;
 
 /// <summary>
 /// Keys in the <c>api_keys</c> table of the SQLite data file, through a connection of their own:
