@@ -42,7 +42,10 @@ internal sealed class ApiKeyStartup(ApiKeyStore keys, AdminKeyFile adminKeyFile,
 
     private async Task CreateFirstAdminKeyAsync(CancellationToken cancellationToken)
     {
-        var (key, secret) = await keys.CreateAsync("first admin key", ApiScopes.Admin, string.Empty, KeyLimits.None, cancellationToken);
+        if (await keys.CreateFirstAdminAsync(cancellationToken) is not var (key, secret))
+        {
+            return; // another instance sharing the store created it first
+        }
         var file = adminKeyFile.Path;
         if (file is not null)
         {

@@ -92,6 +92,31 @@ internal abstract class ApiKeyStore : IAsyncDisposable
     }
 
     /// <summary>
+    /// Creates the first admin key, unless a key is stored already (with a shared store, perhaps just now by
+    /// another instance: exactly one creates it). Returns it with its secret, or null.
+    /// </summary>
+    public async Task<(ApiKey Key, string Secret)?> CreateFirstAdminAsync(CancellationToken cancellationToken)
+    {
+        var secret = ApiKeySecret.Generate();
+        var createdAt = DateTimeOffset.FromUnixTimeMilliseconds(_clock.GetUtcNow().ToUnixTimeMilliseconds());
+        var key = new ApiKey(ApiKeySecret.NewId(), "first admin key", ApiScopes.Admin, string.Empty, createdAt, ApiKeySecret.Hash(secret), null, null);
+        await _writes.WaitAsync(cancellationToken);
+        try
+        {
+            if (!await InsertIfNoneStoredAsync(key, cancellationToken))
+            {
+                return null;
+            }
+            _byHash[Convert.ToHexString(key.Hash)] = key;
+        }
+        finally
+        {
+            _writes.Release();
+        }
+        return (key, secret);
+    }
+
+    /// <summary>
     /// Deletes a stored key; it stops working at once. With <paramref name="keepAnAdminKey"/> and no
     /// <c>AdminKey</c> setting, the last stored admin key is kept: without it nobody could manage keys.
     /// </summary>
@@ -111,7 +136,17 @@ internal abstract class ApiKeyStore : IAsyncDisposable
             {
                 return new Revocation(RevocationOutcome.LastAdminKey, key);
             }
-            await DeleteAsync(id, cancellationToken);
+            if (keepAnAdminKey && _configured is null && key.Scopes.HasFlag(ApiScopes.Admin))
+            {
+                if (!await DeleteUnlessLastAdminAsync(id, cancellationToken))
+                {
+                    return new Revocation(RevocationOutcome.LastAdminKey, key);
+                }
+            }
+            else
+            {
+                await DeleteAsync(id, cancellationToken);
+            }
             _byHash.TryRemove(hash, out _);
             return new Revocation(RevocationOutcome.Revoked, key);
         }
@@ -125,6 +160,41 @@ internal abstract class ApiKeyStore : IAsyncDisposable
     {
         _writes.Dispose();
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Makes the cache what the store holds now (a shared store changed by other instances).</summary>
+    protected void ReplaceAll(IReadOnlyList<ApiKey> keys)
+    {
+        var current = keys.ToDictionary(key => Convert.ToHexString(key.Hash), StringComparer.Ordinal);
+        foreach (var hash in _byHash.Keys)
+        {
+            if (!current.ContainsKey(hash))
+            {
+                _byHash.TryRemove(hash, out _);
+            }
+        }
+        foreach (var (hash, key) in current)
+        {
+            _byHash[hash] = key;
+        }
+    }
+
+    /// <summary>Inserts the key if no key is stored. A shared store decides this in the store itself.</summary>
+    protected virtual async Task<bool> InsertIfNoneStoredAsync(ApiKey key, CancellationToken cancellationToken)
+    {
+        if (!_byHash.IsEmpty)
+        {
+            return false;
+        }
+        await InsertAsync(key, cancellationToken);
+        return true;
+    }
+
+    /// <summary>Deletes an admin key unless it is the last one. A shared store decides this in the store itself.</summary>
+    protected virtual async Task<bool> DeleteUnlessLastAdminAsync(string id, CancellationToken cancellationToken)
+    {
+        await DeleteAsync(id, cancellationToken);
+        return true;
     }
 
     protected abstract Task<IReadOnlyList<ApiKey>> LoadAsync(CancellationToken cancellationToken);

@@ -1,0 +1,405 @@
+using Microsoft.Extensions.Options;
+using Npgsql;
+using NpgsqlTypes;
+using Tally.Server.Configuration;
+using Tally.Server.Counters;
+using Tally.Server.Idempotency;
+using Tally.Server.Observability;
+using Tally.Server.Pipeline;
+
+namespace Tally.Server.Storage.Postgres;
+
+/// <summary>
+/// Counters in PostgreSQL, shared by any number of stateless instances. There is no authoritative cache:
+/// every read asks the database, and a commit locks the rows it touches (in name order, so two instances
+/// never deadlock on each other's batches), loads what the <see cref="BatchApplier"/> needs, and writes the
+/// plan back with array parameters in one round trip before it commits. Many increments of one hot counter
+/// in a batch are one row update. A 2xx means PostgreSQL committed it (with its <c>synchronous_commit</c>).
+/// </summary>
+internal sealed class PostgresCounterStore(
+    NpgsqlDataSource dataSource, IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, TimeProvider clock, TallyMetrics metrics,
+    ILogger<PostgresCounterStore> logger)
+    : ICounterStore, IStoreUpkeep
+{
+    private const string Columns = "name, value, initial, min, max, version, created_at, updated_at, created_by";
+
+    /// <summary>Serialization failures, deadlocks and a key committed meanwhile by another instance: retried here, never a 503.</summary>
+    private const int MaxAttempts = 10;
+
+    private const int PruneStep = 5000;
+    private static readonly TimeSpan PruneEvery = TimeSpan.FromMinutes(1);
+
+    private readonly BatchApplier _applier = new(quotas.Value, options.Value.IdempotencyRetention);
+    private readonly PostgresCommitState _state = new();
+    private long _count;
+    private long _nextPruneAt;
+
+    public long Count => Interlocked.Read(ref _count);
+
+    public async Task OpenAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await PostgresSchema.MigrateAsync(dataSource, cancellationToken);
+            await RefreshCountAsync(cancellationToken);
+        }
+        catch (NpgsqlException ex)
+        {
+            throw new StoreStartupException($"PostgreSQL cannot be used ({ex.Message}). Check the Postgres connection string and that the server answers.", ex);
+        }
+        var connection = new NpgsqlConnectionStringBuilder(dataSource.ConnectionString);
+        logger.LogInformation("PostgreSQL store open ({Host}, database {Database}) with {Count} counters", connection.Host, connection.Database, Count);
+    }
+
+    public async ValueTask<Counter?> GetAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM counters WHERE name = $1 AND value IS NOT NULL");
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            return await reader.ReadAsync(cancellationToken) ? ReadCounter(reader) : null;
+        }
+        catch (Exception ex) when (IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable(ex);
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<Counter>> ListAsync(string prefix, string? after, int limit, CancellationToken cancellationToken)
+    {
+        try
+        {
+            // Names are ASCII below '~', so [prefix, prefix + '~') is exactly the names that start with prefix, in index order.
+            await using var command = dataSource.CreateCommand($"""
+                SELECT {Columns} FROM counters
+                WHERE name >= $1 AND name < $1 || '~' AND ($2::text IS NULL OR name > $2) AND value IS NOT NULL
+                ORDER BY name LIMIT $3
+                """);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = prefix });
+            command.Parameters.Add(new NpgsqlParameter { Value = (object?)after ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            var page = new List<Counter>(Math.Min(limit, 1024));
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                page.Add(ReadCounter(reader));
+            }
+            return page;
+        }
+        catch (Exception ex) when (IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable(ex);
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken)
+    {
+        var names = NamesOf(batch);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var outcomes = await CommitOnceAsync(batch, names, cancellationToken);
+                metrics.RecordStoreWrite();
+                return outcomes;
+            }
+            catch (PostgresException ex) when (attempt < MaxAttempts && IsRetryable(ex))
+            {
+                // Another instance got there first (a deadlock, or the same Idempotency-Key committed meanwhile):
+                // the batch is applied again from scratch on what is now committed.
+                logger.LogDebug("Commit attempt {Attempt} met {SqlState}; retrying", attempt, ex.SqlState);
+                await Task.Delay(Random.Shared.Next(1, 5 * attempt), cancellationToken);
+            }
+        }
+    }
+
+    public async ValueTask MaintainAsync(CancellationToken cancellationToken)
+    {
+        await RefreshCountAsync(cancellationToken);
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        if (now >= _nextPruneAt)
+        {
+            await PruneAsync(now, cancellationToken);
+        }
+    }
+
+    public async ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var command = dataSource.CreateCommand("SELECT live FROM counter_totals WHERE id = 1");
+            var live = (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+            Interlocked.Exchange(ref _count, live);
+            return new StoreHealth(true, $"PostgreSQL store with {live} counters");
+        }
+        catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException or TimeoutException)
+        {
+            return new StoreHealth(false, $"PostgreSQL does not answer: {ex.Message}");
+        }
+    }
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask; // the data source is the container's, shared with the key store
+
+    private async Task<IReadOnlyList<RequestOutcome>> CommitOnceAsync(IReadOnlyList<PendingRequest> batch, string[] names, CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var notBefore = now - (long)_applier.IdempotencyRetention.TotalMilliseconds;
+        _state.Clear();
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+
+        var (callers, keys) = IdempotencyKeysOf(batch);
+        await LoadAsync(connection, transaction, names, callers, keys, notBefore, cancellationToken);
+
+        // Names that do not exist yet get a placeholder row, so they can be locked like the others: a
+        // concurrent creation of the same name on another instance waits for this commit, or this one for it.
+        var missing = names.Where(name => !_state.Counters.ContainsKey(name)).ToArray();
+        if (missing.Length > 0)
+        {
+            await LockMissingAsync(connection, transaction, missing, cancellationToken);
+            await LockQuotaCountsAsync(connection, transaction, batch, cancellationToken);
+        }
+
+        var plan = _applier.Apply(batch, _state, now);
+        await WriteAsync(connection, transaction, plan, missing, notBefore, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        Interlocked.Add(ref _count, plan.CounterDelta);
+
+        if (now >= _nextPruneAt)
+        {
+            // Under steady load the loop is never idle: pruning rides along with commits once a minute.
+            await PruneAsync(now, cancellationToken);
+        }
+        return plan.Outcomes;
+    }
+
+    /// <summary>One round trip: the existing rows locked in name order, the named idempotency records, the callers' record bytes.</summary>
+    private async Task LoadAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, string[] names, string[] callers, string[] keys, long notBefore,
+        CancellationToken cancellationToken)
+    {
+        await using var load = new NpgsqlBatch(connection, transaction);
+        load.BatchCommands.Add(Command($"SELECT {Columns} FROM counters WHERE name = ANY($1) ORDER BY name FOR UPDATE", [names]));
+        if (callers.Length > 0)
+        {
+            load.BatchCommands.Add(Command("""
+                SELECT caller, key, fingerprint, outcome, created_at FROM idempotency
+                WHERE (caller, key) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at >= $3
+                """, [callers, keys, notBefore]));
+            load.BatchCommands.Add(Command("""
+                SELECT u.caller, u.bytes, (SELECT min(created_at) FROM idempotency AS i WHERE i.caller = u.caller)
+                FROM idempotency_usage AS u WHERE u.caller = ANY($1)
+                """, [callers.Distinct(StringComparer.Ordinal).ToArray()]));
+        }
+        await using var reader = await load.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            // Rows with a null value are another commit's placeholders only until it ends: never seen here.
+            var counter = ReadCounter(reader);
+            _state.Counters[counter.Name] = counter;
+        }
+        if (callers.Length == 0)
+        {
+            return;
+        }
+        await reader.NextResultAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var record = new IdempotencyRecord(reader.GetString(0), reader.GetString(1), (byte[])reader[2], (byte[])reader[3], reader.GetInt64(4));
+            _state.Records[(record.Caller, record.Key)] = record;
+        }
+        await reader.NextResultAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            _state.Usage[reader.GetString(0)] = (reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetInt64(2));
+        }
+    }
+
+    private async Task LockMissingAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string[] missing, CancellationToken cancellationToken)
+    {
+        await using var lockMissing = new NpgsqlBatch(connection, transaction);
+        lockMissing.BatchCommands.Add(Command("INSERT INTO counters (name) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING", [missing]));
+        lockMissing.BatchCommands.Add(Command($"SELECT {Columns} FROM counters WHERE name = ANY($1) ORDER BY name FOR UPDATE", [missing]));
+        await using var reader = await lockMissing.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            // Created meanwhile by a commit that has now ended: this one sees it and applies over it.
+            if (!reader.IsDBNull(1))
+            {
+                var counter = ReadCounter(reader);
+                _state.Counters[counter.Name] = counter;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A commit that may create counters locks the store's total and the creating keys' counts, so that
+    /// quotas hold across instances: two instances cannot both take the last free place.
+    /// </summary>
+    private async Task LockQuotaCountsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken)
+    {
+        var owners = batch.Select(request => request.Requester.KeyId).OfType<string>().Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        await using var counts = new NpgsqlBatch(connection, transaction);
+        counts.BatchCommands.Add(Command("SELECT live FROM counter_totals WHERE id = 1 FOR UPDATE"));
+        counts.BatchCommands.Add(Command("SELECT key_id, live FROM counter_owners WHERE key_id = ANY($1) ORDER BY key_id FOR UPDATE", [owners]));
+        await using var reader = await counts.ExecuteReaderAsync(cancellationToken);
+        if (await reader.ReadAsync(cancellationToken))
+        {
+            _state.Total = reader.GetInt64(0);
+        }
+        await reader.NextResultAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            _state.Owned[reader.GetString(0)] = reader.GetInt64(1);
+        }
+    }
+
+    /// <summary>One round trip: changed rows, deletions, unused placeholders, records, and the quotas' counts.</summary>
+    private static async Task WriteAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan, string[] placeholders, long notBefore, CancellationToken cancellationToken)
+    {
+        await using var write = new NpgsqlBatch(connection, transaction);
+        var changed = plan.Changes.Values.OfType<Counter>().ToArray();
+        if (changed.Length > 0)
+        {
+            write.BatchCommands.Add(Command("""
+                UPDATE counters SET value = u.value, initial = u.initial, min = u.min, max = u.max, version = u.version,
+                    created_at = u.created_at, updated_at = u.updated_at, created_by = u.created_by
+                FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[])
+                    AS u (name, value, initial, min, max, version, created_at, updated_at, created_by)
+                WHERE counters.name = u.name
+                """, [changed.Select(c => c.Name).ToArray(), changed.Select(c => c.Value).ToArray(), changed.Select(c => c.Initial).ToArray(),
+                changed.Select(c => c.Min).ToArray(), changed.Select(c => c.Max).ToArray(), changed.Select(c => c.Version).ToArray(),
+                changed.Select(c => c.CreatedAt).ToArray(), changed.Select(c => c.UpdatedAt).ToArray(), changed.Select(c => c.CreatedBy).ToArray()]));
+        }
+        var deleted = plan.Changes.Where(change => change.Value is null).Select(change => change.Key).ToArray();
+        if (deleted.Length > 0)
+        {
+            write.BatchCommands.Add(Command("DELETE FROM counters WHERE name = ANY($1)", [deleted]));
+        }
+        if (placeholders.Length > 0)
+        {
+            write.BatchCommands.Add(Command("DELETE FROM counters WHERE name = ANY($1) AND value IS NULL", [placeholders]));
+        }
+        if (plan.Records.Count > 0)
+        {
+            var records = plan.Records.Values.ToArray();
+            var callers = records.Select(r => r.Caller).ToArray();
+            var keys = records.Select(r => r.Key).ToArray();
+            // An expired record of the same key is replaced; a live one committed meanwhile by another
+            // instance makes the insert fail, and the retry replays it instead of applying twice.
+            write.BatchCommands.Add(Command("""
+                DELETE FROM idempotency WHERE (caller, key) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at < $3
+                """, [callers, keys, notBefore]));
+            write.BatchCommands.Add(Command("""
+                INSERT INTO idempotency (caller, key, fingerprint, outcome, size, created_at)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bigint[], $6::bigint[])
+                """, [callers, keys, records.Select(r => r.Fingerprint).ToArray(), records.Select(r => r.Outcome).ToArray(),
+                records.Select(r => r.Size).ToArray(), records.Select(r => r.CreatedAt).ToArray()]));
+            write.BatchCommands.Add(Command("""
+                INSERT INTO idempotency_usage (caller, bytes) SELECT * FROM unnest($1::text[], $2::bigint[]) ORDER BY 1
+                ON CONFLICT (caller) DO UPDATE SET bytes = idempotency_usage.bytes + excluded.bytes
+                """, [plan.RecordBytes.Keys.ToArray(), plan.RecordBytes.Values.ToArray()]));
+        }
+        if (plan.Owners.Count > 0)
+        {
+            write.BatchCommands.Add(Command("""
+                INSERT INTO counter_owners (key_id, live) SELECT * FROM unnest($1::text[], $2::bigint[]) ORDER BY 1
+                ON CONFLICT (key_id) DO UPDATE SET live = counter_owners.live + excluded.live
+                """, [plan.Owners.Keys.ToArray(), plan.Owners.Values.ToArray()]));
+        }
+        if (plan.CounterDelta != 0)
+        {
+            write.BatchCommands.Add(Command("UPDATE counter_totals SET live = live + $1 WHERE id = 1", [plan.CounterDelta]));
+        }
+        if (write.BatchCommands.Count > 0)
+        {
+            await write.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>Deletes expired idempotency records, a bounded step, oldest first; instances pruning at once skip each other's rows.</summary>
+    private async Task PruneAsync(long now, CancellationToken cancellationToken)
+    {
+        _nextPruneAt = now + (long)PruneEvery.TotalMilliseconds;
+        await using var command = dataSource.CreateCommand("""
+            WITH doomed AS (
+                SELECT caller, key FROM idempotency WHERE created_at < $1 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+            ), gone AS (
+                DELETE FROM idempotency AS i USING doomed AS d WHERE i.caller = d.caller AND i.key = d.key RETURNING i.caller, i.size
+            ), freed AS (
+                UPDATE idempotency_usage AS u SET bytes = u.bytes - g.total
+                FROM (SELECT caller, sum(size) AS total FROM gone GROUP BY caller) AS g WHERE u.caller = g.caller
+            )
+            SELECT count(*) FROM gone
+            """);
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = now - (long)_applier.IdempotencyRetention.TotalMilliseconds });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = PruneStep });
+        var pruned = (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+        if (pruned == PruneStep)
+        {
+            _nextPruneAt = now; // more expired than one step: go on at the next chance
+        }
+    }
+
+    private async Task RefreshCountAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("SELECT live FROM counter_totals WHERE id = 1");
+        Interlocked.Exchange(ref _count, (long)(await command.ExecuteScalarAsync(cancellationToken))!);
+    }
+
+    private static string[] NamesOf(IReadOnlyList<PendingRequest> batch)
+    {
+        var names = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var request in batch)
+        {
+            if (request.Command is { } command)
+            {
+                names.Add(command.Name);
+            }
+            else
+            {
+                foreach (var operation in request.Batch!.Operations)
+                {
+                    names.Add(operation.Name);
+                }
+            }
+        }
+        return [.. names];
+    }
+
+    private static (string[] Callers, string[] Keys) IdempotencyKeysOf(IReadOnlyList<PendingRequest> batch)
+    {
+        var keyed = batch.Where(request => request.Idempotency is not null).Select(request => request.Idempotency!).ToArray();
+        return (keyed.Select(key => key.Caller).ToArray(), keyed.Select(key => key.Key).ToArray());
+    }
+
+    private static Counter ReadCounter(NpgsqlDataReader reader) => new(
+        reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2),
+        reader.IsDBNull(3) ? null : reader.GetInt64(3),
+        reader.IsDBNull(4) ? null : reader.GetInt64(4),
+        reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7),
+        reader.IsDBNull(8) ? null : reader.GetString(8));
+
+    /// <summary>A statement with positional parameters ($1, $2…); arrays become PostgreSQL arrays.</summary>
+    private static NpgsqlBatchCommand Command(string sql, object[]? parameters = null)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        foreach (var parameter in parameters ?? [])
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = parameter });
+        }
+        return command;
+    }
+
+    /// <summary>40001 serialization failure, 40P01 deadlock, 23505 a unique key committed meanwhile by another instance.</summary>
+    private static bool IsRetryable(PostgresException ex) =>
+        ex.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.UniqueViolation;
+
+    private static bool IsUnavailable(Exception ex, CancellationToken cancellationToken) =>
+        !cancellationToken.IsCancellationRequested && ex is NpgsqlException or TimeoutException or InvalidOperationException { Source: "Npgsql" };
+
+    private static StoreUnavailableException Unavailable(Exception ex) =>
+        new($"PostgreSQL does not answer ({ex.Message}).", ex);
+}

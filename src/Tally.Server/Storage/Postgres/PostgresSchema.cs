@@ -1,0 +1,113 @@
+using Npgsql;
+
+namespace Tally.Server.Storage.Postgres;
+
+/// <summary>
+/// The PostgreSQL schema, created and migrated at start under a session advisory lock, so that
+/// instances starting together on an empty database take turns: the first migrates, the others find
+/// it done. Versioned and forward-only; a database newer than this binary stops the start.
+/// </summary>
+internal static class PostgresSchema
+{
+    public const int CurrentVersion = 1;
+
+    /// <summary>The advisory lock every instance takes while it checks or migrates the schema.</summary>
+    private const long MigrationLock = 0x54414C59_00000001; // "TALY", 1
+
+    private static readonly string[] Migrations =
+    [
+        // Version 1. Names sort ordinally (COLLATE "C"): listings page in the same order on every engine.
+        // A row whose value is null is a placeholder a commit inserted to lock a name that did not exist yet;
+        // it never outlives that commit's transaction.
+        """
+        CREATE TABLE tally_schema (version integer NOT NULL);
+        INSERT INTO tally_schema (version) VALUES (0);
+        CREATE TABLE counters (
+            name       text COLLATE "C" PRIMARY KEY,
+            value      bigint NULL,
+            initial    bigint NULL,
+            min        bigint NULL,
+            max        bigint NULL,
+            version    bigint NULL,
+            created_at bigint NULL,
+            updated_at bigint NULL,
+            created_by text NULL
+        );
+        CREATE TABLE idempotency (
+            caller      text   NOT NULL,
+            key         text   NOT NULL,
+            fingerprint bytea  NOT NULL,
+            outcome     bytea  NOT NULL,
+            size        bigint NOT NULL,
+            created_at  bigint NOT NULL,
+            PRIMARY KEY (caller, key)
+        );
+        CREATE INDEX idempotency_created_at ON idempotency (created_at);
+        CREATE INDEX idempotency_caller_created_at ON idempotency (caller, created_at);
+        -- What quotas count, kept in the same transactions as the changes they count.
+        CREATE TABLE idempotency_usage (caller text PRIMARY KEY, bytes bigint NOT NULL);
+        CREATE TABLE counter_owners (key_id text PRIMARY KEY, live bigint NOT NULL);
+        CREATE TABLE counter_totals (id integer PRIMARY KEY CHECK (id = 1), live bigint NOT NULL);
+        INSERT INTO counter_totals (id, live) VALUES (1, 0);
+        CREATE TABLE api_keys (
+            id           text   PRIMARY KEY,
+            name         text   NOT NULL,
+            scopes       text   NOT NULL,
+            prefix       text   NOT NULL,
+            hash         bytea  NOT NULL UNIQUE,
+            created_at   bigint NOT NULL,
+            max_counters bigint NULL,
+            max_amount   bigint NULL
+        );
+        -- Bumped by every key change: instances poll it and reload their keys when it moves.
+        CREATE TABLE api_key_generation (id integer PRIMARY KEY CHECK (id = 1), generation bigint NOT NULL);
+        INSERT INTO api_key_generation (id, generation) VALUES (1, 0);
+        -- Live instances (heartbeats), so a rate limit can be split between them.
+        CREATE TABLE instances (id text PRIMARY KEY, seen_at timestamptz NOT NULL);
+        """,
+    ];
+
+    /// <summary>Creates or migrates the schema; refuses a database migrated by a newer Tally.</summary>
+    public static async Task MigrateAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await ExecuteAsync(connection, $"SELECT pg_advisory_lock({MigrationLock})", cancellationToken);
+        try
+        {
+            var version = await CurrentVersionAsync(connection, cancellationToken);
+            if (version > CurrentVersion)
+            {
+                throw new StoreStartupException(
+                    $"The PostgreSQL database has Tally schema version {version}, newer than this Tally's {CurrentVersion}. Upgrade Tally; the database was left untouched.");
+            }
+            for (; version < CurrentVersion; version++)
+            {
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+                await ExecuteAsync(connection, Migrations[version], cancellationToken);
+                await ExecuteAsync(connection, $"UPDATE tally_schema SET version = {version + 1}", cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
+            }
+        }
+        finally
+        {
+            await ExecuteAsync(connection, $"SELECT pg_advisory_unlock({MigrationLock})", CancellationToken.None);
+        }
+    }
+
+    private static async Task<int> CurrentVersionAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var exists = new NpgsqlCommand("SELECT to_regclass('tally_schema') IS NOT NULL", connection);
+        if (!(bool)(await exists.ExecuteScalarAsync(cancellationToken))!)
+        {
+            return 0;
+        }
+        await using var command = new NpgsqlCommand("SELECT max(version) FROM tally_schema", connection);
+        return await command.ExecuteScalarAsync(cancellationToken) is int version ? version : 0;
+    }
+
+    public static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}
