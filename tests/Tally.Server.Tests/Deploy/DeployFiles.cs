@@ -45,6 +45,55 @@ internal static class DeployFiles
         return JsonNode.Parse(result.StandardOutput)!.AsArray();
     }
 
+    /// <summary>A YAML file that holds exactly one document.</summary>
+    public static async Task<JsonNode> LoadSingleYamlAsync(string relativePath)
+    {
+        var documents = await LoadYamlAsync(relativePath);
+        Assert.True(documents.Count == 1, $"{relativePath} holds {documents.Count} YAML documents; one is expected.");
+        return documents[0]!;
+    }
+
+    /// <summary>Debian's nginx (package nginx), which test.sh installs.</summary>
+    public static string Nginx => File.Exists("/usr/sbin/nginx") ? "/usr/sbin/nginx" : "nginx";
+
+    /// <summary>
+    /// Makes <paramref name="prefix"/> an nginx prefix that runs an http {}-context example from deploy/nginx: a minimal
+    /// nginx.conf (pid, logs and temporary files inside the prefix, in the foreground) that includes a copy of the file
+    /// in which each <c>server name:port</c> line of the upstream is rewritten by <paramref name="servers"/> (nginx
+    /// resolves upstream names when it loads the configuration, and tally-1 … exist only on compose's network).
+    /// Returns the configuration's path, for <c>nginx -p prefix -c …</c>.
+    /// </summary>
+    public static string WriteNginxPrefix(string prefix, string relativePath, IReadOnlyDictionary<string, string> servers)
+    {
+        var text = File.ReadAllText(PathOf(relativePath));
+        foreach (var (from, to) in servers)
+        {
+            var line = $"server {from} ";
+            Assert.True(text.Contains(line, StringComparison.Ordinal), $"{relativePath} has no upstream line `{line}…`.");
+            text = text.Replace(line, $"server {to} ", StringComparison.Ordinal);
+        }
+        File.WriteAllText(Path.Combine(prefix, "site.conf"), text);
+        Directory.CreateDirectory(Path.Combine(prefix, "tmp"));
+        var temp = string.Join(' ', ((string[])["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]).Select(kind => $"{kind}_temp_path tmp/{kind};"));
+        var config = Path.Combine(prefix, "nginx.conf");
+        File.WriteAllText(config, $$"""
+            daemon off;
+            pid nginx.pid;
+            error_log stderr;
+            events { worker_connections 256; }
+            http {
+                {{temp}}
+                access_log off;
+                include site.conf;
+            }
+            """);
+        return config;
+    }
+
+    /// <summary>Runs nginx (Debian package nginx) on a prefix made by <see cref="WriteNginxPrefix"/>.</summary>
+    public static Task<ProcessResult> RunNginxAsync(string prefix, params string[] arguments) =>
+        RunToolAsync(Nginx, ["-p", prefix + Path.DirectorySeparatorChar, "-c", "nginx.conf", "-e", "stderr", .. arguments], "nginx");
+
     /// <summary>Fails with the package to install when PyYAML is missing.</summary>
     public static void RequirePyYaml(ProcessResult result)
     {
