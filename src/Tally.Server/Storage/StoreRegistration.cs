@@ -2,6 +2,7 @@ using Tally.Server.Configuration;
 using Tally.Server.Idempotency;
 using Tally.Server.Pipeline;
 using Tally.Server.Storage.Memory;
+using Tally.Server.Storage.Postgres;
 using Tally.Server.Storage.Sqlite;
 
 namespace Tally.Server.Storage;
@@ -20,6 +21,9 @@ internal static class StoreRegistration
         {
             case StoreKind.Memory:
                 services.AddMemoryStore();
+                break;
+            case StoreKind.Postgres:
+                services.AddPostgresStore();
                 break;
             default:
                 services.AddSqliteStore();

@@ -1,0 +1,28 @@
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Tally.Server.Auth;
+using Tally.Server.Configuration;
+
+namespace Tally.Server.Storage.Postgres;
+
+internal static class PostgresStoreRegistration
+{
+    /// <summary>
+    /// The shared engine: counters, their idempotency records and the API keys in one PostgreSQL database,
+    /// through one <see cref="NpgsqlDataSource"/> (its connection pool) per instance.
+    /// </summary>
+    public static IServiceCollection AddPostgresStore(this IServiceCollection services)
+    {
+        services.AddSingleton(provider =>
+        {
+            var connectionString = provider.GetRequiredService<IOptions<TallyOptions>>().Value.Postgres
+                ?? throw new StoreStartupException("Store=postgres needs a connection string: set Postgres (or ConnectionStrings:Postgres).");
+            var builder = new NpgsqlDataSourceBuilder(connectionString);
+            builder.UseLoggerFactory(provider.GetRequiredService<ILoggerFactory>());
+            return builder.Build();
+        });
+        services.AddSingleton<ICounterStore, PostgresCounterStore>();
+        services.AddSingleton<ApiKeyStore, PostgresApiKeyStore>();
+        return services;
+    }
+}
