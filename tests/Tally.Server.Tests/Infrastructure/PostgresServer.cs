@@ -13,8 +13,8 @@ namespace Tally.Server.Tests.Infrastructure;
 /// fsync stays on, so a test that kills the server (<see cref="KillAsync"/>) and starts it again (<see cref="StartAsync"/>) sees
 /// what a crash of the database leaves. Its log goes to <see cref="LogPath"/>; <see cref="Describe"/> gives it for a
 /// failure message. Dispose stops the server and deletes the directory.
-/// Most tests share one server through <see cref="PostgresFixture"/> and take a database of their own from it; a test
-/// that stops or kills the server starts its own with <see cref="StartNewAsync"/>.
+/// Most tests share one server through <see cref="PostgresFixture"/> (<see cref="PostgresCollection"/>) and take a
+/// database of their own from it; a test that stops or kills the server starts its own with <see cref="StartNewAsync"/>.
 /// </summary>
 public sealed class PostgresServer : IAsyncDisposable
 {
@@ -388,7 +388,7 @@ public sealed class PostgresServer : IAsyncDisposable
     }
 
     /// <summary>As <c>TallyProcess.Start</c>: the fast layer starts no processes (tests/README.md).</summary>
-    internal static void RequireLayer()
+    private static void RequireLayer()
     {
         if (Environment.GetEnvironmentVariable("TALLYTESTS_LAYER") is "fast")
         {
