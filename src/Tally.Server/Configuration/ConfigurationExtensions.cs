@@ -18,6 +18,7 @@ internal static class ConfigurationExtensions
         builder.Services.AddSingleton<IValidateOptions<TallyOptions>, TallyOptionsValidator>();
         builder.Services.AddOptions<TallyOptions>()
             .Bind(builder.Configuration)
+            .PostConfigure(options => options.Postgres ??= builder.Configuration.GetConnectionString("Postgres"))
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<RateLimitOptions>, RateLimitOptionsValidator>();
         builder.Services.AddOptions<RateLimitOptions>()

@@ -11,9 +11,14 @@ internal sealed class TallyOptionsValidator : IValidateOptions<TallyOptions>
         {
             errors.Add("Store must be one of: sqlite, memory, postgres.");
         }
-        if (options.Store == StoreKind.Postgres)
+        if (options.Store == StoreKind.Postgres && string.IsNullOrWhiteSpace(options.Postgres))
         {
-            errors.Add("Store=postgres is not available in this version yet; use Store=sqlite (the default) or Store=memory.");
+            errors.Add("Store=postgres needs a connection string: set Postgres (or ConnectionStrings:Postgres), e.g. Host=db;Database=tally;Username=tally;Password=….");
+        }
+        if (options.Store == StoreKind.Postgres && options.Durability == DurabilityMode.Async)
+        {
+            // Acknowledging before PostgreSQL commits would lose changes when this instance dies, and other instances could not see them.
+            errors.Add("Durability=async is not available with Store=postgres: a 2xx means PostgreSQL committed the change. Use Durability=sync, or tune synchronous_commit in PostgreSQL.");
         }
         if (options.Store == StoreKind.Sqlite && string.IsNullOrWhiteSpace(options.DataDir))
         {

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Diagnostics;
+using Tally.Server.Storage;
 
 namespace Tally.Server.Http;
 
@@ -37,7 +38,7 @@ internal static class ProblemHandling
         {
             ExceptionHandler = HandleExceptionAsync,
             // The middleware logs what it handles at Error with the stack trace: right for a bug, wrong for a client's fault.
-            SuppressDiagnosticsCallback = context => IsClientFault(context.HttpContext, context.Exception),
+            SuppressDiagnosticsCallback = context => IsClientFault(context.HttpContext, context.Exception) || context.Exception is StoreUnavailableException,
         });
         app.UseStatusCodePages(async context =>
         {
@@ -77,6 +78,15 @@ internal static class ProblemHandling
             {
                 return; // nobody to answer
             }
+        }
+        if (exception is StoreUnavailableException unavailable)
+        {
+            // A shared database that does not answer: say so, never a stale value or a 500. One line, no stack trace.
+            context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(LogCategory).LogWarning(
+                "{Method} {Path}: {Reason}", context.Request.Method, context.Request.Path.Value, unavailable.Message);
+            context.Response.Headers.RetryAfter = "1";
+            await Problems.Create(Counters.ErrorCodes.StoreUnavailable, "The store does not answer; nothing was read or changed. Retry shortly.").ExecuteAsync(context);
+            return;
         }
         var result = exception is BadHttpRequestException bad
             ? ProblemFor(bad, inBody: false)

@@ -21,23 +21,26 @@ public abstract class CounterStoreContractTests : IAsyncLifetime
 
     private protected abstract string Kind { get; }
 
-    public async Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
-        Store = StoreTesting.Create(Kind, DataDir, Clock);
+        Store = CreateStore();
         await Store.OpenAsync(CancellationToken.None);
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         await Store.DisposeAsync();
         _dataDir.Dispose();
     }
 
-    /// <summary>Closes the store and opens a new one of the same kind on the same data directory.</summary>
+    /// <summary>A new, unopened store of this kind on this test's data (directory or database).</summary>
+    private protected virtual ICounterStore CreateStore() => StoreTesting.Create(Kind, DataDir, Clock);
+
+    /// <summary>Closes the store and opens a new one of the same kind on the same data.</summary>
     private protected async Task ReopenAsync()
     {
         await Store.DisposeAsync();
-        Store = StoreTesting.Create(Kind, DataDir, Clock);
+        Store = CreateStore();
         await Store.OpenAsync(CancellationToken.None);
     }
 

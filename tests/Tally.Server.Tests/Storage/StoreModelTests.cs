@@ -53,26 +53,8 @@ public class StoreModelTests
             var step = 0;
             for (var batchNumber = 0; step < Steps; batchNumber++)
             {
-                clock.NowMs += 1 + batchSizes.Next(3);
                 var where = $"{kind}/{durability} seed {seed}, batch {batchNumber}";
-
-                // The model decides each command in order as the batch is built, as the store must.
-                var size = batchSizes.Next(1, 9);
-                var commands = new List<CounterCommand>(size);
-                var expected = new List<ModelOutcome>(size);
-                for (var i = 0; i < size; i++, step++)
-                {
-                    var command = generator.Next(model);
-                    commands.Add(command);
-                    expected.Add(model.Apply(command, clock.NowMs));
-                }
-
-                var results = await store.CommitAsync([.. commands]);
-                for (var i = 0; i < size; i++)
-                {
-                    CounterModel.AssertSame(commands[i], expected[i], results[i], $"{where}, command {i} of {size}");
-                }
-                await AssertStoreHoldsAsync(store, model, where);
+                step += await CommitBatchAndCheckAsync(store, model, generator, batchSizes, clock, where);
 
                 if (kind.StartsWith("sqlite", StringComparison.Ordinal) && batchNumber % 60 == 59)
                 {
@@ -157,7 +139,34 @@ public class StoreModelTests
         }
     }
 
-    private static async Task AssertStoreHoldsAsync(ICounterStore store, CounterModel model, string where)
+    /// <summary>
+    /// One random batch of 1–8 commands committed to the store and decided by the model, in order, as the store
+    /// must; asserts every result and then the whole store against the model. Returns the number of commands.
+    /// </summary>
+    internal static async Task<int> CommitBatchAndCheckAsync(
+        ICounterStore store, CounterModel model, CommandGenerator generator, Random batchSizes, ManualClock clock, string where)
+    {
+        clock.NowMs += 1 + batchSizes.Next(3);
+        var size = batchSizes.Next(1, 9);
+        var commands = new List<CounterCommand>(size);
+        var expected = new List<ModelOutcome>(size);
+        for (var i = 0; i < size; i++)
+        {
+            var command = generator.Next(model);
+            commands.Add(command);
+            expected.Add(model.Apply(command, clock.NowMs));
+        }
+
+        var results = await store.CommitAsync([.. commands]);
+        for (var i = 0; i < size; i++)
+        {
+            CounterModel.AssertSame(commands[i], expected[i], results[i], $"{where}, command {i} of {size}");
+        }
+        await AssertStoreHoldsAsync(store, model, where);
+        return size;
+    }
+
+    internal static async Task AssertStoreHoldsAsync(ICounterStore store, CounterModel model, string where)
     {
         var listed = await store.ListAsync("", null, 100, CancellationToken.None);
         var expected = model.Counters.ToList();

@@ -21,7 +21,7 @@ internal sealed class ManualClock(long nowMs) : TimeProvider
 internal static class StoreTesting
 {
     // Shared services the stores and the pipeline take (metrics, logging); built once, never holding test data.
-    private static readonly IServiceProvider Shared = new ServiceCollection()
+    internal static readonly IServiceProvider Shared = new ServiceCollection()
         .AddLogging()
         .AddMetrics()
         .AddSingleton<TallyMetrics>()
