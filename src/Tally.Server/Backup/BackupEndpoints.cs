@@ -29,7 +29,7 @@ internal static class BackupEndpoints
 
     public static RouteGroupBuilder MapBackup(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/admin").WithTags("Admin");
+        var group = routes.MapGroup("/admin").WithTags("Admin").RefuseUnknownQuery();
         group.MapGet("/backup", DownloadBackup).WithName("Backup").WithSummary("Download a consistent copy of the SQLite data file");
         group.MapGet("/export", Export).WithName("Export").WithSummary("Every counter, one JSON object per line");
         group.MapPost("/import", Import).WithName("Import").WithSummary("Write counters from an export (JSON lines), versions and times included");

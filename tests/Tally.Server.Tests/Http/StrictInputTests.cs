@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using Tally.Server.Tests.Batch;
 using Tally.Server.Tests.Infrastructure;
 
 namespace Tally.Server.Tests.Http;
@@ -150,6 +151,32 @@ public class StrictInputTests
 
         Assert.Contains("application/json", (string?)problem["detail"], StringComparison.Ordinal);
         await (await client.GetAsync("/counters/a")).ReadProblemAsync(HttpStatusCode.NotFound, "counter_not_found");
+        Assert.DoesNotContain("\"ci\"", await client.GetStringAsync("/admin/keys"), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("GET", "/admin/keys?limit=5", "limit")]
+    [InlineData("POST", "/admin/keys?dryRun=true", "dryRun")]
+    [InlineData("DELETE", "/admin/keys/nope?force=1", "force")]
+    [InlineData("GET", "/admin/backup?compress=1", "compress")]
+    [InlineData("GET", "/admin/export?prefix=a", "prefix")]
+    [InlineData("POST", "/admin/import?replace=true", "replace")]
+    public async Task AdminRoutesRefuseUnknownQueryParametersByName(string method, string path, string named)
+    {
+        await using var app = new TallyApplication();
+        var client = app.CreateClient();
+        var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (method == "POST")
+        {
+            request.Content = path.StartsWith("/admin/import", StringComparison.Ordinal)
+                ? new StringContent("""{"name":"imported","value":1,"initial":0,"min":null,"max":null,"version":1,"createdAt":"2026-01-01T00:00:00Z","updatedAt":"2026-01-01T00:00:00Z"}""")
+                : Api.JsonBody("""{"name": "ci", "scopes": ["read"]}""");
+        }
+
+        var problem = await (await client.SendAsync(request)).ReadProblemAsync(HttpStatusCode.BadRequest, "invalid_query");
+
+        Assert.Contains(named, (string?)problem["detail"], StringComparison.Ordinal);
+        await client.AssertMissingAsync("imported");
         Assert.DoesNotContain("\"ci\"", await client.GetStringAsync("/admin/keys"), StringComparison.Ordinal);
     }
 }
