@@ -19,7 +19,7 @@ internal static class AdminKeyEndpoints
 
     public static RouteGroupBuilder MapAdminKeys(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/admin/keys").WithTags("Admin").RequireAuthorization(AuthPolicies.Admin);
+        var group = routes.MapGroup("/admin/keys").WithTags("Admin").RequireAuthorization(AuthPolicies.Admin).RefuseUnknownQuery();
         group.MapPost("/", CreateKey).WithName("CreateApiKey").WithSummary("Create an API key; its secret is shown this once");
         group.MapGet("/", ListKeys).WithName("ListApiKeys").WithSummary("List API keys, without secrets");
         group.MapDelete("/{id}", RevokeKey).WithName("RevokeApiKey").WithSummary("Revoke an API key; it stops working at once");

@@ -16,29 +16,44 @@ internal sealed class StartupConsole(TextWriter output)
 /// to standard output and, with <c>Store=sqlite</c>, written to <c>&lt;DataDir&gt;/admin.key</c> (mode 0600).
 /// With <c>Store=memory</c> there is no file: the key lives only as long as the process. At every
 /// later start the log says where that key is (never the key), or the file goes if its key was revoked.
+/// The keys are loaded before the server listens; the first admin key is made only once it does
+/// (<see cref="StartedAsync"/>, after every start step, the server's binding included): a start that fails,
+/// such as on a port already in use, prints no secret and writes no <c>admin.key</c>.
 /// </summary>
 internal sealed class ApiKeyStartup(ApiKeyStore keys, AdminKeyFile adminKeyFile, IOptions<TallyOptions> options, StartupConsole console,
     ILogger<ApiKeyStartup> logger)
-    : IHostedService
+    : IHostedLifecycleService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await keys.OpenAsync(cancellationToken);
         adminKeyFile.Report(keys);
-        var settings = options.Value;
-        if (settings.Auth == AuthMode.Off)
+        if (options.Value.Auth == AuthMode.Off)
         {
             logger.LogWarning("AUTH IS OFF (Auth=off): every request acts as an admin without a key. Anyone who can reach this " +
                 "service can read, change and delete every counter and manage keys. Use it only for local development.");
-            return;
         }
-        if (!keys.HasConfiguredAdminKey && keys.Count == 0)
+    }
+
+    /// <summary>
+    /// Runs once every service has started, the server listening. Requests that arrive in between are
+    /// refused (401): there is no key yet. A failure here still fails the start (exit code 2).
+    /// </summary>
+    public async Task StartedAsync(CancellationToken cancellationToken)
+    {
+        if (options.Value.Auth == AuthMode.On && !keys.HasConfiguredAdminKey && keys.Count == 0)
         {
             await CreateFirstAdminKeyAsync(cancellationToken);
         }
     }
 
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     private async Task CreateFirstAdminKeyAsync(CancellationToken cancellationToken)
     {

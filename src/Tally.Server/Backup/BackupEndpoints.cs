@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text.Json;
 using System.Text.Unicode;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Tally.Server.Batch;
 using Tally.Server.Configuration;
@@ -29,7 +30,7 @@ internal static class BackupEndpoints
 
     public static RouteGroupBuilder MapBackup(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/admin").WithTags("Admin");
+        var group = routes.MapGroup("/admin").WithTags("Admin").RefuseUnknownQuery();
         group.MapGet("/backup", DownloadBackup).WithName("Backup").WithSummary("Download a consistent copy of the SQLite data file");
         group.MapGet("/export", Export).WithName("Export").WithSummary("Every counter, one JSON object per line");
         group.MapPost("/import", Import).WithName("Import").WithSummary("Write counters from an export (JSON lines), versions and times included");
@@ -209,36 +210,176 @@ internal static class BackupEndpoints
     private static IResult TooLong(int lineNumber) => Problems.Create(Problems.InvalidBody,
         $"Line {lineNumber} is longer than {MaxImportLineBytes} bytes; an import line holds one counter, as GET /admin/export writes it.");
 
+    private const string LineShape =
+        "a line is one counter as GET /admin/export writes it: name, value, version, createdAt, updatedAt, and optionally initial, min, max";
+
+    /// <summary>The earliest and latest time an import takes: a counter's times are Unix milliseconds, not before 1970.</summary>
+    private static readonly DateTimeOffset EarliestTime = DateTimeOffset.UnixEpoch;
+    private static readonly DateTimeOffset LatestTime = new(9999, 12, 31, 23, 59, 59, 999, TimeSpan.Zero);
+
+    /// <summary>
+    /// One line, as strictly as any request body: a JSON object with the required members name, value, version,
+    /// createdAt, updatedAt and the optional initial (0), min, max (null); unknown or duplicate members are refused.
+    /// </summary>
     private static IResult? ParseLine(ReadOnlySpan<byte> line, int lineNumber, out CounterCommand command)
     {
         command = CounterCommand.Get(string.Empty);
-        CounterResponse? item;
-        try
+        if (RequestParsing.ParseDocument(line.ToArray(), 8, LineShape, out var document) is { } invalid)
         {
-            item = JsonSerializer.Deserialize(line, TallyJsonContext.Default.CounterResponse);
+            return OnLine(invalid, lineNumber);
         }
-        catch (JsonException ex)
+        using (document)
         {
-            return Problems.Create(Problems.InvalidJson, $"Line {lineNumber} is not a counter: {ex.Message}");
+            try
+            {
+                return ParseCounter(document.RootElement, lineNumber, out command);
+            }
+            catch (InvalidOperationException)
+            {
+                return OnLine(RequestParsing.NotText(), lineNumber);
+            }
         }
-        if (item is null || !CounterName.IsValid(item.Name))
+    }
+
+    private static IResult? ParseCounter(JsonElement root, int lineNumber, out CounterCommand command)
+    {
+        command = CounterCommand.Get(string.Empty);
+        if (root.ValueKind != JsonValueKind.Object)
         {
-            return Problems.Create(ErrorCodes.InvalidName, $"Line {lineNumber}: missing or invalid counter name.");
+            return Invalid(Problems.InvalidBody, lineNumber, $"not a JSON object; {LineShape}.");
         }
-        var state = new Counter(item.Name, item.Value, item.Initial, item.Min, item.Max, item.Version,
-            UnixMilliseconds(item.CreatedAt), UnixMilliseconds(item.UpdatedAt));
+        string? name = null;
+        long? value = null, version = null, createdAt = null, updatedAt = null, min = null, max = null;
+        long initial = 0;
+        foreach (var member in root.EnumerateObject())
+        {
+            var element = member.Value;
+            switch (member.Name)
+            {
+                case "name":
+                    name = element.ValueKind == JsonValueKind.String ? element.GetString() : null;
+                    if (!CounterName.IsValid(name))
+                    {
+                        return Invalid(ErrorCodes.InvalidName, lineNumber, "'name' must be a counter name matching ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$.");
+                    }
+                    break;
+                case "value" or "initial":
+                    if (element.ValueKind != JsonValueKind.Number || !element.TryGetInt64(out var number))
+                    {
+                        return Invalid(ErrorCodes.InvalidValue, lineNumber, $"'{member.Name}' must be a 64-bit integer.");
+                    }
+                    if (member.Name == "value")
+                    {
+                        value = number;
+                    }
+                    else
+                    {
+                        initial = number;
+                    }
+                    break;
+                case "min" or "max":
+                    long? bound = null;
+                    if (element.ValueKind != JsonValueKind.Null)
+                    {
+                        if (element.ValueKind != JsonValueKind.Number || !element.TryGetInt64(out var limit))
+                        {
+                            return Invalid(ErrorCodes.InvalidBounds, lineNumber, $"'{member.Name}' must be a 64-bit integer or null.");
+                        }
+                        bound = limit;
+                    }
+                    if (member.Name == "min")
+                    {
+                        min = bound;
+                    }
+                    else
+                    {
+                        max = bound;
+                    }
+                    break;
+                case "version":
+                    if (element.ValueKind != JsonValueKind.Number || !element.TryGetInt64(out var v) || v < 1)
+                    {
+                        return Invalid(ErrorCodes.InvalidValue, lineNumber, $"'version' must be an integer from 1 to {long.MaxValue}.");
+                    }
+                    version = v;
+                    break;
+                case "createdAt" or "updatedAt":
+                    if (ParseTime(element) is not { } time)
+                    {
+                        return Invalid(Problems.InvalidBody, lineNumber,
+                            $"'{member.Name}' must be an ISO-8601 time from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z, such as \"2026-11-21T22:00:00.000Z\".");
+                    }
+                    if (member.Name == "createdAt")
+                    {
+                        createdAt = time;
+                    }
+                    else
+                    {
+                        updatedAt = time;
+                    }
+                    break;
+                default:
+                    return Invalid(Problems.InvalidBody, lineNumber, $"unknown member '{Shown(member.Name)}'; {LineShape}.");
+            }
+        }
+
+        string[] missing = [.. new (string Member, bool Given)[]
+            {
+                ("name", name is not null), ("value", value is not null), ("version", version is not null),
+                ("createdAt", createdAt is not null), ("updatedAt", updatedAt is not null),
+            }.Where(m => !m.Given).Select(m => $"'{m.Member}'")];
+        if (missing.Length > 0)
+        {
+            return Invalid(Problems.InvalidBody, lineNumber, $"{string.Join(", ", missing)} {(missing.Length == 1 ? "is" : "are")} missing; {LineShape}.");
+        }
+        if (updatedAt < createdAt)
+        {
+            return Invalid(Problems.InvalidBody, lineNumber, "'updatedAt' is earlier than 'createdAt'; a counter cannot change before it exists.");
+        }
+
+        var state = new Counter(name!, value!.Value, initial, min, max, version!.Value, createdAt!.Value, updatedAt!.Value);
         command = CounterCommand.Import(state);
         var check = CounterRules.Apply(command, null, 0);
-        return check.Error is { } error ? Problems.Create(error.Code, $"Line {lineNumber}: {error.Detail}") : null;
+        return check.Error is { } error ? Invalid(error.Code, lineNumber, error.Detail) : null;
     }
 
     /// <summary>
-    /// System.Text.Json reads a time with an offset (<c>+02:00</c>) as local time: convert it back to UTC
-    /// (outside UTC, <c>new DateTimeOffset(local, TimeSpan.Zero)</c> throws). A time without a zone is taken as UTC.
+    /// An ISO-8601 time as Unix milliseconds (UTC), within the range an import takes; null otherwise. A time with an
+    /// offset is read as that instant (not through local time, which is ambiguous once a year); one without is UTC.
     /// </summary>
-    private static long UnixMilliseconds(DateTime time) => new DateTimeOffset(time.Kind == DateTimeKind.Local
-        ? time.ToUniversalTime()
-        : DateTime.SpecifyKind(time, DateTimeKind.Utc)).ToUnixTimeMilliseconds();
+    private static long? ParseTime(JsonElement element)
+    {
+        if (element.ValueKind != JsonValueKind.String || !element.TryGetDateTime(out var time))
+        {
+            return null;
+        }
+        DateTimeOffset instant;
+        if (time.Kind == DateTimeKind.Unspecified)
+        {
+            instant = new DateTimeOffset(DateTime.SpecifyKind(time, DateTimeKind.Utc));
+        }
+        else if (!element.TryGetDateTimeOffset(out instant))
+        {
+            return null;
+        }
+        return instant >= EarliestTime && instant <= LatestTime ? instant.ToUnixTimeMilliseconds() : null;
+    }
+
+    /// <summary>A request-body problem, said of one line.</summary>
+    private static IResult OnLine(ProblemHttpResult problem, int lineNumber)
+    {
+        var detail = (problem.ProblemDetails.Detail ?? string.Empty).Replace("The body", "the line", StringComparison.Ordinal);
+        if (detail.StartsWith("The ", StringComparison.Ordinal))
+        {
+            detail = "the " + detail[4..];
+        }
+        return Invalid((string)problem.ProblemDetails.Extensions["code"]!, lineNumber, detail.TrimEnd('.') + ".");
+    }
+
+    private static IResult Invalid(string code, int lineNumber, string detail) =>
+        Problems.Create(code, $"Line {lineNumber}: {detail}");
+
+    private static string Shown(string name) => name.Length <= 60 ? name : name[..60] + "…";
 }
 
 internal sealed record ImportResponse(int Imported);

@@ -102,9 +102,10 @@ internal static class BatchParsing
         var precondition = Precondition.None;
         if (op.TryGetProperty("ifMatch", out var ifMatch))
         {
-            if (ifMatch.ValueKind != JsonValueKind.Number || !ifMatch.TryGetInt64(out var version))
+            // As If-Match: "<version>": a version is an integer from 1 up; anything else is malformed, not a mismatch.
+            if (ifMatch.ValueKind != JsonValueKind.Number || !ifMatch.TryGetInt64(out var version) || version < 1)
             {
-                return Invalid(Problems.InvalidPrecondition, index, "'ifMatch' must be a counter version (an integer).");
+                return Invalid(Problems.InvalidPrecondition, index, "'ifMatch' must be a counter version (an integer from 1 to 9223372036854775807).");
             }
             precondition = Precondition.IfMatch(version);
         }

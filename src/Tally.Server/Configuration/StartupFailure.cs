@@ -61,7 +61,13 @@ internal static class StartupFailure
                     (phase.Started || level < LogLevel.Error || category != HostCategory) && (rule.Filter?.Invoke(provider, category, level) ?? true));
             }
         });
-        services.AddSingleton<IHostedService>(phase);
+        services.AddSingleton<IHostedService>(provider =>
+        {
+            // Started only when the whole start has succeeded: a step that fails in another service's StartedAsync
+            // (the first admin key, made once the server listens) is still a failed start, reported in one line.
+            provider.GetRequiredService<IHostApplicationLifetime>().ApplicationStarted.Register(phase.MarkStarted);
+            return phase;
+        });
         return services;
     }
 
@@ -71,11 +77,9 @@ internal static class StartupFailure
 
         public bool Started => _started;
 
-        public Task StartedAsync(CancellationToken cancellationToken)
-        {
-            _started = true;
-            return Task.CompletedTask;
-        }
+        public void MarkStarted() => _started = true;
+
+        public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
         public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

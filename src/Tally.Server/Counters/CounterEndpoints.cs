@@ -111,17 +111,22 @@ internal static class CounterEndpoints
     }
 
     private static Task<IResult> ResetCounter(string name, HttpContext context, CommitPipeline pipeline) =>
-        SendWithoutBody(name, context, pipeline, CounterCommand.Reset);
+        SendWithoutBody(name, context, pipeline, CounterCommand.Reset, "reset");
 
     private static Task<IResult> DeleteCounter(string name, HttpContext context, CommitPipeline pipeline) =>
-        SendWithoutBody(name, context, pipeline, CounterCommand.Delete);
+        SendWithoutBody(name, context, pipeline, CounterCommand.Delete, "DELETE");
 
     private static async Task<IResult> SendWithoutBody(
-        string name, HttpContext context, CommitPipeline pipeline, Func<string, Precondition, CounterCommand> command)
+        string name, HttpContext context, CommitPipeline pipeline, Func<string, Precondition, CounterCommand> command, string what)
     {
         if (!CounterName.IsValid(name))
         {
             return InvalidName(name);
+        }
+        if (await RequestBody.RefuseAsync(context.Request,
+            $"{what} takes no body; use the If-Match header for a condition. Nothing changed.") is { } hasBody)
+        {
+            return hasBody;
         }
         if (RequestParsing.ParsePrecondition(context.Request, out var precondition) is { } badHeader)
         {

@@ -8,6 +8,7 @@ namespace Tally.Server.Health;
 internal static class HealthEndpoints
 {
     private const string ReadyTag = "ready";
+    private static readonly HttpMethodMetadata ReadOnly = new([HttpMethods.Get, HttpMethods.Head]);
 
     public static IServiceCollection AddTallyHealthChecks(this IServiceCollection services)
     {
@@ -17,10 +18,11 @@ internal static class HealthEndpoints
 
     public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder routes)
     {
+        // MapHealthChecks answers every method; a probe reads, so anything but GET and HEAD is 405 with Allow.
         routes.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false })
-            .WithTags("Health").WithSummary("Liveness: the process answers");
+            .WithMetadata(ReadOnly).WithTags("Health").WithSummary("Liveness: the process answers");
         routes.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = check => check.Tags.Contains(ReadyTag) })
-            .WithTags("Health").WithSummary("Readiness: the store answers");
+            .WithMetadata(ReadOnly).WithTags("Health").WithSummary("Readiness: the store answers");
         return routes;
     }
 

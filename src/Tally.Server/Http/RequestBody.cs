@@ -15,7 +15,7 @@ internal static class RequestBody
         {
             return (ReadOnlyMemory<byte>.Empty, null);
         }
-        if (request.ContentType is { Length: > 0 } contentType && MediaTypeProblem(contentType) is { } unsupported)
+        if (MediaTypeProblem(request.ContentType) is { } unsupported)
         {
             return (default, unsupported);
         }
@@ -59,13 +59,54 @@ internal static class RequestBody
         }
     }
 
+    /// <summary>
+    /// For endpoints that take no body (reset, DELETE): null when there is none, else <c>400 invalid_body</c>
+    /// saying <paramref name="why"/>. A body is never ignored: it may hold a condition the caller believes holds.
+    /// </summary>
+    public static async ValueTask<IResult?> RefuseAsync(HttpRequest request, string why)
+    {
+        if (!HasBody(request))
+        {
+            return null;
+        }
+        if (request.ContentLength > 0)
+        {
+            return Problems.Create(Problems.InvalidBody, why);
+        }
+        // Chunked (no Content-Length): empty unless a first byte arrives.
+        var aborted = request.HttpContext.RequestAborted;
+        try
+        {
+            var read = await request.BodyReader.ReadAsync(aborted);
+            var empty = read.Buffer.IsEmpty;
+            request.BodyReader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+            return empty ? null : Problems.Create(Problems.InvalidBody, why);
+        }
+        catch (BadHttpRequestException bad) when (!aborted.IsCancellationRequested)
+        {
+            return ProblemHandling.ProblemFor(bad, inBody: true);
+        }
+        catch (IOException) when (!aborted.IsCancellationRequested)
+        {
+            return Problems.Create(Problems.InvalidBody, "The request body could not be read: its chunked framing is malformed.");
+        }
+    }
+
     private static bool HasBody(HttpRequest request) =>
         request.ContentLength > 0
         || (request.ContentLength is null && request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true);
 
-    /// <summary>Null for JSON in UTF-8 (application/json or any +json type, charset absent or utf-8); else the 415.</summary>
-    private static IResult? MediaTypeProblem(string contentType)
+    /// <summary>
+    /// Null for JSON in UTF-8 (application/json or any +json type, charset absent or utf-8); else the 415.
+    /// A body without a media type is refused too: guessing JSON would accept what the client never said it sent.
+    /// </summary>
+    private static IResult? MediaTypeProblem(string? contentType)
     {
+        if (string.IsNullOrWhiteSpace(contentType))
+        {
+            return Problems.Create(Problems.UnsupportedMediaType,
+                "The body has no Content-Type: send it as JSON with Content-Type: application/json.");
+        }
         if (!MediaTypeHeaderValue.TryParse(contentType, out var mediaType) || mediaType.MediaType.Value is not { } type
             || !(type.Equals("application/json", StringComparison.OrdinalIgnoreCase) || type.EndsWith("+json", StringComparison.OrdinalIgnoreCase)))
         {

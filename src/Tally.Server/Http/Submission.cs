@@ -47,15 +47,16 @@ internal static class Submission
         {
             return new OutcomeResult(await pipeline.SubmitAsync(Create(null)), mayRead, location);
         }
-        if (header.Count > 1 || !IdempotencyKey.IsValid(header[0]))
+        if (header.Count > 1 || !IdempotencyKey.TryParse(header[0], out var sentKey))
         {
-            return Problems.Create(InvalidIdempotencyKey, "Idempotency-Key must be one value of 1 to 255 printable ASCII characters.");
+            return Problems.Create(InvalidIdempotencyKey,
+                "Idempotency-Key must be one value of 1 to 255 printable ASCII characters, bare or as a quoted string (\"…\", escaping only \\\" and \\\\).");
         }
 
         var request = context.Request;
         var key = new IdempotencyKey(
             context.User.FindFirstValue(CallerClaim) ?? string.Empty,
-            header[0]!,
+            sentKey,
             IdempotencyKey.FingerprintOf(request.Method, request.Path.Value ?? string.Empty, request.QueryString.Value ?? string.Empty, body.Span));
 
         var inFlight = context.RequestServices.GetRequiredService<InFlightKeys>();

@@ -12,14 +12,56 @@ internal sealed record IdempotencyKey(string Caller, string Key, byte[] Fingerpr
     public const string Header = "Idempotency-Key";
     public const int MaxLength = 255;
 
-    /// <summary>1–255 printable ASCII characters.</summary>
-    public static bool IsValid(string? key)
+    /// <summary>
+    /// The key a header value names: 1–255 printable ASCII characters, sent bare (<c>8e03</c>) or as the
+    /// quoted sf-string of the IETF draft (<c>"8e03"</c>, with <c>\"</c> and <c>\\</c> escapes), which names
+    /// the same key. False for anything else, such as an unterminated or badly escaped quoted string.
+    /// </summary>
+    public static bool TryParse(string? header, out string key)
     {
-        if (key is null || key.Length is 0 or > MaxLength)
+        key = string.Empty;
+        if (header is null || header.Length == 0 || !IsPrintableAscii(header))
         {
             return false;
         }
-        foreach (var c in key)
+        if (header[0] != '"')
+        {
+            key = header;
+            return header.Length <= MaxLength;
+        }
+
+        var unquoted = new StringBuilder(header.Length);
+        for (var i = 1; i < header.Length; i++)
+        {
+            var c = header[i];
+            if (c == '\\')
+            {
+                if (++i == header.Length || header[i] is not ('"' or '\\'))
+                {
+                    return false; // only \" and \\ are escapes in an sf-string
+                }
+                unquoted.Append(header[i]);
+            }
+            else if (c == '"')
+            {
+                if (i != header.Length - 1)
+                {
+                    return false; // something after the closing quote
+                }
+                key = unquoted.ToString();
+                return key.Length is > 0 and <= MaxLength;
+            }
+            else
+            {
+                unquoted.Append(c);
+            }
+        }
+        return false; // no closing quote
+    }
+
+    private static bool IsPrintableAscii(string text)
+    {
+        foreach (var c in text)
         {
             if (c is < (char)0x20 or > (char)0x7E)
             {

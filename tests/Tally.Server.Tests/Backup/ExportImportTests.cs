@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Time.Testing;
 using Tally.Server.Tests.Batch;
 using Tally.Server.Tests.Infrastructure;
 using Tally.Server.Tests.Process;
@@ -49,12 +50,13 @@ public class ExportImportTests
     [InlineData("sqlite")]
     public async Task ImportIntoAFreshTallyReproducesEveryCounterExactly(string store)
     {
-        await using var source = new TallyApplication();
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 21, 22, 0, 0, TimeSpan.Zero));
+        await using var source = new TallyApplication(clock: clock);
         var client = source.CreateClient();
         await client.SetUpCounterAsync("bounded", """{"value": 5, "initial": 2, "min": -10, "max": 10}""");
         await client.SetUpCounterAsync("extremes", """{"value": 9223372036854775807, "initial": -9223372036854775808, "min": -9223372036854775808, "max": 9223372036854775807}""");
         await client.SetUpCounterAsync("negative", """{"value": -42}""");
-        await Task.Delay(15); // so that updatedAt differs from createdAt
+        clock.Advance(TimeSpan.FromMilliseconds(1500)); // so that updatedAt differs from createdAt
         for (var i = 0; i < 5; i++)
         {
             await client.IncrementAsync("bounded");
@@ -154,11 +156,11 @@ public class ExportImportTests
     [Theory]
     [InlineData("""{"name": "a", "value": 1""", "invalid_json")]
     [InlineData("""not json""", "invalid_json")]
-    [InlineData("""[1, 2]""", "invalid_json")]
-    [InlineData("""{"name": "a", "value": 1.5, "initial": 0, "min": null, "max": null, "version": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_json")]
-    [InlineData("""{"name": "a", "value": 1, "initial": 0, "min": null, "max": null, "version": 1, "createdAt": "yesterday", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_json")]
-    [InlineData("""null""", "invalid_name")]
-    [InlineData("""{"value": 1, "initial": 0, "min": null, "max": null, "version": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_name")]
+    [InlineData("""[1, 2]""", "invalid_body")]
+    [InlineData("""{"name": "a", "value": 1.5, "initial": 0, "min": null, "max": null, "version": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_value")]
+    [InlineData("""{"name": "a", "value": 1, "initial": 0, "min": null, "max": null, "version": 1, "createdAt": "yesterday", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_body")]
+    [InlineData("""null""", "invalid_body")]
+    [InlineData("""{"value": 1, "initial": 0, "min": null, "max": null, "version": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_body")]
     [InlineData("""{"name": "has space", "value": 1, "initial": 0, "min": null, "max": null, "version": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_name")]
     [InlineData("""{"name": "a", "value": 5, "initial": 5, "min": 6, "max": 4, "version": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_bounds")]
     [InlineData("""{"name": "a", "value": 11, "initial": 0, "min": 0, "max": 10, "version": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_value")]
@@ -178,6 +180,54 @@ public class ExportImportTests
         Assert.Equal(existing, await client.GetCounterAsync("valid"));
         await client.AssertMissingAsync("second");
         await client.AssertMissingAsync("fourth");
+    }
+
+    /// <summary>Each line is as strict as a request body, and its problem is said in plain words: what is wrong, on which line.</summary>
+    [Theory]
+    [InlineData("""{"name": "a", "value": "x", "version": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_value", "'value' must be a 64-bit integer")]
+    [InlineData("""{"name": "a", "value": 1, "version": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "bogus": 1}""", "invalid_body", "unknown member 'bogus'")]
+    [InlineData("""{"name": "a", "value": 1, "version": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "value": 2}""", "invalid_body", "'value' appears twice")]
+    [InlineData("""{"name": "a", "value": 1, "version": 1}""", "invalid_body", "'createdAt', 'updatedAt' are missing")]
+    [InlineData("""{"name": "a", "value": 1, "version": 1, "createdAt": "2026-01-01T00:00:00Z"}""", "invalid_body", "'updatedAt' is missing")]
+    [InlineData("""{"name": "a", "value": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_body", "'version' is missing")]
+    [InlineData("""{"name": "a", "version": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_body", "'value' is missing")]
+    [InlineData("""{"name": "a", "value": 1, "version": 1, "createdAt": "2026-01-02T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_body", "'updatedAt' is earlier than 'createdAt'")]
+    [InlineData("""{"name": "a", "value": 1, "version": 1, "createdAt": "0001-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_body", "'createdAt' must be an ISO-8601 time")]
+    [InlineData("""{"name": "a", "value": 1, "version": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-13-01T00:00:00Z"}""", "invalid_body", "'updatedAt' must be an ISO-8601 time")]
+    [InlineData("""{"name": "a", "value": 1, "version": 1, "createdAt": 1767225600000, "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_body", "'createdAt' must be an ISO-8601 time")]
+    [InlineData("""{"name": "a", "value": 1, "version": "1", "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_value", "'version' must be an integer from 1")]
+    [InlineData("""{"name": "a", "value": 1, "version": 1, "min": "0", "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""", "invalid_bounds", "'min' must be a 64-bit integer or null")]
+    [InlineData("""{"name": "a", "value": 1""", "invalid_json", "not valid JSON")]
+    public async Task AnImportLineIsStrictAndItsProblemSaysWhatIsWrongInPlainWords(string badLine, string code, string said)
+    {
+        await using var app = new TallyApplication("memory");
+        var client = app.CreateClient();
+
+        var response = await ImportAsync(client, string.Join("\n", ValidLine, badLine));
+
+        var problem = await response.ReadProblemAsync(HttpStatusCode.BadRequest, code);
+        var detail = (string?)problem["detail"];
+        Assert.StartsWith("Line 2: ", detail, StringComparison.Ordinal);
+        Assert.Contains(said, detail, StringComparison.Ordinal);
+        foreach (var internals in new[] { "Tally.Server", "CounterResponse", "Path: $", "LineNumber", "BytePositionInLine", "must be at least 1" })
+        {
+            Assert.DoesNotContain(internals, detail, StringComparison.Ordinal);
+        }
+        await client.AssertMissingAsync("valid");
+        await client.AssertMissingAsync("a");
+    }
+
+    [Fact]
+    public async Task AnImportLineMayLeaveOutInitialMinAndMax()
+    {
+        await using var app = new TallyApplication("memory");
+        var client = app.CreateClient();
+
+        var response = await ImportAsync(client, """{"name": "a", "value": 7, "version": 3, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}""");
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        var a = await client.GetCounterAsync("a");
+        Assert.Equal((7L, 0L, (long?)null, (long?)null, 3L), (a.Value, a.Initial, a.Min, a.Max, a.Version));
     }
 
     [Fact]

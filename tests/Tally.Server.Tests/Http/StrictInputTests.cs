@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using Tally.Server.Tests.Batch;
 using Tally.Server.Tests.Infrastructure;
 
 namespace Tally.Server.Tests.Http;
@@ -93,5 +94,89 @@ public class StrictInputTests
         {
             Assert.Equal(expected, (await response.ReadCounterAsync()).Value);
         }
+    }
+
+    [Theory]
+    [InlineData("DELETE", "/counters/a", """{"ifMatch": 999}""", "application/json")]
+    [InlineData("POST", "/counters/a/reset", """{"value": 5}""", "application/json")]
+    [InlineData("POST", "/counters/a/reset", "{}", "application/json")]
+    [InlineData("DELETE", "/counters/a", "not json at all", "text/plain")]
+    [InlineData("POST", "/counters/a/reset", "caf\u00e9", "text/plain; charset=latin1")]
+    [InlineData("DELETE", "/counters/a", "{\"ifMatch\": 999}", null)]
+    public async Task ResetAndDeleteRefuseAnyBodyAndChangeNothing(string method, string path, string body, string? contentType)
+    {
+        await using var app = new TallyApplication("memory");
+        var client = app.CreateClient();
+        await client.SetUpCounterAsync("a", """{"initial": 0, "value": 10}""");
+        var before = await client.GetCounterAsync("a");
+        var request = new HttpRequestMessage(new HttpMethod(method), path) { Content = new ByteArrayContent(System.Text.Encoding.Latin1.GetBytes(body)) };
+        if (contentType is not null)
+        {
+            request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        }
+
+        var problem = await (await client.SendAsync(request)).ReadProblemAsync(HttpStatusCode.BadRequest, "invalid_body");
+
+        Assert.Contains("takes no body", (string?)problem["detail"], StringComparison.Ordinal);
+        Assert.Contains("If-Match", (string?)problem["detail"], StringComparison.Ordinal);
+        Assert.Equal(before, await client.GetCounterAsync("a"));
+    }
+
+    [Fact]
+    public async Task ResetAndDeleteWithoutABodyStillWork()
+    {
+        await using var app = new TallyApplication("memory");
+        var client = app.CreateClient();
+        await client.SetUpCounterAsync("a", """{"initial": 2, "value": 10}""");
+
+        Assert.Equal(2, (await (await client.PostAsync("/counters/a/reset", null)).ReadCounterAsync()).Value);
+        var empty = new HttpRequestMessage(HttpMethod.Delete, "/counters/a") { Content = new ByteArrayContent([]) };
+        empty.Content.Headers.TryAddWithoutValidation("Content-Type", "application/json");
+        Assert.Equal(HttpStatusCode.NoContent, (await client.SendAsync(empty)).StatusCode);
+    }
+
+    [Theory]
+    [InlineData("POST", "/counters/a/increment", """{"by": 3}""")]
+    [InlineData("PUT", "/counters/a", """{"value": 3}""")]
+    [InlineData("POST", "/batch", """{"ops": [{"op": "increment", "name": "a", "by": 3}]}""")]
+    [InlineData("POST", "/admin/keys", """{"name": "ci", "scopes": ["read"]}""")]
+    public async Task ABodyWithoutContentTypeIsUnsupportedMediaTypeSayingToSendJson(string method, string path, string body)
+    {
+        await using var app = new TallyApplication("memory");
+        var client = app.CreateClient();
+        var request = new HttpRequestMessage(new HttpMethod(method), path) { Content = new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes(body)) };
+        Assert.Null(request.Content.Headers.ContentType);
+
+        var problem = await (await client.SendAsync(request)).ReadProblemAsync(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
+
+        Assert.Contains("application/json", (string?)problem["detail"], StringComparison.Ordinal);
+        await (await client.GetAsync("/counters/a")).ReadProblemAsync(HttpStatusCode.NotFound, "counter_not_found");
+        Assert.DoesNotContain("\"ci\"", await client.GetStringAsync("/admin/keys"), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("GET", "/admin/keys?limit=5", "limit")]
+    [InlineData("POST", "/admin/keys?dryRun=true", "dryRun")]
+    [InlineData("DELETE", "/admin/keys/nope?force=1", "force")]
+    [InlineData("GET", "/admin/backup?compress=1", "compress")]
+    [InlineData("GET", "/admin/export?prefix=a", "prefix")]
+    [InlineData("POST", "/admin/import?replace=true", "replace")]
+    public async Task AdminRoutesRefuseUnknownQueryParametersByName(string method, string path, string named)
+    {
+        await using var app = new TallyApplication();
+        var client = app.CreateClient();
+        var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (method == "POST")
+        {
+            request.Content = path.StartsWith("/admin/import", StringComparison.Ordinal)
+                ? new StringContent("""{"name":"imported","value":1,"initial":0,"min":null,"max":null,"version":1,"createdAt":"2026-01-01T00:00:00Z","updatedAt":"2026-01-01T00:00:00Z"}""")
+                : Api.JsonBody("""{"name": "ci", "scopes": ["read"]}""");
+        }
+
+        var problem = await (await client.SendAsync(request)).ReadProblemAsync(HttpStatusCode.BadRequest, "invalid_query");
+
+        Assert.Contains(named, (string?)problem["detail"], StringComparison.Ordinal);
+        await client.AssertMissingAsync("imported");
+        Assert.DoesNotContain("\"ci\"", await client.GetStringAsync("/admin/keys"), StringComparison.Ordinal);
     }
 }

@@ -151,6 +151,55 @@ public class IdempotencyTests
         Assert.Equal(1L, (await client.GetCounterAsync("a")).Value);
     }
 
+    [Theory]
+    [InlineData("big1", "\"big1\"")]
+    [InlineData("\"big1\"", "big1")]
+    [InlineData("a\"b\\c", "\"a\\\"b\\\\c\"")]
+    public async Task TheQuotedFormOfAKeyNamesTheSameKeyAsTheBareForm(string first, string then)
+    {
+        await using var app = new TallyApplication();
+        var client = app.CreateClient();
+
+        var sent = await client.SendKeyedAsync(HttpMethod.Post, "/counters/a/increment", first, """{"by": 3}""");
+        AssertStatus(sent, HttpStatusCode.OK);
+        AssertReplayOf(sent, await client.SendKeyedAsync(HttpMethod.Post, "/counters/a/increment", then, """{"by": 3}"""));
+
+        Assert.Equal(3L, (await client.GetCounterAsync("a")).Value);
+    }
+
+    [Fact]
+    public async Task AQuotedKeyOfTwoHundredFiftyFiveCharactersIsAcceptedAndTheSameAsItsBareForm()
+    {
+        await using var app = new TallyApplication();
+        var client = app.CreateClient();
+        var longest = new string('k', 255);
+
+        var first = await client.SendKeyedAsync(HttpMethod.Post, "/counters/a/increment", $"\"{longest}\"");
+        AssertStatus(first, HttpStatusCode.OK);
+        AssertReplayOf(first, await client.SendKeyedAsync(HttpMethod.Post, "/counters/a/increment", longest));
+        AssertProblem(await client.SendKeyedAsync(HttpMethod.Post, "/counters/a/increment", $"\"{longest}k\""),
+            HttpStatusCode.BadRequest, "invalid_idempotency_key");
+    }
+
+    [Theory]
+    [InlineData("\"big1")]
+    [InlineData("\"big1\\\"")]
+    [InlineData("\"a\\x\"")]
+    [InlineData("\"a\"b\"")]
+    [InlineData("\"big1\"x")]
+    [InlineData("\"\"")]
+    [InlineData("\"")]
+    public async Task AnUnterminatedOrBadlyEscapedQuotedKeyIsRefused(string key)
+    {
+        await using var app = new TallyApplication();
+        var client = app.CreateClient();
+
+        var response = await client.SendKeyedAsync(HttpMethod.Post, "/counters/a/increment", key);
+
+        AssertProblem(response, HttpStatusCode.BadRequest, "invalid_idempotency_key");
+        await client.AssertMissingAsync("a");
+    }
+
     [Fact]
     public async Task TwoIdempotencyKeyHeadersAreRefused()
     {

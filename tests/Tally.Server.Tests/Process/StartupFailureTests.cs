@@ -83,6 +83,34 @@ public class StartupFailureTests
         await AssertFailedStartAsync(tally, $"urls: Failed to bind to address {address}: address already in use");
     }
 
+    /// <summary>The first admin key is made once the server listens: a start that cannot bind shows and writes no secret.</summary>
+    [Fact]
+    public async Task PortAlreadyInUseCreatesNoFirstAdminKeyAndPrintsNoSecret()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var address = $"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}";
+        using var dataDir = new TempDirectory();
+        await using var tally = TallyProcess.Start(dataDir.Path, "--urls", address, "--AdminKey=");
+
+        await AssertFailedStartAsync(tally, $"urls: Failed to bind to address {address}: address already in use");
+        Assert.False(File.Exists(Path.Combine(dataDir.Path, "admin.key")), $"A failed start wrote admin.key.\n{tally.Describe()}");
+        Assert.DoesNotContain("tly_", tally.StandardOutput + tally.StandardError, StringComparison.Ordinal);
+
+        // The next start that can listen makes the first admin key as before.
+        listener.Stop();
+        await using var next = TallyProcess.Start(dataDir.Path, "--AdminKey=");
+        await next.WaitUntilReadyAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!next.StandardOutput.Contains("tly_", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+        var secret = (await File.ReadAllTextAsync(Path.Combine(dataDir.Path, "admin.key"))).Trim();
+        Assert.StartsWith("tly_", secret, StringComparison.Ordinal);
+        Assert.Contains(secret, next.StandardOutput, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task AddressThatIsNotAUrlExitsWithCodeTwoNamingIt()
     {
