@@ -1,0 +1,221 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json.Nodes;
+using Tally.Server.Tests.Infrastructure;
+using Tally.Server.Tests.Process;
+
+namespace Tally.Server.Tests.Postgres;
+
+/// <summary>
+/// Three real Tally processes sharing one real PostgreSQL behind a real nginx: exact under concurrent load,
+/// bounds that hold across instances, idempotency across instances, key changes seen by all, one instance killed.
+/// </summary>
+[Trait("Layer", "Process")]
+[Collection(PostgresCollection.Name)]
+public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
+{
+    private readonly List<TempDirectory> _dirs = [];
+    private readonly List<TallyProcess> _instances = [];
+    private NginxServer _nginx = null!;
+
+    public async Task InitializeAsync()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            var dir = new TempDirectory();
+            _dirs.Add(dir);
+            _instances.Add(TallyProcess.Start(dir.Path, "--Store", "postgres", "--Postgres", connectionString));
+        }
+        // Started together on an empty database: they migrate it once, in turn.
+        await Task.WhenAll(_instances.Select(instance => instance.WaitUntilReadyAsync()));
+        _nginx = await NginxServer.StartAsync([.. _instances.Select(instance => instance.BaseAddress)]);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _nginx.DisposeAsync();
+        foreach (var instance in _instances)
+        {
+            await instance.DisposeAsync();
+        }
+        _dirs.ForEach(dir => dir.Dispose());
+    }
+
+    [Fact]
+    public async Task ConcurrentIncrementsThroughTheBalancerAreExactAndABoundHoldsAcrossInstances()
+    {
+        using var client = _nginx.CreateClient();
+        Assert.Equal(HttpStatusCode.Created, (await client.PutAsync("/counters/stock", Api.JsonBody("""{"value": 0, "max": 100}"""))).StatusCode);
+        var accepted = 0;
+        var refused = 0;
+        var unexpected = new List<string>();
+        var load = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+        {
+            using var http = _nginx.CreateClient();
+            for (var i = 0; i < 40; i++)
+            {
+                var hot = await http.PostAsync("/counters/hot/increment", null);
+                var stock = await http.PostAsync("/counters/stock/increment", null);
+                if (hot.StatusCode != HttpStatusCode.OK)
+                {
+                    lock (unexpected)
+                    {
+                        unexpected.Add($"hot: {(int)hot.StatusCode} {await hot.Content.ReadAsStringAsync()}");
+                    }
+                }
+                switch (stock.StatusCode)
+                {
+                    case HttpStatusCode.OK:
+                        Interlocked.Increment(ref accepted);
+                        break;
+                    case HttpStatusCode.Conflict:
+                        Interlocked.Increment(ref refused);
+                        break;
+                    default:
+                        lock (unexpected)
+                        {
+                            unexpected.Add($"stock: {(int)stock.StatusCode} {await stock.Content.ReadAsStringAsync()}");
+                        }
+                        break;
+                }
+            }
+        }));
+        await Task.WhenAll(load);
+
+        Assert.True(unexpected.Count == 0, string.Join("\n", unexpected.Take(5)));
+        Assert.Equal(320, await ValueOnEveryInstanceAsync("hot"));
+        Assert.Equal((100, 220), (accepted, refused));
+        Assert.Equal(100, await ValueOnEveryInstanceAsync("stock"));
+        // Every instance served some of it.
+        Assert.Equal(3, _nginx.UpstreamsServed().Distinct().Count());
+    }
+
+    [Fact]
+    public async Task ARetryOnAnotherInstanceReplaysAndTheSameKeyOnTwoInstancesAtOnceAppliesOnce()
+    {
+        using var a = _instances[0].CreateClient();
+        using var b = _instances[1].CreateClient();
+        var first = await Keyed(a, "orders", "retry-1");
+        var retry = await Keyed(b, "orders", "retry-1");
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal("true", retry.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal(await first.Content.ReadAsStringAsync(), await retry.Content.ReadAsStringAsync());
+
+        for (var round = 0; round < 20; round++)
+        {
+            var key = $"race-{round}";
+            var answers = await Task.WhenAll(_instances.Select(async instance =>
+            {
+                using var client = instance.CreateClient();
+                return await Keyed(client, "raced", key);
+            }));
+            Assert.All(answers, answer => Assert.Equal(HttpStatusCode.OK, answer.StatusCode));
+        }
+        Assert.Equal(20, await ValueOnEveryInstanceAsync("raced"));
+        Assert.Equal(1, await ValueOnEveryInstanceAsync("orders"));
+    }
+
+    [Fact]
+    public async Task AKeyCreatedOrRevokedOnOneInstanceHoldsOnEveryInstanceWithinASecond()
+    {
+        using var admin = _instances[0].CreateClient();
+        var created = await admin.PostAsync("/admin/keys", Api.JsonBody("""{"name": "shop", "scopes": ["read", "write"]}"""));
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var json = JsonNode.Parse(await created.Content.ReadAsStringAsync())!;
+        var secret = (string)json["key"]!;
+
+        var clock = Stopwatch.StartNew();
+        await UntilEveryInstanceAnswers(secret, HttpStatusCode.OK);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"the new key worked everywhere only after {clock.Elapsed}");
+
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/admin/keys/{(string)json["id"]!}")).StatusCode);
+        clock.Restart();
+        await UntilEveryInstanceAnswers(secret, HttpStatusCode.Unauthorized);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"the revoked key was refused everywhere only after {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task KillingOneInstanceMidLoadLeavesTheOthersCountingAndLosesNothingAcknowledged()
+    {
+        long sent = 0;
+        long acked = 0;
+        using var stop = new CancellationTokenSource();
+        var load = Enumerable.Range(0, 6).Select(_ => Task.Run(async () =>
+        {
+            using var http = _nginx.CreateClient();
+            while (!stop.IsCancellationRequested)
+            {
+                Interlocked.Increment(ref sent);
+                try
+                {
+                    var response = await http.PostAsync("/counters/survivor/increment", null);
+                    if (response.StatusCode == HttpStatusCode.OK)
+                    {
+                        Interlocked.Increment(ref acked);
+                    }
+                }
+                catch (HttpRequestException)
+                {
+                    // The killed instance's connection: not acknowledged.
+                }
+            }
+        })).ToArray();
+
+        await Until(() => Interlocked.Read(ref acked) >= 200);
+        _instances[2].Kill();
+        var ackedAtKill = Interlocked.Read(ref acked);
+        await Until(() => Interlocked.Read(ref acked) >= ackedAtKill + 200);
+        await stop.CancelAsync();
+        await Task.WhenAll(load);
+
+        using var survivor = _instances[0].CreateClient();
+        var value = (long)JsonNode.Parse(await survivor.GetStringAsync("/counters/survivor"))!["value"]!;
+        Assert.InRange(value, Interlocked.Read(ref acked), Interlocked.Read(ref sent));
+    }
+
+    private async Task<long> ValueOnEveryInstanceAsync(string name)
+    {
+        var values = new List<long>();
+        foreach (var instance in _instances)
+        {
+            using var client = instance.CreateClient();
+            values.Add((long)JsonNode.Parse(await client.GetStringAsync($"/counters/{name}"))!["value"]!);
+        }
+        Assert.All(values, value => Assert.Equal(values[0], value));
+        return values[0];
+    }
+
+    private async Task UntilEveryInstanceAnswers(string secret, HttpStatusCode expected)
+    {
+        var deadline = Stopwatch.StartNew();
+        foreach (var instance in _instances)
+        {
+            using var client = instance.CreateClient();
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", secret);
+            while ((await client.GetAsync("/counters?limit=1")).StatusCode != expected)
+            {
+                Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(5), $"{instance.BaseAddress} never answered {expected}");
+                await Task.Delay(20);
+            }
+        }
+    }
+
+    private static Task<HttpResponseMessage> Keyed(HttpClient client, string counter, string key)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, $"/counters/{counter}/increment");
+        request.Headers.Add("Idempotency-Key", key);
+        return client.SendAsync(request);
+    }
+
+    private static async Task Until(Func<bool> condition)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "the load did not make progress");
+            await Task.Delay(10);
+        }
+    }
+}
