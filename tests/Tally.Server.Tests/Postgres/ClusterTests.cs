@@ -60,9 +60,10 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
                 var stock = await http.PostAsync("/counters/stock/increment", null);
                 if (hot.StatusCode != HttpStatusCode.OK)
                 {
+                    var text = await hot.Content.ReadAsStringAsync();
                     lock (unexpected)
                     {
-                        unexpected.Add($"hot: {(int)hot.StatusCode} {await hot.Content.ReadAsStringAsync()}");
+                        unexpected.Add($"hot: {(int)hot.StatusCode} {text}");
                     }
                 }
                 switch (stock.StatusCode)
@@ -74,9 +75,10 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
                         Interlocked.Increment(ref refused);
                         break;
                     default:
+                        var text = await stock.Content.ReadAsStringAsync();
                         lock (unexpected)
                         {
-                            unexpected.Add($"stock: {(int)stock.StatusCode} {await stock.Content.ReadAsStringAsync()}");
+                            unexpected.Add($"stock: {(int)stock.StatusCode} {text}");
                         }
                         break;
                 }
