@@ -18,6 +18,11 @@ internal static class PostgresStoreRegistration
             var connectionString = provider.GetRequiredService<IOptions<TallyOptions>>().Value.Postgres
                 ?? throw new StoreStartupException("Store=postgres needs a connection string: set Postgres (or ConnectionStrings:Postgres).");
             var builder = new NpgsqlDataSourceBuilder(connectionString);
+            if (!builder.ConnectionStringBuilder.ContainsKey("Timeout"))
+            {
+                // While PostgreSQL is down, answer 503 within seconds rather than after Npgsql's default 15 s.
+                builder.ConnectionStringBuilder.Timeout = 3;
+            }
             builder.UseLoggerFactory(provider.GetRequiredService<ILoggerFactory>());
             return builder.Build();
         });
