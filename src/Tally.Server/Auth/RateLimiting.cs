@@ -25,22 +25,29 @@ internal static class RateLimiting
             limiter.OnRejected = OnRejectedAsync;
             if (limits.Enabled)
             {
-                var bucket = new TokenBucketRateLimiterOptions
-                {
-                    TokenLimit = limits.BucketSize,
-                    TokensPerPeriod = limits.PermitsPerSecond,
-                    ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-                    QueueLimit = 0,
-                    AutoReplenishment = false, // the partitioned limiter replenishes every bucket on its own timer
-                };
                 limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
-                    IsNeverLimited(context.Request.Path)
-                        ? RateLimitPartition.GetNoLimiter(string.Empty)
-                        : RateLimitPartition.GetTokenBucketLimiter(PartitionOf(context), _ => bucket));
+                {
+                    if (IsNeverLimited(context.Request.Path))
+                    {
+                        return RateLimitPartition.GetNoLimiter(string.Empty);
+                    }
+                    // The cluster's budget split between the instances: a new partition (a fresh bucket) when their number changes.
+                    var instances = context.RequestServices.GetRequiredService<IClusterSize>().Instances;
+                    return RateLimitPartition.GetTokenBucketLimiter($"{PartitionOf(context)}/{instances}", _ => new TokenBucketRateLimiterOptions
+                    {
+                        TokenLimit = Share(limits.BucketSize, instances),
+                        TokensPerPeriod = Share(limits.PermitsPerSecond, instances),
+                        ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                        QueueLimit = 0,
+                        AutoReplenishment = false, // the partitioned limiter replenishes every bucket on its own timer
+                    });
+                });
             }
         });
         return services;
     }
+
+    private static int Share(int total, int instances) => Math.Max(1, (total + instances - 1) / instances);
 
     /// <summary>
     /// Health probes and the metrics scrape are never throttled: a refused liveness probe would restart a

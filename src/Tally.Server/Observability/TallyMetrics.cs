@@ -35,6 +35,9 @@ internal sealed class TallyMetrics : IDisposable
     public void ObserveCounterCount(Func<long> count) =>
         _meter.CreateObservableGauge("tally.counters", count, "{counter}", "Counters that exist.");
 
+    public void ObserveClusterSize(Func<int> instances) =>
+        _meter.CreateObservableGauge("tally.cluster.instances", instances, "{instance}", "Instances sharing the store (1 for the embedded store); rate limits are split between them.");
+
     public void RecordOperation(string op, string outcome, long count = 1) =>
         _operations.Add(count, new KeyValuePair<string, object?>("op", op), new KeyValuePair<string, object?>("outcome", outcome));
 

@@ -177,6 +177,57 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
         Assert.InRange(value, Interlocked.Read(ref acked), Interlocked.Read(ref sent));
     }
 
+    [Fact]
+    public async Task ARateLimitHoldsForTheClusterNotPerInstance()
+    {
+        // Three instances of their own with a limit of 100/s (burst 100) per key, found by each other's heartbeats.
+        var connectionString = await postgres.CreateDatabaseAsync();
+        var dirs = Enumerable.Range(0, 3).Select(_ => new TempDirectory()).ToList();
+        var limited = dirs.Select(dir => TallyProcess.Start(dir.Path, "--Store", "postgres", "--Postgres", connectionString,
+            "--RateLimit:PermitsPerSecond", "100")).ToList();
+        try
+        {
+            await Task.WhenAll(limited.Select(instance => instance.WaitUntilReadyAsync()));
+            foreach (var instance in limited)
+            {
+                using var metrics = instance.CreateClient();
+                var deadline = Stopwatch.StartNew();
+                while (!(await metrics.GetStringAsync("/metrics")).Contains("tally_cluster_instances 3", StringComparison.Ordinal))
+                {
+                    Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), $"{instance.BaseAddress} never counted 3 instances");
+                    await Task.Delay(50);
+                }
+            }
+
+            long admitted = 0;
+            var clock = Stopwatch.StartNew();
+            var load = limited.SelectMany(instance => Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
+            {
+                using var http = instance.CreateClient();
+                while (clock.Elapsed < TimeSpan.FromSeconds(3))
+                {
+                    if ((await http.PostAsync("/counters/limited/increment", null)).StatusCode == HttpStatusCode.OK)
+                    {
+                        Interlocked.Increment(ref admitted);
+                    }
+                }
+            })));
+            await Task.WhenAll(load);
+
+            // One bucket of 100 plus 100/s for the cluster; per instance it would be three times that.
+            var expected = 100 + 100 * clock.Elapsed.TotalSeconds;
+            Assert.InRange(admitted, (long)(expected * 0.75), (long)(expected * 1.25));
+        }
+        finally
+        {
+            foreach (var instance in limited)
+            {
+                await instance.DisposeAsync();
+            }
+            dirs.ForEach(dir => dir.Dispose());
+        }
+    }
+
     private async Task<long> ValueOnEveryInstanceAsync(string name)
     {
         var values = new List<long>();

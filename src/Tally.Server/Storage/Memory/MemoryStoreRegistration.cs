@@ -9,6 +9,7 @@ internal static class MemoryStoreRegistration
     {
         services.AddSingleton<ICounterStore, MemoryCounterStore>();
         services.AddSingleton<ApiKeyStore, MemoryApiKeyStore>();
+        services.AddSingleton<IClusterSize, SingleInstance>();
         return services;
     }
 }

@@ -28,6 +28,9 @@ internal static class PostgresStoreRegistration
         });
         services.AddSingleton<ICounterStore, PostgresCounterStore>();
         services.AddSingleton<ApiKeyStore, PostgresApiKeyStore>();
+        services.AddSingleton<PostgresClusterMembership>();
+        services.AddSingleton<IClusterSize>(provider => provider.GetRequiredService<PostgresClusterMembership>());
+        services.AddHostedService(provider => provider.GetRequiredService<PostgresClusterMembership>());
         return services;
     }
 }

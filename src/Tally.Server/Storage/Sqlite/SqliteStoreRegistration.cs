@@ -18,6 +18,7 @@ internal static class SqliteStoreRegistration
             provider.GetRequiredService<IOptions<TallyOptions>>(),
             provider.GetRequiredService<TimeProvider>(),
             provider.GetRequiredService<SqliteCounterStore>().DatabasePath));
+        services.AddSingleton<IClusterSize, SingleInstance>();
         return services;
     }
 }
