@@ -41,7 +41,9 @@ internal static class BackupEndpoints
     {
         if (store is not IBackupSource source)
         {
-            return Problems.Create(BackupNotSupported, $"Store={options.Value.Store} has no file to back up; use GET /admin/export.");
+            return Problems.Create(BackupNotSupported, options.Value.Store == StoreKind.Postgres
+                ? "Store=postgres keeps its data in PostgreSQL: back it up with pg_dump (or your database's backups); GET /admin/export gives every counter as JSON lines."
+                : $"Store={options.Value.Store} has no file to back up; use GET /admin/export.");
         }
         if (source.Backups.TryBegin() is not { } lease)
         {

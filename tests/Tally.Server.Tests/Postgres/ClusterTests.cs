@@ -178,6 +178,86 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AKeysCounterQuotaHoldsAcrossInstances()
+    {
+        using var admin = _instances[0].CreateClient();
+        var created = await admin.PostAsync("/admin/keys", Api.JsonBody("""{"name": "page", "scopes": ["increment"], "maxCounters": 5}"""));
+        var secret = (string)JsonNode.Parse(await created.Content.ReadAsStringAsync())!["key"]!;
+        await UntilEveryInstanceAnswers(secret, HttpStatusCode.Forbidden); // known everywhere (it may not list)
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 30).Select(async i =>
+        {
+            using var client = _instances[i % 3].CreateClient();
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", secret);
+            return (await client.PostAsync($"/counters/page:{i}/increment", null)).StatusCode;
+        }));
+
+        Assert.Equal(5, answers.Count(status => status == HttpStatusCode.OK));
+        Assert.Equal(25, answers.Count(status => status == HttpStatusCode.Forbidden));
+        var listed = JsonNode.Parse(await admin.GetStringAsync("/counters?prefix=page:&limit=100"))!["items"]!.AsArray();
+        Assert.Equal(5, listed.Count);
+    }
+
+    [Fact]
+    public async Task ExportAndImportWorkAndBackupPointsToPgDump()
+    {
+        using var client = _instances[0].CreateClient();
+        await client.PutAsync("/counters/moved", Api.JsonBody("""{"value": 7, "max": 10}"""));
+        var exported = await client.GetStringAsync("/admin/export");
+        Assert.Contains("\"moved\"", exported, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync("/counters/moved")).StatusCode);
+
+        using var other = _instances[1].CreateClient();
+        var imported = await other.PostAsync("/admin/import", new StringContent(exported, System.Text.Encoding.UTF8, "application/x-ndjson"));
+        Assert.Equal(HttpStatusCode.OK, imported.StatusCode);
+        var counter = JsonNode.Parse(await client.GetStringAsync("/counters/moved"))!;
+        Assert.Equal((7L, 10L), ((long)counter["value"]!, (long)counter["max"]!));
+
+        var backup = await client.GetAsync("/admin/backup");
+        Assert.Equal(HttpStatusCode.BadRequest, backup.StatusCode);
+        Assert.Contains("pg_dump", await backup.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task InstancesStartingTogetherWithoutAnAdminKeyCreateExactlyOneFirstKey()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync();
+        var dirs = Enumerable.Range(0, 3).Select(_ => new TempDirectory()).ToList();
+        var fresh = dirs.Select(dir => TallyProcess.Start(dir.Path, "--Store", "postgres", "--Postgres", connectionString, "--AdminKey=")).ToList();
+        try
+        {
+            await Task.WhenAll(fresh.Select(instance => instance.WaitUntilReadyAsync()));
+            // The one instance that created it printed it, once (a shared store keeps no admin.key file: instances are stateless).
+            // The key is created once the server listens, so perhaps a moment after /readyz first answers.
+            await Until(() => fresh.Any(instance => instance.StandardOutput.Contains("tly_", StringComparison.Ordinal)));
+            var printed = fresh.Where(instance => instance.StandardOutput.Contains("Tally created its first admin key", StringComparison.Ordinal)).ToList();
+            Assert.Single(printed);
+            var key = printed[0].StandardOutput.Split('\n').Select(line => line.Trim()).Single(line => line.StartsWith("tly_", StringComparison.Ordinal));
+            foreach (var instance in fresh)
+            {
+                using var client = instance.CreateClient();
+                client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+                var deadline = Stopwatch.StartNew();
+                HttpResponseMessage listed;
+                while ((listed = await client.GetAsync("/admin/keys")).StatusCode != HttpStatusCode.OK)
+                {
+                    Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(5), $"{instance.BaseAddress}: {(int)listed.StatusCode}");
+                    await Task.Delay(20);
+                }
+                Assert.Single(JsonNode.Parse(await listed.Content.ReadAsStringAsync())!["items"]!.AsArray());
+            }
+        }
+        finally
+        {
+            foreach (var instance in fresh)
+            {
+                await instance.DisposeAsync();
+            }
+            dirs.ForEach(dir => dir.Dispose());
+        }
+    }
+
+    [Fact]
     public async Task ARateLimitHoldsForTheClusterNotPerInstance()
     {
         // Three instances of their own with a limit of 100/s (burst 100) per key, found by each other's heartbeats.

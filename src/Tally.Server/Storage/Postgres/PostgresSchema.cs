@@ -3,7 +3,7 @@ using Npgsql;
 namespace Tally.Server.Storage.Postgres;
 
 /// <summary>
-/// The PostgreSQL schema, created and migrated at start under a session advisory lock, so that
+/// The PostgreSQL schema, created and migrated at start under an advisory lock, so that
 /// instances starting together on an empty database take turns: the first migrates, the others find
 /// it done. Versioned and forward-only; a database newer than this binary stops the start.
 /// </summary>
@@ -68,30 +68,27 @@ internal static class PostgresSchema
     ];
 
     /// <summary>Creates or migrates the schema; refuses a database migrated by a newer Tally.</summary>
+    /// <remarks>
+    /// One transaction under a transaction-scoped advisory lock (PostgreSQL's DDL is transactional): it
+    /// needs no session of its own, so it works through PgBouncer in transaction mode too.
+    /// </remarks>
     public static async Task MigrateAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await ExecuteAsync(connection, $"SELECT pg_advisory_lock({MigrationLock})", cancellationToken);
-        try
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await ExecuteAsync(connection, $"SELECT pg_advisory_xact_lock({MigrationLock})", cancellationToken);
+        var version = await CurrentVersionAsync(connection, cancellationToken);
+        if (version > CurrentVersion)
         {
-            var version = await CurrentVersionAsync(connection, cancellationToken);
-            if (version > CurrentVersion)
-            {
-                throw new StoreStartupException(
-                    $"The PostgreSQL database has Tally schema version {version}, newer than this Tally's {CurrentVersion}. Upgrade Tally; the database was left untouched.");
-            }
-            for (; version < CurrentVersion; version++)
-            {
-                await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-                await ExecuteAsync(connection, Migrations[version], cancellationToken);
-                await ExecuteAsync(connection, $"UPDATE tally_schema SET version = {version + 1}", cancellationToken);
-                await transaction.CommitAsync(cancellationToken);
-            }
+            throw new StoreStartupException(
+                $"The PostgreSQL database has Tally schema version {version}, newer than this Tally's {CurrentVersion}. Upgrade Tally; the database was left untouched.");
         }
-        finally
+        for (; version < CurrentVersion; version++)
         {
-            await ExecuteAsync(connection, $"SELECT pg_advisory_unlock({MigrationLock})", CancellationToken.None);
+            await ExecuteAsync(connection, Migrations[version], cancellationToken);
+            await ExecuteAsync(connection, $"UPDATE tally_schema SET version = {version + 1}", cancellationToken);
         }
+        await transaction.CommitAsync(cancellationToken);
     }
 
     private static async Task<int> CurrentVersionAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
