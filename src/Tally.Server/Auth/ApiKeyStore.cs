@@ -162,8 +162,30 @@ internal abstract class ApiKeyStore : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>Makes the cache what the store holds now (a shared store changed by other instances).</summary>
-    protected void ReplaceAll(IReadOnlyList<ApiKey> keys)
+    /// <summary>
+    /// Makes the cache what the store holds now (a shared store changed by other instances), unless
+    /// <paramref name="stillCurrent"/> says a change made here since the read may be missing from it. Decided
+    /// under the write lock, so no local change can slip in between.
+    /// </summary>
+    protected async Task<bool> ReplaceAllAsync(IReadOnlyList<ApiKey> keys, Func<bool> stillCurrent, CancellationToken cancellationToken)
+    {
+        await _writes.WaitAsync(cancellationToken);
+        try
+        {
+            if (!stillCurrent())
+            {
+                return false;
+            }
+            ReplaceAll(keys);
+            return true;
+        }
+        finally
+        {
+            _writes.Release();
+        }
+    }
+
+    private void ReplaceAll(IReadOnlyList<ApiKey> keys)
     {
         var current = keys.ToDictionary(key => Convert.ToHexString(key.Hash), StringComparer.Ordinal);
         foreach (var hash in _byHash.Keys)

@@ -27,6 +27,7 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
     private readonly Dictionary<string, long> _owned = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _recordBytes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _oldestRecord = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Caller, string Key), long> _expired = [];
     private bool _usageLoaded;
     private long _nextPruneAt;
     private bool _pruneBacklog;
@@ -61,6 +62,7 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
     {
         LoadUsage();
         _now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        _expired.Clear();
         var plan = _applier.Apply(batch, this, _now);
         if (!plan.HasWrites)
         {
@@ -128,9 +130,17 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
 
     Counter? ICommitState.GetCounter(string name) => Cache.Get(name);
 
-    IdempotencyRecord? ICommitState.FindRecord(string caller, string key) =>
-        _unflushedRecords.GetValueOrDefault((caller, key))
-        ?? FindIdempotencyRecord(caller, key, _now - (long)idempotencyRetention.TotalMilliseconds);
+    IdempotencyRecord? ICommitState.FindRecord(string caller, string key)
+    {
+        var record = _unflushedRecords.GetValueOrDefault((caller, key)) ?? FindIdempotencyRecord(caller, key, notBefore: long.MinValue);
+        if (record is null || record.CreatedAt >= _now - (long)idempotencyRetention.TotalMilliseconds)
+        {
+            return record;
+        }
+        // Expired but not yet pruned: a new record with this key replaces it, and its bytes stop counting then.
+        _expired[(caller, key)] = record.Size;
+        return null;
+    }
 
     long ICommitState.CounterCount => Cache.Count;
 
@@ -154,7 +164,7 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
         IReadOnlyCollection<IdempotencyRecord> records,
         CancellationToken cancellationToken);
 
-    /// <summary>A committed idempotency record created at or after <paramref name="notBefore"/>, or null.</summary>
+    /// <summary>The committed idempotency record created at or after <paramref name="notBefore"/>, or null.</summary>
     protected abstract IdempotencyRecord? FindIdempotencyRecord(string caller, string key, long notBefore);
 
     /// <summary>The bytes (<see cref="IdempotencyRecord.Size"/>) of the stored records of each API key.</summary>
@@ -187,6 +197,13 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
         Cache.Publish(plan.Changes);
         Add(_owned, plan.Owners);
         Add(_recordBytes, plan.RecordBytes);
+        foreach (var ((caller, key), size) in _expired)
+        {
+            if (plan.Records.ContainsKey((caller, key)))
+            {
+                Add(_recordBytes, caller, -size);
+            }
+        }
     }
 
     private static void Add(Dictionary<string, long> totals, Dictionary<string, long> changes)

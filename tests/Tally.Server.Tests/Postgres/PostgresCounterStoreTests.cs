@@ -42,6 +42,15 @@ public sealed class PostgresCounterStoreTests(PostgresFixture postgres) : Counte
     }
 
     [Fact]
+    public async Task AKeyReusedAfterItExpiredDoesNotCountTwice()
+    {
+        var clock = new ManualClock(T1);
+        await using var store = _stores.Create(clock, new Tally.Server.Configuration.QuotaOptions { IdempotencyBytesPerKey = 4096 });
+        await store.OpenAsync(CancellationToken.None);
+        await Tally.Server.Tests.Quotas.IdempotencyQuotaTests.AssertExpiredKeysGiveTheirBytesBackAsync(store, clock);
+    }
+
+    [Fact]
     public async Task ListingsAreInOrdinalNameOrderLikeTheOtherStores()
     {
         string[] names = ["b", "B", "a", "a.b", "a:b", "a-b", "a_b", "Z9", "0"];

@@ -101,6 +101,33 @@ public sealed class IdempotencyQuotaTests
         }
     }
 
+    [Theory]
+    [InlineData("memory")]
+    [InlineData("sqlite")]
+    public async Task AKeyReusedAfterItExpiredDoesNotCountTwice(string kind)
+    {
+        using var dataDir = new TempDirectory();
+        var clock = new ManualClock(Now);
+        await using var store = await QuotaTesting.OpenAsync(kind, dataDir.Path, clock, new QuotaOptions { IdempotencyBytesPerKey = 4096 });
+        await AssertExpiredKeysGiveTheirBytesBackAsync(store, clock);
+    }
+
+    /// <summary>Ten rounds of the same 12 keys, each round after the last expired and before any pruning: never refused.</summary>
+    internal static async Task AssertExpiredKeysGiveTheirBytesBackAsync(Tally.Server.Storage.ICounterStore store, ManualClock clock)
+    {
+        var requester = new Requester("key_a", null);
+        for (var round = 0; round < 10; round++)
+        {
+            for (var i = 0; i < 12; i++)
+            {
+                var outcome = await store.SendAsync(CounterCommand.Increment("a", 1), requester, $"k{i}-{new string('x', 200)}");
+                Assert.True(outcome.Result.Succeeded, $"round {round}, key {i}: {outcome.Result.Error?.Code}");
+                Assert.False(outcome.Replayed);
+            }
+            clock.NowMs += (long)TimeSpan.FromHours(24).TotalMilliseconds + 1;
+        }
+    }
+
     [Fact]
     public async Task ARecordKeptBeforeTheCompactFormIsStillReplayed()
     {

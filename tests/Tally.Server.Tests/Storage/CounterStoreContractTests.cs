@@ -1,6 +1,7 @@
 using Tally.Server.Counters;
 using Tally.Server.Storage;
 using Tally.Server.Tests.Infrastructure;
+using Tally.Server.Tests.Quotas;
 using static Tally.Server.Tests.Storage.StoreTesting;
 
 namespace Tally.Server.Tests.Storage;
@@ -210,6 +211,21 @@ public abstract class CounterStoreContractTests : IAsyncLifetime
         await Store.CommitAsync(CounterCommand.Put("a", Fields(value: 4, initial: 1, min: -1, max: 9)), CounterCommand.Increment("a", 2));
         var listed = Assert.Single(await Store.ListAsync("", null, 10, CancellationToken.None));
         Assert.Equal(new Counter("a", 6, 1, -1, 9, 2, T1, T1), listed);
+    }
+
+    [Fact]
+    public async Task AKeyAtItsCounterQuotaCannotDeleteAndRecreatePastIt()
+    {
+        var limited = new Tally.Server.Pipeline.Requester("key_one", 1);
+        Assert.True((await Store.SendAsync(CounterCommand.Increment("y", 1), limited)).Result.Succeeded);
+        await Store.SendAsync(CounterCommand.Increment("x", 1), new Tally.Server.Pipeline.Requester("key_other", null));
+
+        var batch = Tally.Server.Pipeline.PendingRequest.For(new Tally.Server.Batch.BatchCommand(
+            [CounterCommand.Delete("x"), CounterCommand.Increment("x", 1)], Atomic: true), requester: limited);
+        var outcome = (await Store.CommitAsync([batch], CancellationToken.None))[0];
+
+        Assert.Equal(ErrorCodes.CounterQuotaExceeded, outcome.Batch!.Results[1].Error?.Code);
+        Assert.Equal("key_other", (await Store.GetAsync("x"))!.CreatedBy);
     }
 
     [Fact]

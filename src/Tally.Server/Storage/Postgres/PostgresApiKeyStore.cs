@@ -175,9 +175,8 @@ internal sealed class PostgresApiKeyStore(NpgsqlDataSource dataSource, IOptions<
             // A change made here while reading may be missing from what was read: then the next tick reads again.
             var localChanges = Interlocked.Read(ref _localChanges);
             var (read, keys) = await ReadAsync(stopping);
-            if (localChanges == Interlocked.Read(ref _localChanges))
+            if (await ReplaceAllAsync(keys, () => localChanges == Interlocked.Read(ref _localChanges), stopping))
             {
-                ReplaceAll(keys);
                 Interlocked.Exchange(ref _generation, read);
             }
         }

@@ -5,7 +5,8 @@ namespace Tally.Server.Storage.Postgres;
 
 /// <summary>
 /// Each instance writes a heartbeat to the <c>instances</c> table every second and counts the instances
-/// seen in the last few seconds, so a rate limit can be split between them. While PostgreSQL does not
+/// seen in the last five seconds (five beats, so a slow beat or a pause does not make the count flap and hand
+/// out fresh buckets), so a rate limit can be split between them. While PostgreSQL does not
 /// answer, the last count stays (requests fail with 503 then anyway).
 /// </summary>
 internal sealed class PostgresClusterMembership(NpgsqlDataSource dataSource, ILogger<PostgresClusterMembership> logger)
@@ -44,7 +45,7 @@ internal sealed class PostgresClusterMembership(NpgsqlDataSource dataSource, ILo
                 ), gone AS (
                     DELETE FROM instances WHERE seen_at < now() - interval '1 minute'
                 )
-                SELECT count(*) FROM instances WHERE seen_at > now() - interval '3 seconds' AND id <> $1
+                SELECT count(*) FROM instances WHERE seen_at > now() - interval '5 seconds' AND id <> $1
                 """);
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _id });
             var others = (long)(await command.ExecuteScalarAsync(stoppingToken))!;

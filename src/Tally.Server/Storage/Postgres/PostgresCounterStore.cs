@@ -102,6 +102,7 @@ internal sealed class PostgresCounterStore(
             {
                 var outcomes = await CommitOnceAsync(batch, names, cancellationToken);
                 metrics.RecordStoreWrite();
+                await PruneIfDueAsync(cancellationToken);
                 return outcomes;
             }
             catch (PostgresException ex) when (attempt < MaxAttempts && IsRetryable(ex))
@@ -116,11 +117,37 @@ internal sealed class PostgresCounterStore(
 
     public async ValueTask MaintainAsync(CancellationToken cancellationToken)
     {
-        await RefreshCountAsync(cancellationToken);
+        try
+        {
+            await RefreshCountAsync(cancellationToken);
+        }
+        catch (Exception ex) when (IsUnavailable(ex, cancellationToken))
+        {
+            // Readiness reports the outage; upkeep simply waits for the database to answer again.
+            logger.LogDebug("Upkeep skipped: PostgreSQL does not answer ({Reason})", ex.Message);
+            return;
+        }
+        await PruneIfDueAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Once a minute (under steady load the loop is never idle, so also after commits), a step of pruning in
+    /// a transaction of its own. It never decides a commit's answer: the commit is durable before it runs.
+    /// </summary>
+    private async Task PruneIfDueAsync(CancellationToken cancellationToken)
+    {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-        if (now >= _nextPruneAt)
+        if (now < _nextPruneAt)
+        {
+            return;
+        }
+        try
         {
             await PruneAsync(now, cancellationToken);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+        {
+            logger.LogDebug("Pruning expired idempotency records failed; it is tried again later ({Reason})", ex.Message);
         }
     }
 
@@ -150,36 +177,33 @@ internal sealed class PostgresCounterStore(
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
         var (callers, keys) = IdempotencyKeysOf(batch);
-        await LoadAsync(connection, transaction, names, callers, keys, notBefore, cancellationToken);
+        var placeholders = await LoadAsync(connection, transaction, names, callers, keys, notBefore, cancellationToken);
 
-        // Names that do not exist yet get a placeholder row, so they can be locked like the others: a
-        // concurrent creation of the same name on another instance waits for this commit, or this one for it.
-        var missing = names.Where(name => !_state.Counters.ContainsKey(name)).ToArray();
-        if (missing.Length > 0)
+        // A commit that may create or delete counters locks the quota counts (after the rows, in one fixed order).
+        if (placeholders.Length > 0 || HasDeletion(batch))
         {
-            await LockMissingAsync(connection, transaction, missing, cancellationToken);
             await LockQuotaCountsAsync(connection, transaction, batch, cancellationToken);
         }
 
         var plan = _applier.Apply(batch, _state, now);
-        await WriteAsync(connection, transaction, plan, missing, notBefore, cancellationToken);
+        await WriteAsync(connection, transaction, plan, placeholders, notBefore, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         Interlocked.Add(ref _count, plan.CounterDelta);
-
-        if (now >= _nextPruneAt)
-        {
-            // Under steady load the loop is never idle: pruning rides along with commits once a minute.
-            await PruneAsync(now, cancellationToken);
-        }
         return plan.Outcomes;
     }
 
-    /// <summary>One round trip: the existing rows locked in name order, the named idempotency records, the callers' record bytes.</summary>
-    private async Task LoadAsync(
+    /// <summary>
+    /// One round trip: a placeholder row for every name that does not exist yet, every name's row locked in
+    /// name order (one global order, so commits on different instances never deadlock on counters), the named
+    /// idempotency records, the callers' record bytes. Returns the names that got a placeholder (not counters yet).
+    /// </summary>
+    private async Task<string[]> LoadAsync(
         NpgsqlConnection connection, NpgsqlTransaction transaction, string[] names, string[] callers, string[] keys, long notBefore,
         CancellationToken cancellationToken)
     {
         await using var load = new NpgsqlBatch(connection, transaction);
+        // A concurrent creation of the same name on another instance waits here for this commit, or this one for it.
+        load.BatchCommands.Add(Command("INSERT INTO counters (name) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING", [names]));
         load.BatchCommands.Add(Command($"SELECT {Columns} FROM counters WHERE name = ANY($1) ORDER BY name FOR UPDATE", [names]));
         if (callers.Length > 0)
         {
@@ -193,53 +217,44 @@ internal sealed class PostgresCounterStore(
                 """, [callers.Distinct(StringComparer.Ordinal).ToArray()]));
         }
         await using var reader = await load.ExecuteReaderAsync(cancellationToken);
+        var placeholders = new List<string>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            // Rows with a null value are another commit's placeholders only until it ends: never seen here.
+            if (reader.IsDBNull(1))
+            {
+                placeholders.Add(reader.GetString(0)); // this commit's own placeholder: the counter does not exist
+                continue;
+            }
             var counter = ReadCounter(reader);
             _state.Counters[counter.Name] = counter;
         }
-        if (callers.Length == 0)
+        if (callers.Length > 0)
         {
-            return;
-        }
-        await reader.NextResultAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            var record = new IdempotencyRecord(reader.GetString(0), reader.GetString(1), (byte[])reader[2], (byte[])reader[3], reader.GetInt64(4));
-            _state.Records[(record.Caller, record.Key)] = record;
-        }
-        await reader.NextResultAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            _state.Usage[reader.GetString(0)] = (reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetInt64(2));
-        }
-    }
-
-    private async Task LockMissingAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string[] missing, CancellationToken cancellationToken)
-    {
-        await using var lockMissing = new NpgsqlBatch(connection, transaction);
-        lockMissing.BatchCommands.Add(Command("INSERT INTO counters (name) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING", [missing]));
-        lockMissing.BatchCommands.Add(Command($"SELECT {Columns} FROM counters WHERE name = ANY($1) ORDER BY name FOR UPDATE", [missing]));
-        await using var reader = await lockMissing.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            // Created meanwhile by a commit that has now ended: this one sees it and applies over it.
-            if (!reader.IsDBNull(1))
+            await reader.NextResultAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
             {
-                var counter = ReadCounter(reader);
-                _state.Counters[counter.Name] = counter;
+                var record = new IdempotencyRecord(reader.GetString(0), reader.GetString(1), (byte[])reader[2], (byte[])reader[3], reader.GetInt64(4));
+                _state.Records[(record.Caller, record.Key)] = record;
+            }
+            await reader.NextResultAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                _state.Usage[reader.GetString(0)] = (reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetInt64(2));
             }
         }
+        return [.. placeholders];
     }
 
     /// <summary>
-    /// A commit that may create counters locks the store's total and the creating keys' counts, so that
-    /// quotas hold across instances: two instances cannot both take the last free place.
+    /// A commit that may create or delete counters locks the store's total, then the requesting keys' and the
+    /// deleted counters' creators' counts (in key order), so that quotas hold across instances: two instances
+    /// cannot both take the last free place, and deletions update the counts in the same order.
     /// </summary>
     private async Task LockQuotaCountsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken)
     {
-        var owners = batch.Select(request => request.Requester.KeyId).OfType<string>().Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        var owners = batch.Select(request => request.Requester.KeyId)
+            .Concat(_state.Counters.Values.Select(counter => counter?.CreatedBy))
+            .OfType<string>().Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
         await using var counts = new NpgsqlBatch(connection, transaction);
         counts.BatchCommands.Add(Command("SELECT live FROM counter_totals WHERE id = 1 FOR UPDATE"));
         counts.BatchCommands.Add(Command("SELECT key_id, live FROM counter_owners WHERE key_id = ANY($1) ORDER BY key_id FOR UPDATE", [owners]));
@@ -290,7 +305,12 @@ internal sealed class PostgresCounterStore(
             // An expired record of the same key is replaced; a live one committed meanwhile by another
             // instance makes the insert fail, and the retry replays it instead of applying twice.
             write.BatchCommands.Add(Command("""
-                DELETE FROM idempotency WHERE (caller, key) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at < $3
+                WITH gone AS (
+                    DELETE FROM idempotency WHERE (caller, key) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at < $3
+                    RETURNING caller, size
+                )
+                UPDATE idempotency_usage AS u SET bytes = u.bytes - g.total
+                FROM (SELECT caller, sum(size) AS total FROM gone GROUP BY caller) AS g WHERE u.caller = g.caller
                 """, [callers, keys, notBefore]));
             write.BatchCommands.Add(Command("""
                 INSERT INTO idempotency (caller, key, fingerprint, outcome, size, created_at)
@@ -368,6 +388,9 @@ internal sealed class PostgresCounterStore(
         }
         return [.. names];
     }
+
+    private static bool HasDeletion(IReadOnlyList<PendingRequest> batch) => batch.Any(request =>
+        request.Command?.Kind == CommandKind.Delete || request.Batch?.Operations.Any(operation => operation.Kind == CommandKind.Delete) == true);
 
     private static (string[] Callers, string[] Keys) IdempotencyKeysOf(IReadOnlyList<PendingRequest> batch)
     {
