@@ -43,6 +43,8 @@ PG_EXTRA_CONNS=${BENCH_PG_EXTRA_CONNS:-256}
 PG_FSYNC_TEST=${BENCH_PG_FSYNC_TEST:-1}
 NGINX=${BENCH_NGINX:-/usr/sbin/nginx}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
+PG_QUIET_VARIANT=${BENCH_PG_QUIET_VARIANT:-1}
+read -ra PG_TALLY_ARGS <<<"${BENCH_PG_TALLY_ARGS:-}"
 
 RESULTS=$RAW_DIR/results.jsonl
 PY_SYS=/usr/bin/python3 # Debian's python: the one apt's flask, redis and gunicorn belong to
@@ -529,7 +531,7 @@ PG_AS=()
 
 # pg_sql DB SQL: runs SQL as the superuser over TCP; prints rows unaligned.
 pg_sql() {
-  "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -c "$2"
+  PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -c "$2"
 }
 
 # A private PostgreSQL: temp data dir, 127.0.0.1 and a free port, trust auth,
@@ -580,7 +582,24 @@ pg_fresh_db() {
 # Per-scenario hooks for tally_scenario: WAL written, and the errors
 # PostgreSQL logged (deadlocks, serialization failures, unique violations:
 # Tally retries those) and warnings or errors Tally logged, during the measurement.
+# cpu_ticks PID...: user + system clock ticks of these processes and their
+# children (PostgreSQL's backends, nginx's workers), waited-for ones included.
+cpu_ticks() {
+  local p c total=0
+  for p; do
+    for c in "$p" $(pgrep -P "$p" || true); do
+      total=$((total + $(awk '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " "); print f[12] + f[13] + f[14] + f[15] }' "/proc/$c/stat" 2>/dev/null || echo 0)))
+    done
+  done
+  echo "$total"
+}
+
+pg_cpu_snapshot() {
+  echo "$(cpu_ticks "${PG_INST_PIDS[@]}") $(cpu_ticks "$PG_PID") $(cpu_ticks ${NGINX_PID:-}) $(now_ms)"
+}
+
 pg_before() {
+  pg_cpu_snapshot >"$1.cpu-before"
   pg_sql postgres 'SELECT pg_current_wal_lsn()' >"$1.pg-lsn-before"
   wc -l <"$RAW_DIR/postgres.log" >"$1.pg-log-lines"
   local f
@@ -588,7 +607,10 @@ pg_before() {
 }
 
 pg_after() {
-  local raw=$1 lsn0 wal seg dl ser uq err tw i=0 f n
+  local raw=$1 lsn0 wal seg dl ser uq err tw i=0 f n c0 c1 hz
+  read -ra c1 <<<"$(pg_cpu_snapshot)"
+  read -ra c0 <"$raw.cpu-before"
+  hz=$(getconf CLK_TCK)
   lsn0=$(cat "$raw.pg-lsn-before")
   wal=$(pg_sql postgres "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0')::bigint")
   seg=$(tail -n +"$(($(cat "$raw.pg-log-lines") + 1))" "$RAW_DIR/postgres.log")
@@ -606,7 +628,10 @@ pg_after() {
   done
   echo "--field instances=$PG_SCEN_INSTANCES --field wal_bytes=$wal --field pg_errors=$err" \
     "--field pg_deadlocks=$dl --field pg_serialization_failures=$ser --field pg_unique_violations=$uq" \
-    "--field tally_log_warnings=$tw"
+    "--field tally_log_warnings=$tw --field cpu_window_s=$(awk -v a="${c0[3]}" -v b="${c1[3]}" 'BEGIN { printf "%.2f", (b - a) / 1000 }')" \
+    "--field cpu_tally_s=$(awk -v a="${c0[0]}" -v b="${c1[0]}" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')" \
+    "--field cpu_postgres_s=$(awk -v a="${c0[1]}" -v b="${c1[1]}" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')" \
+    "--field cpu_nginx_s=$(awk -v a="${c0[2]}" -v b="${c1[2]}" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')"
 }
 
 # pg_tally_start DB N: N Tally instances on database DB; with N > 1 a private
@@ -615,7 +640,8 @@ pg_tally_start() {
   local db=$1 n=$2 i
   pg_fresh_db "$db"
   TALLY_EXTRA_ARGS=(--Store postgres --Postgres
-    "Host=127.0.0.1;Port=$PG_PORT;Database=$db;Username=postgres;Maximum Pool Size=$PG_POOL")
+    "Host=127.0.0.1;Port=$PG_PORT;Database=$db;Username=postgres;Maximum Pool Size=$PG_POOL"
+    ${PG_TALLY_ARGS[@]+"${PG_TALLY_ARGS[@]}"})
   PG_INST_PIDS=() METRICS_URLS=() PG_TALLY_LOGS=()
   for ((i = 1; i <= n; i++)); do
     READY_NOTE=
@@ -785,6 +811,20 @@ group_postgres() {
       pg_tally_stop
     fi
   done
+  # As shipped, appsettings.json logs Npgsql at Information: every SQL command
+  # a line on the console. The same hot scenarios with that category at Warning:
+  if [[ $PG_QUIET_VARIANT == 1 ]]; then
+    PG_TALLY_ARGS=(--Logging:LogLevel:Npgsql Warning)
+    for n in 1 "$PG_INSTANCES"; do
+      local via="" s=""
+      ((n == 1)) || { via=" behind nginx"; s=s; }
+      pg_tally_start "tally_hot_${n}_quiet" "$n"
+      COUNTERS=1 tally_scenario postgres "pg${n}_hot_npgsql_warn" "$n instance$s$via, POST /counters/hot/increment, Npgsql log level Warning" "$CONNS" \
+        /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+      pg_tally_stop
+    done
+    PG_TALLY_ARGS=()
+  fi
   SCENARIO_BEFORE_HOOK= SCENARIO_AFTER_HOOK=
   pg_stop
 }
