@@ -107,6 +107,7 @@ cleanup() {
   if [[ ${BENCH_KEEP_TMP:-0} != 1 ]]; then
     [[ -z ${WORK:-} ]] || rm -rf "$WORK"
     [[ -z ${PG_TMP:-} ]] || rm -rf "$PG_TMP"
+    [[ -z ${NGINX_DIR:-} ]] || rm -rf "$NGINX_DIR"
   fi
   if ((rc)); then log "failed (exit $rc); raw output and server logs are in $RAW_DIR"; fi
   exit "$rc"
@@ -659,6 +660,7 @@ pg_tally_start() {
 pg_tally_stop() {
   local p
   [[ -z ${NGINX_PID:-} ]] || { stop_pid "$NGINX_PID" 10; NGINX_PID=; }
+  [[ -z ${NGINX_DIR:-} || ${BENCH_KEEP_TMP:-0} == 1 ]] || { rm -rf "$NGINX_DIR"; NGINX_DIR=; }
   for p in "${PG_INST_PIDS[@]}"; do
     stop_pid "$p"
     ((STOP_KILLED == 0)) || log "Tally (pid $p) needed SIGKILL to stop"
@@ -673,6 +675,7 @@ pg_tally_stop() {
 nginx_start() {
   local dir port u servers="" i code
   dir=$(mktemp -d /tmp/tally-bench-nginx.XXXXXX)
+  NGINX_DIR=$dir
   chmod 755 "$dir"
   mkdir -p "$dir/tmp"
   port=$(free_port)
