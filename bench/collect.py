@@ -8,6 +8,7 @@ which bench/report.py turns into Markdown.
   collect.py add     --results F --group G --id ID --title T [--wrk FILE | --redis-csv FILE] ...
   collect.py alias   --results F --source G/ID --group G --id ID --title T [--counters N]
   collect.py extra   --results F --key K [--field name=value ...]
+  collect.py pgextra --results F --rtt FILE --commit1 FILE [--pg-test-fsync FILE] [--field name=value ...]
   collect.py finish  --results F --out benchmarks.json [--setting name=value ...]
 """
 
@@ -88,6 +89,102 @@ def parse_commit_metrics(path):
     return ops, writes if writes is not None else commits
 
 
+_SUMS = {
+    "commit_seconds": re.compile(r"^tally_commit_duration\w*_(sum|count)(\{[^}]*\})?\s+(\S+)"),
+    "store_errors": re.compile(r"^tally_store_errors_total()(\{[^}]*\})?\s+(\S+)"),
+}
+
+
+def parse_sums(path):
+    """{name: {part: value}} for the series in _SUMS, summed over label sets and
+    over instances (run.sh concatenates the /metrics of several instances)."""
+    if not path or not os.path.exists(path) or os.path.getsize(path) == 0:
+        return None
+    out = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            for name, rx in _SUMS.items():
+                m = rx.match(line)
+                if m:
+                    try:
+                        v = float(m.group(3))
+                    except ValueError:
+                        continue
+                    part = m.group(1) or "value"
+                    out.setdefault(name, {}).setdefault(part, 0.0)
+                    out[name][part] += v
+    return out
+
+
+def sum_deltas(before, after):
+    b, a = parse_sums(before), parse_sums(after)
+    if b is None or a is None:
+        return {}
+    res = {}
+    ca, cb = a.get("commit_seconds", {}), b.get("commit_seconds", {})
+    n = ca.get("count", 0) - cb.get("count", 0)
+    if n > 0:
+        res["commit_ms_mean"] = (ca.get("sum", 0) - cb.get("sum", 0)) / n * 1000
+    if "store_errors" in a:
+        res["store_errors"] = a["store_errors"].get("value", 0) - b.get("store_errors", {}).get("value", 0)
+    return res
+
+
+def parse_pgbench(path):
+    """pgbench's summary: tps, latency average, transactions, failures."""
+    out = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    for key, rx in (
+        ("tps", r"^tps = ([0-9.]+) \(without initial connection time\)"),
+        ("latency_avg_ms", r"^latency average = ([0-9.]+) ms"),
+        ("transactions", r"^number of transactions actually processed: (\d+)"),
+        ("failed", r"^number of failed transactions: (\d+)"),
+        ("duration_s", r"^duration: (\d+) s"),
+    ):
+        m = re.search(rx, text, re.M)
+        if m:
+            out[key] = float(m.group(1))
+    return out if "tps" in out else None
+
+
+def pgbench_latencies(prefix):
+    """Per-transaction latencies (ms) from pgbench -l files PREFIX.<pid>[.<n>]."""
+    import glob
+
+    lat = []
+    for path in glob.glob(prefix + ".*"):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2].isdigit():
+                    lat.append(int(parts[2]) / 1000)
+    return sorted(lat)
+
+
+def pct(sorted_vals, q):
+    if not sorted_vals:
+        return None
+    i = min(len(sorted_vals) - 1, max(0, int(round(q * len(sorted_vals) + 0.5)) - 1))
+    return sorted_vals[i]
+
+
+def parse_test_fsync(path):
+    """pg_test_fsync: fdatasync of one 8 kB write (the first section), ops/s and µs/op."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                m = re.match(r"^\s+fdatasync\s+([0-9.,]+) ops/sec\s+([0-9.,]+) usecs/op", line)
+                if m:
+                    return float(m.group(1).replace(",", "")), float(m.group(2).replace(",", ""))
+    except FileNotFoundError:
+        pass
+    return None
+
+
 def flush_stats(before, after, mutates):
     b, a = parse_commit_metrics(before), parse_commit_metrics(after)
     if b is None or a is None:
@@ -126,7 +223,7 @@ def cmd_add(args):
         "flush_note": None,
         "peak_rss_kb": args.peak_rss_kb,
         "peak_rss_scope": args.peak_rss_scope,
-        "raw": relative(args.wrk or args.redis_csv),
+        "raw": relative(args.wrk or args.redis_csv or args.pgbench),
     }
     if args.status == "ok":
         if args.wrk:
@@ -136,6 +233,7 @@ def cmd_add(args):
                 rec["note"] = "; ".join(filter(None, [rec["note"], "wrk produced no result"]))
             else:
                 secs = w["duration_us"] / 1e6
+                rec["duration_s"] = secs
                 lat = w["latency_us"]
                 rec["requests"] = w["requests"]
                 rec["requests_per_s"] = w["requests"] / secs
@@ -146,6 +244,24 @@ def cmd_add(args):
                     rec["status"] = "errors"
                     desc = ", ".join(f"{v} {k}" for k, v in errs.items())
                     rec["note"] = "; ".join(filter(None, [rec["note"], f"errors: {desc} (status = non-2xx/3xx answers)"]))
+        elif args.pgbench:
+            r = parse_pgbench(args.pgbench)
+            if r is None:
+                rec["status"] = "failed"
+                rec["note"] = "; ".join(filter(None, [rec["note"], "pgbench produced no tps line"]))
+            else:
+                rec["requests_per_s"] = r["tps"]
+                rec["requests"] = int(r.get("transactions", 0))
+                rec["duration_s"] = r.get("duration_s")
+                lat = pgbench_latencies(args.pgbench_log_prefix) if args.pgbench_log_prefix else []
+                rec["latency_ms"] = {"mean": r.get("latency_avg_ms")}
+                if lat:
+                    rec["latency_ms"].update({"p50": pct(lat, 0.5), "p90": pct(lat, 0.9), "p99": pct(lat, 0.99),
+                                              "p999": pct(lat, 0.999), "max": lat[-1]})
+                if r.get("failed"):
+                    rec["status"] = "errors"
+                    rec["errors"] = {"failed": int(r["failed"])}
+                    rec["note"] = "; ".join(filter(None, [rec["note"], f"{int(r['failed'])} failed transactions"]))
         elif args.redis_csv:
             r = parse_redis_csv(args.redis_csv)
             if r is None:
@@ -167,6 +283,10 @@ def cmd_add(args):
             if why is None:
                 rec["increments_per_flush"] = ops / commits
             rec["flush_note"] = why
+            rec.update(sum_deltas(args.metrics_before, args.metrics_after))
+    for kv in args.field or []:
+        k, _, v = kv.partition("=")
+        rec[k] = convert(v)
     append(args.results, {"type": "scenario", **rec})
 
 
@@ -192,6 +312,23 @@ def cmd_extra(args):
         k, _, v = kv.partition("=")
         fields[k] = convert(v)
     append(args.results, {"type": "extra", "key": args.key, "fields": fields})
+
+
+def cmd_pgextra(args):
+    fields = {}
+    for name, path in (("rtt", args.rtt), ("commit1", args.commit1)):
+        r = parse_pgbench(path) if path else None
+        if r:
+            fields[f"{name}_latency_ms"] = r.get("latency_avg_ms")
+            fields[f"{name}_tps"] = r["tps"]
+    if args.pg_test_fsync:
+        r = parse_test_fsync(args.pg_test_fsync)
+        if r:
+            fields["fdatasync_ops_per_s"], fields["fdatasync_us"] = r
+    for kv in args.field or []:
+        k, _, v = kv.partition("=")
+        fields[k] = convert(v)
+    append(args.results, {"type": "extra", "key": "postgres", "fields": fields})
 
 
 def cmd_finish(args):
@@ -306,7 +443,18 @@ def main():
     a.add_argument("--counters", type=int)
     a.add_argument("--durability")
     a.add_argument("--ops-per-request", type=int)
+    a.add_argument("--pgbench")
+    a.add_argument("--pgbench-log-prefix")
+    a.add_argument("--field", action="append", help="name=value, stored in the record as is")
     a.set_defaults(func=cmd_add)
+
+    a = sub.add_parser("pgextra")
+    a.add_argument("--results", required=True)
+    a.add_argument("--rtt")
+    a.add_argument("--commit1")
+    a.add_argument("--pg-test-fsync")
+    a.add_argument("--field", action="append")
+    a.set_defaults(func=cmd_pgextra)
 
     a = sub.add_parser("alias")
     a.add_argument("--results", required=True)

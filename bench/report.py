@@ -39,6 +39,21 @@ RATIOS = [
     ("healthz / redis INCR", "http/healthz", "compare/redis_incr"),
 ]
 
+# PostgreSQL targets: (label, numerator, denominator, target ratio or None).
+PG_RATIOS = [
+    ("hot counter, 1 instance on PostgreSQL / pgbench naive", "postgres/pg1_hot", "postgres/pgbench_hot", 3.0),
+    ("hot counter, 3 instances on PostgreSQL / pgbench naive", "postgres/pg3_hot", "postgres/pgbench_hot", 3.0),
+    ("hot counter: 1 instance on PostgreSQL / embedded store (sync, Auth=off)", "postgres/pg1_hot", "http/inc_hot_sync_noauth", 0.5),
+    ("hot counter: 1 instance on PostgreSQL / embedded store (sync, auth on)", "postgres/pg1_hot", "http/inc_hot_sync", 0.5),
+    ("10,000 names: 1 instance on PostgreSQL / embedded store (sync, auth on)", "postgres/pg1_spread", "http/inc_spread_sync", 0.5),
+    ("hot counter: 3 instances / 1 instance", "postgres/pg3_hot", "postgres/pg1_hot", None),
+    ("10,000 names: 3 instances / 1 instance", "postgres/pg3_spread", "postgres/pg1_spread", None),
+    ("hot counter, 1 instance: Npgsql log at Warning / as shipped", "postgres/pg1_hot_npgsql_warn", "postgres/pg1_hot", None),
+    ("hot counter, 3 instances: Npgsql log at Warning / as shipped", "postgres/pg3_hot_npgsql_warn", "postgres/pg3_hot", None),
+]
+PG_P99 = ["postgres/pg1_hot", "postgres/pg1_spread", "postgres/pg3_hot", "postgres/pg3_spread"]
+PG_P99_TARGET_MS = 20.0
+
 STATUS_TEXT = {
     "not_available": "not available yet",
     "skipped": "skipped",
@@ -104,6 +119,129 @@ def scenario_row(s):
         f"| {s['title']} | {rps} | {incs} | {ms(lat.get('p50'))} | {ms(lat.get('p99'))} "
         f"| {per_flush(s)} | {mib(s.get('peak_rss_kb'))} | {notes(s)} |"
     )
+
+
+def cores(s, key):
+    w = s.get("cpu_window_s")
+    v = s.get(key)
+    if not w or v is None:
+        return "—"
+    return f"{v / w:.2f}"
+
+
+def pg_row(s):
+    if not has_numbers(s):
+        text = STATUS_TEXT.get(s["status"], s["status"])
+        return f"| {s['title']} | {s.get('instances', '—')} | {text} | — | — | — | — | — | — | — | — | {notes(s)} |"
+    lat = s.get("latency_ms") or {}
+    rps = num(s["requests_per_s"])
+    if s["status"] == "errors":
+        rps += " ⚠"
+    fl = s.get("flush") or {}
+    commits = fl.get("commits")
+    cps = num(commits / s["duration_s"]) if commits and s.get("duration_s") else "—"
+    per_commit = num(s["increments_per_flush"], 1) if s.get("increments_per_flush") is not None else (
+        "n/a" if s.get("subject") != "tally" else "—")
+    commit_ms = ms(s.get("commit_ms_mean")) if s.get("commit_ms_mean") is not None else (
+        ms(lat.get("mean")) + " (one transaction)" if s.get("subject") == "pgbench" else "—")
+    wal = "—"
+    if s.get("wal_bytes") is not None and s.get("requests"):
+        wal = num(s["wal_bytes"] / s["requests"])
+    cpu = (f"{cores(s, 'cpu_tally_s')} / {cores(s, 'cpu_postgres_s')} / {cores(s, 'cpu_nginx_s')}"
+           if s.get("cpu_window_s") else "—")
+    errs = []
+    if s.get("errors"):
+        errs.append(", ".join(f"{v} {k}" for k, v in s["errors"].items()))
+    for key, label in (("pg_deadlocks", "deadlocks"), ("pg_serialization_failures", "serialization failures"),
+                       ("pg_unique_violations", "unique violations"), ("pg_errors", "PostgreSQL errors logged"),
+                       ("store_errors", "store errors"), ("tally_log_warnings", "Tally warnings logged")):
+        if s.get(key):
+            errs.append(f"{int(s[key])} {label}")
+    if not errs and s.get("subject") == "tally":
+        errs.append("none")
+    inst = "—" if s.get("subject") == "pgbench" else s.get("instances", "—")
+    return (
+        f"| {s['title']} | {inst} | {rps} | {ms(lat.get('p50'))} | {ms(lat.get('p99'))} "
+        f"| {per_commit} | {commit_ms} | {cps} | {wal} | {cpu} | {'; '.join(errs) or '—'} | {notes(s)} |"
+    )
+
+
+def render_postgres(doc, by_key, w):
+    rows = [s for s in doc["scenarios"] if s["group"] == "postgres"]
+    if not rows:
+        return
+    st = doc["settings"]
+    x = doc.get("extras", {}).get("postgres", {})
+    w(f"## Tally on PostgreSQL (`Store=postgres`, {rows[0].get('connections')} connections unless the title says otherwise)")
+    w("")
+    w(f"One private PostgreSQL {x.get('server_version', '15')} started by the harness (temporary data directory, "
+      "127.0.0.1, `fsync=on`, `synchronous_commit=on`, otherwise defaults); every scenario on a fresh database. "
+      f"Tally instances with `--Auth off`, rate limit off, `Maximum Pool Size={st.get('pg_pool')}`; "
+      f"{st.get('pg_instances')} instances behind a private nginx ({st.get('nginx_workers')} worker, "
+      "upstream as in `deploy/nginx/tally-cluster.conf`: `least_conn`, keep-alive 64). The naive baseline is "
+      "`pgbench` with one `UPDATE counters SET value = value + 1 WHERE name = 'hot'` per transaction, "
+      "in a database of its own with a one-row table, no HTTP in front.")
+    w("")
+    w("- *increments per commit*: `tally_commit_batch_size` sum over `tally_store_writes_total` in `/metrics` "
+      "(summed over the instances); *commit ms*: mean of `tally_commit_duration_seconds` (apply and commit one batch, "
+      "including the wait for the row locks); *commits/s*: Tally's commits over the measurement.")
+    w("- *WAL bytes per request*: `pg_current_wal_lsn()` before and after, over the requests answered.")
+    w("- *CPU cores*: user + system time of the Tally processes / PostgreSQL (postmaster and backends) / nginx "
+      "during the measurement, over its wall time; the machine has "
+      f"{doc['machine'].get('nproc') or '?'} cores in all, and wrk takes what is left.")
+    w("- *errors, retries*: non-2xx answers counted by wrk; deadlocks, serialization failures and unique violations "
+      "PostgreSQL logged (Tally retries those commits; its own retry log line is at Debug and not shown); "
+      "`warn`/`fail` lines in Tally's logs.")
+    w("")
+    w("| scenario | instances | requests/s | p50 ms | p99 ms | increments per commit | commit ms | commits/s "
+      "| WAL bytes per request | CPU cores Tally / PostgreSQL / nginx | errors, retries | notes |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    for s in rows:
+        w(pg_row(s))
+    w("")
+    if x:
+        w("PostgreSQL on this machine, one client (pgbench, "
+          f"{st.get('duration_s') if (st.get('duration_s') or 0) < 3 else 3} s each):")
+        w("")
+        w("| | |")
+        w("|---|---:|")
+        if x.get("rtt_latency_ms") is not None:
+            w(f"| round trip, `SELECT 1` over TCP on 127.0.0.1 | {x['rtt_latency_ms'] * 1000:,.0f} µs |")
+        if x.get("commit1_latency_ms") is not None:
+            w(f"| one-row `UPDATE` committed (round trip + WAL flush) | {x['commit1_latency_ms']:.2f} ms "
+              f"({num(x.get('commit1_tps'))} commits/s) |")
+        if x.get("fdatasync_us") is not None:
+            w(f"| `pg_test_fsync -s 1`, fdatasync of one 8 kB write | {x['fdatasync_us']:,.0f} µs "
+              f"({num(x.get('fdatasync_ops_per_s'))} ops/s) |")
+        w("")
+    w("### PostgreSQL: ratios and targets (same run)")
+    w("")
+    w("| ratio | value | target | |")
+    w("|---|---:|---:|---|")
+    for label, a, b, target in PG_RATIOS:
+        sa, sb = by_key.get(a), by_key.get(b)
+        if not sa:
+            continue
+        if not sb:
+            w(f"| {label} | n/a ({b} not in this run) | {'≥ ' + format(target, '.1f') + '×' if target else '—'} | |")
+            continue
+        if has_numbers(sa) and has_numbers(sb) and rate(sb):
+            v = rate(sa) / rate(sb)
+            verdict = "" if target is None else ("met" if v >= target else "**missed**")
+            w(f"| {label} | {v:.2f}× | {'≥ ' + format(target, '.1f') + '×' if target else '—'} | {verdict} |")
+    for key in PG_P99:
+        s = by_key.get(key)
+        if not s or not has_numbers(s):
+            continue
+        p99 = (s.get("latency_ms") or {}).get("p99")
+        if p99 is None:
+            continue
+        verdict = "met" if p99 < PG_P99_TARGET_MS else "**missed**"
+        w(f"| p99, {s['title']} | {ms(p99)} ms | < {PG_P99_TARGET_MS:.0f} ms | {verdict} |")
+    s = by_key.get("postgres/pgbench_hot")
+    if s and has_numbers(s) and (s.get("latency_ms") or {}).get("p99") is not None:
+        w(f"| p99, {s['title']} (for reference) | {ms(s['latency_ms']['p99'])} ms | — | |")
+    w("")
 
 
 def render(doc):
@@ -193,6 +331,8 @@ def render(doc):
                 w("| stop before the restart | needed SIGKILL |")
             w("")
 
+    render_postgres(doc, by_key, w)
+
     w("## Side by side")
     w("")
     for label, a, b in RATIOS:
@@ -218,7 +358,7 @@ def render(doc):
     w("```")
     w(st.get("build_command", ""))
     w(st.get("tally_command", ""))
-    for key in ("redis_server_command", "gunicorn_command"):
+    for key in ("redis_server_command", "gunicorn_command", "postgres_server_command", "tally_pg_command", "nginx_command"):
         if st.get(key):
             w(st[key])
     w("```")

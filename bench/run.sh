@@ -28,13 +28,23 @@ BATCH=${BENCH_BATCH_SIZE:-1000}
 # One worker per core; gthread keeps connections alive (sync workers close
 # each one) and measured fastest of the few settings tried on 2 cores.
 FLASK_ARGS=${BENCH_FLASK_ARGS:-"-w 2 -k gthread --threads 4"}
-ONLY=${BENCH_ONLY:-"tally compare big"}
+ONLY=${BENCH_ONLY:-"tally compare big postgres"}
 OUT_DIR=${BENCH_OUT_DIR:-$REPO/docs}
 RAW_DIR=${BENCH_RAW_DIR:-$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ)}
 READY_TIMEOUT=${BENCH_READY_TIMEOUT:-120}
 BENCH_KEY=${BENCH_KEY:-bench-admin-key-0123456789abcdef}
 STOP_TIMEOUT=${BENCH_STOP_TIMEOUT:-20}
 LOAD_TIMEOUT=${BENCH_LOAD_TIMEOUT:-1200}
+# PostgreSQL group (see bench/README.md).
+PG_BIN=${BENCH_PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_POOL=${BENCH_PG_POOL:-20}
+PG_INSTANCES=${BENCH_PG_INSTANCES:-3}
+PG_EXTRA_CONNS=${BENCH_PG_EXTRA_CONNS-256} # empty: none
+PG_FSYNC_TEST=${BENCH_PG_FSYNC_TEST:-1}
+NGINX=${BENCH_NGINX:-/usr/sbin/nginx}
+NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
+PG_QUIET_VARIANT=${BENCH_PG_QUIET_VARIANT:-1}
+read -ra PG_TALLY_ARGS <<<"${BENCH_PG_TALLY_ARGS:-}"
 
 RESULTS=$RAW_DIR/results.jsonl
 PY_SYS=/usr/bin/python3 # Debian's python: the one apt's flask, redis and gunicorn belong to
@@ -66,19 +76,19 @@ alive() {
   [[ ${stat%% *} != Z ]]
 }
 
-# stop_pid PID [TIMEOUT]: SIGTERM, then SIGKILL after TIMEOUT seconds.
+# stop_pid PID [TIMEOUT [SIGNAL]]: SIGNAL (TERM), then SIGKILL after TIMEOUT seconds.
 # Sets STOP_KILLED=1 when SIGKILL was needed.
 stop_pid() {
-  local pid=$1 timeout=${2:-$STOP_TIMEOUT} i
+  local pid=$1 timeout=${2:-$STOP_TIMEOUT} sig=${3:-TERM} i
   STOP_KILLED=0
   if alive "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
+    kill -"$sig" "$pid" 2>/dev/null || true
     for ((i = 0; i < timeout * 10; i++)); do
       alive "$pid" || break
       sleep 0.1
     done
     if alive "$pid"; then
-      log "pid $pid still running ${timeout}s after SIGTERM; sending SIGKILL"
+      log "pid $pid still running ${timeout}s after SIG$sig; sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
       STOP_KILLED=1
     fi
@@ -90,8 +100,15 @@ stop_pid() {
 cleanup() {
   local rc=$? i
   trap - EXIT
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}" 5; done
-  if [[ ${BENCH_KEEP_TMP:-0} != 1 && -n ${WORK:-} ]]; then rm -rf "$WORK"; fi
+  # PostgreSQL: SIGINT is its fast shutdown (SIGTERM would wait for its clients).
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    if [[ ${PIDS[i]} == "${PG_PID:-}" ]]; then stop_pid "${PIDS[i]}" 10 INT; else stop_pid "${PIDS[i]}" 5; fi
+  done
+  if [[ ${BENCH_KEEP_TMP:-0} != 1 ]]; then
+    [[ -z ${WORK:-} ]] || rm -rf "$WORK"
+    [[ -z ${PG_TMP:-} ]] || rm -rf "$PG_TMP"
+    [[ -z ${NGINX_DIR:-} ]] || rm -rf "$NGINX_DIR"
+  fi
   if ((rc)); then log "failed (exit $rc); raw output and server logs are in $RAW_DIR"; fi
   exit "$rc"
 }
@@ -149,6 +166,11 @@ install_missing() {
   $PY_SYS -c 'import flask' 2>/dev/null || pkgs+=(python3-flask)
   $PY_SYS -c 'import redis' 2>/dev/null || pkgs+=(python3-redis)
   $PY_SYS -c 'import gunicorn' 2>/dev/null || pkgs+=(gunicorn)
+  if wants postgres; then
+    { [[ -x $PG_BIN/postgres && -x $PG_BIN/initdb && -x $PG_BIN/pgbench && -x $PG_BIN/psql ]]; } || pkgs+=(postgresql-15)
+    [[ -x $NGINX ]] || pkgs+=(nginx)
+    command -v setpriv >/dev/null || pkgs+=(util-linux)
+  fi
   ((${#pkgs[@]})) || return 0
   [[ $(id -u) == 0 ]] || die "missing packages: ${pkgs[*]}; run as root or install them"
   log "installing ${pkgs[*]}"
@@ -197,6 +219,7 @@ build_tally() {
 
 # start_tally LABEL DURABILITY DATADIR [AUTH]: sets TALLY_PID, TALLY_URL, READY_MS.
 # AUTH is on (default: one admin key, sent by every request) or off.
+# TALLY_EXTRA_ARGS (an array, usually empty) is appended to the command line.
 start_tally() {
   local label=$1 durability=$2 datadir=$3 auth=${4:-on} t0 code
   local auth_args=(--AdminKey "$BENCH_KEY")
@@ -213,7 +236,7 @@ start_tally() {
   # From the publish directory, as deployed: the content root is the working
   # directory, and the shipped appsettings.json (log levels) is read from it.
   (cd "$(dirname "$TALLY_DLL")" && TALLY_RATELIMIT__PERMITSPERSECOND=0 exec dotnet "$TALLY_DLL" \
-    --urls "$TALLY_URL" --DataDir "$datadir" --Durability "$durability" "${auth_args[@]}") \
+    --urls "$TALLY_URL" --DataDir "$datadir" --Durability "$durability" "${auth_args[@]}" ${TALLY_EXTRA_ARGS[@]+"${TALLY_EXTRA_ARGS[@]}"}) \
     >>"$RAW_DIR/tally-$label.log" 2>&1 &
   TALLY_PID=$!
   PIDS+=("$TALLY_PID")
@@ -242,11 +265,22 @@ stop_tally() {
   ((STOP_KILLED == 0)) || log "Tally needed SIGKILL to stop"
 }
 
+# fetch_metrics FILE: GET /metrics of TALLY_URL, or of every URL in METRICS_URLS
+# (several instances: their texts are concatenated, and collect.py sums over
+# lines). Empty when any of them did not answer 200.
 fetch_metrics() {
-  local code
-  code=$(curl -s -o "$1" -w '%{http_code}' --max-time 30 "$TALLY_URL/metrics" || true)
-  [[ $code == 200 ]] || : >"$1"
+  local code u part=$1.part urls=("$TALLY_URL")
+  ((${#METRICS_URLS[@]})) && urls=("${METRICS_URLS[@]}")
+  : >"$1"
+  for u in "${urls[@]}"; do
+    code=$(curl -s -o "$part" -w '%{http_code}' --max-time 30 "$u/metrics" || true)
+    if [[ $code != 200 ]]; then : >"$1"; rm -f "$part"; return 0; fi
+    cat "$part" >>"$1"
+  done
+  rm -f "$part"
 }
+METRICS_URLS=() # set while several instances serve one scenario
+RSS_PIDS=()     # likewise: the server processes whose RSS is summed
 
 # run_wrk OUT CONNS SECONDS URL [VAR=VALUE ...]: runs wrk with the Lua script,
 # the variables in its environment; sets WRK_CMD to the command line.
@@ -284,16 +318,22 @@ tally_scenario() {
   fi
   [[ $code == 2* ]] || note="${note:+$note; }probe $method $ppath answered $code"
   if ((WARMUP > 0)); then run_wrk "$raw.warmup.txt" "$conns" "$WARMUP" "$TALLY_URL$path" "$@"; fi
+  local pids=("$TALLY_PID") p
+  ((${#RSS_PIDS[@]})) && pids=("${RSS_PIDS[@]}")
   fetch_metrics "$raw.metrics-before.txt"
-  reset_peak "$TALLY_PID"
+  [[ -z ${SCENARIO_BEFORE_HOOK:-} ]] || $SCENARIO_BEFORE_HOOK "$raw"
+  reset_peak "${pids[@]}"
   run_wrk "$raw.txt" "$conns" "$DURATION" "$TALLY_URL$path" "$@"
   fetch_metrics "$raw.metrics-after.txt"
-  local peak
-  peak=$(proc_kb VmHWM "$TALLY_PID")
-  alive "$TALLY_PID" || die "Tally died during $group/$id (see $RAW_DIR)"
+  local peak extra_fields=()
+  peak=$(proc_kb VmHWM "${pids[@]}")
+  for p in "${pids[@]}"; do alive "$p" || die "Tally (pid $p) died during $group/$id (see $RAW_DIR)"; done
+  # The hook prints "--field name=value" words for collect.py (PostgreSQL counters).
+  [[ -z ${SCENARIO_AFTER_HOOK:-} ]] || read -ra extra_fields <<<"$($SCENARIO_AFTER_HOOK "$raw")"
   python3 bench/collect.py add "${common[@]}" --wrk "$raw.txt" \
     --metrics-before "$raw.metrics-before.txt" --metrics-after "$raw.metrics-after.txt" \
-    --peak-rss-kb "$peak" --peak-rss-scope "$PEAK_SCOPE" --command "$WRK_CMD" ${note:+--note "$note"}
+    --peak-rss-kb "$peak" --peak-rss-scope "$PEAK_SCOPE" --command "$WRK_CMD" ${note:+--note "$note"} \
+    ${extra_fields[@]+"${extra_fields[@]}"}
   grep -E '^Requests/sec' "$raw.txt" | sed "s|^|[bench] $group/$id: |" >&2 || true
 }
 
@@ -484,6 +524,314 @@ group_compare() {
   stop_pid "$redis_pid"
 }
 
+# ---------------------------------------------------------------- PostgreSQL
+
+PG_PID=
+PG_TMP=
+PG_AS=()
+
+# pg_sql DB SQL: runs SQL as the superuser over TCP; prints rows unaligned.
+pg_sql() {
+  PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -c "$2"
+}
+
+# A private PostgreSQL: temp data dir, 127.0.0.1 and a free port, trust auth,
+# fsync and synchronous_commit on (what a 2xx from Tally promises). initdb
+# refuses root, so as root both run as the postgres OS user.
+pg_start() {
+  PG_TMP=$(mktemp -d /tmp/tally-bench-pg.XXXXXX)
+  PG_PORT=$(free_port)
+  if [[ $(id -u) == 0 ]]; then
+    id postgres >/dev/null 2>&1 || die "no postgres OS user (the postgresql-15 package creates it)"
+    chown postgres:postgres "$PG_TMP"
+    PG_AS=(setpriv --reuid=postgres --regid=postgres --init-groups)
+  fi
+  chmod 700 "$PG_TMP"
+  (cd "$PG_TMP" && ${PG_AS[@]+"${PG_AS[@]}"} mkdir "$PG_TMP/sock" &&
+    ${PG_AS[@]+"${PG_AS[@]}"} "$PG_BIN/initdb" -D "$PG_TMP/data" -U postgres -E UTF8 --locale=C \
+      --auth-local=trust --auth-host=trust) >"$RAW_DIR/postgres-initdb.log" 2>&1 ||
+    { tail -20 "$RAW_DIR/postgres-initdb.log" >&2; die "initdb failed"; }
+  PG_MAX_CONN=$((PG_INSTANCES * (PG_POOL + 1) + CONNS + 30))
+  local cmd=("$PG_BIN/postgres" -D "$PG_TMP/data" -p "$PG_PORT" -c listen_addresses=127.0.0.1
+    -c "unix_socket_directories=$PG_TMP/sock" -c fsync=on -c synchronous_commit=on
+    -c "max_connections=$PG_MAX_CONN")
+  PG_SERVER_CMD=$(shell_words "${cmd[@]}")
+  # setpriv execs, so $! is postgres itself.
+  (cd "$PG_TMP" && exec ${PG_AS[@]+"${PG_AS[@]}"} "${cmd[@]}") >>"$RAW_DIR/postgres.log" 2>&1 &
+  PG_PID=$!
+  PIDS+=("$PG_PID")
+  local i
+  for ((i = 0; i < 300; i++)); do
+    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
+    alive "$PG_PID" || { tail -20 "$RAW_DIR/postgres.log" >&2; die "postgres exited during start-up"; }
+    sleep 0.1
+  done
+  "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" || die "postgres not ready after 30 s"
+  log "PostgreSQL $(pg_sql postgres 'SHOW server_version' | awk '{print $1}') ready on 127.0.0.1:$PG_PORT, pid $PG_PID, data $PG_TMP/data"
+}
+
+pg_stop() {
+  [[ -n $PG_PID ]] || return 0
+  stop_pid "$PG_PID" 30 INT
+  PG_PID=
+}
+
+pg_fresh_db() {
+  pg_sql postgres "DROP DATABASE IF EXISTS $1" && pg_sql postgres "CREATE DATABASE $1"
+}
+
+# Per-scenario hooks for tally_scenario: WAL written, and the errors
+# PostgreSQL logged (deadlocks, serialization failures, unique violations:
+# Tally retries those) and warnings or errors Tally logged, during the measurement.
+# cpu_ticks PID...: user + system clock ticks of these processes and their
+# children (PostgreSQL's backends, nginx's workers), waited-for ones included.
+cpu_ticks() {
+  local p c total=0
+  for p; do
+    for c in "$p" $(pgrep -P "$p" || true); do
+      total=$((total + $(awk '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " "); print f[12] + f[13] + f[14] + f[15] }' "/proc/$c/stat" 2>/dev/null || echo 0)))
+    done
+  done
+  echo "$total"
+}
+
+pg_cpu_snapshot() {
+  echo "$(cpu_ticks "${PG_INST_PIDS[@]}") $(cpu_ticks "$PG_PID") $(cpu_ticks ${NGINX_PID:-}) $(now_ms)"
+}
+
+pg_before() {
+  pg_cpu_snapshot >"$1.cpu-before"
+  pg_sql postgres 'SELECT pg_current_wal_lsn()' >"$1.pg-lsn-before"
+  wc -l <"$RAW_DIR/postgres.log" >"$1.pg-log-lines"
+  local f
+  for f in "${PG_TALLY_LOGS[@]}"; do wc -l <"$f"; done >"$1.tally-log-lines"
+}
+
+pg_after() {
+  local raw=$1 lsn0 wal seg dl ser uq err tw i=0 f n c0 c1 hz
+  read -ra c1 <<<"$(pg_cpu_snapshot)"
+  read -ra c0 <"$raw.cpu-before"
+  hz=$(getconf CLK_TCK)
+  lsn0=$(cat "$raw.pg-lsn-before")
+  wal=$(pg_sql postgres "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0')::bigint")
+  seg=$(tail -n +"$(($(cat "$raw.pg-log-lines") + 1))" "$RAW_DIR/postgres.log")
+  printf '%s\n' "$seg" >"$raw.postgres-log.txt"
+  dl=$(grep -c 'ERROR:  deadlock detected' <<<"$seg" || true)
+  ser=$(grep -c 'ERROR:  could not serialize' <<<"$seg" || true)
+  uq=$(grep -c 'ERROR:  duplicate key' <<<"$seg" || true)
+  err=$(grep -cE '(ERROR|FATAL|PANIC):' <<<"$seg" || true)
+  tw=0
+  mapfile -t n <"$raw.tally-log-lines"
+  for f in "${PG_TALLY_LOGS[@]}"; do
+    tail -n +"$((n[i] + 1))" "$f" >>"$raw.tally-log.txt"
+    tw=$((tw + $(tail -n +"$((n[i] + 1))" "$f" | grep -cE '^(warn|fail|crit):' || true)))
+    i=$((i + 1))
+  done
+  echo "--field instances=$PG_SCEN_INSTANCES --field wal_bytes=$wal --field pg_errors=$err" \
+    "--field pg_deadlocks=$dl --field pg_serialization_failures=$ser --field pg_unique_violations=$uq" \
+    "--field tally_log_warnings=$tw --field cpu_window_s=$(awk -v a="${c0[3]}" -v b="${c1[3]}" 'BEGIN { printf "%.2f", (b - a) / 1000 }')" \
+    "--field cpu_tally_s=$(awk -v a="${c0[0]}" -v b="${c1[0]}" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')" \
+    "--field cpu_postgres_s=$(awk -v a="${c0[1]}" -v b="${c1[1]}" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')" \
+    "--field cpu_nginx_s=$(awk -v a="${c0[2]}" -v b="${c1[2]}" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')"
+}
+
+# pg_tally_start DB N: N Tally instances on database DB; with N > 1 a private
+# nginx in front. Sets TALLY_URL (nginx's with N > 1), METRICS_URLS, RSS_PIDS.
+pg_tally_start() {
+  local db=$1 n=$2 i
+  pg_fresh_db "$db"
+  TALLY_EXTRA_ARGS=(--Store postgres --Postgres
+    "Host=127.0.0.1;Port=$PG_PORT;Database=$db;Username=postgres;Maximum Pool Size=$PG_POOL"
+    ${PG_TALLY_ARGS[@]+"${PG_TALLY_ARGS[@]}"})
+  PG_INST_PIDS=() METRICS_URLS=() PG_TALLY_LOGS=()
+  for ((i = 1; i <= n; i++)); do
+    READY_NOTE=
+    start_tally "pg-$db-$i" sync "$WORK/data-pg-$db-$i" off
+    PG_INST_PIDS+=("$TALLY_PID")
+    METRICS_URLS+=("$TALLY_URL")
+    PG_TALLY_LOGS+=("$RAW_DIR/tally-pg-$db-$i.log")
+  done
+  TALLY_EXTRA_ARGS=()
+  RSS_PIDS=("${PG_INST_PIDS[@]}")
+  PG_SCEN_INSTANCES=$n
+  if ((n > 1)); then nginx_start "${METRICS_URLS[@]}"; TALLY_URL=$NGINX_URL; fi
+}
+
+pg_tally_stop() {
+  local p
+  [[ -z ${NGINX_PID:-} ]] || { stop_pid "$NGINX_PID" 10; NGINX_PID=; }
+  [[ -z ${NGINX_DIR:-} || ${BENCH_KEEP_TMP:-0} == 1 ]] || { rm -rf "$NGINX_DIR"; NGINX_DIR=; }
+  for p in "${PG_INST_PIDS[@]}"; do
+    stop_pid "$p"
+    ((STOP_KILLED == 0)) || log "Tally (pid $p) needed SIGKILL to stop"
+  done
+  PG_INST_PIDS=() METRICS_URLS=() RSS_PIDS=()
+}
+
+# nginx_start URL...: a private nginx (generated config in a temp prefix) on a
+# free port, upstream of the given instances as in deploy/nginx/tally-cluster.conf
+# (least_conn, keep-alive, passive health checks, retries only before a request
+# reached an instance). Sets NGINX_PID, NGINX_URL.
+nginx_start() {
+  local dir port u servers="" i code
+  dir=$(mktemp -d /tmp/tally-bench-nginx.XXXXXX)
+  NGINX_DIR=$dir
+  chmod 755 "$dir"
+  mkdir -p "$dir/tmp"
+  port=$(free_port)
+  for u in "$@"; do servers+="        server ${u#http://} max_fails=2 fail_timeout=10s;"$'\n'; done
+  cat >"$dir/nginx.conf" <<NGINX
+worker_processes $NGINX_WORKERS;
+pid $dir/nginx.pid;
+error_log $RAW_DIR/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    upstream tally {
+        zone tally 64k;
+$servers        least_conn;
+        keepalive 64;
+        keepalive_requests 10000;
+        keepalive_timeout 60s;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        client_max_body_size 2m;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host \$host;
+        proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        proxy_connect_timeout 5s;
+        proxy_read_timeout 60s;
+        proxy_next_upstream error timeout;
+        proxy_next_upstream_tries 2;
+        proxy_next_upstream_timeout 10s;
+        location / { proxy_pass http://tally; }
+    }
+}
+NGINX
+  cp "$dir/nginx.conf" "$RAW_DIR/nginx.conf"
+  local cmd=("$NGINX" -p "$dir/" -c "$dir/nginx.conf" -e "$RAW_DIR/nginx-error.log" -g 'daemon off;')
+  NGINX_CMD=$(shell_words "${cmd[@]}")
+  "${cmd[@]}" -t >>"$RAW_DIR/nginx-error.log" 2>&1 || { tail -20 "$RAW_DIR/nginx-error.log" >&2; die "nginx -t failed"; }
+  "${cmd[@]}" >>"$RAW_DIR/nginx-error.log" 2>&1 &
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
+  NGINX_URL=http://127.0.0.1:$port
+  for ((i = 0; i < 100; i++)); do
+    code=$(http_code GET "$NGINX_URL/readyz")
+    [[ $code == 200 ]] && break
+    alive "$NGINX_PID" || { tail -20 "$RAW_DIR/nginx-error.log" >&2; die "nginx exited"; }
+    sleep 0.1
+  done
+  [[ $code == 200 ]] || die "nginx at $NGINX_URL: /readyz answered $code"
+  log "nginx ready at $NGINX_URL, pid $NGINX_PID, upstream $*"
+}
+
+# pgbench_run OUT CLIENTS SECONDS SCRIPT DB [pgbench args...]
+pgbench_run() {
+  local out=$1 clients=$2 secs=$3 script=$4 db=$5
+  shift 5
+  local jobs=$((clients < 2 ? clients : 2))
+  local cmd=("$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -c "$clients" -j "$jobs" -T "$secs"
+    -f "$script" "$@" "$db")
+  PGBENCH_CMD=$(shell_words "${cmd[@]}")
+  "${cmd[@]}" >"$out" 2>&1 || log "pgbench exited with status $? (see $out)"
+}
+
+group_postgres() {
+  local raw=$RAW_DIR/postgres
+  DURABILITY=sync
+  pg_start
+
+  # The naive baseline: one UPDATE of one row per transaction, a separate
+  # database so that Tally's schema is untouched.
+  pg_fresh_db pgbench_naive
+  pg_sql pgbench_naive "CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL); INSERT INTO counters VALUES ('hot', 0)"
+  local hot_sql=$RAW_DIR/pgbench-hot.sql one_sql=$RAW_DIR/pgbench-select1.sql
+  echo "UPDATE counters SET value = value + 1 WHERE name = 'hot';" >"$hot_sql"
+  echo "SELECT 1;" >"$one_sql"
+
+  # Round trip and one commit's cost, single client (for docs/scaling.md).
+  local t=$((DURATION < 3 ? DURATION : 3))
+  pgbench_run "$raw-rtt.txt" 1 "$t" "$one_sql" pgbench_naive
+  pgbench_run "$raw-commit1.txt" 1 "$t" "$hot_sql" pgbench_naive
+  local fsync_fields=()
+  if [[ $PG_FSYNC_TEST == 1 ]]; then
+    log "pg_test_fsync -s 1 on the PostgreSQL data directory's file system"
+    (cd "$PG_TMP" && ${PG_AS[@]+"${PG_AS[@]}"} "$PG_BIN/pg_test_fsync" -s 1 -f "$PG_TMP/data/pg_test_fsync.tmp") \
+      >"$raw-pg_test_fsync.txt" 2>&1 || log "pg_test_fsync failed (see $raw-pg_test_fsync.txt)"
+    fsync_fields=(--pg-test-fsync "$raw-pg_test_fsync.txt")
+  fi
+  python3 bench/collect.py pgextra --results "$RESULTS" --rtt "$raw-rtt.txt" --commit1 "$raw-commit1.txt" \
+    ${fsync_fields[@]+"${fsync_fields[@]}"} --field "server_command=$PG_SERVER_CMD" \
+    --field "server_version=$(pg_sql postgres 'SHOW server_version' | awk '{print $1}')" \
+    --field "pool=$PG_POOL" --field "max_connections=$PG_MAX_CONN"
+
+  if ((WARMUP > 0)); then pgbench_run "$raw-pgbench_hot.warmup.txt" "$CONNS" "$WARMUP" "$hot_sql" pgbench_naive; fi
+  local lsn0 wal
+  lsn0=$(pg_sql postgres 'SELECT pg_current_wal_lsn()')
+  reset_peak "$PG_PID"
+  pgbench_run "$raw-pgbench_hot.txt" "$CONNS" "$DURATION" "$hot_sql" pgbench_naive -l --log-prefix="$raw-pgbench_hot.log"
+  wal=$(pg_sql postgres "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0')::bigint")
+  python3 bench/collect.py add --results "$RESULTS" --group postgres --id pgbench_hot \
+    --title "pgbench, naive: one UPDATE of one row per transaction" --subject pgbench --connections "$CONNS" \
+    --threads 2 --counters 1 --durability sync --ops-per-request 1 --pgbench "$raw-pgbench_hot.txt" \
+    --pgbench-log-prefix "$raw-pgbench_hot.log" --command "$PGBENCH_CMD" \
+    --field instances=0 --field "wal_bytes=$wal" \
+    --note "script: $(cat "$hot_sql") (one transaction per request, no HTTP)"
+  rm -f "$raw-pgbench_hot.log".*
+  grep -E '^(tps|latency average)' "$raw-pgbench_hot.txt" | sed 's|^|[bench] postgres/pgbench_hot: |' >&2 || true
+
+  SCENARIO_BEFORE_HOOK=pg_before SCENARIO_AFTER_HOOK=pg_after
+  local n c
+  for n in 1 "$PG_INSTANCES"; do
+    local via="" s=""
+    ((n == 1)) || { via=" behind nginx"; s=s; }
+    pg_tally_start "tally_hot_$n" "$n"
+    COUNTERS=1 tally_scenario postgres "pg${n}_hot" "$n instance$s$via, POST /counters/hot/increment" "$CONNS" \
+      /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+    pg_tally_stop
+    pg_tally_start "tally_spread_$n" "$n"
+    COUNTERS=$SPREAD tally_scenario postgres "pg${n}_spread" "$n instance$s$via, increment over $(thousands "$SPREAD") counters" "$CONNS" / \
+      "POST /counters/c:0/increment" 1 WRK_MODE=random WRK_PREFIX=c: WRK_NAMES="$SPREAD"
+    pg_tally_stop
+    if ((n == 1)); then
+      for c in $PG_EXTRA_CONNS; do
+        pg_tally_start "tally_hot_1_c$c" 1
+        COUNTERS=1 tally_scenario postgres "pg1_hot_c$c" "1 instance, POST /counters/hot/increment, $c connections" "$c" \
+          /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+        pg_tally_stop
+      done
+      pg_tally_start tally_batch_1 1
+      COUNTERS=$BATCH tally_scenario postgres pg1_batch "1 instance, POST /batch, $(thousands "$BATCH") increments over $(thousands "$BATCH") names" "$CONNS" / \
+        "$BATCH_PROBE" "$BATCH" WRK_MODE=batch WRK_BATCH="$BATCH"
+      pg_tally_stop
+    fi
+  done
+  # As shipped, appsettings.json logs Npgsql at Information: every SQL command
+  # a line on the console. The same hot scenarios with that category at Warning:
+  if [[ $PG_QUIET_VARIANT == 1 ]]; then
+    PG_TALLY_ARGS=(--Logging:LogLevel:Npgsql Warning)
+    for n in 1 "$PG_INSTANCES"; do
+      local via="" s=""
+      ((n == 1)) || { via=" behind nginx"; s=s; }
+      pg_tally_start "tally_hot_${n}_quiet" "$n"
+      COUNTERS=1 tally_scenario postgres "pg${n}_hot_npgsql_warn" "$n instance$s$via, POST /counters/hot/increment, Npgsql log level Warning" "$CONNS" \
+        /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+      pg_tally_stop
+    done
+    PG_TALLY_ARGS=()
+  fi
+  SCENARIO_BEFORE_HOOK= SCENARIO_AFTER_HOOK=
+  pg_stop
+}
+
 # ---------------------------------------------------------------- main
 
 main() {
@@ -492,7 +840,7 @@ main() {
   WORK=$(mktemp -d)
   log "raw output: $RAW_DIR"
   install_missing
-  if wants tally || wants big; then build_tally; fi
+  if wants tally || wants big || wants postgres; then build_tally; fi
 
   local rev
   rev=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
@@ -501,6 +849,7 @@ main() {
   if wants tally; then group_tally; fi
   if wants compare; then group_compare; fi
   if wants big; then group_big; fi
+  if wants postgres; then group_postgres; fi
 
   python3 bench/collect.py finish --results "$RESULTS" --out "$OUT_DIR/benchmarks.json" \
     --setting "quick=$QUICK" --setting "duration_s=$DURATION" --setting "warmup_s=$WARMUP" \
@@ -510,6 +859,9 @@ main() {
     --setting "groups=$ONLY" --setting "tally_revision=$rev" --setting "peak_rss_scope=$PEAK_SCOPE" \
     --setting "tally_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability <sync|async> --AdminKey <key> (every request sends it; the *, Auth=off* rows use --Auth off)" \
     --setting "redis_server_command=${REDIS_SERVER_CMD:-}" --setting "gunicorn_command=${GUNICORN_CMD:-}" \
+    --setting "postgres_server_command=${PG_SERVER_CMD:-}" --setting "nginx_command=${NGINX_CMD:-}" \
+    --setting "pg_pool=$PG_POOL" --setting "pg_instances=$PG_INSTANCES" --setting "nginx_workers=$NGINX_WORKERS" \
+    --setting "tally_pg_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability sync --Auth off --Store postgres --Postgres 'Host=127.0.0.1;Port=<pg port>;Database=<fresh database>;Username=postgres;Maximum Pool Size=$PG_POOL'" \
     --setting "build_command=dotnet publish src/Tally.Server -c Release -o <publish>" \
     --setting "wrk_version=$(wrk -v 2>&1 | head -1 | awk '{print $2}')" \
     --setting "redis_version=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')" \
