@@ -35,6 +35,7 @@ try
     app.UseRequestLogging();
     app.UseTallyProblems();
     app.UseTallyAuth();
+    app.UseStrictQuery();
     app.MapTallyDocs();
     app.MapHealth();
     app.MapMetrics();
