@@ -68,7 +68,8 @@ public sealed class HostileInputTests
     [Trait("Layer", "Process")]
     public async Task MalformedHttpOnTheWireGetsA4xxAndTheServerKeepsServing()
     {
-        await using var tally = TallyProcess.Start(Directory.CreateTempSubdirectory("tally-wire-").FullName, "--AdminKey", TallyProcess.AdminKey);
+        using var dir = new TempDirectory(); // disposed after the server (declared first): deleted once Tally has exited
+        await using var tally = TallyProcess.Start(dir.Path, "--AdminKey", TallyProcess.AdminKey);
         await tally.WaitUntilReadyAsync();
         var random = new Random(7);
         string[] templates =
