@@ -34,6 +34,11 @@ internal sealed record Caller(string KeyId, ApiScopes Scopes, string Prefix, lon
     /// <summary>The caller of an authenticated request, or null.</summary>
     public static Caller? From(ClaimsPrincipal user)
     {
+        // The API-key scheme made the principal with its caller: no claims to read again (several checks ask per request).
+        if (user is CallerPrincipal known)
+        {
+            return known.Caller;
+        }
         if (user.Identity?.IsAuthenticated != true || user.FindFirstValue(TallyClaims.KeyId) is not { } id)
         {
             return null;
@@ -63,7 +68,8 @@ internal sealed record Caller(string KeyId, ApiScopes Scopes, string Prefix, lon
         {
             claims.Add(new Claim(TallyClaims.MaxAmount, maxAmount.ToString(CultureInfo.InvariantCulture), ClaimValueTypes.Integer64));
         }
-        return new ClaimsPrincipal(new ClaimsIdentity(claims, authenticationType, TallyClaims.KeyName, roleType: null));
+        return new CallerPrincipal(new ClaimsIdentity(claims, authenticationType, TallyClaims.KeyName, roleType: null),
+            new Caller(id, scopes, prefix, limits.MaxCounters, limits.MaxAmount));
     }
 
     /// <summary>A limit claim: absent is no limit; present but unreadable is 0, so a malformed claim never lifts a limit.</summary>
@@ -81,6 +87,9 @@ internal sealed record Caller(string KeyId, ApiScopes Scopes, string Prefix, lon
 
     public bool Covers(string counterName) => counterName.StartsWith(Prefix, StringComparison.Ordinal);
 
+    /// <summary>Whom the caller's changes count against (the counters it creates are its own).</summary>
+    public Pipeline.Requester Requester { get; } = new(KeyId, MaxCounters);
+
     /// <summary>Whether <paramref name="amount"/>, the <c>by</c> of an increment or decrement, is more than the key may send.</summary>
     public bool RefusesAmount(long amount) => amount > MaxAmount;
 
@@ -93,4 +102,10 @@ internal sealed record Caller(string KeyId, ApiScopes Scopes, string Prefix, lon
     };
 
     public string DescribeScopes() => Scopes == ApiScopes.None ? "none" : string.Join(", ", ApiKey.Names(Scopes));
+}
+
+/// <summary>A principal made by the API-key scheme, carrying its <see cref="Auth.Caller"/> already read.</summary>
+internal sealed class CallerPrincipal(ClaimsIdentity identity, Caller caller) : ClaimsPrincipal(identity)
+{
+    public Caller Caller { get; } = caller;
 }

@@ -25,23 +25,21 @@ internal static class RateLimiting
             limiter.OnRejected = OnRejectedAsync;
             if (limits.Enabled)
             {
-                limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
+                // Made once: a bucket for (caller, number of instances), the cluster's budget split between the instances.
+                Func<(string Caller, int Instances), TokenBucketRateLimiterOptions> bucket = partition => new TokenBucketRateLimiterOptions
                 {
-                    if (IsNeverLimited(context.Request.Path))
-                    {
-                        return RateLimitPartition.GetNoLimiter(string.Empty);
-                    }
-                    // The cluster's budget split between the instances: a new partition (a fresh bucket) when their number changes.
-                    var instances = context.RequestServices.GetRequiredService<IClusterSize>().Instances;
-                    return RateLimitPartition.GetTokenBucketLimiter($"{PartitionOf(context)}/{instances}", _ => new TokenBucketRateLimiterOptions
-                    {
-                        TokenLimit = Share(limits.BucketSize, instances),
-                        TokensPerPeriod = Share(limits.PermitsPerSecond, instances),
-                        ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-                        QueueLimit = 0,
-                        AutoReplenishment = false, // the partitioned limiter replenishes every bucket on its own timer
-                    });
-                });
+                    TokenLimit = Share(limits.BucketSize, partition.Instances),
+                    TokensPerPeriod = Share(limits.PermitsPerSecond, partition.Instances),
+                    ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                    QueueLimit = 0,
+                    AutoReplenishment = false, // the partitioned limiter replenishes every bucket on its own timer
+                };
+                limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, (string, int)>(context =>
+                    IsNeverLimited(context.Request.Path)
+                        ? RateLimitPartition.GetNoLimiter((string.Empty, 0))
+                        // A new partition (a fresh bucket) when the number of instances changes.
+                        : RateLimitPartition.GetTokenBucketLimiter(
+                            (PartitionOf(context), context.RequestServices.GetRequiredService<IClusterSize>().Instances), bucket));
             }
         });
         return services;

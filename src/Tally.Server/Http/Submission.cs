@@ -36,7 +36,7 @@ internal static class Submission
             return Problems.Create(Problems.Forbidden,
                 "Conditional requests (If-Match, If-None-Match, ifMatch) need the read or write scope: this key may increment counters but not read them.");
         }
-        var requester = caller is null ? Requester.Unlimited : new Requester(caller.KeyId, caller.MaxCounters);
+        var requester = caller?.Requester ?? Requester.Unlimited;
 
         // No delegate here: this is every increment's path, and a closure would be one more allocation each.
         PendingRequest Create(IdempotencyKey? key) =>
