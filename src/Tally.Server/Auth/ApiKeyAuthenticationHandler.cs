@@ -44,9 +44,16 @@ internal sealed class ApiKeyAuthenticationHandler(
             return Task.FromResult(AuthenticateResult.NoResult());
         }
         return Task.FromResult(keys.Find(secret) is { } key
-            ? Success(Caller.PrincipalOf(key, key.EffectiveLimits(quotas.Value), SchemeName))
+            ? Success(Principals.GetValue(key, key => Caller.PrincipalOf(key, key.EffectiveLimits(quotas.Value), SchemeName)))
             : AuthenticateResult.Fail("The API key is not valid: it is unknown or has been revoked."));
     }
+
+    /// <summary>
+    /// One principal per stored key, made at its first request: keys never change (a change is a new key),
+    /// nothing in Tally alters a principal, and building claims on every request is work on the hot path.
+    /// An entry goes with its key once the key is revoked and collected.
+    /// </summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ApiKey, System.Security.Claims.ClaimsPrincipal> Principals = [];
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
