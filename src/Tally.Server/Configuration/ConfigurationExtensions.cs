@@ -18,7 +18,11 @@ internal static class ConfigurationExtensions
         builder.Services.AddSingleton<IValidateOptions<TallyOptions>, TallyOptionsValidator>();
         builder.Services.AddOptions<TallyOptions>()
             .Bind(builder.Configuration)
-            .PostConfigure(options => options.Postgres ??= builder.Configuration.GetConnectionString("Postgres"))
+            .PostConfigure(options =>
+            {
+                options.Postgres ??= builder.Configuration.GetConnectionString("Postgres");
+                options.Redis ??= builder.Configuration.GetConnectionString("Redis");
+            })
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<RateLimitOptions>, RateLimitOptionsValidator>();
         builder.Services.AddOptions<RateLimitOptions>()

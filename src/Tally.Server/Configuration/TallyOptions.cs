@@ -5,6 +5,7 @@ internal enum StoreKind
     Sqlite,
     Memory,
     Postgres,
+    Redis,
 }
 
 internal enum DurabilityMode
@@ -34,6 +35,15 @@ internal sealed class TallyOptions
     public string DataDir { get; set; } = "./data";
 
     public string? Postgres { get; set; }
+
+    /// <summary>The StackExchange.Redis configuration string for <c>Store=redis</c> (e.g. <c>127.0.0.1:6379,password=…</c>).</summary>
+    public string? Redis { get; set; }
+
+    /// <summary>
+    /// With <c>Store=redis</c>: start even when Redis's persistence settings would lose acknowledged changes
+    /// (a loud warning says so). Off by default: Tally refuses to start on such a Redis.
+    /// </summary>
+    public bool RedisAllowDataLoss { get; set; }
 
     public DurabilityMode Durability { get; set; } = DurabilityMode.Sync;
 

@@ -9,7 +9,7 @@ internal sealed class TallyOptionsValidator : IValidateOptions<TallyOptions>
         var errors = new List<string>();
         if (!Enum.IsDefined(options.Store))
         {
-            errors.Add("Store must be one of: sqlite, memory, postgres.");
+            errors.Add("Store must be one of: sqlite, memory, postgres, redis.");
         }
         if (options.Store == StoreKind.Postgres && string.IsNullOrWhiteSpace(options.Postgres))
         {
@@ -19,6 +19,10 @@ internal sealed class TallyOptionsValidator : IValidateOptions<TallyOptions>
         {
             // Acknowledging before PostgreSQL commits would lose changes when this instance dies, and other instances could not see them.
             errors.Add("Durability=async is not available with Store=postgres: a 2xx means PostgreSQL committed the change. Use Durability=sync, or tune synchronous_commit in PostgreSQL.");
+        }
+        if (options.Store == StoreKind.Redis && string.IsNullOrWhiteSpace(options.Redis))
+        {
+            errors.Add("Store=redis needs a configuration string: set Redis (or ConnectionStrings:Redis), e.g. 127.0.0.1:6379 or redis.internal:6379,password=….");
         }
         if (options.Store == StoreKind.Sqlite && string.IsNullOrWhiteSpace(options.DataDir))
         {

@@ -3,6 +3,7 @@ using Tally.Server.Idempotency;
 using Tally.Server.Pipeline;
 using Tally.Server.Storage.Memory;
 using Tally.Server.Storage.Postgres;
+using Tally.Server.Storage.Redis;
 using Tally.Server.Storage.Sqlite;
 
 namespace Tally.Server.Storage;
@@ -24,6 +25,9 @@ internal static class StoreRegistration
                 break;
             case StoreKind.Postgres:
                 services.AddPostgresStore();
+                break;
+            case StoreKind.Redis:
+                services.AddRedisStore();
                 break;
             default:
                 services.AddSqliteStore();

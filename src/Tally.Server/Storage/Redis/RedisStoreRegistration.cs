@@ -1,0 +1,56 @@
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+using Tally.Server.Configuration;
+
+namespace Tally.Server.Storage.Redis;
+
+internal static class RedisStoreRegistration
+{
+    /// <summary>
+    /// The Redis engine: counters, their idempotency records and the API keys in one Redis, through one
+    /// multiplexed connection per instance (StackExchange.Redis reconnects by itself after an outage).
+    /// </summary>
+    public static IServiceCollection AddRedisStore(this IServiceCollection services)
+    {
+        services.AddSingleton<IConnectionMultiplexer>(provider =>
+        {
+            var configuration = provider.GetRequiredService<IOptions<TallyOptions>>().Value.Redis
+                ?? throw new StoreStartupException("Store=redis needs a configuration string: set Redis (or ConnectionStrings:Redis).");
+            return Connect(configuration, provider.GetRequiredService<ILoggerFactory>());
+        });
+        return services;
+    }
+
+    /// <summary>
+    /// A connection that starts even while Redis is down (requests then get 503 until it answers) and gives up on
+    /// a command within seconds rather than the client's default, so an outage is a quick 503, not a hung request.
+    /// </summary>
+    public static ConnectionMultiplexer Connect(string configuration, ILoggerFactory? loggerFactory = null)
+    {
+        ConfigurationOptions options;
+        try
+        {
+            options = ConfigurationOptions.Parse(configuration);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new StoreStartupException($"The Redis configuration string cannot be read: {ex.Message}", ex);
+        }
+        options.AbortOnConnectFail = false;
+        options.ClientName ??= "tally";
+        if (!configuration.Contains("connectTimeout", StringComparison.OrdinalIgnoreCase))
+        {
+            options.ConnectTimeout = 3000;
+        }
+        if (!configuration.Contains("syncTimeout", StringComparison.OrdinalIgnoreCase))
+        {
+            options.SyncTimeout = 3000;
+        }
+        if (!configuration.Contains("asyncTimeout", StringComparison.OrdinalIgnoreCase))
+        {
+            options.AsyncTimeout = 3000;
+        }
+        options.LoggerFactory = loggerFactory;
+        return ConnectionMultiplexer.Connect(options);
+    }
+}
