@@ -20,6 +20,11 @@ internal sealed class TallyOptionsValidator : IValidateOptions<TallyOptions>
             // Acknowledging before PostgreSQL commits would lose changes when this instance dies, and other instances could not see them.
             errors.Add("Durability=async is not available with Store=postgres: a 2xx means PostgreSQL committed the change. Use Durability=sync, or tune synchronous_commit in PostgreSQL.");
         }
+        if (options.Store == StoreKind.Redis && options.Durability == DurabilityMode.Async)
+        {
+            // Redis's own appendfsync decides when an applied change is on disk; Tally adds no window of its own.
+            errors.Add("Durability=async is not available with Store=redis: a 2xx means Redis applied the change, and Redis's appendfsync decides when it is on disk. Use Durability=sync (with RedisAllowDataLoss=true for a Redis that fsyncs every second).");
+        }
         if (options.Store == StoreKind.Redis && string.IsNullOrWhiteSpace(options.Redis))
         {
             errors.Add("Store=redis needs a configuration string: set Redis (or ConnectionStrings:Redis), e.g. 127.0.0.1:6379 or redis.internal:6379,password=….");

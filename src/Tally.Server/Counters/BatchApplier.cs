@@ -73,8 +73,7 @@ internal sealed class BatchApplier(QuotaOptions quotas, TimeSpan idempotencyRete
             {
                 if (!idempotency.SameRequest(existing.Fingerprint))
                 {
-                    return new RequestOutcome(CommandResult.Fail(ErrorCodes.IdempotencyKeyReused,
-                        "This Idempotency-Key was already used for a different request (method, path or body). Use a new key for a new request."));
+                    return new RequestOutcome(CounterFailures.IdempotencyKeyReused());
                 }
                 return existing.Legacy is { } legacy
                     ? new RequestOutcome(default, Response: legacy, Replayed: true)
@@ -113,12 +112,7 @@ internal sealed class BatchApplier(QuotaOptions quotas, TimeSpan idempotencyRete
         var oldest = _state.OldestRecordOf(caller) ?? now;
         var retention = (long)idempotencyRetention.TotalMilliseconds;
         var seconds = Math.Clamp((oldest + retention - now + 999) / 1000, 1, retention / 1000 + 1);
-        var error = new CounterError(ErrorCodes.IdempotencyQuotaExceeded,
-            $"This API key keeps {used} bytes of idempotency records, its limit is {quotas.IdempotencyBytesPerKey}; nothing was applied. Records expire after the retention window: retry then, or send requests without an Idempotency-Key.")
-        {
-            RetryAfterSeconds = (int)seconds,
-        };
-        return new CommandResult(CommandStatus.Failed, null, error, false);
+        return CounterFailures.IdempotencyQuotaExceeded(used, quotas.IdempotencyBytesPerKey, (int)seconds);
     }
 
     /// <summary>A request refused for a quota applied nothing, so its key is not spent: a retry may succeed once there is room.</summary>
@@ -196,7 +190,7 @@ internal sealed class BatchApplier(QuotaOptions quotas, TimeSpan idempotencyRete
         {
             if (RefuseCreation(requester) is { } refused)
             {
-                return CommandResult.Fail(ErrorCodes.CounterQuotaExceeded, refused);
+                return refused;
             }
             CountOwner(requester.KeyId, +1);
         }
@@ -211,16 +205,16 @@ internal sealed class BatchApplier(QuotaOptions quotas, TimeSpan idempotencyRete
         return result;
     }
 
-    private string? RefuseCreation(Requester requester)
+    private CommandResult? RefuseCreation(Requester requester)
     {
         if (_state.CounterCount + _plan.CounterDelta + _scratchCounters >= quotas.MaxCounters)
         {
-            return $"The store holds its maximum of {quotas.MaxCounters} counters (Quotas:MaxCounters); nothing was applied. Delete counters, or raise the limit.";
+            return CounterFailures.StoreFull(quotas.MaxCounters);
         }
         if (requester is { MaxCounters: { } limit, KeyId: { } key }
             && _state.CountOwnedBy(key) + _plan.Owners.GetValueOrDefault(key) + _scratchOwners.GetValueOrDefault(key) >= limit)
         {
-            return $"This API key has created {limit} live counters, its limit (maxCounters); nothing was applied. Delete some of them, or use a key with a higher limit.";
+            return CounterFailures.KeyCounterLimit(limit);
         }
         return null;
     }

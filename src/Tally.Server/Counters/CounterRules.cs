@@ -10,7 +10,7 @@ internal static class CounterRules
     {
         if (!CounterName.IsValid(command.Name))
         {
-            return CommandResult.Fail(ErrorCodes.InvalidName, "Counter names match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$.");
+            return CounterFailures.InvalidName();
         }
 
         var precondition = CheckPrecondition(command.Precondition, current);
@@ -37,15 +37,11 @@ internal static class CounterRules
         switch (precondition.Kind)
         {
             case PreconditionKind.IfNoneMatchAny when current is not null:
-                return CommandResult.Fail(ErrorCodes.CounterExists,
-                    $"Counter '{current.Name}' already exists (If-None-Match: *).", current);
+                return CounterFailures.CounterExists(current);
             case PreconditionKind.IfMatchAny when current is null:
-                return CommandResult.Fail(ErrorCodes.VersionMismatch, "The counter does not exist (If-Match: *).");
+                return CounterFailures.MissingForIfMatchAny();
             case PreconditionKind.IfMatch when current is null || Array.IndexOf(precondition.Versions!, current.Version) < 0:
-                // State goes in the problem's members (shown only to callers who may read), not in the text.
-                return CommandResult.Fail(ErrorCodes.VersionMismatch, current is null
-                    ? "The counter does not exist, so no version matches If-Match."
-                    : "The counter is not at the version given in If-Match; nothing changed.", current);
+                return CounterFailures.VersionMismatch(current);
             default:
                 return null;
         }
@@ -55,7 +51,7 @@ internal static class CounterRules
     {
         if (amount <= 0)
         {
-            return CommandResult.Fail(ErrorCodes.InvalidAmount, "The amount must be an integer from 1 to 9223372036854775807.");
+            return CounterFailures.InvalidAmount();
         }
 
         // Redis INCR semantics: a missing counter starts at 0 with no bounds.
@@ -64,11 +60,7 @@ internal static class CounterRules
         var overflowed = negate ? next > before.Value : next < before.Value;
         if (overflowed || !before.Allows(next))
         {
-            // The value and bounds travel as members of the problem, shown only to callers who may read the counter.
-            var verb = negate ? "Decrementing" : "Incrementing";
-            return CommandResult.Fail(ErrorCodes.OutOfRange,
-                $"{verb} '{name}' by {amount} would take it out of its range or past 64 bits; nothing changed.",
-                before);
+            return CounterFailures.OutOfRange(name, amount, negate, before);
         }
         if (VersionExhausted(current) is { } exhausted)
         {
@@ -88,7 +80,7 @@ internal static class CounterRules
 
         if (min is { } lo && max is { } hi && lo > hi)
         {
-            return CommandResult.Fail(ErrorCodes.InvalidBounds, $"min ({lo}) is greater than max ({hi}).");
+            return CounterFailures.InvalidBounds(lo, hi);
         }
 
         if (VersionExhausted(current) is { } exhausted)
@@ -99,13 +91,11 @@ internal static class CounterRules
             (current?.Version ?? 0) + 1, current?.CreatedAt ?? nowMs, nowMs, current?.CreatedBy);
         if (!proposed.Allows(value))
         {
-            return CommandResult.Fail(ErrorCodes.InvalidValue,
-                $"value {value} is outside the bounds [{Describe(min, "-2^63")}, {Describe(max, "2^63-1")}].");
+            return CounterFailures.ValueOutsideBounds(value, min, max);
         }
         if (!proposed.Allows(initial))
         {
-            return CommandResult.Fail(ErrorCodes.InvalidValue,
-                $"initial {initial} is outside the bounds [{Describe(min, "-2^63")}, {Describe(max, "2^63-1")}]; reset could not honour them.");
+            return CounterFailures.InitialOutsideBounds(initial, min, max);
         }
 
         return current is null ? CommandResult.Created(proposed) : CommandResult.Updated(proposed);
@@ -115,15 +105,15 @@ internal static class CounterRules
     {
         if (state.Min is { } lo && state.Max is { } hi && lo > hi)
         {
-            return CommandResult.Fail(ErrorCodes.InvalidBounds, $"min ({lo}) is greater than max ({hi}).");
+            return CounterFailures.InvalidBounds(lo, hi);
         }
         if (!state.Allows(state.Value) || !state.Allows(state.Initial))
         {
-            return CommandResult.Fail(ErrorCodes.InvalidValue, $"value {state.Value} or initial {state.Initial} is outside the bounds.");
+            return CounterFailures.ImportOutsideBounds(state.Value, state.Initial);
         }
         if (state.Version < 1)
         {
-            return CommandResult.Fail(ErrorCodes.InvalidValue, "version must be at least 1.");
+            return CounterFailures.ImportVersionBelowOne();
         }
         return current is null ? CommandResult.Created(state) : CommandResult.Updated(state);
     }
@@ -132,13 +122,8 @@ internal static class CounterRules
         VersionExhausted(current) ?? CommandResult.Updated(current with { Value = current.Initial, Version = current.Version + 1, UpdatedAt = nowMs });
 
     /// <summary>Versions never wrap: a counter at version 2^63-1 (only reachable by import) takes no further change.</summary>
-    private static CommandResult? VersionExhausted(Counter? current) => current is { Version: long.MaxValue }
-        ? CommandResult.Fail(ErrorCodes.VersionExhausted,
-            $"Counter '{current.Name}' is at the highest version (2^63-1) and cannot change again; delete and re-create it, or import it with a lower version.")
-        : null;
+    private static CommandResult? VersionExhausted(Counter? current) =>
+        current is { Version: long.MaxValue } ? CounterFailures.VersionExhausted(current.Name) : null;
 
-    private static CommandResult NotFound(string name) =>
-        CommandResult.Fail(ErrorCodes.CounterNotFound, $"Counter '{name}' does not exist.");
-
-    private static string Describe(long? bound, string unbounded) => bound?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? unbounded;
+    private static CommandResult NotFound(string name) => CounterFailures.NotFound(name);
 }

@@ -38,9 +38,11 @@ internal static class OutcomeCodec
             {
                 buffer.WriteVarint((ulong)batch.FailedIndex);
             }
-            foreach (var result in batch.Results)
+            // An aborted batch has results up to the operation that failed; the rest never ran.
+            var written = batch.Aborted ? batch.FailedIndex + 1 : batch.Results.Length;
+            for (var i = 0; i < written; i++)
             {
-                WriteResult(buffer, result, recordedAt);
+                WriteResult(buffer, batch.Results[i], recordedAt);
             }
         }
         else
@@ -104,7 +106,7 @@ internal static class OutcomeCodec
             throw new InvalidDataException("The stored outcome does not match the batch.");
         }
         var results = new CommandResult[count];
-        for (var i = 0; i < count; i++)
+        for (var i = 0; i < (failedIndex >= 0 ? failedIndex + 1 : count); i++)
         {
             results[i] = ReadResult(ref reader, operations[i].Name, recordedAt);
         }

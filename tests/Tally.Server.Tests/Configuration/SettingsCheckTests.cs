@@ -22,7 +22,7 @@ public class SettingsCheckTests
             foreach (var property in SettingsCheck.SettingsOf(options))
             {
                 var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
-                var value = type.IsEnum ? Enum.GetNames(type)[0].ToLowerInvariant() : type == typeof(string) ? "some-text" : "1";
+                var value = type.IsEnum ? Enum.GetNames(type)[0].ToLowerInvariant() : type == typeof(string) ? "some-text" : type == typeof(bool) ? "true" : "1";
                 args.Add($"--{(section is null ? string.Empty : section + ":")}{property.Name.ToLowerInvariant()}={value}");
             }
         }
@@ -44,7 +44,7 @@ public class SettingsCheckTests
     [InlineData("--Durabilty=async", "unknown setting 'Durabilty' on the command line (did you mean 'Durability'?)")]
     [InlineData("--Quotas:MaxCountrs=1", "unknown setting 'Quotas:MaxCountrs' on the command line (did you mean 'Quotas:MaxCounters'?); the settings of Quotas are MaxCounters, DefaultMaxCounters, DefaultMaxAmount, IdempotencyBytesPerKey")]
     [InlineData("--Frobnicate=1", "unknown setting 'Frobnicate' on the command line")]
-    [InlineData("--Store=mysql", "Store must be one of sqlite, memory, postgres (got 'mysql')")]
+    [InlineData("--Store=mysql", "Store must be one of sqlite, memory, postgres, redis (got 'mysql')")]
     [InlineData("--Durability=1", "Durability must be one of sync, async (got '1')")]
     [InlineData("--MaxBodyBytes=1e6", "MaxBodyBytes must be a whole number up to 2147483647 (got '1e6')")]
     [InlineData("--Quotas:DefaultMaxAmount=lots", "Quotas:DefaultMaxAmount must be a whole number (got 'lots')")]

@@ -12,8 +12,8 @@ namespace Tally.Server.Tests.Process;
 public class StartupFailureTests
 {
     [Theory]
-    [InlineData(new[] { "--Store", "redis" }, "Store must be one of sqlite, memory, postgres (got 'redis')")]
-    [InlineData(new[] { "--Store", "mysql" }, "Store must be one of sqlite, memory, postgres (got 'mysql')")]
+    [InlineData(new[] { "--Store", "redis" }, "Store=redis needs a configuration string: set Redis (or ConnectionStrings:Redis)")]
+    [InlineData(new[] { "--Store", "mysql" }, "Store must be one of sqlite, memory, postgres, redis (got 'mysql')")]
     [InlineData(new[] { "--Durability", "maybe" }, "Durability must be one of sync, async (got 'maybe')")]
     [InlineData(new[] { "--Durability", "fast" }, "Durability must be one of sync, async (got 'fast')")]
     [InlineData(new[] { "--Auth", "sometimes" }, "Auth must be one of on, off (got 'sometimes')")]
@@ -47,7 +47,7 @@ public class StartupFailureTests
     [Theory]
     [InlineData("TALLY_DURABILTY", "async", "unknown setting 'DURABILTY' environment variable TALLY_DURABILTY (did you mean 'Durability'?)")]
     [InlineData("TALLY_QUOTAS__MAXCOUNTRS", "1", "unknown setting 'QUOTAS:MAXCOUNTRS' environment variable TALLY_QUOTAS__MAXCOUNTRS")]
-    [InlineData("TALLY_STORE", "mysql", "Store must be one of sqlite, memory, postgres (got 'mysql')")]
+    [InlineData("TALLY_STORE", "mysql", "Store must be one of sqlite, memory, postgres, redis (got 'mysql')")]
     public async Task BadTallyEnvironmentVariableIsNamedAndStopsTheStart(string variable, string value, string named)
     {
         using var dataDir = new TempDirectory();

@@ -18,6 +18,7 @@ internal static class RedisStoreRegistration
                 ?? throw new StoreStartupException("Store=redis needs a configuration string: set Redis (or ConnectionStrings:Redis).");
             return Connect(configuration, provider.GetRequiredService<ILoggerFactory>());
         });
+        services.AddSingleton<ICounterStore, RedisCounterStore>();
         return services;
     }
 
@@ -37,6 +38,7 @@ internal static class RedisStoreRegistration
             throw new StoreStartupException($"The Redis configuration string cannot be read: {ex.Message}", ex);
         }
         options.AbortOnConnectFail = false;
+        options.AllowAdmin = true; // CONFIG GET (the persistence check) and FUNCTION LOAD
         options.ClientName ??= "tally";
         if (!configuration.Contains("connectTimeout", StringComparison.OrdinalIgnoreCase))
         {

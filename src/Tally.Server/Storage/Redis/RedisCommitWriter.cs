@@ -1,0 +1,177 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Tally.Server.Counters;
+using Tally.Server.Pipeline;
+
+namespace Tally.Server.Storage.Redis;
+
+/// <summary>
+/// Writes one commit as the JSON document the <c>tally_v1_commit</c> function reads (tally.lua). Every
+/// 64-bit number travels as a decimal string, since Lua would round it to a double; an absent value is
+/// <c>false</c>, never <c>null</c> (cjson's null is truthy in Lua).
+/// </summary>
+internal sealed class RedisCommitWriter
+{
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true };
+
+    private readonly ArrayBufferWriter<byte> _buffer = new(16 * 1024);
+
+    /// <summary>The document for <paramref name="batch"/>; valid until the next call.</summary>
+    public ReadOnlyMemory<byte> Write(IReadOnlyList<PendingRequest> batch, long now, long retentionMs, long maxCounters, long recordBytesPerKey)
+    {
+        _buffer.ResetWrittenCount();
+        using var json = new Utf8JsonWriter(_buffer, WriterOptions);
+        json.WriteStartObject();
+        WriteNumber(json, "now", now);
+        WriteNumber(json, "retention", retentionMs);
+        WriteNumber(json, "maxCounters", maxCounters);
+        WriteNumber(json, "recordBytes", recordBytesPerKey);
+        json.WriteStartArray("requests");
+        foreach (var request in batch)
+        {
+            json.WriteStartObject();
+            if (request.Idempotency is { } idempotency)
+            {
+                json.WriteString("caller", idempotency.Caller);
+                json.WriteString("key", idempotency.Key);
+                json.WriteString("fingerprint", Convert.ToHexString(idempotency.Fingerprint));
+            }
+            if (request.Requester.KeyId is { } owner)
+            {
+                json.WriteString("owner", owner);
+            }
+            if (request.Requester.MaxCounters is { } limit)
+            {
+                WriteNumber(json, "maxCounters", limit);
+            }
+            json.WriteBoolean("batch", request.Batch is not null);
+            json.WriteBoolean("atomic", request.Batch?.Atomic == true);
+            json.WriteStartArray("ops");
+            if (request.Command is { } command)
+            {
+                WriteOperation(json, command);
+            }
+            else
+            {
+                foreach (var operation in request.Batch!.Operations)
+                {
+                    WriteOperation(json, operation);
+                }
+            }
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+        json.WriteEndObject();
+        json.Flush();
+        return _buffer.WrittenMemory;
+    }
+
+    /// <summary>[kind, name, argument, precondition], as tally.lua's apply_rules reads it.</summary>
+    private static void WriteOperation(Utf8JsonWriter json, CounterCommand command)
+    {
+        json.WriteStartArray();
+        json.WriteStringValue(command.Kind switch
+        {
+            CommandKind.Increment => "i",
+            CommandKind.Decrement => "d",
+            CommandKind.Put => "p",
+            CommandKind.Get => "g",
+            CommandKind.Reset => "r",
+            CommandKind.Delete => "x",
+            CommandKind.Import => "m",
+            _ => throw new ArgumentOutOfRangeException(nameof(command), command.Kind, "Unknown command kind."),
+        });
+        json.WriteStringValue(command.Name);
+        switch (command.Kind)
+        {
+            case CommandKind.Increment or CommandKind.Decrement:
+                WriteNumberValue(json, command.Amount);
+                break;
+            case CommandKind.Put:
+                json.WriteStartArray();
+                WriteField(json, command.Fields.Value.IsSet, command.Fields.Value.Value);
+                WriteField(json, command.Fields.Initial.IsSet, command.Fields.Initial.Value);
+                WriteField(json, command.Fields.Min.IsSet, command.Fields.Min.Value);
+                WriteField(json, command.Fields.Max.IsSet, command.Fields.Max.Value);
+                json.WriteEndArray();
+                break;
+            case CommandKind.Import:
+                var state = command.State!;
+                json.WriteStartArray();
+                WriteNumberValue(json, state.Value);
+                WriteNumberValue(json, state.Initial);
+                WriteBound(json, state.Min);
+                WriteBound(json, state.Max);
+                WriteNumberValue(json, state.Version);
+                WriteNumberValue(json, state.CreatedAt);
+                WriteNumberValue(json, state.UpdatedAt);
+                json.WriteEndArray();
+                break;
+            default:
+                json.WriteBooleanValue(false);
+                break;
+        }
+        switch (command.Precondition.Kind)
+        {
+            case PreconditionKind.IfMatchAny:
+                json.WriteStringValue("*");
+                break;
+            case PreconditionKind.IfNoneMatchAny:
+                json.WriteStringValue("!");
+                break;
+            case PreconditionKind.IfMatch:
+                json.WriteStartArray();
+                foreach (var version in command.Precondition.Versions!)
+                {
+                    WriteNumberValue(json, version);
+                }
+                json.WriteEndArray();
+                break;
+            default:
+                json.WriteBooleanValue(false);
+                break;
+        }
+        json.WriteEndArray();
+    }
+
+    /// <summary>A PUT field: false when absent, "" when set to null (unbounded), else the number.</summary>
+    private static void WriteField(Utf8JsonWriter json, bool isSet, long? value)
+    {
+        if (!isSet)
+        {
+            json.WriteBooleanValue(false);
+        }
+        else
+        {
+            WriteBound(json, value);
+        }
+    }
+
+    private static void WriteBound(Utf8JsonWriter json, long? bound)
+    {
+        if (bound is { } value)
+        {
+            WriteNumberValue(json, value);
+        }
+        else
+        {
+            json.WriteStringValue(string.Empty);
+        }
+    }
+
+    private static void WriteNumber(Utf8JsonWriter json, string name, long value)
+    {
+        json.WritePropertyName(name);
+        WriteNumberValue(json, value);
+    }
+
+    private static void WriteNumberValue(Utf8JsonWriter json, long value)
+    {
+        Span<byte> digits = stackalloc byte[20];
+        value.TryFormat(digits, out var written, default, CultureInfo.InvariantCulture);
+        json.WriteStringValue(digits[..written]);
+    }
+}

@@ -1,0 +1,218 @@
+using System.Globalization;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+using Tally.Server.Configuration;
+using Tally.Server.Counters;
+using Tally.Server.Observability;
+using Tally.Server.Pipeline;
+
+namespace Tally.Server.Storage.Redis;
+
+/// <summary>
+/// Counters in Redis, shared by any number of stateless instances. A commit is one call of the
+/// <c>tally_v1_commit</c> function (tally.lua), which applies the batch's rules atomically inside Redis (no other
+/// client's command runs in between) and writes the counters and idempotency records it produced; a read asks
+/// Redis. A 2xx means Redis applied it, and with <c>appendfsync always</c> that its AOF is on disk.
+/// </summary>
+internal sealed class RedisCounterStore(
+    IConnectionMultiplexer redis, IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, TimeProvider clock, TallyMetrics metrics,
+    ILogger<RedisCounterStore> logger)
+    : ICounterStore, IStoreUpkeep
+{
+    private static readonly RedisValue[] Fields = ["v", "i", "lo", "hi", "ver", "ca", "ua", "by"];
+    private static readonly RedisKey CountKey = "tally:count";
+    private static readonly TimeSpan UpkeepEvery = TimeSpan.FromSeconds(10);
+    private const int PruneCallersPerStep = 100;
+
+    private readonly RedisCommitWriter _writer = new();
+    private readonly long _retentionMs = (long)options.Value.IdempotencyRetention.TotalMilliseconds;
+    private long _count;
+    private long _nextUpkeepAt;
+    private string _pruneCursor = "0";
+
+    private IDatabase Database => redis.GetDatabase();
+
+    public long Count => Interlocked.Read(ref _count);
+
+    public async Task OpenAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Database.PingAsync();
+            if (await RedisPersistence.CheckAsync(Database) is { } problem)
+            {
+                if (!options.Value.RedisAllowDataLoss)
+                {
+                    throw new StoreStartupException(RedisPersistence.Refusal(problem));
+                }
+                logger.LogWarning("RedisAllowDataLoss=true: {Problem}. A 2xx does NOT mean the change survives a crash of Redis.", problem);
+            }
+            await RedisLibrary.LoadAsync(Database);
+            await RefreshCountAsync();
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            throw new StoreStartupException($"Redis cannot be used ({ex.Message}). Check the Redis configuration string and that the server answers.", ex);
+        }
+        logger.LogInformation("Redis store open ({Endpoints}) with {Count} counters",
+            string.Join(", ", redis.GetEndPoints().Select(endpoint => endpoint.ToString())), Count);
+    }
+
+    public async ValueTask<Counter?> GetAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var fields = await Database.HashGetAsync(CounterKey(name), Fields);
+            return fields[0].IsNull ? null : ReadCounter(name, fields);
+        }
+        catch (Exception ex) when (IsUnavailable(ex))
+        {
+            throw Unavailable(ex);
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<Counter>> ListAsync(string prefix, string? after, int limit, CancellationToken cancellationToken)
+    {
+        // Names are ASCII below '~', so [prefix, prefix + '~') is exactly the names that start with prefix, in ordinal order.
+        var from = after is not null && string.CompareOrdinal(after, prefix) >= 0 ? "(" + after : "[" + prefix;
+        var to = prefix.Length == 0 ? "+" : "(" + prefix + "~";
+        try
+        {
+            var reply = (RedisValue[])(await CallAsync(RedisLibrary.List, readOnly: true, from, to, limit.ToString(CultureInfo.InvariantCulture)))!;
+            var page = new List<Counter>(reply.Length / (Fields.Length + 1));
+            for (var i = 0; i < reply.Length; i += Fields.Length + 1)
+            {
+                page.Add(ReadCounter(reply[i]!, reply.AsSpan(i + 1, Fields.Length)));
+            }
+            return page;
+        }
+        catch (Exception ex) when (IsUnavailable(ex))
+        {
+            throw Unavailable(ex);
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var document = _writer.Write(batch, now, _retentionMs, quotas.Value.MaxCounters, quotas.Value.IdempotencyBytesPerKey);
+        RedisResult reply;
+        try
+        {
+            reply = await CallAsync(RedisLibrary.Commit, readOnly: false, document);
+        }
+        catch (Exception ex) when (IsUnavailable(ex))
+        {
+            throw Unavailable(ex);
+        }
+        metrics.RecordStoreWrite();
+        var answers = (string[])reply!;
+        var outcomes = new RequestOutcome[batch.Count];
+        for (var i = 0; i < outcomes.Length; i++)
+        {
+            outcomes[i] = RedisOutcomeReader.Read(answers[i], batch[i], now);
+        }
+        if (now >= _nextUpkeepAt)
+        {
+            await UpkeepAsync(now);
+        }
+        return outcomes;
+    }
+
+    public async ValueTask MaintainAsync(CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        if (now >= _nextUpkeepAt)
+        {
+            await UpkeepAsync(now);
+        }
+    }
+
+    public async ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await RefreshCountAsync();
+            return new StoreHealth(true, $"Redis store with {Count} counters");
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            return new StoreHealth(false, $"Redis does not answer: {ex.Message}");
+        }
+    }
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask; // the connection is the container's, shared with the key store
+
+    /// <summary>
+    /// Every few seconds, after a commit or when idle: the count for metrics, and a step of giving back the bytes of
+    /// expired idempotency records (Redis deletes the records themselves by their TTL). It never decides an answer.
+    /// </summary>
+    private async Task UpkeepAsync(long now)
+    {
+        _nextUpkeepAt = now + (long)UpkeepEvery.TotalMilliseconds;
+        try
+        {
+            await RefreshCountAsync();
+            var cursor = await CallAsync(RedisLibrary.Prune, readOnly: false,
+                _pruneCursor, now.ToString(CultureInfo.InvariantCulture), _retentionMs.ToString(CultureInfo.InvariantCulture),
+                PruneCallersPerStep.ToString(CultureInfo.InvariantCulture));
+            _pruneCursor = (string)cursor!;
+            if (_pruneCursor != "0")
+            {
+                _nextUpkeepAt = now; // more callers to visit: go on at the next chance
+            }
+        }
+        catch (Exception ex) when (IsUnavailable(ex))
+        {
+            logger.LogDebug("Redis upkeep skipped: Redis does not answer ({Reason})", ex.Message);
+        }
+    }
+
+    private async Task RefreshCountAsync()
+    {
+        var count = await Database.StringGetAsync(CountKey);
+        Interlocked.Exchange(ref _count, count.IsNull ? 0 : (long)count);
+    }
+
+    /// <summary>FCALL (or FCALL_RO); if Redis lost its functions (FUNCTION FLUSH, a new empty server), loads them again once.</summary>
+    private async Task<RedisResult> CallAsync(string function, bool readOnly, params object[] arguments)
+    {
+        object[] command = [function, 0, .. arguments];
+        try
+        {
+            return await Database.ExecuteAsync(readOnly ? "FCALL_RO" : "FCALL", command);
+        }
+        catch (RedisServerException ex) when (RedisLibrary.IsMissing(ex))
+        {
+            logger.LogWarning("Redis has no {Function} function (its functions were flushed?); loading the tally library again", function);
+            await RedisLibrary.LoadAsync(Database);
+            return await Database.ExecuteAsync(readOnly ? "FCALL_RO" : "FCALL", command);
+        }
+    }
+
+    private static RedisKey CounterKey(string name) => "tally:c:" + name;
+
+    private static Counter ReadCounter(string name, ReadOnlySpan<RedisValue> f) => new(
+        name, (long)f[0], (long)f[1], Bound(f[2]), Bound(f[3]), (long)f[4], (long)f[5], (long)f[6],
+        f[7].IsNullOrEmpty ? null : f[7].ToString());
+
+    private static long? Bound(RedisValue value) => value.IsNullOrEmpty ? null : (long)value;
+
+    /// <summary>
+    /// Redis unreachable, timing out, still loading its data after a restart, or refusing writes (a replica, out of
+    /// memory): the request gets 503 and may be retried. A function's own error is a bug, not an outage.
+    /// </summary>
+    private static bool IsUnavailable(Exception ex) => ex switch
+    {
+        RedisConnectionException or RedisTimeoutException or TimeoutException => true,
+        RedisServerException server => server.Message.StartsWith("LOADING", StringComparison.Ordinal)
+            || server.Message.StartsWith("BUSY", StringComparison.Ordinal)
+            || server.Message.StartsWith("READONLY", StringComparison.Ordinal)
+            || server.Message.StartsWith("MASTERDOWN", StringComparison.Ordinal)
+            || server.Message.StartsWith("OOM", StringComparison.Ordinal)
+            || server.Message.StartsWith("MISCONF", StringComparison.Ordinal),
+        _ => false,
+    };
+
+    private static StoreUnavailableException Unavailable(Exception ex) => new($"Redis does not answer ({ex.Message}).", ex);
+}

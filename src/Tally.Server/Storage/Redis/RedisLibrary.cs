@@ -1,0 +1,29 @@
+using StackExchange.Redis;
+
+namespace Tally.Server.Storage.Redis;
+
+/// <summary>
+/// The <c>tally_v1</c> Redis Function library (tally.lua, embedded in the assembly). Functions live in Redis's
+/// own data (RDB and AOF) and so survive restarts and failovers, unlike <c>EVALSHA</c>'s script cache. Loaded with
+/// <c>FUNCTION LOAD REPLACE</c> at every start, so an instance always runs the code it was built with; the version is
+/// in the library's name, so a new protocol ships as <c>tally_v2</c> beside it during a rolling upgrade.
+/// </summary>
+internal static class RedisLibrary
+{
+    public const string Commit = "tally_v1_commit";
+    public const string List = "tally_v1_list";
+    public const string Prune = "tally_v1_prune";
+
+    private static readonly Lazy<string> Code = new(() =>
+    {
+        using var stream = typeof(RedisLibrary).Assembly.GetManifestResourceStream("Tally.Server.Storage.Redis.tally.lua")
+            ?? throw new InvalidOperationException("tally.lua is not embedded in the assembly.");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    });
+
+    public static Task LoadAsync(IDatabase database) => database.ExecuteAsync("FUNCTION", "LOAD", "REPLACE", Code.Value);
+
+    /// <summary>Whether Redis said it has no such function (its functions were flushed): load the library again and retry.</summary>
+    public static bool IsMissing(RedisServerException ex) => ex.Message.Contains("Function not found", StringComparison.OrdinalIgnoreCase);
+}

@@ -1,0 +1,577 @@
+#!lua name=tally_v1
+--[[
+Tally's Redis engine: the batch rules, run atomically in Redis as one function call per commit.
+
+This is the second implementation of Counters/CounterRules.cs and Counters/BatchApplier.cs, and it must
+agree with them in every decision: the order of the checks, which error wins, what state a failure
+carries, quotas, replays. Every place that mirrors a C# rule says which one ("agrees with …"). The store
+contract tests and the random model test run against Redis to keep the two from drifting.
+
+Lua numbers are doubles, exact only below 2^53. Counter values and versions are 64-bit, so they travel
+and are stored as canonical decimal strings; they are compared as strings (compare) and added exactly
+(add): natively while both operands have at most 15 digits, otherwise by Redis's own INCRBY on a scratch
+key that is never replicated. Times (milliseconds since 1970) and counts stay far below 2^53.
+
+The library is versioned in its name: a Tally that changes the protocol or the data layout ships
+tally_v2 beside it, so instances of both versions can run during a rolling upgrade.
+
+Keys (all under tally:)
+  tally:c:<name>       hash  v i lo hi ver ca ua by   (lo, hi, by absent: unbounded / no creator)
+  tally:names          zset  every live name, score 0: listing in ordinal order by ZRANGEBYLEX
+  tally:count          string  live counters in the store
+  tally:owned          hash  API key id -> live counters it created
+  tally:r:<n>:<caller><key>  string  an idempotency record, with the retention as TTL (n = #caller)
+  tally:rk:<caller>    zset  the caller's record keys by creation time (quota accounting, oldest)
+  tally:rs:<caller>    hash  record key -> bytes
+  tally:rb             hash  caller -> bytes of its records
+]]
+
+local MAX_LONG = '9223372036854775807'
+local SCRATCH = 'tally:scratch'
+local FIELDS = { 'v', 'i', 'lo', 'hi', 'ver', 'ca', 'ua', 'by' }
+-- Expired records whose bytes one commit gives back per caller; the rest go at the next commit or upkeep.
+local PRUNE_PER_CALLER = 256
+
+-- Signed canonical decimal strings (no leading zeros, no "-0"): -1, 0 or 1.
+local function compare(a, b)
+  local na, nb = a:byte(1) == 45, b:byte(1) == 45
+  if na ~= nb then
+    return na and -1 or 1
+  end
+  local r
+  if a == b then
+    return 0
+  elseif #a ~= #b then
+    r = #a < #b and -1 or 1
+  else
+    r = a < b and -1 or 1 -- same length, digits only after the sign: byte order is numeric order
+  end
+  return na and -r or r
+end
+
+-- a + b (b may be negative) exactly, or nil when the sum leaves 64 bits.
+local function add(a, b)
+  if #a <= 15 and #b <= 15 then
+    return string.format('%.0f', tonumber(a) + tonumber(b)) -- both below 10^15: the sum is exact in a double
+  end
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('SET', SCRATCH, a)
+  local sum = redis.pcall('INCRBY', SCRATCH, b)
+  local result = nil
+  if type(sum) ~= 'table' or not sum.err then
+    result = redis.call('GET', SCRATCH)
+  end
+  redis.call('DEL', SCRATCH)
+  redis.set_repl(redis.REPL_ALL)
+  return result
+end
+
+local function negate(amount)
+  return '-' .. amount -- amount is 1..2^63-1, so its negation fits
+end
+
+-- Agrees with Counter.Allows.
+local function allows(state, value)
+  return (not state.lo or compare(value, state.lo) >= 0) and (not state.hi or compare(value, state.hi) <= 0)
+end
+
+-- Agrees with CounterName.IsValid: ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$
+local function valid_name(name)
+  return #name >= 1 and #name <= 128 and name:find('^[A-Za-z0-9][A-Za-z0-9._:%-]*$') ~= nil
+end
+
+local function copy(state)
+  local c = {}
+  for k, v in pairs(state) do
+    c[k] = v
+  end
+  return c
+end
+
+-- Results. A result is a table { status, state, code, x1..x4 } encoded by encode_result; the C# reader
+-- (RedisOutcomeReader) turns it into a CommandResult and words the failure (the x are what the words need).
+local function fail(code, current, x1, x2, x3, x4)
+  return { 'f', current, code, x1 or '', x2 or '', x3 or '', x4 or '' }
+end
+
+-------------------------------------------------------------------------------------------------
+-- The rules: agrees with CounterRules.Apply, check for check.
+-------------------------------------------------------------------------------------------------
+
+local function check_precondition(pre, current)
+  if not pre then
+    return nil
+  elseif pre == '!' then
+    if current then return fail('counter_exists', current) end
+  elseif pre == '*' then
+    if not current then return fail('version_mismatch', nil, 'any') end
+  else
+    if not current then return fail('version_mismatch', nil, 'missing') end
+    for _, version in ipairs(pre) do
+      if version == current.ver then return nil end
+    end
+    return fail('version_mismatch', current, 'mismatch')
+  end
+  return nil
+end
+
+local function version_exhausted(current)
+  if current and current.ver == MAX_LONG then
+    return fail('version_exhausted', nil)
+  end
+  return nil
+end
+
+local function rule_add(name, current, amount, down, now)
+  if amount:byte(1) == 45 or amount == '0' then
+    return fail('invalid_amount', nil)
+  end
+  local before = current or { v = '0', i = '0', ver = '0', ca = now, ua = now }
+  local next = add(before.v, down and negate(amount) or amount)
+  if not next or not allows(before, next) then
+    return fail('out_of_range', before)
+  end
+  local exhausted = version_exhausted(current)
+  if exhausted then return exhausted end
+  local after = copy(before)
+  after.v, after.ver, after.ua = next, add(before.ver, '1'), now
+  return { 'o', after }
+end
+
+local function rule_put(current, fields, now)
+  -- fields: { value, initial, min, max }, each false (absent), '' (null: unbounded) or a decimal string
+  local initial = fields[2] or (current and current.i) or '0'
+  local lo, hi = current and current.lo or false, current and current.hi or false
+  if fields[3] then lo = fields[3] ~= '' and fields[3] or false end
+  if fields[4] then hi = fields[4] ~= '' and fields[4] or false end
+  local value = fields[1] or (current and current.v) or initial
+  if lo and hi and compare(lo, hi) > 0 then
+    return fail('invalid_bounds', nil, lo, hi)
+  end
+  local exhausted = version_exhausted(current)
+  if exhausted then return exhausted end
+  local proposed = {
+    v = value, i = initial, lo = lo, hi = hi,
+    ver = add(current and current.ver or '0', '1'),
+    ca = current and current.ca or now, ua = now, by = current and current.by or false,
+  }
+  if not allows(proposed, value) then
+    return fail('invalid_value', nil, 'value', value, lo, hi)
+  end
+  if not allows(proposed, initial) then
+    return fail('invalid_value', nil, 'initial', initial, lo, hi)
+  end
+  return { current and 'o' or 'n', proposed }
+end
+
+local function rule_import(current, s)
+  -- s: { value, initial, min, max, version, createdAt, updatedAt }, min/max '' when unbounded
+  local state = { v = s[1], i = s[2], lo = s[3] ~= '' and s[3] or false, hi = s[4] ~= '' and s[4] or false,
+                  ver = s[5], ca = s[6], ua = s[7] }
+  if state.lo and state.hi and compare(state.lo, state.hi) > 0 then
+    return fail('invalid_bounds', nil, state.lo, state.hi)
+  end
+  if not allows(state, state.v) or not allows(state, state.i) then
+    return fail('invalid_value', nil, 'import', state.v, state.i)
+  end
+  if compare(state.ver, '1') < 0 then
+    return fail('invalid_value', nil, 'version')
+  end
+  return { current and 'o' or 'n', state }
+end
+
+local function apply_rules(op, current, now)
+  local kind, name, arg = op[1], op[2], op[3]
+  if not valid_name(name) then
+    return fail('invalid_name', nil)
+  end
+  local failed = check_precondition(op[4], current)
+  if failed then return failed end
+  if kind == 'i' or kind == 'd' then
+    return rule_add(name, current, arg, kind == 'd', now)
+  elseif kind == 'p' then
+    return rule_put(current, arg, now)
+  elseif kind == 'g' then
+    if not current then return fail('counter_not_found', nil) end
+    return { 'r', current }
+  elseif kind == 'r' then
+    if not current then return fail('counter_not_found', nil) end
+    local exhausted = version_exhausted(current)
+    if exhausted then return exhausted end
+    local after = copy(current)
+    after.v, after.ver, after.ua = current.i, add(current.ver, '1'), now
+    return { 'o', after }
+  elseif kind == 'x' then
+    if not current then return fail('counter_not_found', nil) end
+    return { 'd', current }
+  elseif kind == 'm' then
+    return rule_import(current, arg)
+  end
+  error('tally: unknown operation ' .. tostring(kind))
+end
+
+-------------------------------------------------------------------------------------------------
+-- One commit: agrees with BatchApplier (replays, quotas, atomic batches, records).
+-------------------------------------------------------------------------------------------------
+
+local function record_key(caller, key)
+  return 'tally:r:' .. #caller .. ':' .. caller .. key
+end
+
+local function encode_state(state, record_time)
+  if not state then
+    return ',,,,,,'
+  end
+  local ca = state.ca == record_time and '' or state.ca
+  local ua = state.ua == record_time and '' or state.ua
+  return table.concat({ state.v, state.i, state.lo or '', state.hi or '', state.ver, ca, ua }, ',')
+end
+
+-- status,v,i,lo,hi,ver,ca,ua[,code,x1,x2,x3,x4]: times equal to the commit's own are left empty (the record keeps its time).
+local function encode_result(result, record_time)
+  local text = result[1] .. ',' .. encode_state(result[2], record_time)
+  if result[1] == 'f' then
+    text = text .. ',' .. table.concat(result, ',', 3, 7)
+  end
+  return (text:gsub(',+$', ''))
+end
+
+local function commit(keys, args)
+  local doc = cjson.decode(args[1])
+  local now = doc.now
+  local now_ms = tonumber(now)
+  local retention = tonumber(doc.retention)
+  local not_before = now_ms - retention
+  local max_counters = tonumber(doc.maxCounters)
+  local record_limit = tonumber(doc.recordBytes)
+
+  local committed = {}    -- name -> state loaded from Redis, or false
+  local changes = {}      -- name -> state after this commit, or false (deleted)
+  local changed_names = {}
+  local owners = {}       -- key id -> change of its live counters
+  local counter_delta = 0
+  local total = nil
+  local owned = {}
+  local records = {}      -- record key -> { caller, key, fp, text, size }
+  local record_order = {}
+  local record_bytes = {} -- caller -> bytes of this commit's new records
+  local usage = {}        -- caller -> { bytes, oldest }
+
+  -- the atomic batch being applied: its overlay and counts, merged only if every operation succeeds
+  local scratch, scratch_owners, scratch_counters = nil, nil, 0
+
+  local function load(name)
+    local state = committed[name]
+    if state == nil then
+      local f = redis.call('HMGET', 'tally:c:' .. name, unpack(FIELDS))
+      if f[1] then
+        state = { v = f[1], i = f[2], lo = f[3], hi = f[4], ver = f[5], ca = f[6], ua = f[7], by = f[8] }
+      else
+        state = false
+      end
+      committed[name] = state
+    end
+    return state
+  end
+
+  local function lookup(name)
+    local state
+    if scratch then state = scratch[name] end
+    if state == nil then state = changes[name] end
+    if state == nil then state = load(name) end
+    return state or nil
+  end
+
+  local function store(name, state)
+    if scratch then
+      scratch[name] = state
+    else
+      if changes[name] == nil then changed_names[#changed_names + 1] = name end
+      changes[name] = state
+    end
+  end
+
+  local function count_owner(owner, change)
+    if scratch then
+      scratch_counters = scratch_counters + change
+    else
+      counter_delta = counter_delta + change
+    end
+    if owner then
+      local t = scratch and scratch_owners or owners
+      t[owner] = (t[owner] or 0) + change
+    end
+  end
+
+  local function owned_by(key)
+    if owned[key] == nil then
+      owned[key] = tonumber(redis.call('HGET', 'tally:owned', key) or '0')
+    end
+    return owned[key]
+  end
+
+  -- Agrees with BatchApplier.RefuseCreation.
+  local function refuse_creation(request)
+    if total == nil then
+      total = tonumber(redis.call('GET', 'tally:count') or '0')
+    end
+    if total + counter_delta + scratch_counters >= max_counters then
+      return fail('counter_quota_exceeded', nil, 'store', doc.maxCounters)
+    end
+    local key, limit = request.owner, request.maxCounters
+    if key and limit and owned_by(key) + (owners[key] or 0) + (scratch_owners and scratch_owners[key] or 0) >= tonumber(limit) then
+      return fail('counter_quota_exceeded', nil, 'key', limit)
+    end
+    return nil
+  end
+
+  -- Agrees with BatchApplier.ApplyCommand.
+  local function apply_operation(op, request)
+    local name = op[2]
+    local current = lookup(name)
+    local result = apply_rules(op, current, now)
+    local status = result[1]
+    if status == 'f' or status == 'r' then
+      return result
+    end
+    if status == 'd' then
+      count_owner(current.by, -1)
+      store(name, false)
+      return result
+    end
+    if not current then
+      local refused = refuse_creation(request)
+      if refused then return refused end
+      count_owner(request.owner, 1)
+    end
+    -- The creator stays with the counter through every change (import included); a new one is the requester's.
+    if current then
+      result[2].by = current.by or false
+    else
+      result[2].by = request.owner or false
+    end
+    store(name, result[2])
+    return result
+  end
+
+  -- Agrees with BatchApplier.ApplyBatch; returns the results and the index of the operation that aborted it.
+  local function apply_batch(request)
+    local results = {}
+    if not request.atomic then
+      for i, op in ipairs(request.ops) do
+        results[i] = apply_operation(op, request)
+      end
+      return results, nil
+    end
+    scratch, scratch_owners, scratch_counters = {}, {}, 0
+    for i, op in ipairs(request.ops) do
+      results[i] = apply_operation(op, request)
+      if results[i][1] == 'f' then
+        scratch, scratch_owners, scratch_counters = nil, nil, 0
+        return results, i
+      end
+    end
+    local overlay, overlay_owners, overlay_counters = scratch, scratch_owners, scratch_counters
+    scratch, scratch_owners, scratch_counters = nil, nil, 0
+    for name, state in pairs(overlay) do
+      store(name, state)
+    end
+    for owner, change in pairs(overlay_owners) do
+      owners[owner] = (owners[owner] or 0) + change
+    end
+    counter_delta = counter_delta + overlay_counters
+    return results, nil
+  end
+
+  -- The caller's bytes of live records and its oldest record's time, after giving back those that expired.
+  local function usage_of(caller)
+    local u = usage[caller]
+    if u then return u end
+    local zkey, skey = 'tally:rk:' .. caller, 'tally:rs:' .. caller
+    local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', '(' .. not_before, 'LIMIT', 0, PRUNE_PER_CALLER)
+    local freed = 0
+    for _, key in ipairs(expired) do
+      freed = freed + tonumber(redis.call('HGET', skey, key) or '0')
+      redis.call('HDEL', skey, key)
+      redis.call('ZREM', zkey, key)
+    end
+    local bytes
+    if freed > 0 then
+      bytes = redis.call('HINCRBY', 'tally:rb', caller, -freed)
+    else
+      bytes = tonumber(redis.call('HGET', 'tally:rb', caller) or '0')
+    end
+    local first = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
+    u = { bytes = bytes, oldest = first[2] and tonumber(first[2]) or nil }
+    usage[caller] = u
+    return u
+  end
+
+  -- Agrees with BatchApplier.IdempotencyQuotaExceeded.
+  local function record_quota_exceeded(caller)
+    local u = usage_of(caller)
+    local used = u.bytes + (record_bytes[caller] or 0)
+    if used < record_limit then
+      return nil
+    end
+    local oldest = u.oldest or now_ms
+    local seconds = math.floor((oldest + retention - now_ms + 999) / 1000)
+    seconds = math.max(1, math.min(seconds, math.floor(retention / 1000) + 1))
+    return 'E,idempotency_quota_exceeded,' .. used .. ',' .. doc.recordBytes .. ',' .. seconds
+  end
+
+  local function find_record(caller, key)
+    local rkey = record_key(caller, key)
+    local fresh = records[rkey]
+    if fresh then
+      return { fp = fresh.fp, time = now, text = fresh.text }
+    end
+    local stored = redis.call('GET', rkey)
+    if not stored then return nil end
+    -- fingerprint (64 hex) | created at | outcome
+    local time_end = stored:find('|', 66, true)
+    local time = stored:sub(66, time_end - 1)
+    if tonumber(time) < not_before then return nil end -- expired by Tally's clock, even if Redis keeps it a little longer
+    return { fp = stored:sub(1, 64), time = time, text = stored:sub(time_end + 1) }
+  end
+
+  -- Agrees with BatchApplier.RefusedByQuota: a request refused for a quota applied nothing and does not spend its key.
+  local function refused_by_quota(results, aborted_at, batch)
+    local result
+    if batch then
+      if not aborted_at then return false end
+      result = results[aborted_at]
+    else
+      result = results[1]
+    end
+    return result[1] == 'f' and result[3] == 'counter_quota_exceeded'
+  end
+
+  local replies = {}
+  for r, request in ipairs(doc.requests) do
+    local reply = nil
+    if request.key then
+      local existing = find_record(request.caller, request.key)
+      if existing then
+        if existing.fp ~= request.fingerprint then
+          reply = 'E,idempotency_key_reused'
+        else
+          reply = 'R' .. existing.time .. '|' .. existing.text
+        end
+      else
+        reply = record_quota_exceeded(request.caller)
+      end
+    end
+    if not reply then
+      local results, aborted_at
+      if request.batch then
+        results, aborted_at = apply_batch(request)
+      else
+        results = { apply_operation(request.ops[1], request) }
+      end
+      local parts = { aborted_at and tostring(aborted_at - 1) or '' }
+      for i, result in ipairs(results) do
+        parts[i + 1] = encode_result(result, now)
+      end
+      local text = table.concat(parts, ';')
+      reply = 'N' .. text
+      if request.key and not refused_by_quota(results, aborted_at, request.batch) then
+        -- Agrees with IdempotencyRecord.SizeOf: caller, key, fingerprint (32 bytes), outcome, 64 bytes of overhead.
+        local size = #request.caller + #request.key + 32 + #text + 64
+        local rkey = record_key(request.caller, request.key)
+        if not records[rkey] then record_order[#record_order + 1] = rkey end
+        records[rkey] = { caller = request.caller, key = request.key, fp = request.fingerprint, text = text, size = size }
+        record_bytes[request.caller] = (record_bytes[request.caller] or 0) + size
+      end
+    end
+    replies[r] = reply
+  end
+
+  -- Persist: only the fields that changed, so a hot counter costs one short HSET per commit.
+  for _, name in ipairs(changed_names) do
+    local after, before, key = changes[name], committed[name], 'tally:c:' .. name
+    if not after then
+      if before then
+        redis.call('DEL', key)
+        redis.call('ZREM', 'tally:names', name)
+      end
+    else
+      local set, unset = {}, {}
+      for _, field in ipairs(FIELDS) do
+        local value = after[field]
+        if value then
+          if not before or before[field] ~= value then
+            set[#set + 1] = field
+            set[#set + 1] = value
+          end
+        elseif before and before[field] then
+          unset[#unset + 1] = field
+        end
+      end
+      if #set > 0 then redis.call('HSET', key, unpack(set)) end
+      if #unset > 0 then redis.call('HDEL', key, unpack(unset)) end
+      if not before then redis.call('ZADD', 'tally:names', 0, name) end
+    end
+  end
+  if counter_delta ~= 0 then
+    redis.call('INCRBY', 'tally:count', counter_delta)
+  end
+  for owner, change in pairs(owners) do
+    if change ~= 0 then redis.call('HINCRBY', 'tally:owned', owner, change) end
+  end
+  for _, rkey in ipairs(record_order) do
+    local record = records[rkey]
+    local skey = 'tally:rs:' .. record.caller
+    -- An expired record of the same key not yet pruned gives its bytes back as it is replaced.
+    local old = tonumber(redis.call('HGET', skey, record.key) or '0')
+    redis.call('SET', rkey, record.fp .. '|' .. now .. '|' .. record.text, 'PX', retention)
+    redis.call('ZADD', 'tally:rk:' .. record.caller, now_ms, record.key)
+    redis.call('HSET', skey, record.key, record.size)
+    redis.call('HINCRBY', 'tally:rb', record.caller, record.size - old)
+  end
+  return replies
+end
+
+-- Counters whose names lie in [from, to) (ZRANGEBYLEX bounds), at most limit, with their fields.
+local function list(keys, args)
+  local names = redis.call('ZRANGEBYLEX', 'tally:names', args[1], args[2], 'LIMIT', 0, tonumber(args[3]))
+  local out = {}
+  for _, name in ipairs(names) do
+    local f = redis.call('HMGET', 'tally:c:' .. name, unpack(FIELDS))
+    out[#out + 1] = name
+    for i = 1, #FIELDS do
+      out[#out + 1] = f[i] or ''
+    end
+  end
+  return out
+end
+
+-- Upkeep: gives back the bytes of expired records of up to `callers` callers from the HSCAN cursor; returns the next cursor.
+local function prune(keys, args)
+  local now_ms, retention = tonumber(args[2]), tonumber(args[3])
+  local not_before = now_ms - retention
+  local scan = redis.call('HSCAN', 'tally:rb', args[1], 'COUNT', tonumber(args[4]))
+  local entries = scan[2]
+  for i = 1, #entries, 2 do
+    local caller = entries[i]
+    local zkey, skey = 'tally:rk:' .. caller, 'tally:rs:' .. caller
+    local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', '(' .. not_before, 'LIMIT', 0, 1000)
+    local freed = 0
+    for _, key in ipairs(expired) do
+      freed = freed + tonumber(redis.call('HGET', skey, key) or '0')
+      redis.call('HDEL', skey, key)
+      redis.call('ZREM', zkey, key)
+    end
+    if freed > 0 then
+      redis.call('HINCRBY', 'tally:rb', caller, -freed)
+    end
+    if redis.call('ZCARD', zkey) == 0 then
+      redis.call('HDEL', 'tally:rb', caller)
+    end
+  end
+  return scan[1]
+end
+
+redis.register_function('tally_v1_commit', commit)
+redis.register_function{ function_name = 'tally_v1_list', callback = list, flags = { 'no-writes' } }
+redis.register_function('tally_v1_prune', prune)
