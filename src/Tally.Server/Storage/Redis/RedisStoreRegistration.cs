@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
+using Tally.Server.Auth;
 using Tally.Server.Configuration;
 
 namespace Tally.Server.Storage.Redis;
@@ -19,6 +20,10 @@ internal static class RedisStoreRegistration
             return Connect(configuration, provider.GetRequiredService<ILoggerFactory>());
         });
         services.AddSingleton<ICounterStore, RedisCounterStore>();
+        services.AddSingleton<ApiKeyStore, RedisApiKeyStore>();
+        services.AddSingleton<RedisClusterMembership>();
+        services.AddSingleton<IClusterSize>(provider => provider.GetRequiredService<RedisClusterMembership>());
+        services.AddHostedService(provider => provider.GetRequiredService<RedisClusterMembership>());
         return services;
     }
 
