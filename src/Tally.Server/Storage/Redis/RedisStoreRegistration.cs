@@ -57,6 +57,9 @@ internal static class RedisStoreRegistration
         {
             options.AsyncTimeout = 3000;
         }
+        // While Redis is unreachable a command fails at once (503 with Retry-After) instead of waiting in a backlog
+        // for the timeout, so requests do not pile up during an outage.
+        options.BacklogPolicy = BacklogPolicy.FailFast;
         options.LoggerFactory = loggerFactory;
         return ConnectionMultiplexer.Connect(options);
     }
