@@ -14,7 +14,8 @@ internal sealed class StartupConsole(TextWriter output)
 /// Loads the keys at start-up (after the counter store has opened the data file) and, with
 /// <c>Auth=on</c>, no <c>AdminKey</c> and no stored key, creates the first admin key: printed once
 /// to standard output and, with <c>Store=sqlite</c>, written to <c>&lt;DataDir&gt;/admin.key</c> (mode 0600).
-/// With <c>Store=memory</c> there is no file: the key lives only as long as the process. At every
+/// With <c>Store=memory</c> there is no file: the key lives only as long as the process; with a shared store
+/// (postgres, redis) there is no file either, and the store keeps only the key's hash. At every
 /// later start the log says where that key is (never the key), or the file goes if its key was revoked.
 /// The keys are loaded before the server listens; the first admin key is made only once it does
 /// (<see cref="StartedAsync"/>, after every start step, the server's binding included): a start that fails,
@@ -85,7 +86,9 @@ internal sealed class ApiKeyStartup(ApiKeyStore keys, AdminKeyFile adminKeyFile,
 
                 {secret}
 
-            {(file is null ? "Store=memory: it is not saved anywhere and lasts as long as this process." : $"It is also in {file} (readable by this user only).")}
+            {(file is not null ? $"It is also in {file} (readable by this user only)."
+                : options.Value.Store == StoreKind.Memory ? "Store=memory: it is not saved anywhere and lasts as long as this process."
+                : $"Store={options.Value.Store.ToString().ToLowerInvariant()} keeps only its hash: save it now, it cannot be shown again.")}
             Send it as 'Authorization: Bearer <key>'; create keys for clients with POST /admin/keys.
             ================================================================================
 
