@@ -6,7 +6,7 @@ namespace Tally.Server.Tests.Deploy;
 
 /// <summary>
 /// What the deployment files of every store shared by many instances must have, run against each store's files
-/// (<see cref="PostgresDeployFilesTests"/>): deploy/compose.&lt;store&gt;.yaml with
+/// (<see cref="PostgresDeployFilesTests"/>, <see cref="RedisDeployFilesTests"/>): deploy/compose.&lt;store&gt;.yaml with
 /// three Tally replicas on the store behind nginx, and deploy/kubernetes/&lt;store&gt; with stateless replicas, autoscaled,
 /// with a disruption budget. YamlFilesTests parses the files along with every other YAML file; the subclasses check the
 /// store's own service and settings.
