@@ -118,24 +118,27 @@ internal sealed class TallyCluster : IAsyncDisposable
 
     /// <summary>
     /// Increments <paramref name="path"/> from <paramref name="clientsPerInstance"/> clients on every instance, as fast
-    /// as they are answered, for <paramref name="duration"/>; returns how many were admitted (200) and how long it took.
+    /// as they are answered, for <paramref name="duration"/>; returns how many were admitted (200), how many were sent,
+    /// and how long it took.
     /// </summary>
-    public async Task<(long Admitted, TimeSpan Elapsed)> CountAdmittedAsync(string path, TimeSpan duration, int clientsPerInstance = 2)
+    public async Task<(long Admitted, long Sent, TimeSpan Elapsed)> CountAdmittedAsync(string path, TimeSpan duration, int clientsPerInstance = 2)
     {
         long admitted = 0;
+        long sent = 0;
         var clock = Stopwatch.StartNew();
         await Task.WhenAll(_instances.SelectMany(instance => Enumerable.Range(0, clientsPerInstance).Select(_ => Task.Run(async () =>
         {
             using var http = instance.CreateClient();
             while (clock.Elapsed < duration)
             {
+                Interlocked.Increment(ref sent);
                 if ((await http.PostAsync(path, null)).StatusCode == HttpStatusCode.OK)
                 {
                     Interlocked.Increment(ref admitted);
                 }
             }
         }))));
-        return (admitted, clock.Elapsed);
+        return (admitted, sent, clock.Elapsed);
     }
 
     /// <summary>Every instance's output, for an assertion message.</summary>
