@@ -77,4 +77,24 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
         Assert.Empty(server.Keys(pattern: "tally:h*:a"));
         Assert.Equal(4, server.Keys(pattern: "tally:h*:b").Count());
     }
+
+    [Fact]
+    public async Task AfterRedisIsKilledMidLoadTheHistoryStillAddsUpToEveryValue()
+    {
+        await using var server = await RedisServer.StartNewAsync();
+        await using (var before = new RedisStores(server.ConfigurationString))
+        {
+            var store = before.Create(Clock);
+            await store.OpenAsync(CancellationToken.None);
+            var committed = await HistoryCrash.CommitUntilKilledAsync(store, Clock, killAfter: 200, server.KillAsync);
+            Assert.InRange(committed, 200, 20_000);
+        }
+
+        await server.StartAsync();
+        await using var after = new RedisStores(server.ConfigurationString);
+        var restarted = after.Create(Clock);
+        await restarted.OpenAsync(CancellationToken.None);
+        await HistoryCrash.AssertAddsUpAsync(restarted, "after Redis was killed and restarted");
+    }
 }
+
