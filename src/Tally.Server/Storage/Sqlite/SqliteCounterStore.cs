@@ -367,6 +367,9 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
             _health?.Dispose();
             _health = null;
         }
+        // Its read connections closed, like the health one, before the checkpoint below.
+        _history?.Dispose();
+        _history = null;
         if (_writer is { State: System.Data.ConnectionState.Open } writer)
         {
             try
@@ -386,8 +389,6 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         }
         _log?.Dispose();
         _log = null;
-        _history?.Dispose();
-        _history = null;
         _writer?.Dispose();
         _writer = null;
         _lockFile?.Dispose();
