@@ -226,6 +226,27 @@ public sealed class MemoryHistoryTests : HistoryStoreContractTests
 public sealed class SqliteHistoryTests : PersistentHistoryStoreContractTests
 {
     private protected override ICounterStore CreateStore(HistoryOptions? history) => StoreTesting.Create("sqlite", DataDir, Clock, history: history);
+
+    [Fact]
+    public async Task AFileFromBeforeHistoryGainsItsTable()
+    {
+        await Store.CommitAsync(CounterCommand.Increment("a", 1));
+        await Store.DisposeAsync();
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(DataDir, "tally.db")};Pooling=False"))
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "DROP TABLE history; UPDATE tally_schema SET version = 4;";
+            command.ExecuteNonQuery();
+        }
+
+        Store = CreateStore(null);
+        await Store.OpenAsync(CancellationToken.None);
+        await Store.CommitAsync(CounterCommand.Increment("a", 2));
+
+        Assert.Equal(3, (await Store.GetAsync("a"))!.Value);
+        Assert.Equal([new HistoryBucket(Minute, 2, 0, 0, 3)], await ReadAsync("a", HistoryInterval.Minute));
+    }
 }
 
 /// <summary>
