@@ -96,5 +96,21 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
         await restarted.OpenAsync(CancellationToken.None);
         await HistoryCrash.AssertAddsUpAsync(restarted, "after Redis was killed and restarted");
     }
+
+    [Fact]
+    public async Task ACommitFromATallyOlderThanHistoryStillApplies()
+    {
+        // During a rolling upgrade, an older instance's commit document has no "history": it changes the counter, records none.
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
+        var database = connection.GetDatabase();
+        var document = $$"""
+            {"now":"{{T}}","retention":"86400000","maxCounters":"1000","recordBytes":"65536",
+             "requests":[{"batch":false,"atomic":false,"ops":[["i","old","3",false]]}]}
+            """;
+        await database.ExecuteAsync("FCALL", "tally_v1_commit", 0, document);
+
+        Assert.Equal(3, (await Store.GetAsync("old"))!.Value);
+        Assert.Empty(await ReadAsync("old", HistoryInterval.Minute));
+    }
 }
 

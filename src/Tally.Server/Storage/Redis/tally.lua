@@ -627,7 +627,9 @@ local function commit(keys, args)
     redis.call('HSET', skey, record.key, record.size)
     redis.call('HINCRBY', 'tally:rb', record.caller, record.size - old)
   end
-  write_history(doc.history, notes, now)
+  if doc.history then -- absent from a Tally older than history (a rolling upgrade): its commits record none
+    write_history(doc.history, notes, now)
+  end
   return replies
 end
 
