@@ -5,6 +5,7 @@ using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.Docs;
 using Tally.Server.Health;
+using Tally.Server.History;
 using Tally.Server.Http;
 using Tally.Server.Observability;
 using Tally.Server.Storage;
@@ -27,6 +28,7 @@ builder.Services.AddTallyMetrics();
 builder.Services.AddTallyStore(builder.Configuration);
 builder.Services.AddTallyAuth(); // after the store: the keys live in its data file
 builder.Services.AddTallyHealthChecks();
+builder.Services.AddTallyHistory();
 builder.Services.AddTallyOpenApi();
 
 try
@@ -40,6 +42,7 @@ try
     app.MapHealth();
     app.MapMetrics();
     app.MapCounters();
+    app.MapHistory();
     app.MapBatch();
     app.MapBackup().RequireAuthorization(AuthPolicies.Admin);
     app.MapAdminKeys();

@@ -1,4 +1,5 @@
 using Tally.Server.Counters;
+using Tally.Server.History;
 using Tally.Server.Pipeline;
 
 namespace Tally.Server.Storage;
@@ -32,6 +33,14 @@ internal interface ICounterStore : IAsyncDisposable
     /// committed (and then nothing of it is visible).
     /// </summary>
     ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// One counter's committed history in one interval: the buckets whose start lies in [<paramref name="from"/>,
+    /// <paramref name="to"/>), oldest first (none for a counter that does not exist). Buckets past the retention may
+    /// still be there until upkeep prunes them; the caller leaves them out. Throws <see cref="StoreUnavailableException"/>
+    /// when the store does not answer.
+    /// </summary>
+    ValueTask<IReadOnlyList<HistoryBucket>> ReadHistoryAsync(string name, HistoryInterval interval, long from, long to, CancellationToken cancellationToken);
 
     /// <summary>How many counters exist (may be approximate for shared stores); for metrics.</summary>
     long Count { get; }

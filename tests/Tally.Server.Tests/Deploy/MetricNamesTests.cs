@@ -194,6 +194,10 @@ public partial class MetricNamesTests
         public ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken) =>
             throw new IOException("Simulated: the disk is full.");
 
+        public ValueTask<IReadOnlyList<Tally.Server.History.HistoryBucket>> ReadHistoryAsync(
+            string name, Tally.Server.History.HistoryInterval interval, long from, long to, CancellationToken cancellationToken) =>
+            inner.ReadHistoryAsync(name, interval, from, to, cancellationToken);
+
         public ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken) => inner.CheckHealthAsync(cancellationToken);
 
         public ValueTask DisposeAsync() => inner.DisposeAsync();

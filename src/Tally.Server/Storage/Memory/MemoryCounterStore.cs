@@ -2,15 +2,18 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.History;
 using Tally.Server.Idempotency;
 
 namespace Tally.Server.Storage.Memory;
 
 /// <summary>The same rules with no persistence: for tests and ephemeral use. Everything is lost on exit.</summary>
-internal sealed class MemoryCounterStore(IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, TimeProvider clock)
-    : CachedCounterStore(clock, options.Value.IdempotencyRetention, quotas.Value)
+internal sealed class MemoryCounterStore(
+    IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, IOptions<HistoryOptions> history, TimeProvider clock)
+    : CachedCounterStore(clock, options.Value.IdempotencyRetention, quotas.Value, history.Value)
 {
     private readonly ConcurrentDictionary<(string, string), IdempotencyRecord> _records = new();
+    private readonly MemoryHistory _history = new();
 
     public override Task OpenAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -20,14 +23,21 @@ internal sealed class MemoryCounterStore(IOptions<TallyOptions> options, IOption
     public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
     protected override ValueTask PersistAsync(
-        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, CancellationToken cancellationToken)
+        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, HistoryWrites history,
+        CancellationToken cancellationToken)
     {
         foreach (var record in records)
         {
             _records[(record.Caller, record.Key)] = record;
         }
+        _history.Write(history);
         return ValueTask.CompletedTask;
     }
+
+    protected override IReadOnlyList<HistoryBucket> ReadStoredHistory(string name, HistoryInterval interval, long from, long to) =>
+        _history.Read(name, interval, from, to);
+
+    protected override int PruneStoredHistory(HistoryInterval interval, long before, int limit) => _history.Prune(interval, before, limit);
 
     protected override IdempotencyRecord? FindIdempotencyRecord(string caller, string key, long notBefore) =>
         _records.TryGetValue((caller, key), out var record) && record.CreatedAt >= notBefore ? record : null;

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.History;
 using Tally.Server.Observability;
 using Tally.Server.Pipeline;
 
@@ -15,8 +16,8 @@ namespace Tally.Server.Storage.Redis;
 /// Redis. A 2xx means Redis applied it, and with <c>appendfsync always</c> that its AOF is on disk.
 /// </summary>
 internal sealed class RedisCounterStore(
-    IConnectionMultiplexer redis, IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, TimeProvider clock, TallyMetrics metrics,
-    ILogger<RedisCounterStore> logger)
+    IConnectionMultiplexer redis, IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, IOptions<HistoryOptions> history,
+    TimeProvider clock, TallyMetrics metrics, ILogger<RedisCounterStore> logger)
     : ICounterStore, IStoreUpkeep
 {
     private static readonly RedisValue[] Fields = ["v", "i", "lo", "hi", "ver", "ca", "ua", "by"];
@@ -129,7 +130,7 @@ internal sealed class RedisCounterStore(
     public async ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-        var document = _writer.Write(batch, now, _retentionMs, quotas.Value.MaxCounters, quotas.Value.IdempotencyBytesPerKey);
+        var document = _writer.Write(batch, now, _retentionMs, quotas.Value.MaxCounters, quotas.Value.IdempotencyBytesPerKey, history.Value);
         RedisResult reply;
         try
         {
@@ -151,6 +152,20 @@ internal sealed class RedisCounterStore(
             await UpkeepAsync(now);
         }
         return outcomes;
+    }
+
+    /// <summary>History from the chunks tally.lua writes (RedisHistory); Redis expires them itself, so there is no pruning here.</summary>
+    public async ValueTask<IReadOnlyList<HistoryBucket>> ReadHistoryAsync(
+        string name, HistoryInterval interval, long from, long to, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await RedisHistory.ReadAsync(Database, name, interval, from, to, clock.GetUtcNow().ToUnixTimeMilliseconds(), history.Value);
+        }
+        catch (Exception ex) when (IsUnavailable(ex))
+        {
+            throw Unavailable(ex);
+        }
     }
 
     public async ValueTask MaintainAsync(CancellationToken cancellationToken)

@@ -26,6 +26,8 @@ Keys (all under tally:)
   tally:rk:<caller>    zset  the caller's record keys by creation time (quota accounting, oldest)
   tally:rs:<caller>    hash  record key -> bytes
   tally:rb             hash  caller -> bytes of its records
+  tally:h:<p>:<chunk>:<name>  hash  history of one counter (see "History" below): bucket start -> "inc,dec,sets,value"
+  tally:hk:<name>      zset  the counter's history chunks "<p>:<chunk>", scored by when they expire
 ]]
 
 local MAX_LONG = '9223372036854775807'
@@ -225,6 +227,91 @@ local function apply_rules(op, current, now)
 end
 
 -------------------------------------------------------------------------------------------------
+-- History: agrees with HistoryWrites.Record (History/HistoryWrites.cs). Per counter and commit: the amounts
+-- added and subtracted (exact, saturating at 2^63-1), the number of sets (put, reset, import), the value after
+-- the last change; a deletion drops the counter's history, and what follows it in the commit starts afresh.
+-- Bucket starts are not computed here: the commit document carries them, computed by HistoryIntervals in C#,
+-- with each bucket's chunk and expiry (RedisHistory.cs), so the two engines cannot bucket differently.
+--
+-- Layout: the buckets of one period (m, h, d) fall into fixed chunks (an hour of minutes, a day of hours, 30
+-- days of days); a chunk is a hash tally:h:<p>:<chunk>:<name>, field = bucket start, value = "inc,dec,sets,value",
+-- that expires (relative TTL, Redis's clock) once its last bucket is past the retention: no pruning pass. The
+-- zset tally:hk:<name> lists the counter's live chunks, so that deleting the counter deletes exactly those.
+-------------------------------------------------------------------------------------------------
+
+local function saturating_add(a, b)
+  return add(a, b) or MAX_LONG -- both are non-negative sums: the only overflow is past 2^63-1
+end
+
+local function clear_history(name)
+  local index = 'tally:hk:' .. name
+  for _, chunk in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    redis.call('DEL', 'tally:h:' .. chunk .. ':' .. name)
+  end
+  redis.call('DEL', index)
+end
+
+-- period: { p, bucket start, chunk start, chunk TTL in ms, chunk expiry in Tally's ms }
+local function add_to_bucket(name, period, totals, now)
+  local p, start, chunk, ttl = period[1], period[2], period[3], period[4]
+  local key = 'tally:h:' .. p .. ':' .. chunk .. ':' .. name
+  local inc, dec, sets = totals.inc, totals.dec, totals.sets
+  local old = redis.call('HGET', key, start)
+  if old then
+    local i, d, s = old:match('^([^,]*),([^,]*),([^,]*),')
+    inc, dec, sets = saturating_add(i, inc), saturating_add(d, dec), saturating_add(s, sets)
+  end
+  redis.call('HSET', key, start, inc .. ',' .. dec .. ',' .. sets .. ',' .. totals.value)
+  if not old then
+    local index = 'tally:hk:' .. name
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('ZADD', index, period[5], p .. ':' .. chunk)
+    redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. now)
+    redis.call('PEXPIRE', index, ttl, 'NX') -- the index lives as long as its longest-lived chunk
+    redis.call('PEXPIRE', index, ttl, 'GT')
+  end
+end
+
+-- notes: the commit's changes in order, { name, kind, amount, value } (kind as in apply_rules, 'x' deleted).
+local function write_history(history, notes, now)
+  local totals, order = {}, {}
+  for _, n in ipairs(notes) do
+    local name, kind = n[1], n[2]
+    local t = totals[name]
+    if not t then
+      t = { clears = false }
+      totals[name], order[#order + 1] = t, name
+    end
+    if kind == 'x' then
+      t.clears, t.value = true, nil
+    elseif history.record then
+      if not t.value then
+        t.inc, t.dec, t.sets = '0', '0', '0'
+      end
+      if kind == 'i' then
+        t.inc = saturating_add(t.inc, n[3])
+      elseif kind == 'd' then
+        t.dec = saturating_add(t.dec, n[3])
+      else
+        t.sets = saturating_add(t.sets, '1')
+      end
+      t.value = n[4]
+    end
+  end
+  for _, name in ipairs(order) do
+    local t = totals[name]
+    if t.clears then
+      clear_history(name)
+    end
+    if t.value then
+      for _, period in ipairs(history.periods) do
+        add_to_bucket(name, period, t, now)
+      end
+    end
+  end
+end
+
+-------------------------------------------------------------------------------------------------
 -- One commit: agrees with BatchApplier (replays, quotas, atomic batches, records).
 -------------------------------------------------------------------------------------------------
 
@@ -273,6 +360,11 @@ local function commit(keys, args)
 
   -- the atomic batch being applied: its overlay and counts, merged only if every operation succeeds
   local scratch, scratch_owners, scratch_counters = nil, nil, 0
+  local notes = {}        -- the committed changes in order, for history (an aborted atomic batch takes its own back)
+
+  local function note(name, kind, amount, value)
+    notes[#notes + 1] = { name, kind, amount, value }
+  end
 
   local function load(name)
     local state = committed[name]
@@ -351,6 +443,7 @@ local function commit(keys, args)
     if status == 'd' then
       count_owner(current.by, -1)
       store(name, false)
+      note(name, 'x')
       return result
     end
     if not current then
@@ -365,6 +458,7 @@ local function commit(keys, args)
       result[2].by = request.owner or false
     end
     store(name, result[2])
+    note(name, op[1], op[3], result[2].v)
     return result
   end
 
@@ -378,10 +472,14 @@ local function commit(keys, args)
       return results, nil
     end
     scratch, scratch_owners, scratch_counters = {}, {}, 0
+    local noted = #notes
     for i, op in ipairs(request.ops) do
       results[i] = apply_operation(op, request)
       if results[i][1] == 'f' then
         scratch, scratch_owners, scratch_counters = nil, nil, 0
+        for n = #notes, noted + 1, -1 do
+          notes[n] = nil
+        end
         return results, i
       end
     end
@@ -552,6 +650,9 @@ local function commit(keys, args)
     redis.call('ZADD', 'tally:rk:' .. record.caller, now_ms, record.key)
     redis.call('HSET', skey, record.key, record.size)
     redis.call('HINCRBY', 'tally:rb', record.caller, record.size - old)
+  end
+  if doc.history then -- absent from a Tally older than history (a rolling upgrade): its commits record none
+    write_history(doc.history, notes, now)
   end
   return replies
 end
