@@ -4,6 +4,7 @@ using Tally.Server.Batch;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.Docs;
+using Tally.Server.Events;
 using Tally.Server.Health;
 using Tally.Server.Http;
 using Tally.Server.Observability;
@@ -26,6 +27,7 @@ builder.Services.AddTallyProblems();
 builder.Services.AddTallyMetrics();
 builder.Services.AddTallyStore(builder.Configuration);
 builder.Services.AddTallyAuth(); // after the store: the keys live in its data file
+builder.Services.AddTallyEvents();
 builder.Services.AddTallyHealthChecks();
 builder.Services.AddTallyOpenApi();
 
@@ -41,6 +43,7 @@ try
     app.MapMetrics();
     app.MapCounters();
     app.MapBatch();
+    app.MapEvents();
     app.MapBackup().RequireAuthorization(AuthPolicies.Admin);
     app.MapAdminKeys();
 
