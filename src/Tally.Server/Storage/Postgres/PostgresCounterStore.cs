@@ -16,9 +16,10 @@ namespace Tally.Server.Storage.Postgres;
 /// plan back with array parameters in one round trip before it commits. Many increments of one hot counter
 /// in a batch are one row update. A 2xx means PostgreSQL committed it (with its <c>synchronous_commit</c>).
 /// </summary>
+/// <param name="events">Sends each commit's changes to the other instances (live events); none in store-only tests.</param>
 internal sealed class PostgresCounterStore(
     NpgsqlDataSource dataSource, IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, TimeProvider clock, TallyMetrics metrics,
-    ILogger<PostgresCounterStore> logger)
+    ILogger<PostgresCounterStore> logger, PostgresEventRelay? events = null)
     : ICounterStore, IStoreUpkeep
 {
     private const string Columns = "name, value, initial, min, max, version, created_at, updated_at, created_by";
@@ -186,7 +187,7 @@ internal sealed class PostgresCounterStore(
         }
 
         var plan = _applier.Apply(batch, _state, now);
-        await WriteAsync(connection, transaction, plan, placeholders, notBefore, cancellationToken);
+        await WriteAsync(connection, transaction, plan, placeholders, notBefore, events, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         Interlocked.Add(ref _count, plan.CounterDelta);
         return plan.Outcomes;
@@ -270,9 +271,10 @@ internal sealed class PostgresCounterStore(
         }
     }
 
-    /// <summary>One round trip: changed rows, deletions, unused placeholders, records, and the quotas' counts.</summary>
+    /// <summary>One round trip: changed rows, deletions, unused placeholders, records, the quotas' counts, and the commit's notification.</summary>
     private static async Task WriteAsync(
-        NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan, string[] placeholders, long notBefore, CancellationToken cancellationToken)
+        NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan, string[] placeholders, long notBefore, PostgresEventRelay? events,
+        CancellationToken cancellationToken)
     {
         await using var write = new NpgsqlBatch(connection, transaction);
         var changed = plan.Changes.Values.OfType<Counter>().ToArray();
@@ -333,6 +335,7 @@ internal sealed class PostgresCounterStore(
         {
             write.BatchCommands.Add(Command("UPDATE counter_totals SET live = live + $1 WHERE id = 1", [plan.CounterDelta]));
         }
+        events?.AddNotifications(write, plan.Changes);
         if (write.BatchCommands.Count > 0)
         {
             await write.ExecuteNonQueryAsync(cancellationToken);
