@@ -46,7 +46,7 @@ internal static class CrossInstanceEvents
     /// B listens to the store from its start, in the background; a stream opened in the moment before ends as B begins
     /// to hear (its client would reconnect). So first: a change on A seen on a stream on B.
     /// </summary>
-    private static async Task UntilBHearsAAsync(HttpClient a, HttpClient b)
+    public static async Task UntilBHearsAAsync(HttpClient a, HttpClient b)
     {
         var deadline = System.Diagnostics.Stopwatch.StartNew();
         while (true)

@@ -1,4 +1,6 @@
+using Microsoft.Extensions.Options;
 using Npgsql;
+using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.Events;
 
@@ -17,7 +19,9 @@ namespace Tally.Server.Storage.Postgres;
 /// If the listening connection breaks, the changes meanwhile are lost to this instance: ids from before cannot be
 /// resumed, and once it listens again the open streams end, so their clients reconnect and start from the current state.
 /// </remarks>
-internal sealed class PostgresEventRelay(NpgsqlDataSource dataSource, EventHub hub, ILogger<PostgresEventRelay> logger) : BackgroundService
+/// <param name="dataSource">Commits' connections, and the listening one unless <c>PostgresListen</c> names a direct connection.</param>
+internal sealed class PostgresEventRelay(
+    NpgsqlDataSource dataSource, IOptions<TallyOptions> options, EventHub hub, ILogger<PostgresEventRelay> logger) : BackgroundService
 {
     public const string Channel = "tally_events";
 
@@ -45,13 +49,16 @@ internal sealed class PostgresEventRelay(NpgsqlDataSource dataSource, EventHub h
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // LISTEN needs a session: through PgBouncer in transaction mode it needs a direct connection of its own.
+        await using var direct = options.Value.PostgresListen is { Length: > 0 } directly ? NpgsqlDataSource.Create(directly) : null;
+        var source = direct ?? dataSource;
         var listenedBefore = false;
         var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
+                await using var connection = await source.OpenConnectionAsync(stoppingToken);
                 var received = new Queue<string>();
                 connection.Notification += (_, notification) => received.Enqueue(notification.Payload);
                 await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", connection))
