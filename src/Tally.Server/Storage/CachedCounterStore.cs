@@ -58,6 +58,9 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
     public ValueTask<IReadOnlyList<Counter>> ListAsync(string prefix, string? after, int limit, CancellationToken cancellationToken) =>
         ValueTask.FromResult(Cache.List(prefix, after, limit));
 
+    public ValueTask<IReadOnlyList<Counter>> TopAsync(string prefix, int limit, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(Cache.Top(prefix, limit));
+
     public async ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken)
     {
         LoadUsage();

@@ -21,6 +21,12 @@ internal interface ICounterStore : IAsyncDisposable
     ValueTask<IReadOnlyList<Counter>> ListAsync(string prefix, string? after, int limit, CancellationToken cancellationToken);
 
     /// <summary>
+    /// The committed counters under <paramref name="prefix"/> with the highest values, highest first, ties in ordinal
+    /// name order (<see cref="TopCounters"/>). Throws <see cref="StoreUnavailableException"/> when the store does not answer.
+    /// </summary>
+    ValueTask<IReadOnlyList<Counter>> TopAsync(string prefix, int limit, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Applies the batch in order and persists the result atomically; returns each request's outcome, in
     /// order, once the batch is as durable as configured. Throws when nothing of the batch could be
     /// committed (and then nothing of it is visible).

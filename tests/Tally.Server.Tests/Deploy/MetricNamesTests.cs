@@ -188,6 +188,9 @@ public partial class MetricNamesTests
         public ValueTask<IReadOnlyList<Counter>> ListAsync(string prefix, string? after, int limit, CancellationToken cancellationToken) =>
             inner.ListAsync(prefix, after, limit, cancellationToken);
 
+        public ValueTask<IReadOnlyList<Counter>> TopAsync(string prefix, int limit, CancellationToken cancellationToken) =>
+            inner.TopAsync(prefix, limit, cancellationToken);
+
         public ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken) =>
             throw new IOException("Simulated: the disk is full.");
 

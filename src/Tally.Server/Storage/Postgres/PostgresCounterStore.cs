@@ -94,6 +94,35 @@ internal sealed class PostgresCounterStore(
         }
     }
 
+    /// <summary>
+    /// The highest values under the prefix. There is no index on value (it would make every increment update an index
+    /// and lose PostgreSQL's HOT updates), so this reads the prefix's rows: a query for dashboards, not for every request.
+    /// </summary>
+    public async ValueTask<IReadOnlyList<Counter>> TopAsync(string prefix, int limit, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var command = dataSource.CreateCommand($"""
+                SELECT {Columns} FROM counters
+                WHERE name >= $1 AND name < $1 || '~' AND value IS NOT NULL
+                ORDER BY value DESC, name LIMIT $2
+                """);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = prefix });
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            var top = new List<Counter>(Math.Min(limit, 1024));
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                top.Add(ReadCounter(reader));
+            }
+            return top;
+        }
+        catch (Exception ex) when (IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable(ex);
+        }
+    }
+
     public async ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken)
     {
         var names = NamesOf(batch);

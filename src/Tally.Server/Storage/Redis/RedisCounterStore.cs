@@ -79,16 +79,50 @@ internal sealed class RedisCounterStore(
         try
         {
             var reply = (RedisValue[])(await CallAsync(RedisLibrary.List, readOnly: true, from, to, limit.ToString(CultureInfo.InvariantCulture)))!;
-            var page = new List<Counter>(reply.Length / (Fields.Length + 1));
-            for (var i = 0; i < reply.Length; i += Fields.Length + 1)
-            {
-                page.Add(ReadCounter(reply[i]!, reply.AsSpan(i + 1, Fields.Length)));
-            }
-            return page;
+            return ReadCounters(reply);
         }
         catch (Exception ex) when (IsUnavailable(ex))
         {
             throw Unavailable(ex);
+        }
+    }
+
+    /// <summary>
+    /// The empty prefix and prefixes ending at a ':' have an index of their own in Redis (tally:top:&lt;prefix&gt;), read in
+    /// one call; another prefix is read page by page from the name index, every counter under it.
+    /// </summary>
+    public async ValueTask<IReadOnlyList<Counter>> TopAsync(string prefix, int limit, CancellationToken cancellationToken)
+    {
+        var top = new TopCounters(limit);
+        try
+        {
+            if (prefix.Length == 0 || prefix[^1] == ':')
+            {
+                var reply = (RedisValue[])(await CallAsync(RedisLibrary.Top, readOnly: true, prefix, limit.ToString(CultureInfo.InvariantCulture)))!;
+                foreach (var counter in ReadCounters(reply))
+                {
+                    top.Offer(counter);
+                }
+                return top.Result();
+            }
+        }
+        catch (Exception ex) when (IsUnavailable(ex))
+        {
+            throw Unavailable(ex);
+        }
+        string? after = null;
+        while (true)
+        {
+            var page = await ListAsync(prefix, after, 1000, cancellationToken);
+            foreach (var counter in page)
+            {
+                top.Offer(counter);
+            }
+            if (page.Count < 1000)
+            {
+                return top.Result();
+            }
+            after = page[^1].Name;
         }
     }
 
@@ -191,6 +225,17 @@ internal sealed class RedisCounterStore(
     }
 
     private static RedisKey CounterKey(string name) => "tally:c:" + name;
+
+    /// <summary>A flat reply of the list and top functions: each name followed by its fields.</summary>
+    private static List<Counter> ReadCounters(RedisValue[] reply)
+    {
+        var counters = new List<Counter>(reply.Length / (Fields.Length + 1));
+        for (var i = 0; i < reply.Length; i += Fields.Length + 1)
+        {
+            counters.Add(ReadCounter(reply[i]!, reply.AsSpan(i + 1, Fields.Length)));
+        }
+        return counters;
+    }
 
     private static Counter ReadCounter(string name, ReadOnlySpan<RedisValue> f) => new(
         name, (long)f[0], (long)f[1], Bound(f[2]), Bound(f[3]), (long)f[4], (long)f[5], (long)f[6],

@@ -18,6 +18,8 @@ tally_v2 beside it, so instances of both versions can run during a rolling upgra
 Keys (all under tally:)
   tally:c:<name>       hash  v i lo hi ver ca ua by   (lo, hi, by absent: unbounded / no creator)
   tally:names          zset  every live name, score 0: listing in ordinal order by ZRANGEBYLEX
+  tally:top:<prefix>   zset  names by value (the score, a double), for the prefix "" and every prefix of a name
+                             that ends at a ':' ("shop:", "shop:eu:"): the top-N order without a scan
   tally:count          string  live counters in the store
   tally:owned          hash  API key id -> live counters it created
   tally:r:<n>:<caller><key>  string  an idempotency record, with the retention as TTL (n = #caller)
@@ -78,6 +80,18 @@ end
 -- Agrees with CounterName.IsValid: ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$
 local function valid_name(name)
   return #name >= 1 and #name <= 128 and name:find('^[A-Za-z0-9][A-Za-z0-9._:%-]*$') ~= nil
+end
+
+-- The top-N indexes a name belongs to: "" and each of its prefixes that ends at a ':'.
+local function indexes_of(name)
+  local keys = { 'tally:top:' }
+  local from = 1
+  while true do
+    local colon = name:find(':', from, true)
+    if not colon then return keys end
+    keys[#keys + 1] = 'tally:top:' .. name:sub(1, colon)
+    from = colon + 1
+  end
 end
 
 local function copy(state)
@@ -494,6 +508,9 @@ local function commit(keys, args)
       if before then
         redis.call('DEL', key)
         redis.call('ZREM', 'tally:names', name)
+        for _, index in ipairs(indexes_of(name)) do
+          redis.call('ZREM', index, name)
+        end
       end
     else
       local set, unset = {}, {}
@@ -511,6 +528,13 @@ local function commit(keys, args)
       if #set > 0 then redis.call('HSET', key, unpack(set)) end
       if #unset > 0 then redis.call('HDEL', key, unpack(unset)) end
       if not before then redis.call('ZADD', 'tally:names', 0, name) end
+      if not before or before.v ~= after.v then
+        -- Redis turns the decimal string into the score itself (a double: close to ±2^63 several values share
+        -- one score, and tally_v1_top leaves the exact order of those to the caller).
+        for _, index in ipairs(indexes_of(name)) do
+          redis.call('ZADD', index, after.v, name)
+        end
+      end
     end
   end
   if counter_delta ~= 0 then
@@ -546,6 +570,39 @@ local function list(keys, args)
   return out
 end
 
+-- Candidates for the top `limit` of an index (see indexes_of), with their fields: every name scored above the
+-- limit-th score, then those at that score in name order. A score is exact below 2^53 in magnitude, so there the
+-- first (limit - above) names at the cut are the right ones; past it several values share a score, so up to
+-- TIE_CAP of them are sent and the caller orders the candidates by their exact values.
+local TIE_CAP = 1000
+local function top(keys, args)
+  local index, limit = 'tally:top:' .. args[1], tonumber(args[2])
+  local names
+  local cut = redis.call('ZREVRANGE', index, limit - 1, limit - 1, 'WITHSCORES')
+  if #cut == 0 then
+    names = redis.call('ZREVRANGE', index, 0, -1)
+  else
+    local score = cut[2]
+    names = redis.call('ZREVRANGEBYSCORE', index, '+inf', '(' .. score)
+    local exact = math.abs(tonumber(score)) < 9007199254740992
+    local ties = redis.call('ZRANGEBYSCORE', index, score, score, 'LIMIT', 0, exact and (limit - #names) or TIE_CAP)
+    for _, name in ipairs(ties) do
+      names[#names + 1] = name
+    end
+  end
+  local out = {}
+  for _, name in ipairs(names) do
+    local f = redis.call('HMGET', 'tally:c:' .. name, unpack(FIELDS))
+    if f[1] then
+      out[#out + 1] = name
+      for i = 1, #FIELDS do
+        out[#out + 1] = f[i] or ''
+      end
+    end
+  end
+  return out
+end
+
 -- Upkeep: gives back the bytes of expired records of up to `callers` callers from the HSCAN cursor; returns the next cursor.
 local function prune(keys, args)
   local now_ms, retention = tonumber(args[2]), tonumber(args[3])
@@ -574,4 +631,5 @@ end
 
 redis.register_function('tally_v1_commit', commit)
 redis.register_function{ function_name = 'tally_v1_list', callback = list, flags = { 'no-writes' } }
+redis.register_function{ function_name = 'tally_v1_top', callback = top, flags = { 'no-writes' } }
 redis.register_function('tally_v1_prune', prune)
