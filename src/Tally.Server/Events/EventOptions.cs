@@ -32,7 +32,7 @@ internal sealed class EventOptionsValidator : IValidateOptions<EventOptions>
         Check(errors, nameof(EventOptions.MaxStreams), options.MaxStreams, 1, 1_000_000);
         Check(errors, nameof(EventOptions.HeartbeatIntervalMs), options.HeartbeatIntervalMs, 100, 3_600_000);
         Check(errors, nameof(EventOptions.StreamBuffer), options.StreamBuffer, 1, 1_000_000);
-        Check(errors, nameof(EventOptions.ResumeBuffer), options.ResumeBuffer, 0, 10_000_000);
+        Check(errors, nameof(EventOptions.ResumeBuffer), options.ResumeBuffer, 0, 1_000_000);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 

@@ -90,12 +90,13 @@ internal sealed class PostgresEventRelay(
             {
                 break;
             }
-            catch (Exception ex) when (ex is NpgsqlException or TimeoutException or InvalidOperationException or System.IO.IOException)
+            catch (Exception ex)
             {
+                // Whatever broke, the instance goes on serving: only its live events from other instances wait.
                 hub.Interrupted("the notifications of other instances were interrupted", endStreams: false);
                 if (failures++ == 0)
                 {
-                    logger.LogWarning("Not hearing other instances' changes (live events) while PostgreSQL does not answer: {Reason}; retrying", ex.Message);
+                    logger.LogWarning("Not hearing other instances' changes (live events): listening on PostgreSQL failed ({Reason}); retrying", ex.Message);
                 }
                 try
                 {
@@ -110,6 +111,18 @@ internal sealed class PostgresEventRelay(
     }
 
     private void Receive(string payload)
+    {
+        try
+        {
+            Publish(payload);
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "A notification on {Channel} could not be turned into events", Channel);
+        }
+    }
+
+    private void Publish(string payload)
     {
         if (!hub.IsRecording)
         {

@@ -110,6 +110,18 @@ internal sealed class RedisEventRelay(IConnectionMultiplexer redis, EventHub hub
 
     private void Receive(RedisValue message)
     {
+        try
+        {
+            Publish(message);
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "A message on {Channel} could not be turned into events", ChannelName);
+        }
+    }
+
+    private void Publish(RedisValue message)
+    {
         if (!hub.IsRecording || message.IsNullOrEmpty)
         {
             return;
