@@ -4,6 +4,7 @@ using Tally.Server.Batch;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.Docs;
+using Tally.Server.Events;
 using Tally.Server.Health;
 using Tally.Server.History;
 using Tally.Server.Http;
@@ -27,6 +28,7 @@ builder.Services.AddTallyProblems();
 builder.Services.AddTallyMetrics();
 builder.Services.AddTallyStore(builder.Configuration);
 builder.Services.AddTallyAuth(); // after the store: the keys live in its data file
+builder.Services.AddTallyEvents();
 builder.Services.AddTallyHealthChecks();
 builder.Services.AddTallyHistory();
 builder.Services.AddTallyOpenApi();
@@ -44,6 +46,7 @@ try
     app.MapCounters();
     app.MapHistory();
     app.MapBatch();
+    app.MapEvents();
     app.MapBackup().RequireAuthorization(AuthPolicies.Admin);
     app.MapAdminKeys();
 

@@ -36,6 +36,12 @@ internal sealed class TallyOptions
 
     public string? Postgres { get; set; }
 
+    /// <summary>
+    /// With <c>Store=postgres</c>: a direct connection string for the one connection that LISTENs for other instances'
+    /// changes (live events), for when <see cref="Postgres"/> goes through PgBouncer in transaction mode. Unset: <see cref="Postgres"/>.
+    /// </summary>
+    public string? PostgresListen { get; set; }
+
     /// <summary>The StackExchange.Redis configuration string for <c>Store=redis</c> (e.g. <c>127.0.0.1:6379,password=…</c>).</summary>
     public string? Redis { get; set; }
 

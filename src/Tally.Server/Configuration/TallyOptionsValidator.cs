@@ -15,6 +15,10 @@ internal sealed class TallyOptionsValidator : IValidateOptions<TallyOptions>
         {
             errors.Add("Store=postgres needs a connection string: set Postgres (or ConnectionStrings:Postgres), e.g. Host=db;Database=tally;Username=tally;Password=….");
         }
+        if (!string.IsNullOrWhiteSpace(options.PostgresListen) && !IsConnectionString(options.PostgresListen))
+        {
+            errors.Add("PostgresListen must be an Npgsql connection string (a direct one, not through PgBouncer), e.g. Host=db;Database=tally;Username=tally;Password=….");
+        }
         if (options.Store == StoreKind.Postgres && options.Durability == DurabilityMode.Async)
         {
             // Acknowledging before PostgreSQL commits would lose changes when this instance dies, and other instances could not see them.
@@ -70,5 +74,18 @@ internal sealed class TallyOptionsValidator : IValidateOptions<TallyOptions>
             errors.Add("AdminKey must be 16 to 256 printable ASCII characters without spaces (the value is not shown here).");
         }
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static bool IsConnectionString(string value)
+    {
+        try
+        {
+            _ = new Npgsql.NpgsqlConnectionStringBuilder(value);
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
     }
 }

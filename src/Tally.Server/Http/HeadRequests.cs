@@ -8,6 +8,11 @@ namespace Tally.Server.Http;
 /// </summary>
 internal static class HeadRequests
 {
+    private static readonly object HeadMarker = new();
+
+    /// <summary>Whether the request came as HEAD (it runs as GET): an endpoint whose body never ends (a stream) sends none.</summary>
+    public static bool IsHead(HttpContext context) => context.Items.ContainsKey(HeadMarker);
+
     /// <summary>
     /// Registers the rewrite and then routing, so the endpoint is chosen for GET. Call after the error
     /// handlers and before authentication.
@@ -25,6 +30,7 @@ internal static class HeadRequests
             var counter = new CountingStream();
             context.Features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(counter, original));
             context.Request.Method = HttpMethods.Get;
+            context.Items[HeadMarker] = true;
             try
             {
                 await next(context);

@@ -39,6 +39,7 @@ internal static class Problems
     public const string Unauthorized = "unauthorized";
     public const string Forbidden = "forbidden";
     public const string RateLimited = "rate_limited";
+    public const string TooManyStreams = "too_many_streams";
 
     /// <summary>The catalog. docs/api.md lists the same table; a code answered anywhere is in it.</summary>
     public static readonly FrozenDictionary<string, ProblemType> Catalog = new ProblemType[]
@@ -78,6 +79,7 @@ internal static class Problems
         new(UnsupportedMediaType, StatusCodes.Status415UnsupportedMediaType, "Unsupported media type"),
         new(ErrorCodes.IdempotencyKeyReused, StatusCodes.Status422UnprocessableEntity, "Idempotency key reused"),
         new(RateLimited, StatusCodes.Status429TooManyRequests, "Too many requests"),
+        new(TooManyStreams, StatusCodes.Status429TooManyRequests, "Too many streams"),
         new(BackupEndpoints.BackupInProgress, StatusCodes.Status429TooManyRequests, "Backup in progress"),
         new(ErrorCodes.IdempotencyQuotaExceeded, StatusCodes.Status429TooManyRequests, "Idempotency quota exceeded"),
         new(InternalError, StatusCodes.Status500InternalServerError, "Internal error"),

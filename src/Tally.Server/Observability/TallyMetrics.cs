@@ -10,12 +10,17 @@ internal sealed class TallyMetrics : IDisposable
 {
     public const string MeterName = "Tally";
 
+    private static readonly KeyValuePair<string, object?> LocalOrigin = new("origin", "local");
+    private static readonly KeyValuePair<string, object?> RemoteOrigin = new("origin", "remote");
+
     private readonly Meter _meter;
     private readonly Counter<long> _operations;
     private readonly Histogram<int> _batchSize;
     private readonly Histogram<double> _commitDuration;
     private readonly Counter<long> _storeErrors;
     private readonly Counter<long> _storeWrites;
+    private readonly Counter<long> _eventsPublished;
+    private readonly Counter<long> _streamsDropped;
 
     public TallyMetrics(IMeterFactory meterFactory)
     {
@@ -26,9 +31,16 @@ internal sealed class TallyMetrics : IDisposable
         _storeErrors = _meter.CreateCounter<long>("tally.store.errors", "{error}", "Commits or flushes the store failed.");
         _storeWrites = _meter.CreateCounter<long>("tally.store.writes", "{transaction}", "Durable write transactions (disk flushes) the store made.");
 
+        _eventsPublished = _meter.CreateCounter<long>("tally.events.published", "{event}",
+            "Live events made for this instance's streams, by origin: local (its own commits) or remote (other instances').");
+        _streamsDropped = _meter.CreateCounter<long>("tally.events.streams_dropped", "{stream}", "Event streams ended because their client read too slowly.");
+
         // Exported as 0 from the start, so that rate() and increase() see the first error.
         _storeErrors.Add(0);
         _storeWrites.Add(0);
+        _eventsPublished.Add(0, LocalOrigin);
+        _eventsPublished.Add(0, RemoteOrigin);
+        _streamsDropped.Add(0);
     }
 
     /// <summary>Registers the gauge of how many counters exist; called once the store is known.</summary>
@@ -37,6 +49,20 @@ internal sealed class TallyMetrics : IDisposable
 
     public void ObserveClusterSize(Func<int> instances) =>
         _meter.CreateObservableGauge("tally.cluster.instances", instances, "{instance}", "Instances sharing the store (1 for the embedded store); rate limits are split between them.");
+
+    /// <summary>Registers the gauge of open event streams; called once by the event hub.</summary>
+    public void ObserveOpenStreams(Func<int> streams) =>
+        _meter.CreateObservableGauge("tally.events.streams", streams, "{stream}", "Event streams (Server-Sent Events) open on this instance.");
+
+    public void RecordEventsPublished(int count, bool remote)
+    {
+        if (count > 0)
+        {
+            _eventsPublished.Add(count, remote ? RemoteOrigin : LocalOrigin);
+        }
+    }
+
+    public void RecordStreamsDropped(int count) => _streamsDropped.Add(count);
 
     public void RecordOperation(string op, string outcome, long count = 1) =>
         _operations.Add(count, new KeyValuePair<string, object?>("op", op), new KeyValuePair<string, object?>("outcome", outcome));

@@ -13,9 +13,11 @@ namespace Tally.Server.Pipeline;
 /// completes the waiters. A lone request commits at once; under load batches grow by themselves.
 /// The loop is asynchronous all the way down: an engine that waits on a database does not hold a thread.
 /// </summary>
-internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, IOptions<TallyOptions> options, ILogger<CommitPipeline> logger)
+internal sealed class CommitPipeline(
+    ICounterStore store, TallyMetrics metrics, IOptions<TallyOptions> options, ILogger<CommitPipeline> logger, IEnumerable<ICommitObserver> observers)
     : IHostedService
 {
+    private readonly ICommitObserver[] _observers = [.. observers];
     private readonly Channel<PendingRequest> _queue = Channel.CreateBounded<PendingRequest>(
         new BoundedChannelOptions(100_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly Dictionary<(string Op, string Outcome), long> _outcomes = [];
@@ -181,6 +183,7 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
             {
                 batch[i].Outcome = outcomes[i];
             }
+            Observe(batch, outcomes);
         }
         catch (Exception ex)
         {
@@ -199,6 +202,22 @@ internal sealed class CommitPipeline(ICounterStore store, TallyMetrics metrics, 
         }
         metrics.RecordCommit(operations, System.Diagnostics.Stopwatch.GetElapsedTime(started), committed);
         RecordOutcomes(batch);
+    }
+
+    /// <summary>The commit is acknowledged: its observers (live events) hear of it. One that fails never fails the commit.</summary>
+    private void Observe(List<PendingRequest> batch, IReadOnlyList<RequestOutcome> outcomes)
+    {
+        foreach (var observer in _observers)
+        {
+            try
+            {
+                observer.Committed(batch, outcomes);
+            }
+            catch (Exception ex)
+            {
+                logger.LogError(ex, "{Observer} failed on a commit; the commit stands", observer.GetType().Name);
+            }
+        }
     }
 
     /// <summary>Durability=async: changes already acknowledged become durable; on failure they stay pending and are retried.</summary>

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json.Nodes;
+using Tally.Server.Tests.Events;
 using Tally.Server.Tests.Infrastructure;
 using Tally.Server.Tests.Process;
 
@@ -190,6 +191,26 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
         Assert.Equal(25, answers.Count(status => status == HttpStatusCode.Forbidden));
         var listed = JsonNode.Parse(await admin.GetStringAsync("/counters?prefix=page:&limit=100"))!["items"]!.AsArray();
         Assert.Equal(5, listed.Count);
+    }
+
+    [Fact]
+    public async Task AChangeOnOneInstanceReachesTheEventStreamsOfTheOthersOnceAndThroughTheBalancer()
+    {
+        using var a = _cluster[0].CreateClient();
+        using var b = _cluster[1].CreateClient();
+        await CrossInstanceEvents.ChangesOnAReachStreamsOnBOnceEachAsync(a, b);
+
+        using var balanced = _nginx.CreateClient();
+        await using var throughNginx = await EventStreamClient.OpenAsync(balanced, "/events?prefix=nginx:");
+        // Through nginx (proxy_buffering off for the event paths; X-Accel-Buffering is nginx's, it does not pass it on),
+        // from whichever instance serves the stream.
+        foreach (var instance in _cluster.Instances)
+        {
+            using var client = instance.CreateClient();
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/counters/nginx:seen/increment", null)).StatusCode);
+        }
+        var seen = await throughNginx.NextAsync(3);
+        Assert.Equal([1L, 2L, 3L], seen.Select(message => message.Counter.Value));
     }
 
     [Fact]

@@ -22,6 +22,9 @@ public class StartupFailureTests
     [InlineData(new[] { "--Quotas:MaxCounters", "0" }, "Quotas:MaxCounters")]
     [InlineData(new[] { "--Quotas:DefaultMaxAmount", "abc" }, "Quotas:DefaultMaxAmount must be a whole number")]
     [InlineData(new[] { "--RateLimit:Burst", "0" }, "RateLimit:Burst")]
+    [InlineData(new[] { "--Events:MaxStreamsPerKey", "0" }, "Events:MaxStreamsPerKey must be from 1 to 1000000 (got 0)")]
+    [InlineData(new[] { "--Events:HeartbeatIntervalMs", "soon" }, "Events:HeartbeatIntervalMs must be a whole number")]
+    [InlineData(new[] { "--PostgresListen", "Host=db;Nonsense=1" }, "PostgresListen must be an Npgsql connection string")]
     public async Task BadSettingExitsWithCodeTwoAndOneLineNamingIt(string[] arguments, string named)
     {
         using var dataDir = new TempDirectory();
@@ -36,6 +39,7 @@ public class StartupFailureTests
     [InlineData("--RateLimit:PermitsPerSecnd", "5", "unknown setting 'RateLimit:PermitsPerSecnd' on the command line (did you mean 'RateLimit:PermitsPerSecond'?)")]
     [InlineData("--Quotas:MaxCountrs", "1", "unknown setting 'Quotas:MaxCountrs' on the command line (did you mean 'Quotas:MaxCounters'?)")]
     [InlineData("--Quotas:Anything:Deeper", "1", "unknown setting 'Quotas:Anything:Deeper'")]
+    [InlineData("--Events:MaxStream", "1", "unknown setting 'Events:MaxStream' on the command line (did you mean 'Events:MaxStreams'?)")]
     public async Task MisspelledSettingIsNamedAndStopsTheStart(string argument, string value, string named)
     {
         using var dataDir = new TempDirectory();

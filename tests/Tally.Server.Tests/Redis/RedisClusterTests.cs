@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json.Nodes;
+using Tally.Server.Tests.Events;
 using Tally.Server.Tests.Idempotency;
 using Tally.Server.Tests.Infrastructure;
 using Tally.Server.Tests.Process;
@@ -10,8 +11,8 @@ namespace Tally.Server.Tests.Redis;
 /// <summary>
 /// Real Tally processes sharing one real Redis (<c>Store=redis</c>), as PostgreSQL's <c>ClusterTests</c> does for
 /// PostgreSQL: exact under concurrent load on both instances, a bound that admits exactly <c>max</c>, a retry on the
-/// other instance replayed, key changes seen by the other instance within a second, exactly one first admin key, and
-/// a rate limit for the cluster. Each test empties the class's Redis and starts instances of its own; the clients
+/// other instance replayed, key changes seen by the other instance within a second, exactly one first admin key,
+/// a rate limit for the cluster, and live events from one instance on the other's streams. Each test empties the class's Redis and starts instances of its own; the clients
 /// talk to each instance directly, so both serve every test. Redis killed under load is in
 /// <see cref="RedisOutageTests"/>.
 /// </summary>
@@ -134,6 +135,16 @@ public sealed class RedisClusterTests(RedisFixture redis) : IClassFixture<RedisF
     }
 
     /// <summary>Empties the class's Redis, then starts <paramref name="count"/> instances on it together.</summary>
+    [Fact]
+    public async Task AChangeOnOneInstanceReachesTheEventStreamsOfTheOtherOnce()
+    {
+        await using var cluster = await StartAsync(2);
+        using var a = cluster[0].CreateClient();
+        using var b = cluster[1].CreateClient();
+
+        await CrossInstanceEvents.ChangesOnAReachStreamsOnBOnceEachAsync(a, b);
+    }
+
     private async Task<TallyCluster> StartAsync(int count, params string[] arguments) =>
         await TallyCluster.StartAsync(count, ["--Store", "redis", "--Redis", await redis.ResetAsync(), .. arguments]);
 

@@ -17,9 +17,10 @@ namespace Tally.Server.Storage.Postgres;
 /// plan back with array parameters in one round trip before it commits. Many increments of one hot counter
 /// in a batch are one row update. A 2xx means PostgreSQL committed it (with its <c>synchronous_commit</c>).
 /// </summary>
+/// <param name="events">Sends each commit's changes to the other instances (live events); none in store-only tests.</param>
 internal sealed class PostgresCounterStore(
     NpgsqlDataSource dataSource, IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, IOptions<HistoryOptions> history,
-    TimeProvider clock, TallyMetrics metrics, ILogger<PostgresCounterStore> logger)
+    TimeProvider clock, TallyMetrics metrics, ILogger<PostgresCounterStore> logger, PostgresEventRelay? events = null)
     : ICounterStore, IStoreUpkeep
 {
     private const string Columns = "name, value, initial, min, max, version, created_at, updated_at, created_by";
@@ -223,7 +224,7 @@ internal sealed class PostgresCounterStore(
 
         var plan = _applier.Apply(batch, _state, now);
         RecordHistory(batch, plan, now);
-        await WriteAsync(connection, transaction, plan, placeholders, notBefore, _history, cancellationToken);
+        await WriteAsync(connection, transaction, plan, placeholders, notBefore, _history, events, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         Interlocked.Add(ref _count, plan.CounterDelta);
         return plan.Outcomes;
@@ -314,9 +315,10 @@ internal sealed class PostgresCounterStore(
         _history.Record(CounterChanges.Of(batch, plan.Outcomes), now, history.Value.Enabled);
     }
 
-    /// <summary>One round trip: changed rows, deletions, unused placeholders, records, history, and the quotas' counts.</summary>
+    /// <summary>One round trip: changed rows, deletions, unused placeholders, records, history, the quotas' counts, and the commit's notification.</summary>
     private static async Task WriteAsync(
         NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan, string[] placeholders, long notBefore, HistoryWrites history,
+        PostgresEventRelay? events,
         CancellationToken cancellationToken)
     {
         await using var write = new NpgsqlBatch(connection, transaction);
@@ -379,6 +381,7 @@ internal sealed class PostgresCounterStore(
         {
             write.BatchCommands.Add(Command("UPDATE counter_totals SET live = live + $1 WHERE id = 1", [plan.CounterDelta]));
         }
+        events?.AddNotifications(write, plan.Changes);
         if (write.BatchCommands.Count > 0)
         {
             await write.ExecuteNonQueryAsync(cancellationToken);

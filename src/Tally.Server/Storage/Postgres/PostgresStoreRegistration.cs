@@ -27,6 +27,8 @@ internal static class PostgresStoreRegistration
             return builder.Build();
         });
         services.AddSingleton<ICounterStore, PostgresCounterStore>();
+        services.AddSingleton<PostgresEventRelay>();
+        services.AddHostedService(provider => provider.GetRequiredService<PostgresEventRelay>());
         services.AddSingleton<ApiKeyStore, PostgresApiKeyStore>();
         services.AddSingleton<PostgresClusterMembership>();
         services.AddSingleton<IClusterSize>(provider => provider.GetRequiredService<PostgresClusterMembership>());

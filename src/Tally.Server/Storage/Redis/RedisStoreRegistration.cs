@@ -20,6 +20,9 @@ internal static class RedisStoreRegistration
             return Connect(configuration, provider.GetRequiredService<ILoggerFactory>());
         });
         services.AddSingleton<ICounterStore, RedisCounterStore>();
+        services.AddSingleton<RedisEventRelay>();
+        services.AddSingleton<Pipeline.ICommitObserver>(provider => provider.GetRequiredService<RedisEventRelay>());
+        services.AddHostedService(provider => provider.GetRequiredService<RedisEventRelay>());
         services.AddSingleton<ApiKeyStore, RedisApiKeyStore>();
         services.AddSingleton<RedisClusterMembership>();
         services.AddSingleton<IClusterSize>(provider => provider.GetRequiredService<RedisClusterMembership>());

@@ -1,0 +1,327 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Tally.Server.Events;
+using Tally.Server.Tests.Auth;
+using Tally.Server.Tests.Infrastructure;
+
+namespace Tally.Server.Tests.Events;
+
+/// <summary>
+/// Live events in-process: <c>GET /counters/{name}/events</c> and <c>GET /events?prefix=</c> as a client reads them.
+/// Every read of a stream has a deadline (<see cref="EventStreamClient"/>).
+/// </summary>
+public class EventStreamTests
+{
+    private static TallyApplication App(string store = "memory", params (string Key, string Value)[] settings) =>
+        new(store, settings: settings.ToDictionary(setting => setting.Key, setting => (string?)setting.Value));
+
+    [Theory]
+    [InlineData("memory", "sync")]
+    [InlineData("sqlite", "sync")]
+    [InlineData("sqlite", "async")]
+    public async Task ACounterStreamStartsWithItsStateThenShowsEveryCommittedChangeWithAnId(string store, string durability)
+    {
+        await using var app = new TallyApplication(store, durability);
+        var client = app.CreateClient();
+        await client.SetUpCounterAsync("visits", """{"value": 5}""");
+
+        await using var stream = await EventStreamClient.OpenAsync(client, "/counters/visits/events");
+        Assert.True(stream.Response.Headers.CacheControl is { NoCache: true, NoStore: true }, $"Cache-Control: {stream.Response.Headers.CacheControl}");
+        Assert.Equal("no", Assert.Single(stream.Response.Headers.GetValues("X-Accel-Buffering")));
+        var first = await stream.NextAsync();
+        Assert.Equal("counter", first.Event);
+        Assert.Equal(await client.GetStringAsync("/counters/visits"), first.Data); // the JSON of GET, exactly
+
+        await client.IncrementAsync("visits");
+        await client.IncrementAsync("visits", """{"by": 3}""");
+        var changes = await stream.NextAsync(2);
+        Assert.All(changes, change => Assert.Equal("counter", change.Event));
+        Assert.Equal([(6L, 2L), (9L, 3L)], changes.Select(change => (change.Counter.Value, change.Counter.Version)));
+        Assert.Equal(await client.GetStringAsync("/counters/visits"), changes[^1].Data);
+        var ids = new[] { first.Id, changes[0].Id, changes[1].Id };
+        Assert.All(ids, id => Assert.False(string.IsNullOrEmpty(id)));
+        Assert.Equal(3, ids.Distinct().Count());
+    }
+
+    [Fact]
+    public async Task AStreamOnAMissingCounterStartsEmptyThenShowsItsCreationDeletionAndRecreation()
+    {
+        await using var app = App();
+        var client = app.CreateClient();
+        await using var stream = await EventStreamClient.OpenAsync(client, "/counters/ghost/events");
+
+        await client.IncrementAsync("ghost");
+        var created = await stream.NextAsync();
+        Assert.Equal(("counter", 1L, 1L), (created.Event, created.Counter.Value, created.Counter.Version));
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync("/counters/ghost")).StatusCode);
+        var deleted = await stream.NextAsync();
+        Assert.Equal("deleted", deleted.Event);
+        Assert.Equal("ghost", (string?)JsonNode.Parse(deleted.Data)!["name"]);
+        Assert.False(string.IsNullOrEmpty(deleted.Id));
+        await client.SetUpCounterAsync("ghost", """{"value": 7}""");
+        var again = await stream.NextAsync();
+        Assert.Equal(("counter", 7L, 1L), (again.Event, again.Counter.Value, again.Counter.Version));
+    }
+
+    [Fact]
+    public async Task LastEventIdResumesWithTheChangesMissedAndAnIdItCannotResumeFromStartsWithTheCurrentState()
+    {
+        await using var app = App();
+        var client = app.CreateClient();
+        await client.IncrementAsync("resumed");
+        string lastId;
+        await using (var stream = await EventStreamClient.OpenAsync(client, "/counters/resumed/events"))
+        {
+            Assert.Equal(1, (await stream.NextAsync()).Counter.Value);
+            await client.IncrementAsync("resumed");
+            lastId = (await stream.NextAsync()).Id!;
+        }
+        await client.IncrementAsync("resumed");
+        await client.IncrementAsync("other"); // not this stream's
+        await client.IncrementAsync("resumed");
+
+        await using (var resumed = await EventStreamClient.OpenAsync(client, "/counters/resumed/events", lastEventId: lastId))
+        {
+            var missed = await resumed.NextAsync(2);
+            Assert.Equal([3L, 4L], missed.Select(message => message.Counter.Value));
+            await client.IncrementAsync("resumed");
+            Assert.Equal(5, (await resumed.NextAsync()).Counter.Value);
+        }
+
+        // Another instance's id, an id from before a restart, a made-up one: the current state, then on.
+        var instance = lastId[..lastId.IndexOf('-', StringComparison.Ordinal)];
+        foreach (var unknown in new[] { "0123456789abcdef-3", $"{instance}-999999", $"{instance}-1-1", "nonsense", "" })
+        {
+            await using var fresh = await EventStreamClient.OpenAsync(client, "/counters/resumed/events", lastEventId: unknown);
+            var state = await fresh.NextAsync();
+            Assert.True(state.Counter.Value == 5, $"Last-Event-ID '{unknown}': {state}");
+        }
+    }
+
+    [Fact]
+    public async Task AResumeFromTheLastEventOfTheInitialStateMissesNothingAndOneFromTheMiddleStartsOver()
+    {
+        await using var app = App();
+        var client = app.CreateClient();
+        foreach (var name in new[] { "wall:a", "wall:b", "wall:c" })
+        {
+            await client.IncrementAsync(name);
+        }
+        List<SseMessage> initial;
+        await using (var stream = await EventStreamClient.OpenAsync(client, "/events?prefix=wall:"))
+        {
+            initial = await stream.NextAsync(3);
+        }
+        Assert.Equal(["wall:a", "wall:b", "wall:c"], initial.Select(message => message.Counter.Name));
+        await client.IncrementAsync("wall:b");
+
+        await using (var resumed = await EventStreamClient.OpenAsync(client, "/events?prefix=wall:", lastEventId: initial[^1].Id))
+        {
+            var next = await resumed.NextAsync();
+            Assert.Equal(("wall:b", 2L), (next.Counter.Name, next.Counter.Value));
+        }
+        await using (var cut = await EventStreamClient.OpenAsync(client, "/events?prefix=wall:", lastEventId: initial[0].Id))
+        {
+            Assert.Equal(["wall:a", "wall:b", "wall:c"], (await cut.NextAsync(3)).Select(message => message.Counter.Name));
+        }
+    }
+
+    [Fact]
+    public async Task AnIdleStreamGetsAHeartbeatCommentAtTheConfiguredInterval()
+    {
+        await using var app = App(settings: ("Events:HeartbeatIntervalMs", "200"));
+        await using var stream = await EventStreamClient.OpenAsync(app.CreateClient(), "/counters/quiet/events");
+
+        Assert.Equal("heartbeat", await stream.NextCommentAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal("heartbeat", await stream.NextCommentAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public async Task APrefixStreamStartsWithTheCountersUnderItInNameOrderAndShowsOnlyTheirChanges()
+    {
+        await using var app = App();
+        var client = app.CreateClient();
+        await client.SetUpCounterAsync("shop:b", """{"value": 2}""");
+        await client.SetUpCounterAsync("shop:a", """{"value": 1}""");
+        await client.SetUpCounterAsync("shopping", """{"value": 9}""");
+
+        await using var stream = await EventStreamClient.OpenAsync(client, "/events?prefix=shop:");
+        var initial = await stream.NextAsync(2);
+        Assert.Equal([("shop:a", 1L), ("shop:b", 2L)], initial.Select(message => (message.Counter.Name, message.Counter.Value)));
+        Assert.NotEqual(initial[0].Id, initial[1].Id);
+
+        await client.IncrementAsync("shopping");
+        await client.IncrementAsync("other");
+        await client.IncrementAsync("shop:c");
+        var next = await stream.NextAsync();
+        Assert.Equal(("shop:c", 1L), (next.Counter.Name, next.Counter.Value));
+    }
+
+    [Fact]
+    public async Task ACommitShowsEachCounterOnceInItsFinalState()
+    {
+        await using var app = App();
+        var client = app.CreateClient();
+        await client.IncrementAsync("batch:gone");
+        await using var stream = await EventStreamClient.OpenAsync(client, "/events?prefix=batch:");
+        Assert.Equal("batch:gone", (await stream.NextAsync()).Counter.Name);
+
+        var response = await client.PostAsync("/batch", Api.JsonBody("""
+            {"atomic": true, "ops": [
+              {"op": "increment", "name": "batch:a"}, {"op": "delete", "name": "batch:gone"},
+              {"op": "increment", "name": "batch:a", "by": 2}, {"op": "increment", "name": "batch:b"}]}
+            """));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        var events = await stream.NextAsync(3);
+        Assert.Equal(["deleted", "counter", "counter"], events.Select(message => message.Event));
+        Assert.Equal("batch:gone", (string?)JsonNode.Parse(events[0].Data)!["name"]);
+        Assert.Equal([("batch:a", 3L, 2L), ("batch:b", 1L, 1L)], events.Skip(1).Select(m => (m.Counter.Name, m.Counter.Value, m.Counter.Version)));
+        await client.IncrementAsync("batch:b");
+        Assert.Equal(2, (await stream.NextAsync()).Counter.Value); // and nothing in between
+    }
+
+    [Fact]
+    public async Task StreamsNeedTheReadScopeAndStayInsideTheKeysPrefix()
+    {
+        await using var app = App();
+        var admin = app.CreateClient();
+        await admin.IncrementAsync("shop:orders");
+        await admin.IncrementAsync("blog:views");
+        var shop = app.CreateClientWithKey((await admin.CreateKeyAsync("shop reader", ["read"], prefix: "shop:")).Key);
+        var pusher = app.CreateClientWithKey((await admin.CreateKeyAsync("pusher", ["increment"])).Key);
+
+        await using (var all = await EventStreamClient.OpenAsync(shop, "/events"))
+        {
+            Assert.Equal("shop:orders", (await all.NextAsync()).Counter.Name); // narrowed to the key's prefix, as listing is
+            await admin.IncrementAsync("blog:views");
+            await admin.IncrementAsync("shop:orders");
+            var next = (await all.NextAsync()).Counter;
+            Assert.Equal(("shop:orders", 2L), (next.Name, next.Value));
+        }
+        await using (var inside = await EventStreamClient.OpenAsync(shop, "/counters/shop:orders/events"))
+        {
+            Assert.Equal(2, (await inside.NextAsync()).Counter.Value);
+        }
+        await (await EventStreamClient.RefusedAsync(shop, "/counters/blog:views/events")).ReadProblemAsync(HttpStatusCode.Forbidden, "forbidden");
+        await (await EventStreamClient.RefusedAsync(shop, "/events?prefix=blog:")).ReadProblemAsync(HttpStatusCode.Forbidden, "forbidden");
+        await (await EventStreamClient.RefusedAsync(shop, "/events?prefix=sh")).ReadProblemAsync(HttpStatusCode.Forbidden, "forbidden");
+        await (await EventStreamClient.RefusedAsync(pusher, "/counters/shop:orders/events")).ReadProblemAsync(HttpStatusCode.Forbidden, "forbidden");
+        await (await EventStreamClient.RefusedAsync(app.CreateClientWithKey(null), "/events")).ReadProblemAsync(HttpStatusCode.Unauthorized, "unauthorized");
+    }
+
+    [Fact]
+    public async Task BadNamesPrefixesAndQueryParametersAreRefused()
+    {
+        await using var app = App();
+        var client = app.CreateClient();
+        await (await EventStreamClient.RefusedAsync(client, "/counters/-bad/events")).ReadProblemAsync(HttpStatusCode.BadRequest, "invalid_name");
+        await (await EventStreamClient.RefusedAsync(client, "/events?prefix=-bad")).ReadProblemAsync(HttpStatusCode.BadRequest, "invalid_query");
+        await (await EventStreamClient.RefusedAsync(client, "/events?prefx=a")).ReadProblemAsync(HttpStatusCode.BadRequest, "invalid_query");
+        await (await EventStreamClient.RefusedAsync(client, "/counters/a/events?since=1")).ReadProblemAsync(HttpStatusCode.BadRequest, "invalid_query");
+    }
+
+    [Fact]
+    public async Task StreamsPastAKeysLimitOrTheInstancesAre429UntilOneCloses()
+    {
+        await using var app = App(settings: [("Events:MaxStreamsPerKey", "2"), ("Events:MaxStreams", "3")]);
+        var admin = app.CreateClient();
+        var watcher = app.CreateClientWithKey((await admin.CreateKeyAsync("watcher", ["read"])).Key);
+
+        var first = await EventStreamClient.OpenAsync(watcher, "/counters/a/events");
+        await using var second = await EventStreamClient.OpenAsync(watcher, "/events");
+        var refused = await (await EventStreamClient.RefusedAsync(watcher, "/counters/b/events")).ReadProblemAsync(HttpStatusCode.TooManyRequests, "too_many_streams");
+        Assert.Contains("Events:MaxStreamsPerKey", (string?)refused["detail"], StringComparison.Ordinal);
+
+        await using var third = await EventStreamClient.OpenAsync(admin, "/counters/a/events"); // another key may
+        var full = await (await EventStreamClient.RefusedAsync(admin, "/counters/b/events")).ReadProblemAsync(HttpStatusCode.TooManyRequests, "too_many_streams");
+        Assert.Contains("Events:MaxStreams", (string?)full["detail"], StringComparison.Ordinal);
+
+        await first.DisposeAsync(); // the server sees the client go, and the place is free again
+        await Eventually(async () =>
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, "/counters/b/events");
+            using var response = await watcher.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            return response.StatusCode == HttpStatusCode.OK;
+        }, "a stream of the key closed, so it may open another");
+    }
+
+    [Fact]
+    public async Task ASlowConsumerIsDroppedWithoutSlowingCommits()
+    {
+        await using var app = App(settings: ("Events:StreamBuffer", "16"));
+        var client = app.CreateClient();
+        var hub = app.GetService<EventHub>();
+        // A client that opens a stream on everything and never reads it.
+        await using var stalled = await EventStreamClient.OpenAsync(app.CreateClient(), "/events?prefix=load:");
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var failures = 0;
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(worker => Task.Run(async () =>
+        {
+            using var http = app.CreateClient();
+            for (var i = 0; i < 250; i++)
+            {
+                if ((await http.IncrementAsync($"load:{worker}-{i}")).StatusCode != HttpStatusCode.OK)
+                {
+                    Interlocked.Increment(ref failures);
+                }
+            }
+        }))).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0, failures);
+
+        // The stream was dropped: what reached the client before ends, far short of the 2,000 changes.
+        var received = await stalled.ReadToEndAsync(TimeSpan.FromSeconds(10));
+        Assert.True(received.Count < 2000, $"{received.Count} events reached the stalled client; it should have been dropped.");
+        await Eventually(() => Task.FromResult(hub.OpenStreams == 0), "the dropped stream closed");
+        Assert.Contains("tally_events_streams_dropped_total 1\n", await client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60));
+    }
+
+    [Fact]
+    public async Task TheAlertHookReachesTheStreamsOfItsCounter()
+    {
+        await using var app = App();
+        var client = app.CreateClient();
+        await using var watched = await EventStreamClient.OpenAsync(client, "/counters/quota/events");
+        await using var other = await EventStreamClient.OpenAsync(client, "/counters/unrelated/events");
+
+        app.GetService<EventHub>().PublishAlert("quota", """{"alert":"free-quota","state":"firing"}""");
+        var alert = await watched.NextAsync();
+        Assert.Equal(("alert", """{"alert":"free-quota","state":"firing"}"""), (alert.Event, alert.Data));
+        Assert.False(string.IsNullOrEmpty(alert.Id));
+        await other.NothingWithinAsync(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task HeadAnswersWithAStreamsHeadersAndNoStream()
+    {
+        await using var app = App();
+        using var response = await app.CreateClient().SendAsync(new HttpRequestMessage(HttpMethod.Head, "/counters/a/events"))
+            .WaitAsync(EventStreamClient.DefaultTimeout);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        Assert.Empty(await response.Content.ReadAsByteArrayAsync());
+        Assert.Equal(0, app.GetService<EventHub>().OpenStreams);
+    }
+
+    [Fact]
+    public async Task StoppingTheInstanceEndsItsStreams()
+    {
+        var app = App();
+        await using var stream = await EventStreamClient.OpenAsync(app.CreateClient(), "/counters/a/events");
+        var stopping = app.DisposeAsync().AsTask();
+        await stream.ReadToEndAsync(TimeSpan.FromSeconds(5));
+        await stopping.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    private static async Task Eventually(Func<Task<bool>> condition, string what)
+    {
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (!await condition())
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(5), $"Not within 5 s: {what}");
+            await Task.Delay(20);
+        }
+    }
+}
