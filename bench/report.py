@@ -59,6 +59,11 @@ REDIS_RATIOS = [
     ("10,000 names: 1 instance on Redis / embedded store (sync, auth on)", "redis/redis1_spread", "http/inc_spread_sync", 0.5),
     ("hot counter: {n} instances on Redis / embedded store (sync, auth on)", "redis/redis{n}_hot", "http/inc_hot_sync", 0.5),
     ("10,000 names: {n} instances on Redis / embedded store (sync, auth on)", "redis/redis{n}_spread", "http/inc_spread_sync", 0.5),
+    ("hot counter: 1 instance on Redis / embedded store measured beside it (sync, Auth=off)", "redis/redis1_hot", "redis/embedded_hot", 0.5),
+    ("10,000 names: 1 instance on Redis / embedded store measured beside it (sync, Auth=off)", "redis/redis1_spread", "redis/embedded_spread", 0.5),
+    ("hot counter: {n} instances on Redis / embedded store measured beside it (sync, Auth=off)", "redis/redis{n}_hot", "redis/embedded_hot", 0.5),
+    ("10,000 names: {n} instances on Redis / embedded store measured beside it (sync, Auth=off)", "redis/redis{n}_spread", "redis/embedded_spread", 0.5),
+    ("embedded store measured beside the Redis rows / http group's (hot counter, Auth=off): the drift", "redis/embedded_hot", "http/inc_hot_sync_noauth", None),
     ("hot counter: 1 instance on Redis / Flask + Redis", "redis/redis1_hot", "compare/flask_redis", 5.0),
     ("10,000 names: 1 instance on Redis / Flask + Redis (one key)", "redis/redis1_spread", "compare/flask_redis", 5.0),
     ("hot counter: {n} instances on Redis / Flask + Redis", "redis/redis{n}_hot", "compare/flask_redis", 5.0),
@@ -359,8 +364,10 @@ def render_redis(doc, by_key, w):
       f"Tally instances (`--Store redis --Auth off`, rate limit off, as the PostgreSQL group); {n} instances "
       f"behind a private nginx ({st.get('nginx_workers')} worker, upstream as in `deploy/nginx/tally-cluster.conf`). "
       "The durable peer is `redis-benchmark -t incr` against the same Redis; the one without persistence is the "
-      "compare group's (`--save '' --appendonly no`). Rows marked *(… group)* are other groups' of the same run, "
-      "repeated here to read side by side.")
+      "compare group's (`--save '' --appendonly no`). The embedded store (`--Auth off`, fresh data directory) is "
+      "measured again inside this group, right before each 1-instance Redis scenario, since the load on a shared "
+      "machine drifts within minutes. Rows marked *(… group)* are other groups' of the same run, repeated here to "
+      "read side by side.")
     w("")
     w("- *increments per commit*: `tally_commit_batch_size` sum over `tally_store_writes_total` (one `FCALL "
       "tally_v1_commit` per commit; summed over the instances); *commit ms*: mean of `tally_commit_duration_seconds` "
@@ -399,7 +406,8 @@ def render_redis(doc, by_key, w):
       "| Redis main thread R / D / S | wait channels | run-queue wait, cores Tally / Redis |")
     w("|---|---:|---:|---:|---:|---:|---|---:|")
     for s in rows:
-        w(redis_profile_row(s))
+        if s.get("redis_commands") or s.get("procstate_window_s"):
+            w(redis_profile_row(s))
     w("")
     fcalls = [s for s in rows if redis_call_stats(s) and s.get("subject") == "tally"]
     if fcalls:

@@ -53,6 +53,7 @@ else
   REDIS_DURABLE_N=${BENCH_REDIS_DURABLE_REQUESTS:-100000}
 fi
 read -ra REDIS_TALLY_ARGS <<<"${BENCH_REDIS_TALLY_ARGS:-}"
+REDIS_EMBEDDED_CONTROL=${BENCH_REDIS_EMBEDDED_CONTROL:-1}
 
 RESULTS=$RAW_DIR/results.jsonl
 PY_SYS=/usr/bin/python3 # Debian's python: the one apt's flask, redis and gunicorn belong to
@@ -1018,14 +1019,33 @@ group_redis() {
     --note "redis-server --appendonly yes --appendfsync always: each reply after its AOF write is fsynced (one fsync per event-loop pass)"
   log "redis/redis_incr_durable: $(tail -1 "$raw-redis_incr_durable.csv")"
 
-  SCENARIO_BEFORE_HOOK=redis_before SCENARIO_AFTER_HOOK=redis_after
   for n in 1 "$REDIS_INSTANCES"; do
     local via="" s=""
     ((n == 1)) || { via=" behind nginx"; s=s; }
+    # The embedded store, measured right before the 1-instance Redis runs: the
+    # load on a shared machine drifts within minutes, and the http group's rows
+    # were taken several minutes earlier.
+    if ((n == 1)) && [[ $REDIS_EMBEDDED_CONTROL == 1 ]]; then
+      READY_NOTE=
+      start_tally redis-embedded-hot sync "$WORK/data-redis-embedded-hot" off
+      COUNTERS=1 tally_scenario redis embedded_hot "embedded store (sync, Auth=off), POST /counters/hot/increment, measured beside the Redis rows" "$CONNS" \
+        /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+      stop_tally
+    fi
+    SCENARIO_BEFORE_HOOK=redis_before SCENARIO_AFTER_HOOK=redis_after
     redis_tally_start "hot_$n" "$n"
     COUNTERS=1 tally_scenario redis "redis${n}_hot" "$n instance$s$via, POST /counters/hot/increment" "$CONNS" \
       /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
     redis_tally_stop
+    SCENARIO_BEFORE_HOOK= SCENARIO_AFTER_HOOK=
+    if ((n == 1)) && [[ $REDIS_EMBEDDED_CONTROL == 1 ]]; then
+      READY_NOTE=
+      start_tally redis-embedded-spread sync "$WORK/data-redis-embedded-spread" off
+      COUNTERS=$SPREAD tally_scenario redis embedded_spread "embedded store (sync, Auth=off), increment over $(thousands "$SPREAD") counters, measured beside the Redis rows" "$CONNS" / \
+        "POST /counters/c:0/increment" 1 WRK_MODE=random WRK_PREFIX=c: WRK_NAMES="$SPREAD"
+      stop_tally
+    fi
+    SCENARIO_BEFORE_HOOK=redis_before SCENARIO_AFTER_HOOK=redis_after
     redis_tally_start "spread_$n" "$n"
     COUNTERS=$SPREAD tally_scenario redis "redis${n}_spread" "$n instance$s$via, increment over $(thousands "$SPREAD") counters" "$CONNS" / \
       "POST /counters/c:0/increment" 1 WRK_MODE=random WRK_PREFIX=c: WRK_NAMES="$SPREAD"
