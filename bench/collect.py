@@ -314,6 +314,7 @@ def cmd_add(args):
         "peak_rss_kb": args.peak_rss_kb,
         "peak_rss_scope": args.peak_rss_scope,
         "raw": relative(args.wrk or args.redis_csv or args.pgbench),
+        "loadavg": loadavg(),
     }
     if args.status == "ok":
         if args.wrk:
@@ -484,11 +485,7 @@ def machine():
             return None
 
     mem_kb = first("/proc/meminfo", "MemTotal")
-    try:
-        with open("/proc/loadavg", encoding="utf-8") as f:
-            load = " ".join(f.read().split()[:3])
-    except OSError:
-        load = None
+    load = loadavg()
     return {
         "nproc": run("nproc"),
         "memory_total_mib": round(int(mem_kb.split()[0]) / 1024) if mem_kb else None,
@@ -498,6 +495,15 @@ def machine():
         "dotnet": run("dotnet", "--version"),
         "loadavg_at_end": load,
     }
+
+
+def loadavg():
+    """/proc/loadavg's 1, 5 and 15 minute figures when the row is recorded (right after its measurement)."""
+    try:
+        with open("/proc/loadavg", encoding="utf-8") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return None
 
 
 def relative(path):

@@ -278,7 +278,7 @@ def redis_row(s, group_label=None):
     title = s["title"] + (f" *({group_label})*" if group_label else "")
     if not has_numbers(s):
         text = STATUS_TEXT.get(s["status"], s["status"])
-        return f"| {title} | {s.get('instances', '—')} | {text} |" + " — |" * 8 + f" {notes(s)} |"
+        return f"| {title} | {s.get('instances', '—')} | {text} |" + " — |" * 9 + f" {notes(s)} |"
     lat = s.get("latency_ms") or {}
     rps = num(s["requests_per_s"])
     if s["status"] == "errors":
@@ -310,7 +310,8 @@ def redis_row(s, group_label=None):
     inst = s.get("instances", "—") if tally and s.get("group") == "redis" else "—"
     return (
         f"| {title} | {inst} | {rps} | {ms(lat.get('p50'))} | {ms(lat.get('p99'))} "
-        f"| {per_commit} | {commit_ms} | {cps} | {aof} | {cpu} | {'; '.join(errs) or '—'} | {notes(s)} |"
+        f"| {per_commit} | {commit_ms} | {cps} | {aof} | {cpu} | {(s.get('loadavg') or '—').split()[0]} "
+        f"| {'; '.join(errs) or '—'} | {notes(s)} |"
     )
 
 
@@ -376,10 +377,11 @@ def render_redis(doc, by_key, w):
     w("- *AOF bytes per request*: growth of `aof_current_size` over the requests answered.")
     w("- *CPU cores*: user + system time of the Tally processes / redis-server / nginx during the measurement "
       f"(`/proc/<pid>/stat`), over its wall time; the machine has {doc['machine'].get('nproc') or '?'} cores in all.")
+    w("- *load average*: the 1-minute figure of `/proc/loadavg` right after the measurement (other tenants included).")
     w("")
     w("| scenario | instances | requests/s | p50 ms | p99 ms | increments per commit | commit ms | commits/s "
-      "| AOF bytes per request | CPU cores Tally / Redis / nginx | errors | notes |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+      "| AOF bytes per request | CPU cores Tally / Redis / nginx | load average | errors | notes |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for s in rows:
         w(redis_row(s))
     for key in REDIS_REFERENCE:
