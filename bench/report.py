@@ -292,7 +292,9 @@ def redis_row(s, group_label=None):
     commit_ms = ms(s.get("commit_ms_mean")) if s.get("commit_ms_mean") is not None else "—"
     call = redis_call_stats(s)
     aof = "—"
-    if s.get("aof_bytes") is not None and s.get("requests"):
+    if tally and not call:
+        pass  # the embedded store's control rows: nothing goes to Redis
+    elif s.get("aof_bytes") is not None and s.get("requests"):
         aof = num(s["aof_bytes"] / s["requests"])
     elif s.get("aof_bytes") is not None and call:
         aof = num(s["aof_bytes"] / call["calls"])  # redis-benchmark: one INCR per request
@@ -307,7 +309,7 @@ def redis_row(s, group_label=None):
             errs.append(f"{int(s[key])} {label}")
     if not errs and s.get("group") == "redis":
         errs.append("none")
-    inst = s.get("instances", "—") if tally and s.get("group") == "redis" else "—"
+    inst = (s.get("instances") or "—") if tally and s.get("group") == "redis" else "—"
     return (
         f"| {title} | {inst} | {rps} | {ms(lat.get('p50'))} | {ms(lat.get('p99'))} "
         f"| {per_commit} | {commit_ms} | {cps} | {aof} | {cpu} | {(s.get('loadavg') or '—').split()[0]} "

@@ -982,6 +982,13 @@ redis_tally_stop() {
   REDIS_INST_PIDS=() METRICS_URLS=() RSS_PIDS=() REDIS_TALLY_LOGS=()
 }
 
+# The embedded store's control runs use the same hooks, for Tally's CPU time and
+# run-queue wait (Redis sits idle then); instances=0 marks them.
+redis_embedded_hooks() {
+  REDIS_INST_PIDS=("$TALLY_PID") REDIS_TALLY_LOGS=("$RAW_DIR/tally-$1.log") REDIS_SCEN_INSTANCES=0
+  SCENARIO_BEFORE_HOOK=redis_before SCENARIO_AFTER_HOOK=redis_after
+}
+
 group_redis() {
   local raw=$RAW_DIR/redis n
   DURABILITY=sync
@@ -1028,8 +1035,10 @@ group_redis() {
     if ((n == 1)) && [[ $REDIS_EMBEDDED_CONTROL == 1 ]]; then
       READY_NOTE=
       start_tally redis-embedded-hot sync "$WORK/data-redis-embedded-hot" off
+      redis_embedded_hooks redis-embedded-hot
       COUNTERS=1 tally_scenario redis embedded_hot "embedded store (sync, Auth=off), POST /counters/hot/increment, measured beside the Redis rows" "$CONNS" \
         /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+      redis_sampler_reap
       stop_tally
     fi
     SCENARIO_BEFORE_HOOK=redis_before SCENARIO_AFTER_HOOK=redis_after
@@ -1041,8 +1050,10 @@ group_redis() {
     if ((n == 1)) && [[ $REDIS_EMBEDDED_CONTROL == 1 ]]; then
       READY_NOTE=
       start_tally redis-embedded-spread sync "$WORK/data-redis-embedded-spread" off
+      redis_embedded_hooks redis-embedded-spread
       COUNTERS=$SPREAD tally_scenario redis embedded_spread "embedded store (sync, Auth=off), increment over $(thousands "$SPREAD") counters, measured beside the Redis rows" "$CONNS" / \
         "POST /counters/c:0/increment" 1 WRK_MODE=random WRK_PREFIX=c: WRK_NAMES="$SPREAD"
+      redis_sampler_reap
       stop_tally
     fi
     SCENARIO_BEFORE_HOOK=redis_before SCENARIO_AFTER_HOOK=redis_after
