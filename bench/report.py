@@ -457,7 +457,9 @@ def render_redis(doc, by_key, w):
         if has_numbers(sa) and has_numbers(sb) and rate(sb):
             v = rate(sa) / rate(sb)
             verdict = "" if target is None else ("met" if v >= target else "**missed**")
-            w(f"| {label} | {v:.2f}× | {tgt} | {verdict} |")
+            # 0.498 would print as 0.50 beside "missed": a third decimal where two hide the verdict.
+            text = f"{v:.3f}" if target is not None and v < target and round(v, 2) >= target else f"{v:.2f}"
+            w(f"| {label} | {text}× | {tgt} | {verdict} |")
         else:
             missing = sa if not has_numbers(sa) else sb
             w(f"| {label} | n/a ({missing['title']}: {STATUS_TEXT.get(missing['status'], missing['status'])}) | {tgt} | |")
