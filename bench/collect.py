@@ -9,6 +9,7 @@ which bench/report.py turns into Markdown.
   collect.py alias   --results F --source G/ID --group G --id ID --title T [--counters N]
   collect.py extra   --results F --key K [--field name=value ...]
   collect.py pgextra --results F --rtt FILE --commit1 FILE [--pg-test-fsync FILE] [--field name=value ...]
+  collect.py redisextra --results F --ping1 CSV --incr1 CSV [--field name=value ...]
   collect.py finish  --results F --out benchmarks.json [--setting name=value ...]
 """
 
@@ -185,6 +186,95 @@ def parse_test_fsync(path):
     return None
 
 
+def parse_redis_info(path):
+    """`redis-cli info all`: {"fields": {name: value}, "cmd": {command: (calls, usec)},
+    "latency": {command: {"p50": usec, ...}}}, or None when the file is missing or empty."""
+    if not path or not os.path.exists(path) or os.path.getsize(path) == 0:
+        return None
+    fields, cmd, latency = {}, {}, {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#") or ":" not in line:
+                continue
+            name, _, value = line.partition(":")
+            if name.startswith("cmdstat_"):
+                kv = dict(p.split("=", 1) for p in value.split(",") if "=" in p)
+                cmd[name[len("cmdstat_"):]] = (int(kv.get("calls", 0)), int(kv.get("usec", 0)))
+            elif name.startswith("latency_percentiles_usec_"):
+                kv = dict(p.split("=", 1) for p in value.split(",") if "=" in p)
+                latency[name[len("latency_percentiles_usec_"):]] = {k: float(v) for k, v in kv.items()}
+            else:
+                fields[name] = value
+    return {"fields": fields, "cmd": cmd, "latency": latency}
+
+
+def redis_deltas(before, after):
+    """What Redis did between two INFO snapshots: calls and usec per command (commands that a
+    function calls are counted under their own names), bytes in and out, AOF growth, forks."""
+    b, a = parse_redis_info(before), parse_redis_info(after)
+    if b is None or a is None:
+        return {}
+
+    def number(info, key):
+        try:
+            return float(info["fields"].get(key, ""))
+        except ValueError:
+            return None
+
+    res = {}
+    cmds = {}
+    for name, (calls, usec) in a["cmd"].items():
+        c0, u0 = b["cmd"].get(name, (0, 0))
+        # CONFIG RESETSTAT before the measurement zeroes the counters; a negative delta cannot happen then.
+        if calls - c0 > 0:
+            cmds[name] = {"calls": calls - c0, "usec": usec - u0}
+    res["redis_commands"] = dict(sorted(cmds.items(), key=lambda kv: -kv[1]["calls"]))
+    for key, field in (("redis_net_in_bytes", "total_net_input_bytes"), ("redis_net_out_bytes", "total_net_output_bytes"),
+                       ("aof_bytes", "aof_current_size"), ("redis_forks", "total_forks"),
+                       ("aof_rewrites", "aof_rewrites"), ("redis_commands_processed", "total_commands_processed")):
+        x, y = number(b, field), number(a, field)
+        if x is not None and y is not None:
+            res[key] = y - x
+    # Percentiles since CONFIG RESETSTAT, i.e. of this measurement alone.
+    lat = a["latency"].get("fcall") or a["latency"].get("incr")
+    if lat:
+        res["redis_call_latency_usec"] = lat
+    return res
+
+
+def procstate_fields(path):
+    """bench/procstate.py's output: the sampled main thread's share of R/D/S, and run-queue wait per group."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            p = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    n = p.get("samples") or 0
+    res = {"procstate_window_s": p.get("window_s")}
+    if n:
+        res["redis_main_thread"] = {k: v / n for k, v in sorted(p["states"].items())}
+        res["redis_main_thread_wchan"] = {k: v / n for k, v in p.get("wchan", {}).items()}
+    for name, g in p.get("groups", {}).items():
+        res[f"runqueue_wait_{name}_s"] = g["runqueue_wait_s"]
+        res[f"on_cpu_{name}_s"] = g["on_cpu_s"]
+    return res
+
+
+def parse_redis_csv_any(path):
+    """The first data row of redis-benchmark --csv, whatever the test."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            rows = list(csv.reader(line for line in f if line.strip()))
+    except FileNotFoundError:
+        return None
+    if len(rows) < 2:
+        return None
+    return dict(zip(rows[0], rows[1]))
+
+
 def flush_stats(before, after, mutates):
     b, a = parse_commit_metrics(before), parse_commit_metrics(after)
     if b is None or a is None:
@@ -224,6 +314,7 @@ def cmd_add(args):
         "peak_rss_kb": args.peak_rss_kb,
         "peak_rss_scope": args.peak_rss_scope,
         "raw": relative(args.wrk or args.redis_csv or args.pgbench),
+        "loadavg": loadavg(),
     }
     if args.status == "ok":
         if args.wrk:
@@ -284,6 +375,10 @@ def cmd_add(args):
                 rec["increments_per_flush"] = ops / commits
             rec["flush_note"] = why
             rec.update(sum_deltas(args.metrics_before, args.metrics_after))
+    if args.redis_info_before or args.redis_info_after:
+        rec.update(redis_deltas(args.redis_info_before, args.redis_info_after))
+    if args.procstate:
+        rec.update(procstate_fields(args.procstate))
     for kv in args.field or []:
         k, _, v = kv.partition("=")
         rec[k] = convert(v)
@@ -331,6 +426,21 @@ def cmd_pgextra(args):
     append(args.results, {"type": "extra", "key": "postgres", "fields": fields})
 
 
+def cmd_redisextra(args):
+    fields = {}
+    for name, path in (("ping1", args.ping1), ("incr1", args.incr1)):
+        r = parse_redis_csv_any(path) if path else None
+        if r and r.get("rps"):
+            fields[f"{name}_rps"] = float(r["rps"])
+            for k in ("avg", "p50", "p99"):
+                if r.get(f"{k}_latency_ms"):
+                    fields[f"{name}_{k}_ms"] = float(r[f"{k}_latency_ms"])
+    for kv in args.field or []:
+        k, _, v = kv.partition("=")
+        fields[k] = convert(v)
+    append(args.results, {"type": "extra", "key": "redis", "fields": fields})
+
+
 def cmd_finish(args):
     records = read(args.results)
     settings = {}
@@ -375,11 +485,7 @@ def machine():
             return None
 
     mem_kb = first("/proc/meminfo", "MemTotal")
-    try:
-        with open("/proc/loadavg", encoding="utf-8") as f:
-            load = " ".join(f.read().split()[:3])
-    except OSError:
-        load = None
+    load = loadavg()
     return {
         "nproc": run("nproc"),
         "memory_total_mib": round(int(mem_kb.split()[0]) / 1024) if mem_kb else None,
@@ -389,6 +495,15 @@ def machine():
         "dotnet": run("dotnet", "--version"),
         "loadavg_at_end": load,
     }
+
+
+def loadavg():
+    """/proc/loadavg's 1, 5 and 15 minute figures when the row is recorded (right after its measurement)."""
+    try:
+        with open("/proc/loadavg", encoding="utf-8") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return None
 
 
 def relative(path):
@@ -445,8 +560,18 @@ def main():
     a.add_argument("--ops-per-request", type=int)
     a.add_argument("--pgbench")
     a.add_argument("--pgbench-log-prefix")
+    a.add_argument("--redis-info-before", help="redis-cli info all, before the measurement")
+    a.add_argument("--redis-info-after")
+    a.add_argument("--procstate", help="bench/procstate.py output")
     a.add_argument("--field", action="append", help="name=value, stored in the record as is")
     a.set_defaults(func=cmd_add)
+
+    a = sub.add_parser("redisextra")
+    a.add_argument("--results", required=True)
+    a.add_argument("--ping1", help="redis-benchmark --csv, PING at one client")
+    a.add_argument("--incr1", help="redis-benchmark --csv, INCR at one client")
+    a.add_argument("--field", action="append")
+    a.set_defaults(func=cmd_redisextra)
 
     a = sub.add_parser("pgextra")
     a.add_argument("--results", required=True)

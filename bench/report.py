@@ -51,6 +51,36 @@ PG_RATIOS = [
     ("hot counter, 1 instance: Npgsql log at Warning / as shipped", "postgres/pg1_hot_npgsql_warn", "postgres/pg1_hot", None),
     ("hot counter, 3 instances: Npgsql log at Warning / as shipped", "postgres/pg3_hot_npgsql_warn", "postgres/pg3_hot", None),
 ]
+# Redis targets (same run): Tally on Redis against the embedded store, the Flask + Redis
+# service and redis-benchmark's INCR (durable: this group's Redis; not durable: the compare group's).
+REDIS_RATIOS = [
+    ("hot counter: 1 instance on Redis / embedded store (sync, auth on)", "redis/redis1_hot", "http/inc_hot_sync", 0.5),
+    ("hot counter: 1 instance on Redis / embedded store (sync, Auth=off)", "redis/redis1_hot", "http/inc_hot_sync_noauth", 0.5),
+    ("10,000 names: 1 instance on Redis / embedded store (sync, auth on)", "redis/redis1_spread", "http/inc_spread_sync", 0.5),
+    ("hot counter: {n} instances on Redis / embedded store (sync, auth on)", "redis/redis{n}_hot", "http/inc_hot_sync", 0.5),
+    ("10,000 names: {n} instances on Redis / embedded store (sync, auth on)", "redis/redis{n}_spread", "http/inc_spread_sync", 0.5),
+    ("hot counter: 1 instance on Redis / embedded store measured beside it (sync, Auth=off)", "redis/redis1_hot", "redis/embedded_hot", 0.5),
+    ("10,000 names: 1 instance on Redis / embedded store measured beside it (sync, Auth=off)", "redis/redis1_spread", "redis/embedded_spread", 0.5),
+    ("hot counter: {n} instances on Redis / embedded store measured beside it (sync, Auth=off)", "redis/redis{n}_hot", "redis/embedded_hot", 0.5),
+    ("10,000 names: {n} instances on Redis / embedded store measured beside it (sync, Auth=off)", "redis/redis{n}_spread", "redis/embedded_spread", 0.5),
+    ("embedded store measured beside the Redis rows / http group's (hot counter, Auth=off): the drift", "redis/embedded_hot", "http/inc_hot_sync_noauth", None),
+    ("hot counter: 1 instance on Redis / Flask + Redis", "redis/redis1_hot", "compare/flask_redis", 5.0),
+    ("10,000 names: 1 instance on Redis / Flask + Redis (one key)", "redis/redis1_spread", "compare/flask_redis", 5.0),
+    ("hot counter: {n} instances on Redis / Flask + Redis", "redis/redis{n}_hot", "compare/flask_redis", 5.0),
+    ("10,000 names: {n} instances on Redis / Flask + Redis (one key)", "redis/redis{n}_spread", "compare/flask_redis", 5.0),
+    ("hot counter: 1 instance on Redis / redis-benchmark INCR, appendfsync always", "redis/redis1_hot", "redis/redis_incr_durable", None),
+    ("hot counter: {n} instances on Redis / redis-benchmark INCR, appendfsync always", "redis/redis{n}_hot", "redis/redis_incr_durable", None),
+    ("hot counter: 1 instance on Redis / redis-benchmark INCR, no persistence", "redis/redis1_hot", "compare/redis_incr", None),
+    ("hot counter: {n} instances on Redis / redis-benchmark INCR, no persistence", "redis/redis{n}_hot", "compare/redis_incr", None),
+    ("redis-benchmark INCR: appendfsync always / no persistence", "redis/redis_incr_durable", "compare/redis_incr", None),
+    ("hot counter: {n} instances / 1 instance", "redis/redis{n}_hot", "redis/redis1_hot", None),
+    ("10,000 names: {n} instances / 1 instance", "redis/redis{n}_spread", "redis/redis1_spread", None),
+    ("10,000 names / hot counter, 1 instance on Redis", "redis/redis1_spread", "redis/redis1_hot", None),
+]
+# Rows of other groups shown in the Redis table for comparison (same run).
+REDIS_REFERENCE = ["http/inc_hot_sync", "http/inc_hot_sync_noauth", "http/inc_spread_sync", "compare/redis_incr",
+                   "compare/flask_redis"]
+
 PG_P99 = ["postgres/pg1_hot", "postgres/pg1_spread", "postgres/pg3_hot", "postgres/pg3_spread"]
 PG_P99_TARGET_MS = 20.0
 
@@ -244,6 +274,198 @@ def render_postgres(doc, by_key, w):
     w("")
 
 
+def redis_row(s, group_label=None):
+    title = s["title"] + (f" *({group_label})*" if group_label else "")
+    if not has_numbers(s):
+        text = STATUS_TEXT.get(s["status"], s["status"])
+        return f"| {title} | {s.get('instances', '—')} | {text} |" + " — |" * 9 + f" {notes(s)} |"
+    lat = s.get("latency_ms") or {}
+    rps = num(s["requests_per_s"])
+    if s["status"] == "errors":
+        rps += " ⚠"
+    fl = s.get("flush") or {}
+    commits = fl.get("commits")
+    tally = s.get("subject") == "tally"
+    cps = num(commits / s["duration_s"]) if commits and s.get("duration_s") else "—"
+    per_commit = num(s["increments_per_flush"], 1) if s.get("increments_per_flush") is not None else (
+        "—" if tally else "n/a")
+    commit_ms = ms(s.get("commit_ms_mean")) if s.get("commit_ms_mean") is not None else "—"
+    call = redis_call_stats(s)
+    aof = "—"
+    if tally and not call:
+        pass  # the embedded store's control rows: nothing goes to Redis
+    elif s.get("aof_bytes") is not None and s.get("requests"):
+        aof = num(s["aof_bytes"] / s["requests"])
+    elif s.get("aof_bytes") is not None and call:
+        aof = num(s["aof_bytes"] / call["calls"])  # redis-benchmark: one INCR per request
+    cpu = (f"{cores(s, 'cpu_tally_s')} / {cores(s, 'cpu_redis_s')} / {cores(s, 'cpu_nginx_s')}"
+           if s.get("cpu_window_s") else "—")
+    errs = []
+    if s.get("errors"):
+        errs.append(", ".join(f"{v} {k}" for k, v in s["errors"].items()))
+    for key, label in (("store_errors", "store errors"), ("tally_log_warnings", "Tally warnings logged"),
+                       ("aof_rewrites", "AOF rewrites during the measurement")):
+        if s.get(key):
+            errs.append(f"{int(s[key])} {label}")
+    if not errs and s.get("group") == "redis":
+        errs.append("none")
+    inst = (s.get("instances") or "—") if tally and s.get("group") == "redis" else "—"
+    return (
+        f"| {title} | {inst} | {rps} | {ms(lat.get('p50'))} | {ms(lat.get('p99'))} "
+        f"| {per_commit} | {commit_ms} | {cps} | {aof} | {cpu} | {(s.get('loadavg') or '—').split()[0]} "
+        f"| {'; '.join(errs) or '—'} | {notes(s)} |"
+    )
+
+
+def redis_call_stats(s):
+    """commandstats of the call a row's requests become in Redis (FCALL for Tally, INCR for redis-benchmark)."""
+    if s.get("group") != "redis":
+        return None
+    call = (s.get("redis_commands") or {}).get("fcall" if s.get("subject") == "tally" else "incr")
+    return call if call and call["calls"] else None
+
+
+def redis_profile_row(s):
+    call = redis_call_stats(s)
+    tally = s.get("subject") == "tally"
+    usec = f"{call['usec'] / call['calls']:,.1f}" if call else "—"
+    lat = s.get("redis_call_latency_usec") or {}
+    pct = f"{lat['p50']:,.0f} / {lat['p99']:,.0f}" if "p50" in lat and "p99" in lat else "—"
+    inner = "—"
+    if call and tally:
+        others = sum(v["calls"] for k, v in s["redis_commands"].items() if k not in ("fcall", "select"))
+        inner = f"{others / call['calls']:.1f}"
+    net_in = f"{s['redis_net_in_bytes'] / call['calls']:,.0f}" if call and s.get("redis_net_in_bytes") else "—"
+    st = s.get("redis_main_thread") or {}
+    share = "—"
+    if st:
+        share = f"{st.get('R', 0) * 100:.0f}% / {st.get('D', 0) * 100:.0f}% / {st.get('S', 0) * 100:.0f}%"
+    wchan = ", ".join(f"`{k}` {v * 100:.0f}%" for k, v in (s.get("redis_main_thread_wchan") or {}).items()
+                      if v >= 0.02) or "—"
+    w = s.get("procstate_window_s")
+    rq = "—"
+    if w and s.get("runqueue_wait_redis_s") is not None:
+        t = s.get("runqueue_wait_tally_s")
+        rq = f"{t / w:.2f}" if t is not None else "—"
+        rq += f" / {s['runqueue_wait_redis_s'] / w:.2f}"
+    return f"| {s['title']} | {usec} | {pct} | {inner} | {net_in} | {share} | {wchan} | {rq} |"
+
+
+def render_redis(doc, by_key, w):
+    rows = [s for s in doc["scenarios"] if s["group"] == "redis"]
+    if not rows:
+        return
+    st = doc["settings"]
+    x = doc.get("extras", {}).get("redis", {})
+    n = st.get("redis_instances") or 2
+    w(f"## Tally on Redis (`Store=redis`, {rows[0].get('connections')} connections)")
+    w("")
+    w(f"One private Redis {x.get('server_version') or st.get('redis_version') or ''} started by the harness for this "
+      "group: temporary directory, 127.0.0.1, `--appendonly yes --appendfsync always --save '' "
+      "--maxmemory-policy noeviction` (what Tally demands without `RedisAllowDataLoss`: every reply after its AOF "
+      "write is fsynced). Every scenario starts on an emptied Redis (`FLUSHALL`, then an AOF rewrite) with fresh "
+      f"Tally instances (`--Store redis --Auth off`, rate limit off, as the PostgreSQL group); {n} instances "
+      f"behind a private nginx ({st.get('nginx_workers')} worker, upstream as in `deploy/nginx/tally-cluster.conf`). "
+      "The durable peer is `redis-benchmark -t incr` against the same Redis; the one without persistence is the "
+      "compare group's (`--save '' --appendonly no`). The embedded store (`--Auth off`, fresh data directory) is "
+      "measured again inside this group, right before each 1-instance Redis scenario, since the load on a shared "
+      "machine drifts within minutes. Rows marked *(… group)* are other groups' of the same run, repeated here to "
+      "read side by side.")
+    w("")
+    w("- *increments per commit*: `tally_commit_batch_size` sum over `tally_store_writes_total` (one `FCALL "
+      "tally_v1_commit` per commit; summed over the instances); *commit ms*: mean of `tally_commit_duration_seconds` "
+      "(write the batch's JSON, the FCALL round trip including Redis's AOF write and fsync, read the answers); "
+      "*commits/s*: Tally's commits over the measurement.")
+    w("- *AOF bytes per request*: growth of `aof_current_size` over the requests answered.")
+    w("- *CPU cores*: user + system time of the Tally processes / redis-server / nginx during the measurement "
+      f"(`/proc/<pid>/stat`), over its wall time; the machine has {doc['machine'].get('nproc') or '?'} cores in all.")
+    w("- *load average*: the 1-minute figure of `/proc/loadavg` right after the measurement (other tenants included).")
+    w("")
+    w("| scenario | instances | requests/s | p50 ms | p99 ms | increments per commit | commit ms | commits/s "
+      "| AOF bytes per request | CPU cores Tally / Redis / nginx | load average | errors | notes |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    for s in rows:
+        w(redis_row(s))
+    for key in REDIS_REFERENCE:
+        s = by_key.get(key)
+        if s:
+            w(redis_row(s, f"{s['group']} group"))
+    w("")
+    w("### Redis: where the time goes")
+    w("")
+    w("- *Redis µs per call*: `INFO commandstats` usec / calls of `FCALL` (Tally) or `INCR` (redis-benchmark): "
+      "Redis executing it, without the AOF write and fsync (done once per event-loop pass, before the replies go "
+      "out); *p50 / p99*: `INFO latencystats` of that command over the measurement (`CONFIG RESETSTAT` before it), "
+      "execution only as well.")
+    w("- *commands per FCALL*: calls of the commands the function ran (counted under their own names), per FCALL "
+      "(without the `SELECT` Redis counts once per call); *bytes to Redis per call*: `total_net_input_bytes` per "
+      "FCALL or INCR (the commit's JSON document).")
+    w("- *Redis main thread*: its state sampled every 5 ms from `/proc` (`bench/procstate.py`): running or "
+      "waiting for a CPU (R) / in uninterruptible sleep (D: with `appendfsync always`, its fsync of the AOF) / "
+      "sleeping (S: idle in `epoll_wait`); *wait channels*: the kernel functions it slept in, share of samples.")
+    w("- *run-queue wait*: time the threads were runnable but had no CPU (`/proc/<pid>/task/*/schedstat`), in "
+      "cores: Tally's threads / Redis's.")
+    w("")
+    w("| scenario | Redis µs per call | call p50 / p99 µs | commands per FCALL | bytes to Redis per call "
+      "| Redis main thread R / D / S | wait channels | run-queue wait, cores Tally / Redis |")
+    w("|---|---:|---:|---:|---:|---:|---|---:|")
+    for s in rows:
+        if s.get("redis_commands") or s.get("procstate_window_s"):
+            w(redis_profile_row(s))
+    w("")
+    fcalls = [s for s in rows if redis_call_stats(s) and s.get("subject") == "tally"]
+    if fcalls:
+        w("What one `FCALL tally_v1_commit` ran (calls per FCALL; commands below 0.005 per call left out, "
+          "among them those of the instances' once-a-second heartbeat):")
+        w("")
+        for s in fcalls:
+            cmds = s["redis_commands"]
+            f = cmds["fcall"]["calls"]
+            inner = ", ".join(f"`{k}` {v['calls'] / f:.2f}" for k, v in cmds.items()
+                              if k not in ("fcall", "select") and v["calls"] / f >= 0.005)
+            w(f"- {s['title']}: {inner or 'none counted'}")
+        w("")
+    if x:
+        w("This Redis, one client (redis-benchmark `-c 1`, before the scenarios):")
+        w("")
+        w("| | |")
+        w("|---|---:|")
+        if x.get("ping1_avg_ms") is not None:
+            w(f"| round trip, `PING` | {x['ping1_avg_ms'] * 1000:,.0f} µs mean, {x.get('ping1_p50_ms', 0) * 1000:,.0f} µs "
+              f"p50 ({num(x.get('ping1_rps'))}/s) |")
+        if x.get("incr1_avg_ms") is not None:
+            w(f"| one `INCR`, appendfsync always (round trip + AOF write + fsync) | {x['incr1_avg_ms']:.2f} ms mean, "
+              f"{x.get('incr1_p50_ms', 0):.2f} ms p50, {x.get('incr1_p99_ms', 0):.2f} ms p99 ({num(x.get('incr1_rps'))}/s) |")
+        w("")
+    w("### Redis: ratios and targets (same run)")
+    w("")
+    w("| ratio | value | target | |")
+    w("|---|---:|---:|---|")
+    seen = set()
+    for label, a, b, target in REDIS_RATIOS:
+        label, a, b = label.format(n=n), a.format(n=n), b.format(n=n)
+        if (a, b) in seen:
+            continue  # with BENCH_REDIS_INSTANCES=1 the {n} rows repeat the 1-instance ones
+        seen.add((a, b))
+        sa, sb = by_key.get(a), by_key.get(b)
+        tgt = "≥ " + format(target, ".1f") + "×" if target else "—"
+        if not sa:
+            continue
+        if not sb:
+            w(f"| {label} | n/a ({b} not in this run) | {tgt} | |")
+            continue
+        if has_numbers(sa) and has_numbers(sb) and rate(sb):
+            v = rate(sa) / rate(sb)
+            verdict = "" if target is None else ("met" if v >= target else "**missed**")
+            # 0.498 would print as 0.50 beside "missed": a third decimal where two hide the verdict.
+            text = f"{v:.3f}" if target is not None and v < target and round(v, 2) >= target else f"{v:.2f}"
+            w(f"| {label} | {text}× | {tgt} | {verdict} |")
+        else:
+            missing = sa if not has_numbers(sa) else sb
+            w(f"| {label} | n/a ({missing['title']}: {STATUS_TEXT.get(missing['status'], missing['status'])}) | {tgt} | |")
+    w("")
+
+
 def render(doc):
     m, st = doc["machine"], doc["settings"]
     scen = doc["scenarios"]
@@ -255,6 +477,10 @@ def render(doc):
     w("")
     w(f"Generated by `bench/run.sh` on {doc['generated_at']}; the figures come from "
       "`docs/benchmarks.json`, this page from `bench/report.py`.")
+    if st.get("bench_command"):
+        w(f"Every figure below is from this one run (groups `{st.get('groups')}`, Tally revision "
+          f"`{st.get('tally_revision', '?')}`, raw output in `bench/results/{st.get('raw_dir', '?')}`, not in git). "
+          f"To repeat it: `{st['bench_command']}`.")
     if st.get("quick") == 1:
         w("")
         w("> **Smoke run (`BENCH_QUICK=1`)**: short durations and fewer scenarios; "
@@ -332,6 +558,7 @@ def render(doc):
             w("")
 
     render_postgres(doc, by_key, w)
+    render_redis(doc, by_key, w)
 
     w("## Side by side")
     w("")
@@ -358,7 +585,8 @@ def render(doc):
     w("```")
     w(st.get("build_command", ""))
     w(st.get("tally_command", ""))
-    for key in ("redis_server_command", "gunicorn_command", "postgres_server_command", "tally_pg_command", "nginx_command"):
+    for key in ("redis_server_command", "gunicorn_command", "postgres_server_command", "tally_pg_command",
+                "redis_durable_server_command", "tally_redis_command", "nginx_command"):
         if st.get(key):
             w(st[key])
     w("```")

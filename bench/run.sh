@@ -28,7 +28,7 @@ BATCH=${BENCH_BATCH_SIZE:-1000}
 # One worker per core; gthread keeps connections alive (sync workers close
 # each one) and measured fastest of the few settings tried on 2 cores.
 FLASK_ARGS=${BENCH_FLASK_ARGS:-"-w 2 -k gthread --threads 4"}
-ONLY=${BENCH_ONLY:-"tally compare big postgres"}
+ONLY=${BENCH_ONLY:-"tally compare big postgres redis"}
 OUT_DIR=${BENCH_OUT_DIR:-$REPO/docs}
 RAW_DIR=${BENCH_RAW_DIR:-$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ)}
 READY_TIMEOUT=${BENCH_READY_TIMEOUT:-120}
@@ -45,6 +45,15 @@ NGINX=${BENCH_NGINX:-/usr/sbin/nginx}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
 PG_QUIET_VARIANT=${BENCH_PG_QUIET_VARIANT:-1}
 read -ra PG_TALLY_ARGS <<<"${BENCH_PG_TALLY_ARGS:-}"
+# Redis group (see bench/README.md).
+REDIS_INSTANCES=${BENCH_REDIS_INSTANCES:-2}
+if [[ $QUICK == 1 ]]; then
+  REDIS_DURABLE_N=${BENCH_REDIS_DURABLE_REQUESTS:-20000}
+else
+  REDIS_DURABLE_N=${BENCH_REDIS_DURABLE_REQUESTS:-100000}
+fi
+read -ra REDIS_TALLY_ARGS <<<"${BENCH_REDIS_TALLY_ARGS:-}"
+REDIS_EMBEDDED_CONTROL=${BENCH_REDIS_EMBEDDED_CONTROL:-1}
 
 RESULTS=$RAW_DIR/results.jsonl
 PY_SYS=/usr/bin/python3 # Debian's python: the one apt's flask, redis and gunicorn belong to
@@ -108,6 +117,7 @@ cleanup() {
     [[ -z ${WORK:-} ]] || rm -rf "$WORK"
     [[ -z ${PG_TMP:-} ]] || rm -rf "$PG_TMP"
     [[ -z ${NGINX_DIR:-} ]] || rm -rf "$NGINX_DIR"
+    [[ -z ${REDIS_D_TMP:-} ]] || rm -rf "$REDIS_D_TMP"
   fi
   if ((rc)); then log "failed (exit $rc); raw output and server logs are in $RAW_DIR"; fi
   exit "$rc"
@@ -166,9 +176,11 @@ install_missing() {
   $PY_SYS -c 'import flask' 2>/dev/null || pkgs+=(python3-flask)
   $PY_SYS -c 'import redis' 2>/dev/null || pkgs+=(python3-redis)
   $PY_SYS -c 'import gunicorn' 2>/dev/null || pkgs+=(gunicorn)
+  if wants postgres || wants redis; then
+    [[ -x $NGINX ]] || pkgs+=(nginx)
+  fi
   if wants postgres; then
     { [[ -x $PG_BIN/postgres && -x $PG_BIN/initdb && -x $PG_BIN/pgbench && -x $PG_BIN/psql ]]; } || pkgs+=(postgresql-15)
-    [[ -x $NGINX ]] || pkgs+=(nginx)
     command -v setpriv >/dev/null || pkgs+=(util-linux)
   fi
   ((${#pkgs[@]})) || return 0
@@ -832,7 +844,241 @@ group_postgres() {
   pg_stop
 }
 
+# ---------------------------------------------------------------- Redis
+
+REDIS_D_PID=
+REDIS_D_TMP=
+
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_D_PORT" "$@"; }
+
+# A private Redis with what Store=redis demands (Tally refuses anything less
+# without RedisAllowDataLoss): AOF on and fsynced before every reply, no RDB
+# snapshots, no eviction; a temp dir for the AOF, 127.0.0.1 and a free port.
+redis_durable_start() {
+  local major i
+  major=$(redis-server --version | sed -n 's/.* v=\([0-9]*\)\..*/\1/p')
+  ((${major:-0} >= 7)) || die "the redis group needs Redis 7 or later (Functions); redis-server is v${major:-?}"
+  REDIS_D_TMP=$(mktemp -d /tmp/tally-bench-redis.XXXXXX)
+  REDIS_D_PORT=$(free_port)
+  local cmd=(redis-server --port "$REDIS_D_PORT" --bind 127.0.0.1 --dir "$REDIS_D_TMP" --appendonly yes
+    --appendfsync always --save '' --maxmemory-policy noeviction)
+  REDIS_DURABLE_CMD=$(shell_words "${cmd[@]}")
+  "${cmd[@]}" --logfile "$RAW_DIR/redis-durable.log" &
+  REDIS_D_PID=$!
+  PIDS+=("$REDIS_D_PID")
+  for ((i = 0; i < 100; i++)); do
+    [[ $(rcli ping 2>/dev/null) == PONG ]] && break
+    alive "$REDIS_D_PID" || { tail -20 "$RAW_DIR/redis-durable.log" >&2; die "redis-server (durable) exited during start-up"; }
+    sleep 0.1
+  done
+  [[ $(rcli ping 2>/dev/null) == PONG ]] || die "redis-server (durable) not answering after 10 s"
+  log "redis-server (appendfsync always) ready on 127.0.0.1:$REDIS_D_PORT, pid $REDIS_D_PID, dir $REDIS_D_TMP"
+}
+
+redis_durable_stop() {
+  [[ -n $REDIS_D_PID ]] || return 0
+  stop_pid "$REDIS_D_PID" 30
+  REDIS_D_PID=
+}
+
+# Every scenario starts on an empty Redis with a compacted AOF: FLUSHALL (the
+# tally_v1 functions stay; Tally loads them again at start anyway), then an AOF
+# rewrite so the previous scenario's log is not rewritten during this one.
+redis_fresh() {
+  local i
+  rcli flushall sync >/dev/null
+  rcli bgrewriteaof >/dev/null
+  for ((i = 0; i < 300; i++)); do
+    rcli info persistence | grep -qE '^aof_rewrite_(in_progress|scheduled):1' || return 0
+    sleep 0.1
+  done
+  log "the AOF rewrite after FLUSHALL still runs after 30 s; going on"
+}
+
+redis_cpu_snapshot() {
+  echo "$(cpu_ticks ${REDIS_INST_PIDS[@]+"${REDIS_INST_PIDS[@]}"}) $(cpu_ticks "$REDIS_D_PID") $(cpu_ticks ${NGINX_PID:-}) $(now_ms)"
+}
+
+# Hooks for tally_scenario (and the redis-benchmark run): CPU of Tally, Redis
+# and nginx; Redis's INFO (commandstats: calls and usec per command, FCALL
+# included; persistence: AOF size) before and after; warn/fail lines Tally logged.
+redis_before() {
+  # Zeroes commandstats and latencystats, so the percentiles Redis reports after are this measurement's.
+  rcli config resetstat >/dev/null
+  redis_cpu_snapshot >"$1.cpu-before"
+  rcli info all >"$1.redis-info-before.txt"
+  # Redis's main thread: running, in the fsync (D state) or idle, sampled every 5 ms; and the
+  # run-queue wait of Tally's and Redis's threads. Stopped by redis_after, reaped by redis_sampler_reap.
+  local tally_pids
+  tally_pids=$(IFS=,; echo "${REDIS_INST_PIDS[*]+"${REDIS_INST_PIDS[*]}"}")
+  python3 bench/procstate.py --out "$1.procstate.json" --sample "$REDIS_D_PID" --max-seconds $((DURATION + 60)) \
+    --group "redis=$REDIS_D_PID" ${tally_pids:+--group "tally=$tally_pids"} &
+  REDIS_SAMPLER_PID=$!
+  PIDS+=("$REDIS_SAMPLER_PID")
+  local f
+  for f in ${REDIS_TALLY_LOGS[@]+"${REDIS_TALLY_LOGS[@]}"}; do wc -l <"$f"; done >"$1.tally-log-lines"
+}
+
+redis_after() {
+  local raw=$1 c0 c1 hz tw=0 i=0 f n
+  # A subshell ($(...) in tally_scenario): signal the sampler and wait for its file; the parent reaps it.
+  kill -TERM "$REDIS_SAMPLER_PID" 2>/dev/null || true
+  read -ra c1 <<<"$(redis_cpu_snapshot)"
+  rcli info all >"$raw.redis-info-after.txt"
+  for ((i = 0; i < 100; i++)); do alive "$REDIS_SAMPLER_PID" || break; sleep 0.05; done
+  i=0
+  read -ra c0 <"$raw.cpu-before"
+  hz=$(getconf CLK_TCK)
+  mapfile -t n <"$raw.tally-log-lines"
+  for f in ${REDIS_TALLY_LOGS[@]+"${REDIS_TALLY_LOGS[@]}"}; do
+    tail -n +"$((n[i] + 1))" "$f" >>"$raw.tally-log.txt"
+    tw=$((tw + $(tail -n +"$((n[i] + 1))" "$f" | grep -cE '^(warn|fail|crit):' || true)))
+    i=$((i + 1))
+  done
+  echo "--redis-info-before $raw.redis-info-before.txt --redis-info-after $raw.redis-info-after.txt" \
+    "--procstate $raw.procstate.json" \
+    "--field instances=${REDIS_SCEN_INSTANCES:-0} --field tally_log_warnings=$tw" \
+    "--field cpu_window_s=$(awk -v a="${c0[3]}" -v b="${c1[3]}" 'BEGIN { printf "%.2f", (b - a) / 1000 }')" \
+    "--field cpu_tally_s=$(awk -v a="${c0[0]}" -v b="${c1[0]}" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')" \
+    "--field cpu_redis_s=$(awk -v a="${c0[1]}" -v b="${c1[1]}" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')" \
+    "--field cpu_nginx_s=$(awk -v a="${c0[2]}" -v b="${c1[2]}" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')"
+}
+
+# redis_tally_start LABEL N: N Tally instances on the durable Redis, emptied
+# first; with N > 1 a private nginx in front. Sets TALLY_URL (nginx's with
+# N > 1), METRICS_URLS, RSS_PIDS.
+redis_tally_start() {
+  local label=$1 n=$2 i
+  redis_fresh
+  TALLY_EXTRA_ARGS=(--Store redis --Redis "127.0.0.1:$REDIS_D_PORT" ${REDIS_TALLY_ARGS[@]+"${REDIS_TALLY_ARGS[@]}"})
+  REDIS_INST_PIDS=() METRICS_URLS=() REDIS_TALLY_LOGS=()
+  for ((i = 1; i <= n; i++)); do
+    READY_NOTE=
+    start_tally "redis-$label-$i" sync "$WORK/data-redis-$label-$i" off
+    REDIS_INST_PIDS+=("$TALLY_PID")
+    METRICS_URLS+=("$TALLY_URL")
+    REDIS_TALLY_LOGS+=("$RAW_DIR/tally-redis-$label-$i.log")
+  done
+  TALLY_EXTRA_ARGS=()
+  RSS_PIDS=("${REDIS_INST_PIDS[@]}")
+  REDIS_SCEN_INSTANCES=$n
+  if ((n > 1)); then nginx_start "${METRICS_URLS[@]}"; TALLY_URL=$NGINX_URL; fi
+}
+
+redis_sampler_reap() {
+  [[ -z ${REDIS_SAMPLER_PID:-} ]] || stop_pid "$REDIS_SAMPLER_PID" 5
+  REDIS_SAMPLER_PID=
+}
+
+redis_tally_stop() {
+  local p
+  redis_sampler_reap
+  [[ -z ${NGINX_PID:-} ]] || { stop_pid "$NGINX_PID" 10; NGINX_PID=; }
+  [[ -z ${NGINX_DIR:-} || ${BENCH_KEEP_TMP:-0} == 1 ]] || { rm -rf "$NGINX_DIR"; NGINX_DIR=; }
+  for p in "${REDIS_INST_PIDS[@]}"; do
+    stop_pid "$p"
+    ((STOP_KILLED == 0)) || log "Tally (pid $p) needed SIGKILL to stop"
+  done
+  REDIS_INST_PIDS=() METRICS_URLS=() RSS_PIDS=() REDIS_TALLY_LOGS=()
+}
+
+# The embedded store's control runs use the same hooks, for Tally's CPU time and
+# run-queue wait (Redis sits idle then); instances=0 marks them.
+redis_embedded_hooks() {
+  REDIS_INST_PIDS=("$TALLY_PID") REDIS_TALLY_LOGS=("$RAW_DIR/tally-$1.log") REDIS_SCEN_INSTANCES=0
+  SCENARIO_BEFORE_HOOK=redis_before SCENARIO_AFTER_HOOK=redis_after
+}
+
+group_redis() {
+  local raw=$RAW_DIR/redis n
+  DURABILITY=sync
+  REDIS_INST_PIDS=() REDIS_TALLY_LOGS=()
+  redis_durable_start
+
+  # One client, for the reading: a round trip (PING) and one durable INCR
+  # (round trip + AOF write + fsync), a few seconds at most each.
+  local n1=$((QUICK == 1 ? 500 : 3000))
+  timeout 120 redis-benchmark -h 127.0.0.1 -p "$REDIS_D_PORT" -c 1 -n "$((n1 * 4))" -t ping_mbulk --csv >"$raw-ping1.csv" 2>&1 ||
+    log "redis-benchmark PING (1 client) exited with status $?"
+  timeout 120 redis-benchmark -h 127.0.0.1 -p "$REDIS_D_PORT" -c 1 -n "$n1" -t incr --csv >"$raw-incr1.csv" 2>&1 ||
+    log "redis-benchmark INCR (1 client) exited with status $?"
+  python3 bench/collect.py redisextra --results "$RESULTS" --ping1 "$raw-ping1.csv" --incr1 "$raw-incr1.csv" \
+    --field "server_command=$REDIS_DURABLE_CMD" --field "instances=$REDIS_INSTANCES" \
+    --field "server_version=$(rcli info server | sed -n 's/^redis_version:\([^[:space:]]*\).*/\1/p')"
+
+  # The durable peer: redis-benchmark's INCR on the same Redis (one key).
+  redis_fresh
+  timeout 120 redis-benchmark -h 127.0.0.1 -p "$REDIS_D_PORT" -c "$CONNS" -n "$((REDIS_DURABLE_N / 5))" -t incr -q >/dev/null 2>&1 || true
+  redis_fresh
+  local bench_cmd=(redis-benchmark -h 127.0.0.1 -p "$REDIS_D_PORT" -c "$CONNS" -n "$REDIS_DURABLE_N" -t incr --csv)
+  local extra_fields=()
+  REDIS_SCEN_INSTANCES=0
+  redis_before "$raw-redis_incr_durable"
+  reset_peak "$REDIS_D_PID"
+  timeout 300 "${bench_cmd[@]}" >"$raw-redis_incr_durable.csv" 2>&1 || log "redis-benchmark exited with status $?"
+  read -ra extra_fields <<<"$(redis_after "$raw-redis_incr_durable")"
+  redis_sampler_reap
+  python3 bench/collect.py add --results "$RESULTS" --group redis --id redis_incr_durable \
+    --title "Redis INCR (redis-benchmark), appendfsync always" --subject redis --connections "$CONNS" --counters 1 \
+    --durability sync --ops-per-request 1 --redis-csv "$raw-redis_incr_durable.csv" \
+    --peak-rss-kb "$(proc_kb VmHWM "$REDIS_D_PID")" --peak-rss-scope "$PEAK_SCOPE" \
+    --command "$(shell_words "${bench_cmd[@]}")" ${extra_fields[@]+"${extra_fields[@]}"} \
+    --note "redis-server --appendonly yes --appendfsync always: each reply after its AOF write is fsynced (one fsync per event-loop pass)"
+  log "redis/redis_incr_durable: $(tail -1 "$raw-redis_incr_durable.csv")"
+
+  for n in 1 "$REDIS_INSTANCES"; do
+    local via="" s=""
+    ((n == 1)) || { via=" behind nginx"; s=s; }
+    # The embedded store, measured right before the 1-instance Redis runs: the
+    # load on a shared machine drifts within minutes, and the http group's rows
+    # were taken several minutes earlier.
+    if ((n == 1)) && [[ $REDIS_EMBEDDED_CONTROL == 1 ]]; then
+      READY_NOTE=
+      start_tally redis-embedded-hot sync "$WORK/data-redis-embedded-hot" off
+      redis_embedded_hooks redis-embedded-hot
+      COUNTERS=1 tally_scenario redis embedded_hot "embedded store (sync, Auth=off), POST /counters/hot/increment, measured beside the Redis rows" "$CONNS" \
+        /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+      redis_sampler_reap
+      stop_tally
+    fi
+    SCENARIO_BEFORE_HOOK=redis_before SCENARIO_AFTER_HOOK=redis_after
+    redis_tally_start "hot_$n" "$n"
+    COUNTERS=1 tally_scenario redis "redis${n}_hot" "$n instance$s$via, POST /counters/hot/increment" "$CONNS" \
+      /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+    redis_tally_stop
+    SCENARIO_BEFORE_HOOK= SCENARIO_AFTER_HOOK=
+    if ((n == 1)) && [[ $REDIS_EMBEDDED_CONTROL == 1 ]]; then
+      READY_NOTE=
+      start_tally redis-embedded-spread sync "$WORK/data-redis-embedded-spread" off
+      redis_embedded_hooks redis-embedded-spread
+      COUNTERS=$SPREAD tally_scenario redis embedded_spread "embedded store (sync, Auth=off), increment over $(thousands "$SPREAD") counters, measured beside the Redis rows" "$CONNS" / \
+        "POST /counters/c:0/increment" 1 WRK_MODE=random WRK_PREFIX=c: WRK_NAMES="$SPREAD"
+      redis_sampler_reap
+      stop_tally
+    fi
+    SCENARIO_BEFORE_HOOK=redis_before SCENARIO_AFTER_HOOK=redis_after
+    redis_tally_start "spread_$n" "$n"
+    COUNTERS=$SPREAD tally_scenario redis "redis${n}_spread" "$n instance$s$via, increment over $(thousands "$SPREAD") counters" "$CONNS" / \
+      "POST /counters/c:0/increment" 1 WRK_MODE=random WRK_PREFIX=c: WRK_NAMES="$SPREAD"
+    redis_tally_stop
+  done
+  SCENARIO_BEFORE_HOOK= SCENARIO_AFTER_HOOK=
+  REDIS_SCEN_INSTANCES=
+  redis_durable_stop
+}
+
 # ---------------------------------------------------------------- main
+
+# The command that repeats this run: the BENCH_* knobs set in the environment,
+# and the groups always (benchmarks.md prints it).
+bench_command() {
+  local v out=""
+  for v in $(compgen -e | grep '^BENCH_' | sort); do
+    case $v in BENCH_ONLY | BENCH_RAW_DIR | BENCH_OUT_DIR | BENCH_KEY | BENCH_KEEP_TMP) continue ;; esac
+    out+="$v=\"${!v}\" "
+  done
+  echo "${out}BENCH_ONLY=\"$ONLY\" bench/run.sh"
+}
 
 main() {
   mkdir -p "$RAW_DIR" "$OUT_DIR"
@@ -840,7 +1086,7 @@ main() {
   WORK=$(mktemp -d)
   log "raw output: $RAW_DIR"
   install_missing
-  if wants tally || wants big || wants postgres; then build_tally; fi
+  if wants tally || wants big || wants postgres || wants redis; then build_tally; fi
 
   local rev
   rev=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
@@ -850,6 +1096,7 @@ main() {
   if wants compare; then group_compare; fi
   if wants big; then group_big; fi
   if wants postgres; then group_postgres; fi
+  if wants redis; then group_redis; fi
 
   python3 bench/collect.py finish --results "$RESULTS" --out "$OUT_DIR/benchmarks.json" \
     --setting "quick=$QUICK" --setting "duration_s=$DURATION" --setting "warmup_s=$WARMUP" \
@@ -861,6 +1108,10 @@ main() {
     --setting "redis_server_command=${REDIS_SERVER_CMD:-}" --setting "gunicorn_command=${GUNICORN_CMD:-}" \
     --setting "postgres_server_command=${PG_SERVER_CMD:-}" --setting "nginx_command=${NGINX_CMD:-}" \
     --setting "pg_pool=$PG_POOL" --setting "pg_instances=$PG_INSTANCES" --setting "nginx_workers=$NGINX_WORKERS" \
+    --setting "redis_instances=$REDIS_INSTANCES" --setting "redis_durable_requests=$REDIS_DURABLE_N" \
+    --setting "redis_durable_server_command=${REDIS_DURABLE_CMD:-}" \
+    --setting "tally_redis_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability sync --Auth off --Store redis --Redis 127.0.0.1:<redis port>${REDIS_TALLY_ARGS[*]:+ ${REDIS_TALLY_ARGS[*]}}" \
+    --setting "bench_command=$(bench_command)" --setting "raw_dir=$(basename "$RAW_DIR")" \
     --setting "tally_pg_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability sync --Auth off --Store postgres --Postgres 'Host=127.0.0.1;Port=<pg port>;Database=<fresh database>;Username=postgres;Maximum Pool Size=$PG_POOL'" \
     --setting "build_command=dotnet publish src/Tally.Server -c Release -o <publish>" \
     --setting "wrk_version=$(wrk -v 2>&1 | head -1 | awk '{print $2}')" \
