@@ -25,6 +25,8 @@ internal static class StoreTesting
         .AddLogging()
         .AddMetrics()
         .AddSingleton<TallyMetrics>()
+        .AddSingleton<Tally.Server.Alerts.AlertCatalog>()
+        .AddSingleton<MemoryAlertStore>()
         .BuildServiceProvider();
 
     /// <summary>A store of the given kind, not yet opened. Built like the app builds it, so new dependencies come along.</summary>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
+using Tally.Server.Alerts;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.Idempotency;
@@ -7,10 +8,18 @@ using Tally.Server.Idempotency;
 namespace Tally.Server.Storage.Memory;
 
 /// <summary>The same rules with no persistence: for tests and ephemeral use. Everything is lost on exit.</summary>
-internal sealed class MemoryCounterStore(IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, TimeProvider clock)
-    : CachedCounterStore(clock, options.Value.IdempotencyRetention, quotas.Value)
+internal sealed class MemoryCounterStore : CachedCounterStore
 {
     private readonly ConcurrentDictionary<(string, string), IdempotencyRecord> _records = new();
+    private readonly MemoryAlertStore _alertStore;
+
+    public MemoryCounterStore(
+        IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, TimeProvider clock, AlertCatalog alerts, MemoryAlertStore alertStore)
+        : base(clock, options.Value.IdempotencyRetention, quotas.Value)
+    {
+        Alerts = alerts;
+        _alertStore = alertStore;
+    }
 
     public override Task OpenAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -26,6 +35,7 @@ internal sealed class MemoryCounterStore(IOptions<TallyOptions> options, IOption
         {
             _records[(record.Caller, record.Key)] = record;
         }
+        _alertStore.Append(AlertWrites.Events);
         return ValueTask.CompletedTask;
     }
 
