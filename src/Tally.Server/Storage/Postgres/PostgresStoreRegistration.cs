@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Tally.Server.Alerts;
 using Tally.Server.Auth;
 using Tally.Server.Configuration;
 
@@ -28,6 +29,9 @@ internal static class PostgresStoreRegistration
         });
         services.AddSingleton<ICounterStore, PostgresCounterStore>();
         services.AddSingleton<ApiKeyStore, PostgresApiKeyStore>();
+        services.AddSingleton<PostgresAlertStore>();
+        services.AddSingleton<AlertRegistry>(provider => provider.GetRequiredService<PostgresAlertStore>());
+        services.AddSingleton<IAlertOutbox>(provider => provider.GetRequiredService<PostgresAlertStore>());
         services.AddSingleton<PostgresClusterMembership>();
         services.AddSingleton<IClusterSize>(provider => provider.GetRequiredService<PostgresClusterMembership>());
         services.AddHostedService(provider => provider.GetRequiredService<PostgresClusterMembership>());
