@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
+using Tally.Server.Alerts;
 using Tally.Server.Auth;
 using Tally.Server.Configuration;
 
@@ -21,6 +22,9 @@ internal static class RedisStoreRegistration
         });
         services.AddSingleton<ICounterStore, RedisCounterStore>();
         services.AddSingleton<ApiKeyStore, RedisApiKeyStore>();
+        services.AddSingleton<RedisAlertStore>();
+        services.AddSingleton<AlertRegistry>(provider => provider.GetRequiredService<RedisAlertStore>());
+        services.AddSingleton<IAlertOutbox>(provider => provider.GetRequiredService<RedisAlertStore>());
         services.AddSingleton<RedisClusterMembership>();
         services.AddSingleton<IClusterSize>(provider => provider.GetRequiredService<RedisClusterMembership>());
         services.AddHostedService(provider => provider.GetRequiredService<RedisClusterMembership>());
