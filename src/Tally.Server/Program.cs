@@ -1,3 +1,4 @@
+using Tally.Server.Alerts;
 using Tally.Server.Auth;
 using Tally.Server.Backup;
 using Tally.Server.Batch;
@@ -26,6 +27,7 @@ builder.Services.AddTallyProblems();
 builder.Services.AddTallyMetrics();
 builder.Services.AddTallyStore(builder.Configuration);
 builder.Services.AddTallyAuth(); // after the store: the keys live in its data file
+builder.Services.AddTallyAlerts(); // after the store: so do the alerts
 builder.Services.AddTallyHealthChecks();
 builder.Services.AddTallyOpenApi();
 
@@ -43,6 +45,7 @@ try
     app.MapBatch();
     app.MapBackup().RequireAuthorization(AuthPolicies.Admin);
     app.MapAdminKeys();
+    app.MapAlerts();
 
     await app.RunAsync();
     return 0;

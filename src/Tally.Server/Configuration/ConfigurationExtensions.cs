@@ -32,6 +32,10 @@ internal static class ConfigurationExtensions
         builder.Services.AddOptions<QuotaOptions>()
             .Bind(builder.Configuration.GetSection(QuotaOptions.Section))
             .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<Alerts.AlertOptions>, Alerts.AlertOptionsValidator>();
+        builder.Services.AddOptions<Alerts.AlertOptions>()
+            .Bind(builder.Configuration.GetSection(Alerts.AlertOptions.Section))
+            .ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<TallyOptions>>((host, tally) =>
             host.ShutdownTimeout = TimeSpan.FromSeconds(tally.Value.ShutdownTimeoutSeconds));
