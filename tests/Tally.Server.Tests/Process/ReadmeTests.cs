@@ -25,6 +25,7 @@ public partial class ReadmeTests
         $"dotnet run --project src/Tally.Server -c Release -- --urls {ReadmeAddress}",
         "docker build -f deploy/Dockerfile -t tally .",
         "dotnet run --project src/Tally.Server -c Release -- --urls http://127.0.0.1:5001 \\",
+        "redis-server --port 6379 --appendonly yes --appendfsync always --maxmemory-policy noeviction &",
     ];
 
     [Fact]
