@@ -71,6 +71,32 @@ internal sealed partial class RedisAlertStore(IConnectionMultiplexer redis, Aler
 
     public async Task<IReadOnlyList<OutboxEvent>> LeaseAsync(int max, long now, TimeSpan lease, CancellationToken cancellationToken)
     {
+        try
+        {
+            return await LeaseOnceAsync(max, now, lease);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("NOGROUP", StringComparison.Ordinal))
+        {
+            // Redis lost the stream and its group (emptied, or restarted without its data): make them again.
+            await CreateGroupAsync();
+            return await LeaseOnceAsync(max, now, lease);
+        }
+    }
+
+    private async Task CreateGroupAsync()
+    {
+        try
+        {
+            await Database.StreamCreateConsumerGroupAsync(OutboxKey, Group, "0-0", createStream: true);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("BUSYGROUP", StringComparison.Ordinal))
+        {
+            // Created by another instance, or at an earlier start.
+        }
+    }
+
+    private async Task<IReadOnlyList<OutboxEvent>> LeaseOnceAsync(int max, long now, TimeSpan lease)
+    {
         await CallAsync(RedisLibrary.AlertDue, now.ToString(CultureInfo.InvariantCulture), max.ToString(CultureInfo.InvariantCulture));
         var leased = new List<OutboxEvent>();
         var claimed = await Database.StreamAutoClaimAsync(OutboxKey, Group, _consumer, (long)lease.TotalMilliseconds, "0-0", max);
@@ -136,14 +162,7 @@ internal sealed partial class RedisAlertStore(IConnectionMultiplexer redis, Aler
                 _onChanged = (_, _) => Wake();
                 await redis.GetSubscriber().SubscribeAsync(s_channel, _onChanged);
             }
-            try
-            {
-                await Database.StreamCreateConsumerGroupAsync(OutboxKey, Group, "0-0", createStream: true);
-            }
-            catch (RedisServerException ex) when (ex.Message.StartsWith("BUSYGROUP", StringComparison.Ordinal))
-            {
-                // Created by another instance, or at an earlier start.
-            }
+            await CreateGroupAsync();
             var (generation, alerts) = await ReadAsync();
             _generation = generation;
             _poller ??= Task.Run(() => PollAsync(_stopping.Token), CancellationToken.None);
