@@ -1,6 +1,7 @@
 using Npgsql;
 using Tally.Server.Counters;
 using Tally.Server.Storage;
+using Tally.Server.Storage.Postgres;
 using Tally.Server.Tests.Infrastructure;
 using Tally.Server.Tests.Storage;
 
@@ -76,7 +77,7 @@ public sealed class PostgresCounterStoreTests(PostgresFixture postgres) : Counte
         await using var version = new NpgsqlCommand("SELECT count(*), max(version) FROM tally_schema", connection);
         await using var reader = await version.ExecuteReaderAsync();
         await reader.ReadAsync();
-        Assert.Equal((1L, 1), (reader.GetInt64(0), reader.GetInt32(1)));
+        Assert.Equal((1L, PostgresSchema.CurrentVersion), (reader.GetInt64(0), reader.GetInt32(1)));
         foreach (var instance in instances)
         {
             await instance.DisposeAsync();
