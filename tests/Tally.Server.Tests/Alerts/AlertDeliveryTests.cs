@@ -1,5 +1,8 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
+using Tally.Server.Tests.Auth;
 using Tally.Server.Tests.Infrastructure;
 
 namespace Tally.Server.Tests.Alerts;
@@ -91,12 +94,14 @@ public class AlertDeliveryTests
     }
 
     [Fact]
-    public async Task AnEventIsGivenUpAfterTheLastRetry()
+    public async Task AnEventIsGivenUpAfterTheLastRetryAndTheLogSaysSoWithoutSecretOrPath()
     {
+        var logs = new CapturingLoggerProvider();
         await using var receiver = await WebhookReceiver.StartAsync(respond: _ => 500);
-        await using var app = new TallyApplication("sqlite", settings: AlertTesting.Settings("100ms 100ms"));
+        await using var tally = new TallyApplication("sqlite", settings: AlertTesting.Settings("100ms 100ms"));
+        await using var app = tally.WithWebHostBuilder(builder => builder.ConfigureLogging(logging => logging.AddProvider(logs)));
         var client = app.CreateClient();
-        await client.CreateAlertAsync("high", "\"counter\": \"signups\", \"above\": 10", receiver.Url);
+        var secret = await client.CreateAlertAsync("high", "\"counter\": \"signups\", \"above\": 10", receiver.Url + "?token=t0ken-of-the-receiver");
 
         await client.AddAsync("signups", 11);
 
@@ -105,6 +110,10 @@ public class AlertDeliveryTests
         Assert.All(attempts, attempt => Assert.Equal(500, (int?)attempt!["status"]));
         await Task.Delay(500);
         Assert.Equal(3, receiver.Received.Count);
+        Assert.Contains(logs.Entries, entry => entry.StartsWith("Warning", StringComparison.Ordinal) && entry.Contains("could not be delivered", StringComparison.Ordinal));
+        Assert.DoesNotContain(secret["whsec_".Length..], logs.All, StringComparison.Ordinal);
+        Assert.DoesNotContain("t0ken-of-the-receiver", logs.All, StringComparison.Ordinal);
+        Assert.DoesNotContain("/hooks/tally", logs.All, StringComparison.Ordinal);
     }
 
     [Fact]
