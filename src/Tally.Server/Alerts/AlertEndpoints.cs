@@ -130,12 +130,13 @@ internal static class AlertEndpoints
             return refused;
         }
 
-        var generated = request.SecretGiven && request.Secret is not null ? null
-            : !request.SecretGiven && existing is not null ? null
-            : WebhookSecret.Generate();
+        // The secret sent is taken; none on a replacement keeps the alert's; null, or none on a new alert, makes one, shown this once.
+        string? generated = null;
+        var secret = request.Secret ?? (!request.SecretGiven && existing is not null ? existing.Secret : generated = WebhookSecret.Generate());
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         var alert = new AlertDefinition(id, request.Counter, request.Prefix, request.Direction, request.Threshold, request.Resolve, request.Webhook,
-            generated ?? request.Secret ?? existing!.Secret, Revision: 0, existing?.CreatedBy ?? caller.KeyId, existing?.CreatedAt ?? now, now);
+            secret, Revision: 0, existing?.CreatedBy ?? caller.KeyId, existing?.CreatedAt ?? now, now);
+        // What it watches unchanged: the states carry over; changed: every counter starts over as ok.
         alert = alert with { Revision = existing is not null && existing.SameWatch(alert) ? existing.Revision : AlertDefinition.NewRevision() };
         try
         {
