@@ -28,11 +28,13 @@ internal sealed class AlertSender(
 
     /// <summary>How long an event of an alert this instance does not know yet waits for its definition to arrive.</summary>
     private static readonly TimeSpan UnknownAlertGrace = TimeSpan.FromMinutes(1);
-    private static readonly TimeSpan UpkeepEvery = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan CountEvery = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan PruneEvery = TimeSpan.FromMinutes(1);
     private static readonly TimeSpan LongestRetryAfter = TimeSpan.FromHours(24);
 
     private readonly IReadOnlyList<TimeSpan> _delays = options.Value.RetryDelays;
-    private long _nextUpkeep;
+    private long _nextCount;
+    private long _nextPrune;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -64,17 +66,20 @@ internal sealed class AlertSender(
         }
     }
 
-    /// <summary>Every few seconds: the backlog gauge, and a step of forgetting old delivery attempts.</summary>
+    /// <summary>Every few seconds the backlog gauge; every minute a step of forgetting old delivery attempts.</summary>
     private async Task UpkeepIfDueAsync(CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-        if (now < _nextUpkeep)
+        if (now >= _nextCount)
         {
-            return;
+            _nextCount = now + (long)CountEvery.TotalMilliseconds;
+            metrics.SetAlertBacklog(await outbox.CountAsync(cancellationToken));
         }
-        _nextUpkeep = now + (long)UpkeepEvery.TotalMilliseconds;
-        metrics.SetAlertBacklog(await outbox.CountAsync(cancellationToken));
-        await outbox.PruneDeliveriesAsync(now - (long)TimeSpan.FromDays(options.Value.DeliveryHistoryDays).TotalMilliseconds, cancellationToken);
+        if (now >= _nextPrune)
+        {
+            _nextPrune = now + (long)PruneEvery.TotalMilliseconds;
+            await outbox.PruneDeliveriesAsync(now - (long)TimeSpan.FromDays(options.Value.DeliveryHistoryDays).TotalMilliseconds, cancellationToken);
+        }
     }
 
     private async Task SendAsync(OutboxEvent leased, CancellationToken cancellationToken)
