@@ -6,6 +6,7 @@ using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.Docs;
 using Tally.Server.Health;
+using Tally.Server.History;
 using Tally.Server.Http;
 using Tally.Server.Observability;
 using Tally.Server.Storage;
@@ -29,6 +30,7 @@ builder.Services.AddTallyStore(builder.Configuration);
 builder.Services.AddTallyAuth(); // after the store: the keys live in its data file
 builder.Services.AddTallyAlerts(); // after the store: so do the alerts
 builder.Services.AddTallyHealthChecks();
+builder.Services.AddTallyHistory();
 builder.Services.AddTallyOpenApi();
 
 try
@@ -42,6 +44,7 @@ try
     app.MapHealth();
     app.MapMetrics();
     app.MapCounters();
+    app.MapHistory();
     app.MapBatch();
     app.MapBackup().RequireAuthorization(AuthPolicies.Admin);
     app.MapAdminKeys();

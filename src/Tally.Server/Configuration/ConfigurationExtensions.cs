@@ -32,6 +32,10 @@ internal static class ConfigurationExtensions
         builder.Services.AddOptions<QuotaOptions>()
             .Bind(builder.Configuration.GetSection(QuotaOptions.Section))
             .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<History.HistoryOptions>, History.HistoryOptionsValidator>();
+        builder.Services.AddOptions<History.HistoryOptions>()
+            .Bind(builder.Configuration.GetSection(History.HistoryOptions.Section))
+            .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<Alerts.AlertOptions>, Alerts.AlertOptionsValidator>();
         builder.Services.AddOptions<Alerts.AlertOptions>()
             .Bind(builder.Configuration.GetSection(Alerts.AlertOptions.Section))

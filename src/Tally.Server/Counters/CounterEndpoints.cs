@@ -18,8 +18,10 @@ internal static class CounterEndpoints
     {
         var group = routes.MapGroup("/counters").WithTags("Counters").RefuseUnknownQuery();
 
-        group.MapGet("/", ListCounters).WithName("ListCounters").WithSummary("List counters in name order").RequireAuthorization(AuthPolicies.Read)
-            .AllowQuery("prefix", "after", "limit").ProducesProblem(StatusCodes.Status400BadRequest);
+        group.MapGet("/", ListCounters).WithName("ListCounters")
+            .WithSummary("List counters in name order, or the top by value (order=value_desc)").RequireAuthorization(AuthPolicies.Read)
+            .AllowQuery("prefix", "after", "limit", "order").Produces<CounterTopResponse>(StatusCodes.Status200OK)
+            .ProducesProblem(StatusCodes.Status400BadRequest);
         group.MapGet("/{name}", GetCounter).WithName("GetCounter").WithSummary("Read a counter").RequireAuthorization(AuthPolicies.Read)
             .ProducesCounter(StatusCodes.Status200OK, 400, 404).Produces(StatusCodes.Status304NotModified);
         group.MapPut("/{name}", PutCounter).WithName("PutCounter").WithSummary("Create a counter, or update its fields").RequireAuthorization(AuthPolicies.Write)
@@ -135,9 +137,23 @@ internal static class CounterEndpoints
         return await Submission.SendAsync(context, pipeline, command(name, precondition), ReadOnlyMemory<byte>.Empty);
     }
 
-    private static async Task<Results<Ok<CounterPageResponse>, ProblemHttpResult>> ListCounters(
-        HttpContext context, ICounterStore store, string? prefix, string? after, string? limit)
+    private static async Task<Results<Ok<CounterPageResponse>, Ok<CounterTopResponse>, ProblemHttpResult>> ListCounters(
+        HttpContext context, ICounterStore store, string? prefix, string? after, string? limit, string? order)
     {
+        var byValue = order switch
+        {
+            null or "name" => false,
+            "value_desc" => true,
+            _ => (bool?)null,
+        };
+        if (byValue is null)
+        {
+            return Problems.Create(Problems.InvalidQuery, "'order' must be name (the default) or value_desc.");
+        }
+        if (byValue == true && after is not null)
+        {
+            return Problems.Create(Problems.InvalidQuery, "'after' pages through the name order; order=value_desc answers one page of up to 1000 counters.");
+        }
         prefix = string.IsNullOrEmpty(prefix) ? Caller.PrefixOf(context.User) : prefix; // a key lists inside its prefix
         if (!CounterName.IsValidPrefix(prefix))
         {
@@ -153,6 +169,12 @@ internal static class CounterEndpoints
             return Problems.Create(Problems.InvalidQuery, $"'limit' must be an integer from 1 to {MaxPageSize}.");
         }
 
+        if (byValue == true)
+        {
+            var top = await store.TopAsync(prefix, (int)pageSize, context.RequestAborted);
+            return TypedResults.Ok(new CounterTopResponse([.. top.Select(CounterResponse.From)]));
+        }
+
         // One extra tells whether another page follows, so the last page says next: null.
         var counters = await store.ListAsync(prefix, after, (int)pageSize + 1, context.RequestAborted);
         var items = counters.Take((int)pageSize).Select(CounterResponse.From).ToList();
@@ -160,7 +182,7 @@ internal static class CounterEndpoints
         return TypedResults.Ok(new CounterPageResponse(items, next));
     }
 
-    private static ProblemHttpResult InvalidName(string name) =>
+    internal static ProblemHttpResult InvalidName(string name) =>
         Problems.Create(ErrorCodes.InvalidName, $"'{Truncate(name)}' is not a valid counter name: use ^[A-Za-z0-9][A-Za-z0-9._:-]{{0,127}}$.");
 
     private static string Truncate(string text) => text.Length <= 140 ? text : text[..140] + "…";

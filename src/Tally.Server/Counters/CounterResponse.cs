@@ -21,9 +21,13 @@ internal sealed record CounterResponse(
 
 internal sealed record CounterPageResponse(IReadOnlyList<CounterResponse> Items, string? Next);
 
+/// <summary>The top counters by value (<c>order=value_desc</c>): one page, no <c>next</c>.</summary>
+internal sealed record CounterTopResponse(IReadOnlyList<CounterResponse> Items);
+
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(CounterResponse))]
 [JsonSerializable(typeof(CounterPageResponse))]
+[JsonSerializable(typeof(CounterTopResponse))]
 [JsonSerializable(typeof(Tally.Server.Backup.ImportResponse))]
 [JsonSerializable(typeof(long?))]
 [JsonSerializable(typeof(string))]

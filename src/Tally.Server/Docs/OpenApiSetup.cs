@@ -12,6 +12,12 @@ internal static class OpenApiSetup
          "createdAt":"2026-11-21T22:00:00Z","updatedAt":"2026-11-21T22:05:00Z"}
         """;
 
+    private const string HistoryExample = """
+        {"name":"signups","interval":"hour","buckets":[
+         {"start":"2026-11-21T21:00:00Z","increments":12,"decrements":3,"sets":0,"value":100},
+         {"start":"2026-11-21T22:00:00Z","increments":9,"decrements":0,"sets":1,"value":0}]}
+        """;
+
     private const string ProblemExample = """
         {"type":"urn:tally:problem:out_of_range","title":"Out of range","status":409,"detail":"Incrementing 'downloads:v2' by 5 would leave its range [-2^63, 1000]; the value stays 998.",
          "code":"out_of_range","value":998,"min":null,"max":1000}
@@ -37,6 +43,7 @@ internal static class OpenApiSetup
                     : type == typeof(AmountRequest) ? JsonNode.Parse("""{"by": 5}""")
                     : type == typeof(CounterFieldsRequest) ? JsonNode.Parse("""{"value": 0, "min": 0, "max": 1000}""")
                     : type == typeof(BatchRequest) ? JsonNode.Parse("""{"atomic": false, "ops": [{"op": "increment", "name": "a", "by": 2}, {"op": "get", "name": "b"}]}""")
+                    : type == typeof(History.HistoryResponse) ? JsonNode.Parse(HistoryExample)
                     : null;
                 if (example is not null)
                 {

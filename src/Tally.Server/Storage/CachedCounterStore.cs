@@ -1,6 +1,7 @@
 using Tally.Server.Alerts;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.History;
 using Tally.Server.Idempotency;
 using Tally.Server.Pipeline;
 
@@ -11,9 +12,10 @@ namespace Tally.Server.Storage;
 /// <see cref="CounterCache"/>, so reads never touch the disk. A batch is applied by the
 /// <see cref="BatchApplier"/> over the cache, persisted as one unit with its idempotency records, and
 /// only then published, so readers see committed state only. The counts quotas need (counters per
-/// creating key, idempotency bytes per caller) are kept here, updated as commits are published.
+/// creating key, idempotency bytes per caller) are kept here, updated as commits are published. A commit's history
+/// is written with it (with <c>Durability=async</c>, with the flush that writes it).
 /// </summary>
-internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempotencyRetention, QuotaOptions quotas)
+internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempotencyRetention, QuotaOptions quotas, HistoryOptions historyOptions)
     : ICounterStore, IDeferredDurability, IStoreUpkeep, ICommitState
 {
     private static readonly TimeSpan PruneEvery = TimeSpan.FromMinutes(1);
@@ -33,6 +35,16 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
     private long _nextPruneAt;
     private bool _pruneBacklog;
     private long _now;
+
+    // History: the commit's own (sync), or all acknowledged since the last flush (async), which readers then
+    // see under _historyLock. The gate keeps a reader from seeing a flush half done (written, not yet cleared).
+    private readonly HistoryWrites _history = new();
+    private readonly Lock _historyLock = new();
+    private readonly SemaphoreSlim _historyGate = new(1, 1);
+    private long _nextHistoryPruneAt;
+
+    /// <summary>Expired history buckets deleted per interval and step.</summary>
+    private const int HistoryPruneStep = 2000;
 
     /// <summary>
     /// Durability=async: publish and acknowledge a batch as soon as it is applied in memory, and let
@@ -58,6 +70,9 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
 
     public ValueTask<IReadOnlyList<Counter>> ListAsync(string prefix, string? after, int limit, CancellationToken cancellationToken) =>
         ValueTask.FromResult(Cache.List(prefix, after, limit));
+
+    public ValueTask<IReadOnlyList<Counter>> TopAsync(string prefix, int limit, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(Cache.Top(prefix, limit));
 
     public async ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken)
     {
@@ -88,22 +103,31 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
             {
                 _unflushedRecords[key] = record;
             }
+            lock (_historyLock)
+            {
+                RecordHistory(batch, plan);
+            }
             UnflushedSince ??= System.Diagnostics.Stopwatch.GetTimestamp();
         }
         else
         {
+            RecordHistory(batch, plan);
             if (alerts is not null)
             {
                 AlertWrites.Add(alerts);
             }
             try
             {
-                await WriteAsync(plan.Changes, plan.Records.Values, cancellationToken);
+                await WriteAsync(plan.Changes, plan.Records.Values, _history, cancellationToken);
             }
             catch
             {
                 AlertWrites.Clear(); // the commit failed whole: its alert writes with it
                 throw;
+            }
+            finally
+            {
+                _history.Clear();
             }
             Publish(plan);
             PublishAlerts(alerts);
@@ -113,7 +137,43 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
             // Under steady load the loop is never idle: pruning rides along with commits once a minute.
             Prune(_now);
         }
+        if (_now >= _nextHistoryPruneAt)
+        {
+            PruneHistoryAlongside(_now);
+        }
         return plan.Outcomes;
+    }
+
+    /// <summary>The commit's history, from its changes, into the pending writes.</summary>
+    private void RecordHistory(IReadOnlyList<PendingRequest> batch, CommitPlan plan) =>
+        _history.Record(CounterChanges.Of(batch, plan.Outcomes), _now, historyOptions.Enabled);
+
+    public async ValueTask<IReadOnlyList<HistoryBucket>> ReadHistoryAsync(
+        string name, HistoryInterval interval, long from, long to, CancellationToken cancellationToken)
+    {
+        if (!AcknowledgeBeforeWrite)
+        {
+            return ReadStoredHistory(name, interval, from, to);
+        }
+        // Durability=async: what is stored, with what was acknowledged since the last flush written over it.
+        await _historyGate.WaitAsync(cancellationToken);
+        try
+        {
+            CounterHistoryWrite? pending;
+            lock (_historyLock)
+            {
+                pending = _history.Find(name)?.Copy();
+            }
+            if (pending is null)
+            {
+                return ReadStoredHistory(name, interval, from, to);
+            }
+            return pending.Over(interval, pending.ClearsStored ? [] : ReadStoredHistory(name, interval, from, to), from, to);
+        }
+        finally
+        {
+            _historyGate.Release();
+        }
     }
 
     public async ValueTask FlushAsync(CancellationToken cancellationToken)
@@ -122,7 +182,19 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
         {
             return;
         }
-        await WriteAsync(_unflushed, _unflushedRecords.Values, cancellationToken);
+        await _historyGate.WaitAsync(cancellationToken);
+        try
+        {
+            await WriteAsync(_unflushed, _unflushedRecords.Values, _history, cancellationToken);
+            lock (_historyLock)
+            {
+                _history.Clear();
+            }
+        }
+        finally
+        {
+            _historyGate.Release();
+        }
         _unflushed.Clear();
         _unflushedRecords.Clear();
         UnflushedSince = null;
@@ -136,6 +208,10 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
         {
             LoadUsage();
             Prune(now);
+        }
+        if (now >= _nextHistoryPruneAt)
+        {
+            PruneHistory(now);
         }
         return ValueTask.CompletedTask;
     }
@@ -174,11 +250,21 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
         return oldest;
     }
 
-    /// <summary>Writes atomically and durably: the final state of every changed counter (null = deleted) and the new idempotency records.</summary>
+    /// <summary>
+    /// Writes atomically and durably: the final state of every changed counter (null = deleted), the new idempotency
+    /// records, and the history of the same commits (each counter's stored history deleted first where it says so).
+    /// </summary>
     protected abstract ValueTask PersistAsync(
         IReadOnlyDictionary<string, Counter?> changes,
         IReadOnlyCollection<IdempotencyRecord> records,
+        HistoryWrites history,
         CancellationToken cancellationToken);
+
+    /// <summary>The stored buckets of one counter and interval starting in [<paramref name="from"/>, <paramref name="to"/>), oldest first. Called on request threads.</summary>
+    protected abstract IReadOnlyList<HistoryBucket> ReadStoredHistory(string name, HistoryInterval interval, long from, long to);
+
+    /// <summary>Deletes up to <paramref name="limit"/> stored buckets of <paramref name="interval"/> starting before <paramref name="before"/>; returns how many.</summary>
+    protected abstract int PruneStoredHistory(HistoryInterval interval, long before, int limit);
 
     /// <summary>The committed idempotency record created at or after <paramref name="notBefore"/>, or null.</summary>
     protected abstract IdempotencyRecord? FindIdempotencyRecord(string caller, string key, long notBefore);
@@ -193,11 +279,12 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
     protected abstract long? OldestIdempotencyRecord(string caller);
 
     private async ValueTask WriteAsync(
-        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, CancellationToken cancellationToken)
+        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, HistoryWrites history,
+        CancellationToken cancellationToken)
     {
         try
         {
-            await PersistAsync(changes, records, cancellationToken);
+            await PersistAsync(changes, records, history, cancellationToken);
             WriteFailure = null;
         }
         catch (Exception ex)
@@ -332,5 +419,39 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
         }
         // A full step means more may have expired: the next idle moment goes on at once.
         _pruneBacklog = pruned.Count == PruneStep;
+    }
+
+    /// <summary>
+    /// One bounded step of deleting history buckets past their retention, once a minute; while steps come back full,
+    /// again a second later, so that a backlog drains without one long pause.
+    /// </summary>
+    private void PruneHistory(long now)
+    {
+        _nextHistoryPruneAt = now + 60_000;
+        var full = false;
+        foreach (var interval in HistoryIntervals.All)
+        {
+            full |= PruneStoredHistory(interval, historyOptions.OldestKept(interval, now), HistoryPruneStep) == HistoryPruneStep;
+        }
+        if (full)
+        {
+            _nextHistoryPruneAt = now + 1000;
+        }
+    }
+
+    /// <summary>
+    /// History pruning riding along with a commit that is already durable: a failure must not turn its answer into an
+    /// error. It is tried again a minute later, with a commit or at idle upkeep (where a failure is logged).
+    /// </summary>
+    private void PruneHistoryAlongside(long now)
+    {
+        try
+        {
+            PruneHistory(now);
+        }
+        catch (Exception ex) when (ex is IOException or System.Data.Common.DbException)
+        {
+            _nextHistoryPruneAt = now + 60_000;
+        }
     }
 }

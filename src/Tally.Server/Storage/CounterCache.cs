@@ -66,6 +66,29 @@ internal sealed class CounterCache
         return page;
     }
 
+    /// <summary>The counters under <paramref name="prefix"/> with the highest values: reads every one of them.</summary>
+    public IReadOnlyList<Counter> Top(string prefix, int limit)
+    {
+        var top = new TopCounters(limit);
+        string? cursor = null;
+        while (true)
+        {
+            var names = _names.Page(prefix, cursor, 4096);
+            foreach (var name in names)
+            {
+                if (_counters.TryGetValue(name, out var counter))
+                {
+                    top.Offer(counter);
+                }
+            }
+            if (names.Count < 4096)
+            {
+                return top.Result();
+            }
+            cursor = names[^1];
+        }
+    }
+
     /// <summary>Makes committed changes visible. A null counter means deleted.</summary>
     public void Publish(IEnumerable<KeyValuePair<string, Counter?>> changes)
     {

@@ -1,4 +1,5 @@
 using Tally.Server.Counters;
+using Tally.Server.History;
 using Tally.Server.Pipeline;
 
 namespace Tally.Server.Storage;
@@ -21,11 +22,25 @@ internal interface ICounterStore : IAsyncDisposable
     ValueTask<IReadOnlyList<Counter>> ListAsync(string prefix, string? after, int limit, CancellationToken cancellationToken);
 
     /// <summary>
+    /// The committed counters under <paramref name="prefix"/> with the highest values, highest first, ties in ordinal
+    /// name order (<see cref="TopCounters"/>). Throws <see cref="StoreUnavailableException"/> when the store does not answer.
+    /// </summary>
+    ValueTask<IReadOnlyList<Counter>> TopAsync(string prefix, int limit, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Applies the batch in order and persists the result atomically; returns each request's outcome, in
     /// order, once the batch is as durable as configured. Throws when nothing of the batch could be
     /// committed (and then nothing of it is visible).
     /// </summary>
     ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// One counter's committed history in one interval: the buckets whose start lies in [<paramref name="from"/>,
+    /// <paramref name="to"/>), oldest first (none for a counter that does not exist). Buckets past the retention may
+    /// still be there until upkeep prunes them; the caller leaves them out. Throws <see cref="StoreUnavailableException"/>
+    /// when the store does not answer.
+    /// </summary>
+    ValueTask<IReadOnlyList<HistoryBucket>> ReadHistoryAsync(string name, HistoryInterval interval, long from, long to, CancellationToken cancellationToken);
 
     /// <summary>How many counters exist (may be approximate for shared stores); for metrics.</summary>
     long Count { get; }

@@ -18,6 +18,11 @@ internal static class StoreRegistration
     /// </summary>
     public static IServiceCollection AddTallyStore(this IServiceCollection services, IConfiguration configuration)
     {
+        // The pipeline opens the engine: as the first hosted service, a store that refuses to open stops the start
+        // before anything else of the engine's runs (such as a heartbeat announcing this instance to the others).
+        services.AddSingleton<CommitPipeline>();
+        services.AddSingleton<InFlightKeys>();
+        services.AddHostedService(provider => provider.GetRequiredService<CommitPipeline>());
         var store = Enum.TryParse<StoreKind>(configuration[nameof(TallyOptions.Store)], ignoreCase: true, out var kind) ? kind : StoreKind.Sqlite;
         switch (store)
         {
@@ -36,9 +41,6 @@ internal static class StoreRegistration
         }
         // The alert definitions every engine's commits evaluate (loaded by the engine's AlertRegistry).
         services.AddSingleton<AlertCatalog>();
-        services.AddSingleton<CommitPipeline>();
-        services.AddSingleton<InFlightKeys>();
-        services.AddHostedService(provider => provider.GetRequiredService<CommitPipeline>());
         return services;
     }
 }

@@ -38,6 +38,7 @@ public class AuthorizationMatrixTests(AuthorizationMatrixFixture fixture) : ICla
     {
         ["get"] = new("read", false, name => new(HttpMethod.Get, $"/counters/{name}"), HttpStatusCode.OK),
         ["list"] = new("read", false, name => new(HttpMethod.Get, $"/counters?prefix={name}"), HttpStatusCode.OK),
+        ["history"] = new("read", false, name => new(HttpMethod.Get, $"/counters/{name}/history"), HttpStatusCode.OK),
         ["put"] = new("write", true, name => Json(HttpMethod.Put, $"/counters/{name}", """{"value": 7}"""), HttpStatusCode.OK),
         ["increment"] = new("increment", true, name => new(HttpMethod.Post, $"/counters/{name}/increment"), HttpStatusCode.OK),
         ["decrement"] = new("write", true, name => new(HttpMethod.Post, $"/counters/{name}/decrement"), HttpStatusCode.OK),

@@ -134,11 +134,37 @@ public class CounterListTests
     [InlineData("?prefix=a%2Fb")]
     [InlineData("?after=-a")]
     [InlineData("?after=a*")]
+    [InlineData("?order=value")]
+    [InlineData("?order=VALUE_DESC")]
+    [InlineData("?order=value_desc&after=a")]
+    [InlineData("?order=value_desc&limit=1001")]
     public async Task BadQueryIsInvalidQuery(string query)
     {
         await using var app = new TallyApplication();
         var response = await app.CreateClient().GetAsync($"/counters{query}");
         await response.ReadProblemAsync(HttpStatusCode.BadRequest, "invalid_query");
+    }
+
+    [Fact]
+    public async Task OrderValueDescIsTheTopByValueInOnePageWithinTheKeysPrefix()
+    {
+        await using var app = new TallyApplication(store: "memory");
+        var client = app.CreateClient();
+        await client.SetUpCounterAsync("shop:a", """{"value": 3}""");
+        await client.SetUpCounterAsync("shop:b", """{"value": 30}""");
+        await client.SetUpCounterAsync("shop:c", """{"value": 3}""");
+        await client.SetUpCounterAsync("other", """{"value": 300}""");
+
+        var response = await client.GetAsync("/counters?order=value_desc&limit=2&prefix=shop:");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var json = JsonNode.Parse(await response.Content.ReadAsStringAsync())!.AsObject();
+        Assert.Equal(["items"], json.Select(member => member.Key));
+        Assert.Equal(["shop:b", "shop:a"], json["items"]!.AsArray().Select(item => (string)item!["name"]!));
+        Assert.Equal(30, (long)json["items"]![0]!["value"]!);
+
+        var all = JsonNode.Parse(await client.GetStringAsync("/counters?order=value_desc"))!["items"]!.AsArray();
+        Assert.Equal(["other", "shop:b", "shop:a", "shop:c"], all.Select(item => (string)item!["name"]!));
+        Assert.Equal(2, (await (await client.GetAsync("/counters?order=name&limit=2")).ReadPageAsync()).Items.Count);
     }
 
     [Theory]

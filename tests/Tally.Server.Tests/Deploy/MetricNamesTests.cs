@@ -188,8 +188,15 @@ public partial class MetricNamesTests
         public ValueTask<IReadOnlyList<Counter>> ListAsync(string prefix, string? after, int limit, CancellationToken cancellationToken) =>
             inner.ListAsync(prefix, after, limit, cancellationToken);
 
+        public ValueTask<IReadOnlyList<Counter>> TopAsync(string prefix, int limit, CancellationToken cancellationToken) =>
+            inner.TopAsync(prefix, limit, cancellationToken);
+
         public ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken) =>
             throw new IOException("Simulated: the disk is full.");
+
+        public ValueTask<IReadOnlyList<Tally.Server.History.HistoryBucket>> ReadHistoryAsync(
+            string name, Tally.Server.History.HistoryInterval interval, long from, long to, CancellationToken cancellationToken) =>
+            inner.ReadHistoryAsync(name, interval, from, to, cancellationToken);
 
         public ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken) => inner.CheckHealthAsync(cancellationToken);
 

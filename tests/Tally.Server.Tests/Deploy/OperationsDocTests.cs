@@ -12,8 +12,8 @@ public class OperationsDocTests
     public void EverySettingIsInTheConfigurationTable()
     {
         var doc = File.ReadAllText(DeployFiles.PathOf("docs/operations.md"));
-        var settings = Settable(typeof(TallyOptions))
-            .Concat(Settable(typeof(RateLimitOptions)).Select(name => $"{RateLimitOptions.Section}:{name}"));
+        var settings = SettingsCheck.Sections.SelectMany(entry =>
+            Settable(entry.Options).Select(name => entry.Section is null ? name : $"{entry.Section}:{name}"));
 
         var missing = settings.Where(setting => !doc.Contains($"| `{setting}` |", StringComparison.Ordinal)).ToList();
         Assert.True(missing.Count == 0,

@@ -18,7 +18,7 @@ public class OpenApiTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var document = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
         var paths = document["paths"]!.AsObject();
-        foreach (var path in new[] { "/counters", "/counters/{name}", "/counters/{name}/increment", "/counters/{name}/decrement", "/counters/{name}/reset", "/batch", "/admin/keys" })
+        foreach (var path in new[] { "/counters", "/counters/{name}", "/counters/{name}/increment", "/counters/{name}/decrement", "/counters/{name}/reset", "/counters/{name}/history", "/batch", "/admin/keys" })
         {
             Assert.True(paths.ContainsKey(path), $"{path} is not in the document");
         }
@@ -37,7 +37,7 @@ public class OpenApiTests
         }
 
         var schemas = document["components"]!["schemas"]!.AsObject();
-        foreach (var schema in new[] { "CounterResponse", "ProblemDetails", "AmountRequest", "CounterFieldsRequest", "BatchRequest" })
+        foreach (var schema in new[] { "CounterResponse", "ProblemDetails", "AmountRequest", "CounterFieldsRequest", "BatchRequest", "HistoryResponse" })
         {
             Assert.True(schemas[schema]?["examples"] is JsonArray { Count: > 0 }, $"schema {schema} has no example");
         }

@@ -15,32 +15,20 @@ namespace Tally.Server.Tests.Postgres;
 [Collection(PostgresCollection.Name)]
 public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
 {
-    private readonly List<TempDirectory> _dirs = [];
-    private readonly List<TallyProcess> _instances = [];
+    private TallyCluster _cluster = null!;
     private NginxServer _nginx = null!;
 
     public async Task InitializeAsync()
     {
-        var connectionString = await postgres.CreateDatabaseAsync();
-        for (var i = 0; i < 3; i++)
-        {
-            var dir = new TempDirectory();
-            _dirs.Add(dir);
-            _instances.Add(TallyProcess.Start(dir.Path, "--Store", "postgres", "--Postgres", connectionString));
-        }
         // Started together on an empty database: they migrate it once, in turn.
-        await Task.WhenAll(_instances.Select(instance => instance.WaitUntilReadyAsync()));
-        _nginx = await NginxServer.StartAsync([.. _instances.Select(instance => instance.BaseAddress)]);
+        _cluster = await TallyCluster.StartAsync(3, "--Store", "postgres", "--Postgres", await postgres.CreateDatabaseAsync());
+        _nginx = await NginxServer.StartAsync([.. _cluster.Instances.Select(instance => instance.BaseAddress)]);
     }
 
     public async Task DisposeAsync()
     {
         await _nginx.DisposeAsync();
-        foreach (var instance in _instances)
-        {
-            await instance.DisposeAsync();
-        }
-        _dirs.ForEach(dir => dir.Dispose());
+        await _cluster.DisposeAsync();
     }
 
     [Fact]
@@ -87,9 +75,9 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
         await Task.WhenAll(load);
 
         Assert.True(unexpected.Count == 0, string.Join("\n", unexpected.Take(5)));
-        Assert.Equal(320, await ValueOnEveryInstanceAsync("hot"));
+        Assert.Equal(320, await _cluster.ValueOnEveryInstanceAsync("hot"));
         Assert.True((accepted, refused) == (100, 220), $"stock: {accepted} accepted, {refused} refused");
-        Assert.Equal(100, await ValueOnEveryInstanceAsync("stock"));
+        Assert.Equal(100, await _cluster.ValueOnEveryInstanceAsync("stock"));
         // Every instance served some of it (nginx logs a request as it finishes it: the last lines may come a moment later).
         var deadline = Stopwatch.StartNew();
         while (_nginx.UpstreamsServed().Distinct().Count() < 3 && deadline.Elapsed < TimeSpan.FromSeconds(5))
@@ -103,8 +91,8 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
     [Fact]
     public async Task ARetryOnAnotherInstanceReplaysAndTheSameKeyOnTwoInstancesAtOnceAppliesOnce()
     {
-        using var a = _instances[0].CreateClient();
-        using var b = _instances[1].CreateClient();
+        using var a = _cluster[0].CreateClient();
+        using var b = _cluster[1].CreateClient();
         var first = await Keyed(a, "orders", "retry-1");
         var retry = await Keyed(b, "orders", "retry-1");
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
@@ -114,33 +102,33 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
         for (var round = 0; round < 20; round++)
         {
             var key = $"race-{round}";
-            var answers = await Task.WhenAll(_instances.Select(async instance =>
+            var answers = await Task.WhenAll(_cluster.Instances.Select(async instance =>
             {
                 using var client = instance.CreateClient();
                 return await Keyed(client, "raced", key);
             }));
             Assert.All(answers, answer => Assert.Equal(HttpStatusCode.OK, answer.StatusCode));
         }
-        Assert.Equal(20, await ValueOnEveryInstanceAsync("raced"));
-        Assert.Equal(1, await ValueOnEveryInstanceAsync("orders"));
+        Assert.Equal(20, await _cluster.ValueOnEveryInstanceAsync("raced"));
+        Assert.Equal(1, await _cluster.ValueOnEveryInstanceAsync("orders"));
     }
 
     [Fact]
     public async Task AKeyCreatedOrRevokedOnOneInstanceHoldsOnEveryInstanceWithinASecond()
     {
-        using var admin = _instances[0].CreateClient();
+        using var admin = _cluster[0].CreateClient();
         var created = await admin.PostAsync("/admin/keys", Api.JsonBody("""{"name": "shop", "scopes": ["read", "write"]}"""));
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         var json = JsonNode.Parse(await created.Content.ReadAsStringAsync())!;
         var secret = (string)json["key"]!;
 
         var clock = Stopwatch.StartNew();
-        await UntilEveryInstanceAnswers(secret, HttpStatusCode.OK);
+        await _cluster.UntilEveryInstanceAnswersAsync(secret, HttpStatusCode.OK);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"the new key worked everywhere only after {clock.Elapsed}");
 
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/admin/keys/{(string)json["id"]!}")).StatusCode);
         clock.Restart();
-        await UntilEveryInstanceAnswers(secret, HttpStatusCode.Unauthorized);
+        await _cluster.UntilEveryInstanceAnswersAsync(secret, HttpStatusCode.Unauthorized);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"the revoked key was refused everywhere only after {clock.Elapsed}");
     }
 
@@ -171,14 +159,14 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
             }
         })).ToArray();
 
-        await Until(() => Interlocked.Read(ref acked) >= 200);
-        _instances[2].Kill();
+        await Poll.UntilAsync(() => Interlocked.Read(ref acked) >= 200, "the load to start");
+        _cluster[2].Kill();
         var ackedAtKill = Interlocked.Read(ref acked);
-        await Until(() => Interlocked.Read(ref acked) >= ackedAtKill + 200);
+        await Poll.UntilAsync(() => Interlocked.Read(ref acked) >= ackedAtKill + 200, "the others to go on counting");
         await stop.CancelAsync();
         await Task.WhenAll(load);
 
-        using var survivor = _instances[0].CreateClient();
+        using var survivor = _cluster[0].CreateClient();
         var value = (long)JsonNode.Parse(await survivor.GetStringAsync("/counters/survivor"))!["value"]!;
         Assert.InRange(value, Interlocked.Read(ref acked), Interlocked.Read(ref sent));
     }
@@ -186,14 +174,14 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
     [Fact]
     public async Task AKeysCounterQuotaHoldsAcrossInstances()
     {
-        using var admin = _instances[0].CreateClient();
+        using var admin = _cluster[0].CreateClient();
         var created = await admin.PostAsync("/admin/keys", Api.JsonBody("""{"name": "page", "scopes": ["increment"], "maxCounters": 5}"""));
         var secret = (string)JsonNode.Parse(await created.Content.ReadAsStringAsync())!["key"]!;
-        await UntilEveryInstanceAnswers(secret, HttpStatusCode.Forbidden); // known everywhere (it may not list)
+        await _cluster.UntilEveryInstanceAnswersAsync(secret, HttpStatusCode.Forbidden); // known everywhere (it may not list)
 
         var answers = await Task.WhenAll(Enumerable.Range(0, 30).Select(async i =>
         {
-            using var client = _instances[i % 3].CreateClient();
+            using var client = _cluster[i % 3].CreateClient();
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", secret);
             return (await client.PostAsync($"/counters/page:{i}/increment", null)).StatusCode;
         }));
@@ -207,13 +195,13 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
     [Fact]
     public async Task ExportAndImportWorkAndBackupPointsToPgDump()
     {
-        using var client = _instances[0].CreateClient();
+        using var client = _cluster[0].CreateClient();
         await client.PutAsync("/counters/moved", Api.JsonBody("""{"value": 7, "max": 10}"""));
         var exported = await client.GetStringAsync("/admin/export");
         Assert.Contains("\"moved\"", exported, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync("/counters/moved")).StatusCode);
 
-        using var other = _instances[1].CreateClient();
+        using var other = _cluster[1].CreateClient();
         var imported = await other.PostAsync("/admin/import", new StringContent(exported, System.Text.Encoding.UTF8, "application/x-ndjson"));
         Assert.Equal(HttpStatusCode.OK, imported.StatusCode);
         var counter = JsonNode.Parse(await client.GetStringAsync("/counters/moved"))!;
@@ -227,118 +215,25 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
     [Fact]
     public async Task InstancesStartingTogetherWithoutAnAdminKeyCreateExactlyOneFirstKey()
     {
-        var connectionString = await postgres.CreateDatabaseAsync();
-        var dirs = Enumerable.Range(0, 3).Select(_ => new TempDirectory()).ToList();
-        var fresh = dirs.Select(dir => TallyProcess.Start(dir.Path, "--Store", "postgres", "--Postgres", connectionString, "--AdminKey=")).ToList();
-        try
-        {
-            await Task.WhenAll(fresh.Select(instance => instance.WaitUntilReadyAsync()));
-            // The one instance that created it printed it, once (a shared store keeps no admin.key file: instances are stateless).
-            // The key is created once the server listens, so perhaps a moment after /readyz first answers.
-            await Until(() => fresh.Any(instance => instance.StandardOutput.Contains("tly_", StringComparison.Ordinal)));
-            var printed = fresh.Where(instance => instance.StandardOutput.Contains("Tally created its first admin key", StringComparison.Ordinal)).ToList();
-            Assert.Single(printed);
-            var key = printed[0].StandardOutput.Split('\n').Select(line => line.Trim()).Single(line => line.StartsWith("tly_", StringComparison.Ordinal));
-            foreach (var instance in fresh)
-            {
-                using var client = instance.CreateClient();
-                client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
-                var deadline = Stopwatch.StartNew();
-                HttpResponseMessage listed;
-                while ((listed = await client.GetAsync("/admin/keys")).StatusCode != HttpStatusCode.OK)
-                {
-                    Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(5), $"{instance.BaseAddress}: {(int)listed.StatusCode}");
-                    await Task.Delay(20);
-                }
-                Assert.Single(JsonNode.Parse(await listed.Content.ReadAsStringAsync())!["items"]!.AsArray());
-            }
-        }
-        finally
-        {
-            foreach (var instance in fresh)
-            {
-                await instance.DisposeAsync();
-            }
-            dirs.ForEach(dir => dir.Dispose());
-        }
+        await using var fresh = await TallyCluster.StartAsync(3, "--Store", "postgres", "--Postgres", await postgres.CreateDatabaseAsync(), "--AdminKey=");
+
+        // The one instance that created it printed it, once (a shared store keeps no admin.key file: instances are stateless).
+        await fresh.SingleFirstAdminKeyAsync();
     }
 
     [Fact]
     public async Task ARateLimitHoldsForTheClusterNotPerInstance()
     {
         // Three instances of their own with a limit of 100/s (burst 100) per key, found by each other's heartbeats.
-        var connectionString = await postgres.CreateDatabaseAsync();
-        var dirs = Enumerable.Range(0, 3).Select(_ => new TempDirectory()).ToList();
-        var limited = dirs.Select(dir => TallyProcess.Start(dir.Path, "--Store", "postgres", "--Postgres", connectionString,
-            "--RateLimit:PermitsPerSecond", "100")).ToList();
-        try
-        {
-            await Task.WhenAll(limited.Select(instance => instance.WaitUntilReadyAsync()));
-            foreach (var instance in limited)
-            {
-                using var metrics = instance.CreateClient();
-                var deadline = Stopwatch.StartNew();
-                while (!(await metrics.GetStringAsync("/metrics")).Contains("tally_cluster_instances 3", StringComparison.Ordinal))
-                {
-                    Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), $"{instance.BaseAddress} never counted 3 instances");
-                    await Task.Delay(50);
-                }
-            }
+        await using var limited = await TallyCluster.StartAsync(3, "--Store", "postgres", "--Postgres", await postgres.CreateDatabaseAsync(),
+            "--RateLimit:PermitsPerSecond", "100");
+        await limited.UntilEveryInstanceCountsAsync(3);
 
-            long admitted = 0;
-            var clock = Stopwatch.StartNew();
-            var load = limited.SelectMany(instance => Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
-            {
-                using var http = instance.CreateClient();
-                while (clock.Elapsed < TimeSpan.FromSeconds(3))
-                {
-                    if ((await http.PostAsync("/counters/limited/increment", null)).StatusCode == HttpStatusCode.OK)
-                    {
-                        Interlocked.Increment(ref admitted);
-                    }
-                }
-            })));
-            await Task.WhenAll(load);
+        var (admitted, _, elapsed) = await limited.CountAdmittedAsync("/counters/limited/increment", TimeSpan.FromSeconds(3));
 
-            // One bucket of 100 plus 100/s for the cluster; per instance it would be three times that.
-            var expected = 100 + 100 * clock.Elapsed.TotalSeconds;
-            Assert.InRange(admitted, (long)(expected * 0.75), (long)(expected * 1.25));
-        }
-        finally
-        {
-            foreach (var instance in limited)
-            {
-                await instance.DisposeAsync();
-            }
-            dirs.ForEach(dir => dir.Dispose());
-        }
-    }
-
-    private async Task<long> ValueOnEveryInstanceAsync(string name)
-    {
-        var values = new List<long>();
-        foreach (var instance in _instances)
-        {
-            using var client = instance.CreateClient();
-            values.Add((long)JsonNode.Parse(await client.GetStringAsync($"/counters/{name}"))!["value"]!);
-        }
-        Assert.All(values, value => Assert.Equal(values[0], value));
-        return values[0];
-    }
-
-    private async Task UntilEveryInstanceAnswers(string secret, HttpStatusCode expected)
-    {
-        var deadline = Stopwatch.StartNew();
-        foreach (var instance in _instances)
-        {
-            using var client = instance.CreateClient();
-            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", secret);
-            while ((await client.GetAsync("/counters?limit=1")).StatusCode != expected)
-            {
-                Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(5), $"{instance.BaseAddress} never answered {expected}");
-                await Task.Delay(20);
-            }
-        }
+        // One bucket of 100 plus 100/s for the cluster; per instance it would be three times that.
+        var expected = 100 + 100 * elapsed.TotalSeconds;
+        Assert.InRange(admitted, (long)(expected * 0.75), (long)(expected * 1.25));
     }
 
     private static Task<HttpResponseMessage> Keyed(HttpClient client, string counter, string key)
@@ -346,15 +241,5 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
         var request = new HttpRequestMessage(HttpMethod.Post, $"/counters/{counter}/increment");
         request.Headers.Add("Idempotency-Key", key);
         return client.SendAsync(request);
-    }
-
-    private static async Task Until(Func<bool> condition)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "the load did not make progress");
-            await Task.Delay(10);
-        }
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text.Json.Nodes;
 using Tally.Server.Tests.Infrastructure;
@@ -13,6 +12,8 @@ namespace Tally.Server.Tests.Postgres;
 [Trait("Layer", "Process")]
 public sealed class PostgresOutageTests(Xunit.Abstractions.ITestOutputHelper output)
 {
+    private static readonly TimeSpan OutageTimeout = TimeSpan.FromSeconds(40);
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -56,7 +57,7 @@ public sealed class PostgresOutageTests(Xunit.Abstractions.ITestOutputHelper out
             }
         })).ToArray();
 
-        await Until(() => Interlocked.Read(ref acked) >= 100, "the load to start");
+        await Poll.UntilAsync(() => Interlocked.Read(ref acked) >= 100, "the load to start", OutageTimeout);
         if (kill)
         {
             await postgres.KillAsync();
@@ -65,7 +66,7 @@ public sealed class PostgresOutageTests(Xunit.Abstractions.ITestOutputHelper out
         {
             await postgres.StopAsync();
         }
-        await Until(() => Interlocked.Read(ref unavailable) >= 5, "503s while PostgreSQL is down");
+        await Poll.UntilAsync(() => Interlocked.Read(ref unavailable) >= 5, "503s while PostgreSQL is down", OutageTimeout);
         using (var probe = tally.CreateClient())
         {
             Assert.Equal(HttpStatusCode.ServiceUnavailable, (await probe.GetAsync("/readyz")).StatusCode);
@@ -76,7 +77,7 @@ public sealed class PostgresOutageTests(Xunit.Abstractions.ITestOutputHelper out
 
         await postgres.StartAsync();
         var ackedAtRestart = Interlocked.Read(ref acked);
-        await Until(() => Interlocked.Read(ref acked) >= ackedAtRestart + 100, "recovery without a restart of Tally");
+        await Poll.UntilAsync(() => Interlocked.Read(ref acked) >= ackedAtRestart + 100, "recovery without a restart of Tally", OutageTimeout);
         await stop.CancelAsync();
         await Task.WhenAll(load);
 
@@ -86,15 +87,5 @@ public sealed class PostgresOutageTests(Xunit.Abstractions.ITestOutputHelper out
         var value = (long)JsonNode.Parse(await client.GetStringAsync("/counters/outage"))!["value"]!;
         Assert.InRange(value, Interlocked.Read(ref acked), Interlocked.Read(ref sent));
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/readyz")).StatusCode);
-    }
-
-    private static async Task Until(Func<bool> condition, string what)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(40), $"timed out waiting for {what}");
-            await Task.Delay(10);
-        }
     }
 }

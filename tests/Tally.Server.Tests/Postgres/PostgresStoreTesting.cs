@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Tally.Server.Configuration;
+using Tally.Server.History;
 using Tally.Server.Storage;
 using Tally.Server.Storage.Postgres;
 using Tally.Server.Tests.Storage;
@@ -15,13 +16,13 @@ internal sealed class PostgresStores(string connectionString) : IAsyncDisposable
     public string ConnectionString { get; } = connectionString;
 
     /// <summary>A new, unopened store (as a new instance would be), with its own connection pool.</summary>
-    public ICounterStore Create(TimeProvider clock, QuotaOptions? quotas = null)
+    public ICounterStore Create(TimeProvider clock, QuotaOptions? quotas = null, HistoryOptions? history = null)
     {
         var dataSource = NpgsqlDataSource.Create(ConnectionString);
         _dataSources.Add(dataSource);
         var options = Microsoft.Extensions.Options.Options.Create(new TallyOptions { Store = StoreKind.Postgres, Postgres = ConnectionString });
         return ActivatorUtilities.CreateInstance<PostgresCounterStore>(StoreTesting.Shared, dataSource, clock, options,
-            Microsoft.Extensions.Options.Options.Create(quotas ?? new QuotaOptions()));
+            Microsoft.Extensions.Options.Options.Create(quotas ?? new QuotaOptions()), Microsoft.Extensions.Options.Options.Create(history ?? new HistoryOptions()));
     }
 
     public async ValueTask DisposeAsync()

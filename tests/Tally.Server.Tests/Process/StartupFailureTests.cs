@@ -27,7 +27,7 @@ public class StartupFailureTests
         using var dataDir = new TempDirectory();
         await using var tally = TallyProcess.Start(dataDir.Path, arguments);
 
-        await AssertFailedStartAsync(tally, named);
+        await tally.AssertFailedStartAsync(named);
         Assert.False(File.Exists(Path.Combine(dataDir.Path, "tally.db")), "Nothing may be written with a bad configuration.");
     }
 
@@ -41,7 +41,7 @@ public class StartupFailureTests
         using var dataDir = new TempDirectory();
         await using var tally = TallyProcess.Start(dataDir.Path, argument, value);
 
-        await AssertFailedStartAsync(tally, named);
+        await tally.AssertFailedStartAsync(named);
     }
 
     [Theory]
@@ -53,7 +53,7 @@ public class StartupFailureTests
         using var dataDir = new TempDirectory();
         await using var tally = TallyProcess.Start(dataDir.Path, new Dictionary<string, string> { [variable] = value });
 
-        await AssertFailedStartAsync(tally, named);
+        await tally.AssertFailedStartAsync(named);
     }
 
     /// <summary>The framework's own root keys, and environment variables without the TALLY_ prefix, are not Tally's to refuse.</summary>
@@ -80,7 +80,7 @@ public class StartupFailureTests
         using var dataDir = new TempDirectory();
         await using var tally = TallyProcess.Start(dataDir.Path, "--urls", address);
 
-        await AssertFailedStartAsync(tally, $"urls: Failed to bind to address {address}: address already in use");
+        await tally.AssertFailedStartAsync($"urls: Failed to bind to address {address}: address already in use");
     }
 
     /// <summary>The first admin key is made once the server listens: a start that cannot bind shows and writes no secret.</summary>
@@ -93,7 +93,7 @@ public class StartupFailureTests
         using var dataDir = new TempDirectory();
         await using var tally = TallyProcess.Start(dataDir.Path, "--urls", address, "--AdminKey=");
 
-        await AssertFailedStartAsync(tally, $"urls: Failed to bind to address {address}: address already in use");
+        await tally.AssertFailedStartAsync($"urls: Failed to bind to address {address}: address already in use");
         Assert.False(File.Exists(Path.Combine(dataDir.Path, "admin.key")), $"A failed start wrote admin.key.\n{tally.Describe()}");
         Assert.DoesNotContain("tly_", tally.StandardOutput + tally.StandardError, StringComparison.Ordinal);
 
@@ -117,7 +117,7 @@ public class StartupFailureTests
         using var dataDir = new TempDirectory();
         await using var tally = TallyProcess.Start(dataDir.Path, "--urls", "nonsense");
 
-        await AssertFailedStartAsync(tally, "urls: Invalid url: 'nonsense'");
+        await tally.AssertFailedStartAsync("urls: Invalid url: 'nonsense'");
     }
 
     [Fact]
@@ -128,7 +128,7 @@ public class StartupFailureTests
         await File.WriteAllTextAsync(file, "not a database");
         await using var tally = TallyProcess.Start(dataDir.Path);
 
-        await AssertFailedStartAsync(tally, "not a SQLite database");
+        await tally.AssertFailedStartAsync("not a SQLite database");
         Assert.Equal("not a database", await File.ReadAllTextAsync(file));
     }
 
@@ -139,24 +139,7 @@ public class StartupFailureTests
         _ = running.Services; // started: it holds the data directory
         await using var second = TallyProcess.Start(running.DataDir);
 
-        await AssertFailedStartAsync(second, "in use");
+        await second.AssertFailedStartAsync("in use");
         Assert.Equal(HttpStatusCode.OK, (await running.CreateClient().GetAsync("/readyz")).StatusCode);
-    }
-
-    /// <summary>
-    /// Exit code 2 and a plain sentence naming the problem, not a crash: one line on stderr starting
-    /// "Tally cannot start:", no "Unhandled exception", no stack frame on stderr or in the log on stdout.
-    /// </summary>
-    private static async Task AssertFailedStartAsync(TallyProcess tally, string named)
-    {
-        var exitCode = await tally.WaitForExitAsync();
-        Assert.True(exitCode == 2, $"Expected exit code 2, got {exitCode}.\n{tally.Describe()}");
-        var lines = tally.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.True(lines.Length == 1 && lines[0].StartsWith("Tally cannot start: ", StringComparison.Ordinal),
-            $"stderr is not one 'Tally cannot start:' line.\n{tally.Describe()}");
-        Assert.True(lines[0].Contains(named, StringComparison.Ordinal), $"stderr does not say '{named}'.\n{tally.Describe()}");
-        var everything = tally.StandardError + tally.StandardOutput;
-        Assert.False(everything.Contains("Unhandled exception", StringComparison.Ordinal) || everything.Contains("   at ", StringComparison.Ordinal),
-            $"The output shows a crash or a stack trace, not a message.\n{tally.Describe()}");
     }
 }

@@ -151,6 +151,24 @@ public sealed class TallyProcess : IAsyncDisposable
         throw new TimeoutException($"Tally was not ready within the timeout.\n{Describe()}");
     }
 
+    /// <summary>
+    /// Asserts a refused start: exit code 2 and a plain sentence naming the problem, not a crash: one line on stderr
+    /// starting "Tally cannot start:" and containing <paramref name="named"/>, no "Unhandled exception", no stack frame
+    /// on stderr or in the log on stdout.
+    /// </summary>
+    public async Task AssertFailedStartAsync(string named)
+    {
+        var exitCode = await WaitForExitAsync();
+        Assert.True(exitCode == 2, $"Expected exit code 2, got {exitCode}.\n{Describe()}");
+        var lines = StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1 && lines[0].StartsWith("Tally cannot start: ", StringComparison.Ordinal),
+            $"stderr is not one 'Tally cannot start:' line.\n{Describe()}");
+        Assert.True(lines[0].Contains(named, StringComparison.Ordinal), $"stderr does not say '{named}'.\n{Describe()}");
+        var everything = StandardError + StandardOutput;
+        Assert.False(everything.Contains("Unhandled exception", StringComparison.Ordinal) || everything.Contains("   at ", StringComparison.Ordinal),
+            $"The output shows a crash or a stack trace, not a message.\n{Describe()}");
+    }
+
     /// <summary>SIGKILL: no shutdown code runs, as in a power cut of the process.</summary>
     public void Kill() => _process.Kill(entireProcessTree: true);
 

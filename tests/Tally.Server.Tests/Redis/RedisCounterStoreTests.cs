@@ -170,6 +170,25 @@ public sealed class RedisCounterStoreTests(RedisFixture redis) : CounterStoreCon
         Assert.Equal(accepted + 1, (await store.GetAsync("a"))!.Value);
     }
 
+    [Theory]
+    [InlineData("appendfsync", "everysec")]
+    [InlineData("appendonly", "no")]
+    [InlineData("no-appendfsync-on-rewrite", "yes")]
+    [InlineData("maxmemory-policy", "allkeys-lru")]
+    public async Task ARedisThatWouldLoseAcknowledgedWritesIsRefusedUnlessAllowed(string setting, string value)
+    {
+        await using var server = await RedisServer.StartNewAsync(new Dictionary<string, string> { [setting] = value });
+        await using var stores = new RedisStores(server.ConfigurationString);
+
+        var refused = await Assert.ThrowsAsync<StoreStartupException>(() => stores.Create(Clock).OpenAsync(CancellationToken.None));
+        Assert.Contains($"{setting} is {value}", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("RedisAllowDataLoss", refused.Message, StringComparison.Ordinal);
+
+        var allowed = stores.Create(Clock, allowDataLoss: true);
+        await allowed.OpenAsync(CancellationToken.None);
+        Assert.Equal(1, (await allowed.CommitAsync(CounterCommand.Increment("a", 1)))[0].Counter!.Value);
+    }
+
     [Fact]
     public async Task FunctionsFlushedFromRedisAreLoadedAgain()
     {

@@ -1,4 +1,5 @@
 using Tally.Server.Tests.Counters;
+using Tally.Server.Tests.History;
 using Tally.Server.Tests.Infrastructure;
 using Tally.Server.Tests.Storage;
 
@@ -41,6 +42,40 @@ public sealed class RedisStoreModelTests(RedisFixture redis) : IClassFixture<Red
                     await StoreModelTests.AssertStoreHoldsAsync(store, model, $"redis seed {seed}, batch {batch}, on a new instance");
                 }
             }
+        }
+        finally
+        {
+            await store.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// The random model with history (<see cref="HistoryModel"/>) over a clock that crosses minutes, hours and days: the
+    /// history part of tally.lua against the same oracle as the C# engines.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task HistoryAgreesWithTheModel(int seed)
+    {
+        const int Steps = 1_200;
+        await using var stores = new RedisStores(await redis.ResetAsync());
+        var clock = new ManualClock(HistoryModelRuns.Start);
+        var store = stores.Create(clock);
+        await store.OpenAsync(CancellationToken.None);
+        var model = new CounterModel();
+        var history = new HistoryModel();
+        var generator = new CommandGenerator(seed);
+        var random = new Random(seed * 7919);
+        try
+        {
+            var step = 0;
+            for (var batch = 0; step < Steps; batch++)
+            {
+                step += await HistoryModelRuns.CommitBatchAndCheckAsync(
+                    store, model, history, generator, random, clock, $"redis history seed {seed}, batch {batch}, at {clock.NowMs}");
+            }
+            Assert.True(history.InvariantChecks >= 20, $"The invariant was checked only {history.InvariantChecks} times.");
         }
         finally
         {

@@ -229,6 +229,32 @@ public abstract class CounterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TopIsByValueThenNameWithinThePrefixAndFollowsChanges()
+    {
+        await Store.CommitAsync(
+            CounterCommand.Put("shop:a", Fields(value: 5)), CounterCommand.Put("shop:b", Fields(value: 9)),
+            CounterCommand.Put("shop:c", Fields(value: 5)), CounterCommand.Put("shop:eu:d", Fields(value: 7)),
+            CounterCommand.Put("shopping", Fields(value: 100)), CounterCommand.Put("other", Fields(value: -3)),
+            CounterCommand.Put("max", Fields(value: long.MaxValue)), CounterCommand.Put("max-1", Fields(value: long.MaxValue - 1)),
+            CounterCommand.Put("max-2", Fields(value: long.MaxValue - 2)), CounterCommand.Put("min", Fields(value: long.MinValue)));
+
+        async Task<List<string>> Top(string prefix, int limit) =>
+            [.. (await Store.TopAsync(prefix, limit, CancellationToken.None)).Select(counter => $"{counter.Name}={counter.Value}")];
+
+        Assert.Equal(["shop:b=9", "shop:eu:d=7", "shop:a=5", "shop:c=5"], await Top("shop:", 10));
+        Assert.Equal(["shop:b=9", "shop:eu:d=7", "shop:a=5"], await Top("shop:", 3));
+        Assert.Equal(["shopping=100", "shop:b=9"], await Top("shop", 2));
+        // Past 2^53 neighbouring values are one double apart or less: the order is still exact.
+        Assert.Equal([$"max={long.MaxValue}", $"max-1={long.MaxValue - 1}", $"max-2={long.MaxValue - 2}", "shopping=100"], await Top("", 4));
+        Assert.Equal([$"min={long.MinValue}"], await Top("min", 5));
+
+        await Store.CommitAsync(CounterCommand.Increment("shop:a", 10), CounterCommand.Delete("shop:b"), CounterCommand.Delete("max"));
+        Assert.Equal(["shop:a=15", "shop:eu:d=7", "shop:c=5"], await Top("shop:", 10));
+        Assert.Equal([$"max-1={long.MaxValue - 1}"], await Top("", 1));
+        Assert.Empty(await Top("nothing:", 10));
+    }
+
+    [Fact]
     public async Task StoreIsHealthyOnceOpen() =>
         Assert.True((await Store.CheckHealthAsync(CancellationToken.None)).Healthy);
 }

@@ -3,6 +3,7 @@ using Tally.Server.Counters;
 using Tally.Server.Pipeline;
 using Tally.Server.Storage;
 using Tally.Server.Tests.Counters;
+using Tally.Server.Tests.History;
 using Tally.Server.Tests.Infrastructure;
 
 namespace Tally.Server.Tests.Storage;
@@ -81,6 +82,79 @@ public class StoreModelTests
                     await AssertStoreHoldsAsync(store, model, $"{where}, after reopening");
                 }
             }
+        }
+        finally
+        {
+            await store.DisposeAsync();
+            extraDirs.ForEach(directory => directory.Dispose());
+        }
+    }
+
+    public static TheoryData<string, string, int> HistoryRuns() => new()
+    {
+        { "memory", "sync", 1 },
+        { "memory", "sync", 2 },
+        { "memory", "async", 3 },
+        { "sqlite", "sync", 1 },
+        { "sqlite", "async", 2 },
+        { "sqlite-fold5", "sync", 3 },
+        { "sqlite-fold5", "async", 4 },
+    };
+
+    /// <summary>
+    /// The random model with history (<see cref="HistoryModel"/>), over a clock that crosses minutes, hours and days:
+    /// every bucket as the model says, and for a counter that only ever moved by increment and decrement, buckets that
+    /// add up to its value. SQLite is closed cleanly (with Durability=async: flushed first) or copied as a crash would
+    /// leave it, and reopened, now and then.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(HistoryRuns))]
+    public async Task HistoryAgreesWithTheModel(string kind, string durability, int seed)
+    {
+        const int Steps = 1_200;
+        var dataDir = new TempDirectory();
+        var extraDirs = new List<TempDirectory> { dataDir };
+        var clock = new ManualClock(HistoryModelRuns.Start);
+        var mode = Enum.Parse<DurabilityMode>(durability, ignoreCase: true);
+        var store = StoreTesting.Create(kind, dataDir.Path, clock, mode);
+        await store.OpenAsync(CancellationToken.None);
+        var model = new CounterModel();
+        var history = new HistoryModel();
+        var generator = new CommandGenerator(seed);
+        var random = new Random(seed * 7919);
+        try
+        {
+            var step = 0;
+            for (var batchNumber = 0; step < Steps; batchNumber++)
+            {
+                var where = $"{kind}/{durability} history seed {seed}, batch {batchNumber}, at {clock.NowMs}";
+                step += await HistoryModelRuns.CommitBatchAndCheckAsync(store, model, history, generator, random, clock, where);
+                if (kind.StartsWith("sqlite", StringComparison.Ordinal) && batchNumber % 40 == 39)
+                {
+                    await store.FlushAsync(CancellationToken.None);
+                    if (batchNumber % 80 == 39)
+                    {
+                        // As after a crash: the files as they are on disk now (flushed), opened by a new store.
+                        var crashed = new TempDirectory();
+                        extraDirs.Add(crashed);
+                        foreach (var file in Directory.GetFiles(dataDir.Path, "tally.db*"))
+                        {
+                            File.Copy(file, Path.Combine(crashed.Path, Path.GetFileName(file)));
+                        }
+                        await store.DisposeAsync();
+                        store = StoreTesting.Create(kind, crashed.Path, clock, mode);
+                        dataDir = crashed;
+                    }
+                    else
+                    {
+                        await store.DisposeAsync();
+                        store = StoreTesting.Create(kind, dataDir.Path, clock, mode);
+                    }
+                    await store.OpenAsync(CancellationToken.None);
+                    await history.AssertStoreHoldsAsync(store, model, HistoryModelRuns.Names, $"{where}, after reopening");
+                }
+            }
+            Assert.True(history.InvariantChecks >= 20, $"The invariant was checked only {history.InvariantChecks} times.");
         }
         finally
         {

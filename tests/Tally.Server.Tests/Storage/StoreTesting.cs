@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.History;
 using Tally.Server.Observability;
 using Tally.Server.Pipeline;
 using Tally.Server.Storage;
@@ -29,15 +30,24 @@ internal static class StoreTesting
         .AddSingleton<MemoryAlertStore>()
         .BuildServiceProvider();
 
-    /// <summary>A store of the given kind, not yet opened. Built like the app builds it, so new dependencies come along.</summary>
-    public static ICounterStore Create(string kind, string dataDir, TimeProvider clock, DurabilityMode durability = DurabilityMode.Sync) => kind switch
+    /// <summary>
+    /// A store of the given kind, not yet opened. Built like the app builds it, so new dependencies come along.
+    /// <paramref name="history"/>: history settings other than the defaults.
+    /// </summary>
+    public static ICounterStore Create(
+        string kind, string dataDir, TimeProvider clock, DurabilityMode durability = DurabilityMode.Sync, HistoryOptions? history = null)
     {
-        "memory" => ActivatorUtilities.CreateInstance<MemoryCounterStore>(Shared, clock, Options(dataDir, durability)),
-        "sqlite" => ActivatorUtilities.CreateInstance<SqliteCounterStore>(Shared, clock, Options(dataDir, durability)),
-        // The counter log folded every few names: folds in the middle of the run, not only on close.
-        "sqlite-fold5" => ActivatorUtilities.CreateInstance<SqliteCounterStore>(Shared, clock, Options(dataDir, durability, foldAfter: 5)),
-        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
-    };
+        object[] arguments = history is null
+            ? [clock, Options(dataDir, durability, foldAfter: kind == "sqlite-fold5" ? 5 : 20_000)]
+            : [clock, Options(dataDir, durability, foldAfter: kind == "sqlite-fold5" ? 5 : 20_000), Microsoft.Extensions.Options.Options.Create(history)];
+        return kind switch
+        {
+            "memory" => ActivatorUtilities.CreateInstance<MemoryCounterStore>(Shared, arguments),
+            // sqlite-fold5: the counter log folded every few names, so folds happen in the middle of a run, not only on close.
+            "sqlite" or "sqlite-fold5" => ActivatorUtilities.CreateInstance<SqliteCounterStore>(Shared, arguments),
+            _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
+        };
+    }
 
     /// <summary>A SQLite store whose counter log starts a fold cycle at <paramref name="foldAfter"/> names, not yet opened.</summary>
     public static SqliteCounterStore CreateSqlite(string dataDir, TimeProvider clock, int foldAfter, DurabilityMode durability = DurabilityMode.Sync) =>

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Tally.Server.Alerts;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.History;
 using Tally.Server.Idempotency;
 
 namespace Tally.Server.Storage.Memory;
@@ -11,11 +12,13 @@ namespace Tally.Server.Storage.Memory;
 internal sealed class MemoryCounterStore : CachedCounterStore
 {
     private readonly ConcurrentDictionary<(string, string), IdempotencyRecord> _records = new();
+    private readonly MemoryHistory _history = new();
     private readonly MemoryAlertStore _alertStore;
 
     public MemoryCounterStore(
-        IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, TimeProvider clock, AlertCatalog alerts, MemoryAlertStore alertStore)
-        : base(clock, options.Value.IdempotencyRetention, quotas.Value)
+        IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, IOptions<HistoryOptions> history, TimeProvider clock,
+        AlertCatalog alerts, MemoryAlertStore alertStore)
+        : base(clock, options.Value.IdempotencyRetention, quotas.Value, history.Value)
     {
         Alerts = alerts;
         _alertStore = alertStore;
@@ -29,15 +32,22 @@ internal sealed class MemoryCounterStore : CachedCounterStore
     public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
     protected override ValueTask PersistAsync(
-        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, CancellationToken cancellationToken)
+        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, HistoryWrites history,
+        CancellationToken cancellationToken)
     {
         foreach (var record in records)
         {
             _records[(record.Caller, record.Key)] = record;
         }
+        _history.Write(history);
         _alertStore.Append(AlertWrites.Events);
         return ValueTask.CompletedTask;
     }
+
+    protected override IReadOnlyList<HistoryBucket> ReadStoredHistory(string name, HistoryInterval interval, long from, long to) =>
+        _history.Read(name, interval, from, to);
+
+    protected override int PruneStoredHistory(HistoryInterval interval, long before, int limit) => _history.Prune(interval, before, limit);
 
     protected override IdempotencyRecord? FindIdempotencyRecord(string caller, string key, long notBefore) =>
         _records.TryGetValue((caller, key), out var record) && record.CreatedAt >= notBefore ? record : null;

@@ -4,6 +4,7 @@ using NpgsqlTypes;
 using Tally.Server.Alerts;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.History;
 using Tally.Server.Idempotency;
 using Tally.Server.Observability;
 using Tally.Server.Pipeline;
@@ -18,8 +19,8 @@ namespace Tally.Server.Storage.Postgres;
 /// in a batch are one row update. A 2xx means PostgreSQL committed it (with its <c>synchronous_commit</c>).
 /// </summary>
 internal sealed class PostgresCounterStore(
-    NpgsqlDataSource dataSource, IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, TimeProvider clock, TallyMetrics metrics,
-    ILogger<PostgresCounterStore> logger, AlertCatalog alerts)
+    NpgsqlDataSource dataSource, IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, IOptions<HistoryOptions> history,
+    TimeProvider clock, TallyMetrics metrics, ILogger<PostgresCounterStore> logger, AlertCatalog alerts)
     : ICounterStore, IStoreUpkeep
 {
     private const string Columns = "name, value, initial, min, max, version, created_at, updated_at, created_by";
@@ -32,9 +33,14 @@ internal sealed class PostgresCounterStore(
 
     private readonly BatchApplier _applier = new(quotas.Value, options.Value.IdempotencyRetention);
     private readonly PostgresCommitState _state = new();
+    private readonly HistoryWrites _history = new();
     private readonly AlertStateMap _alertStates = new();
     private long _count;
     private long _nextPruneAt;
+    private long _nextHistoryPruneAt;
+
+    /// <summary>Expired history buckets deleted per interval and step.</summary>
+    private const int HistoryPruneStep = 2000;
 
     public long Count => Interlocked.Read(ref _count);
 
@@ -95,6 +101,35 @@ internal sealed class PostgresCounterStore(
         }
     }
 
+    /// <summary>
+    /// The highest values under the prefix. There is no index on value (it would make every increment update an index
+    /// and lose PostgreSQL's HOT updates), so this reads the prefix's rows: a query for dashboards, not for every request.
+    /// </summary>
+    public async ValueTask<IReadOnlyList<Counter>> TopAsync(string prefix, int limit, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var command = dataSource.CreateCommand($"""
+                SELECT {Columns} FROM counters
+                WHERE name >= $1 AND name < $1 || '~' AND value IS NOT NULL
+                ORDER BY value DESC, name LIMIT $2
+                """);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = prefix });
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            var top = new List<Counter>(Math.Min(limit, 1024));
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                top.Add(ReadCounter(reader));
+            }
+            return top;
+        }
+        catch (Exception ex) when (IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable(ex);
+        }
+    }
+
     public async ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken)
     {
         var names = NamesOf(batch);
@@ -139,6 +174,7 @@ internal sealed class PostgresCounterStore(
     private async Task PruneIfDueAsync(CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await PruneHistoryIfDueAsync(now, cancellationToken);
         if (now < _nextPruneAt)
         {
             return;
@@ -190,8 +226,9 @@ internal sealed class PostgresCounterStore(
         }
 
         var plan = _applier.Apply(batch, _state, now);
+        RecordHistory(batch, plan, now);
         var alertOutcome = watched.Length > 0 ? AlertEvaluator.Evaluate(alertSet, CounterChanges.Of(batch, plan.Outcomes), _alertStates, now) : null;
-        await WriteAsync(connection, transaction, plan, placeholders, notBefore, alertOutcome, cancellationToken);
+        await WriteAsync(connection, transaction, plan, placeholders, notBefore, _history, alertOutcome, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         Interlocked.Add(ref _count, plan.CounterDelta);
         if (alertOutcome is not null)
@@ -281,10 +318,17 @@ internal sealed class PostgresCounterStore(
         }
     }
 
-    /// <summary>One round trip: changed rows, deletions, unused placeholders, records, and the quotas' counts.</summary>
+    /// <summary>The commit's history, from its changes (a retried attempt starts again from its own outcomes).</summary>
+    private void RecordHistory(IReadOnlyList<PendingRequest> batch, CommitPlan plan, long now)
+    {
+        _history.Clear();
+        _history.Record(CounterChanges.Of(batch, plan.Outcomes), now, history.Value.Enabled);
+    }
+
+    /// <summary>One round trip: changed rows, deletions, unused placeholders, records, history, and the quotas' counts.</summary>
     private static async Task WriteAsync(
-        NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan, string[] placeholders, long notBefore, AlertOutcome? alerts,
-        CancellationToken cancellationToken)
+        NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan, string[] placeholders, long notBefore, HistoryWrites history,
+        AlertOutcome? alerts, CancellationToken cancellationToken)
     {
         await using var write = new NpgsqlBatch(connection, transaction);
         var changed = plan.Changes.Values.OfType<Counter>().ToArray();
@@ -309,6 +353,7 @@ internal sealed class PostgresCounterStore(
         {
             write.BatchCommands.Add(Command("DELETE FROM counters WHERE name = ANY($1) AND value IS NULL", [placeholders]));
         }
+        AddHistoryWrites(write, history);
         if (plan.Records.Count > 0)
         {
             var records = plan.Records.Values.ToArray();
@@ -349,6 +394,125 @@ internal sealed class PostgresCounterStore(
         if (write.BatchCommands.Count > 0)
         {
             await write.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// The history of the commit, in its write round trip: the history of deleted counters, then every bucket delta as
+    /// one upsert of arrays (sums saturate at 2^63-1 rather than overflow). The counters' row locks, taken in name order,
+    /// cover their history rows: no two commits write one counter's buckets at once.
+    /// </summary>
+    private static void AddHistoryWrites(NpgsqlBatch write, HistoryWrites history)
+    {
+        if (history.IsEmpty)
+        {
+            return;
+        }
+        var cleared = history.Counters.Where(counter => counter.ClearsStored).Select(counter => counter.Name).ToArray();
+        if (cleared.Length > 0)
+        {
+            write.BatchCommands.Add(Command("DELETE FROM history WHERE name = ANY($1)", [cleared]));
+        }
+        var count = history.DeltaCount;
+        if (count == 0)
+        {
+            return;
+        }
+        var names = new string[count];
+        var periods = new short[count];
+        var starts = new long[count];
+        var increments = new long[count];
+        var decrements = new long[count];
+        var sets = new long[count];
+        var values = new long[count];
+        var i = 0;
+        foreach (var counter in history.Counters.OrderBy(counter => counter.Name, StringComparer.Ordinal))
+        {
+            foreach (var delta in counter.Deltas)
+            {
+                names[i] = counter.Name;
+                periods[i] = (short)delta.Interval;
+                starts[i] = delta.Bucket.Start;
+                increments[i] = delta.Bucket.Increments;
+                decrements[i] = delta.Bucket.Decrements;
+                sets[i] = delta.Bucket.Sets;
+                values[i] = delta.Bucket.Value;
+                i++;
+            }
+        }
+        write.BatchCommands.Add(Command("""
+            INSERT INTO history AS h (name, period, start, increments, decrements, sets, value)
+            SELECT * FROM unnest($1::text[], $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+            ON CONFLICT (name, period, start) DO UPDATE SET
+                increments = CASE WHEN h.increments > 9223372036854775807 - excluded.increments THEN 9223372036854775807 ELSE h.increments + excluded.increments END,
+                decrements = CASE WHEN h.decrements > 9223372036854775807 - excluded.decrements THEN 9223372036854775807 ELSE h.decrements + excluded.decrements END,
+                sets = CASE WHEN h.sets > 9223372036854775807 - excluded.sets THEN 9223372036854775807 ELSE h.sets + excluded.sets END,
+                value = excluded.value
+            """, [names, periods, starts, increments, decrements, sets, values]));
+    }
+
+    public async ValueTask<IReadOnlyList<HistoryBucket>> ReadHistoryAsync(
+        string name, HistoryInterval interval, long from, long to, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var command = dataSource.CreateCommand("""
+                SELECT start, increments, decrements, sets, value FROM history
+                WHERE name = $1 AND period = $2 AND start >= $3 AND start < $4 ORDER BY start
+                """);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
+            command.Parameters.Add(new NpgsqlParameter<short> { TypedValue = (short)interval });
+            command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = from });
+            command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = to });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            var buckets = new List<HistoryBucket>();
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                buckets.Add(new HistoryBucket(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4)));
+            }
+            return buckets;
+        }
+        catch (Exception ex) when (IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable(ex);
+        }
+    }
+
+    /// <summary>
+    /// Once a minute (again a second later while steps come back full), a bounded step of deleting history buckets past
+    /// their retention, oldest first, in a transaction of its own; instances pruning at once skip each other's rows.
+    /// </summary>
+    private async Task PruneHistoryIfDueAsync(long now, CancellationToken cancellationToken)
+    {
+        if (now < _nextHistoryPruneAt)
+        {
+            return;
+        }
+        _nextHistoryPruneAt = now + 60_000;
+        try
+        {
+            await using var prune = dataSource.CreateBatch();
+            foreach (var interval in HistoryIntervals.All)
+            {
+                prune.BatchCommands.Add(Command("""
+                    WITH doomed AS (
+                        SELECT name, period, start FROM history WHERE period = $1 AND start < $2 ORDER BY start LIMIT $3 FOR UPDATE SKIP LOCKED
+                    )
+                    DELETE FROM history AS h USING doomed AS d WHERE h.name = d.name AND h.period = d.period AND h.start = d.start
+                    """, [(short)interval, history.Value.OldestKept(interval, now), HistoryPruneStep]));
+            }
+            await prune.ExecuteNonQueryAsync(cancellationToken);
+            foreach (var command in prune.BatchCommands)
+            {
+                if (command.RecordsAffected == HistoryPruneStep)
+                {
+                    _nextHistoryPruneAt = now + 1000;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+        {
+            logger.LogDebug("Pruning history failed; it is tried again later ({Reason})", ex.Message);
         }
     }
 

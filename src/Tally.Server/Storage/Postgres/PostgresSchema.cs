@@ -9,7 +9,7 @@ namespace Tally.Server.Storage.Postgres;
 /// </summary>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 2;
+    public const int CurrentVersion = 3;
 
     /// <summary>The advisory lock every instance takes while it checks or migrates the schema.</summary>
     private const long MigrationLock = 0x54414C59_00000001; // "TALY", 1
@@ -65,7 +65,23 @@ internal static class PostgresSchema
         -- Live instances (heartbeats), so a rate limit can be split between them.
         CREATE TABLE instances (id text PRIMARY KEY, seen_at timestamptz NOT NULL);
         """,
-        // Version 2: threshold alerts (Alerts/, Storage/Postgres/PostgresAlertStore). Definitions as JSON documents with a
+        // Version 2: history. Per counter, interval (period 0 minute, 1 hour, 2 day) and bucket start (Unix ms, UTC):
+        // the sums added and subtracted, the number of sets, the value at the bucket's end. Written by the commit
+        // that changed the counter, under its row lock; pruned oldest first along history_prune.
+        """
+        CREATE TABLE history (
+            name       text COLLATE "C" NOT NULL,
+            period     smallint NOT NULL,
+            start      bigint NOT NULL,
+            increments bigint NOT NULL,
+            decrements bigint NOT NULL,
+            sets       bigint NOT NULL,
+            value      bigint NOT NULL,
+            PRIMARY KEY (name, period, start)
+        );
+        CREATE INDEX history_prune ON history (period, start);
+        """,
+        // Version 3: threshold alerts (Alerts/, Storage/Postgres/PostgresAlertStore). Definitions as JSON documents with a
         // generation every change bumps (instances poll it, as for the keys); the firing (alert, counter) pairs, read and
         // written by commits under the counters' row locks; the outbox, written in the commit's transaction and leased
         // by senders (FOR UPDATE SKIP LOCKED, with an expiry so a crashed sender's events are taken over); the attempts.

@@ -4,6 +4,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using Tally.Server.Alerts;
 using Tally.Server.Counters;
+using Tally.Server.History;
 using Tally.Server.Pipeline;
 
 namespace Tally.Server.Storage.Redis;
@@ -22,7 +23,8 @@ internal sealed class RedisCommitWriter
     /// <summary>The document for <paramref name="batch"/>; valid until the next call.</summary>
     /// <param name="alerts">The alerts that watch a name of the batch (exact ones, then prefixes, each in id order), or null.</param>
     public ReadOnlyMemory<byte> Write(
-        IReadOnlyList<PendingRequest> batch, long now, long retentionMs, long maxCounters, long recordBytesPerKey, IReadOnlyList<AlertDefinition>? alerts = null)
+        IReadOnlyList<PendingRequest> batch, long now, long retentionMs, long maxCounters, long recordBytesPerKey, HistoryOptions history,
+        IReadOnlyList<AlertDefinition>? alerts = null)
     {
         _buffer.ResetWrittenCount();
         using var json = new Utf8JsonWriter(_buffer, WriterOptions);
@@ -67,6 +69,7 @@ internal sealed class RedisCommitWriter
             json.WriteEndObject();
         }
         json.WriteEndArray();
+        WriteHistory(json, now, history);
         if (alerts is { Count: > 0 })
         {
             WriteAlerts(json, alerts, now);
@@ -74,6 +77,35 @@ internal sealed class RedisCommitWriter
         json.WriteEndObject();
         json.Flush();
         return _buffer.WrittenMemory;
+    }
+
+    /// <summary>
+    /// "history": whether to record, and per period [p, bucket start, chunk start, chunk TTL, chunk expiry], all computed
+    /// here (HistoryIntervals, RedisHistory) for the commit's one time, so that tally.lua does no bucketing of its own.
+    /// </summary>
+    private static void WriteHistory(Utf8JsonWriter json, long now, HistoryOptions history)
+    {
+        json.WriteStartObject("history");
+        json.WriteBoolean("record", history.Enabled);
+        json.WriteStartArray("periods");
+        if (history.Enabled)
+        {
+            foreach (var interval in HistoryIntervals.All)
+            {
+                var start = HistoryIntervals.StartOf(interval, now);
+                var chunk = RedisHistory.ChunkOf(interval, start);
+                var ttl = RedisHistory.TtlOf(interval, chunk, now, history);
+                json.WriteStartArray();
+                json.WriteStringValue(RedisHistory.LetterOf(interval));
+                WriteNumberValue(json, start);
+                WriteNumberValue(json, chunk);
+                WriteNumberValue(json, ttl);
+                WriteNumberValue(json, now + ttl);
+                json.WriteEndArray();
+            }
+        }
+        json.WriteEndArray();
+        json.WriteEndObject();
     }
 
     /// <summary>

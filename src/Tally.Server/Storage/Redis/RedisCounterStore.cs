@@ -4,6 +4,7 @@ using StackExchange.Redis;
 using Tally.Server.Alerts;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.History;
 using Tally.Server.Observability;
 using Tally.Server.Pipeline;
 
@@ -16,8 +17,8 @@ namespace Tally.Server.Storage.Redis;
 /// Redis. A 2xx means Redis applied it, and with <c>appendfsync always</c> that its AOF is on disk.
 /// </summary>
 internal sealed class RedisCounterStore(
-    IConnectionMultiplexer redis, IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, TimeProvider clock, TallyMetrics metrics,
-    ILogger<RedisCounterStore> logger, AlertCatalog alerts)
+    IConnectionMultiplexer redis, IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, IOptions<HistoryOptions> history,
+    TimeProvider clock, TallyMetrics metrics, ILogger<RedisCounterStore> logger, AlertCatalog alerts)
     : ICounterStore, IStoreUpkeep
 {
     private static readonly RedisValue[] Fields = ["v", "i", "lo", "hi", "ver", "ca", "ua", "by"];
@@ -80,12 +81,7 @@ internal sealed class RedisCounterStore(
         try
         {
             var reply = (RedisValue[])(await CallAsync(RedisLibrary.List, readOnly: true, from, to, limit.ToString(CultureInfo.InvariantCulture)))!;
-            var page = new List<Counter>(reply.Length / (Fields.Length + 1));
-            for (var i = 0; i < reply.Length; i += Fields.Length + 1)
-            {
-                page.Add(ReadCounter(reply[i]!, reply.AsSpan(i + 1, Fields.Length)));
-            }
-            return page;
+            return ReadCounters(reply);
         }
         catch (Exception ex) when (IsUnavailable(ex))
         {
@@ -93,11 +89,50 @@ internal sealed class RedisCounterStore(
         }
     }
 
+    /// <summary>
+    /// The empty prefix and prefixes ending at a ':' have an index of their own in Redis (tally:top:&lt;prefix&gt;), read in
+    /// one call; another prefix is read page by page from the name index, every counter under it.
+    /// </summary>
+    public async ValueTask<IReadOnlyList<Counter>> TopAsync(string prefix, int limit, CancellationToken cancellationToken)
+    {
+        var top = new TopCounters(limit);
+        try
+        {
+            if (prefix.Length == 0 || prefix[^1] == ':')
+            {
+                var reply = (RedisValue[])(await CallAsync(RedisLibrary.Top, readOnly: true, prefix, limit.ToString(CultureInfo.InvariantCulture)))!;
+                foreach (var counter in ReadCounters(reply))
+                {
+                    top.Offer(counter);
+                }
+                return top.Result();
+            }
+        }
+        catch (Exception ex) when (IsUnavailable(ex))
+        {
+            throw Unavailable(ex);
+        }
+        string? after = null;
+        while (true)
+        {
+            var page = await ListAsync(prefix, after, 1000, cancellationToken);
+            foreach (var counter in page)
+            {
+                top.Offer(counter);
+            }
+            if (page.Count < 1000)
+            {
+                return top.Result();
+            }
+            after = page[^1].Name;
+        }
+    }
+
     public async ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         var watching = AlertsWatching(alerts.Current, batch);
-        var document = _writer.Write(batch, now, _retentionMs, quotas.Value.MaxCounters, quotas.Value.IdempotencyBytesPerKey, watching);
+        var document = _writer.Write(batch, now, _retentionMs, quotas.Value.MaxCounters, quotas.Value.IdempotencyBytesPerKey, history.Value, watching);
         RedisResult reply;
         try
         {
@@ -123,6 +158,20 @@ internal sealed class RedisCounterStore(
             await UpkeepAsync(now);
         }
         return outcomes;
+    }
+
+    /// <summary>History from the chunks tally.lua writes (RedisHistory); Redis expires them itself, so there is no pruning here.</summary>
+    public async ValueTask<IReadOnlyList<HistoryBucket>> ReadHistoryAsync(
+        string name, HistoryInterval interval, long from, long to, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await RedisHistory.ReadAsync(Database, name, interval, from, to, clock.GetUtcNow().ToUnixTimeMilliseconds(), history.Value);
+        }
+        catch (Exception ex) when (IsUnavailable(ex))
+        {
+            throw Unavailable(ex);
+        }
     }
 
     public async ValueTask MaintainAsync(CancellationToken cancellationToken)
@@ -197,6 +246,17 @@ internal sealed class RedisCounterStore(
     }
 
     private static RedisKey CounterKey(string name) => "tally:c:" + name;
+
+    /// <summary>A flat reply of the list and top functions: each name followed by its fields.</summary>
+    private static List<Counter> ReadCounters(RedisValue[] reply)
+    {
+        var counters = new List<Counter>(reply.Length / (Fields.Length + 1));
+        for (var i = 0; i < reply.Length; i += Fields.Length + 1)
+        {
+            counters.Add(ReadCounter(reply[i]!, reply.AsSpan(i + 1, Fields.Length)));
+        }
+        return counters;
+    }
 
     private static Counter ReadCounter(string name, ReadOnlySpan<RedisValue> f) => new(
         name, (long)f[0], (long)f[1], Bound(f[2]), Bound(f[3]), (long)f[4], (long)f[5], (long)f[6],

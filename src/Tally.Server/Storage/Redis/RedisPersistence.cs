@@ -14,12 +14,13 @@ internal static class RedisPersistence
     /// <summary>Why this Redis would lose acknowledged changes, or null when it would not.</summary>
     public static async Task<string?> CheckAsync(IDatabase database)
     {
-        string appendOnly, appendFsync, eviction;
+        string appendOnly, appendFsync, eviction, noFsyncOnRewrite;
         try
         {
             appendOnly = await ConfigAsync(database, "appendonly");
             appendFsync = await ConfigAsync(database, "appendfsync");
             eviction = await ConfigAsync(database, "maxmemory-policy");
+            noFsyncOnRewrite = await ConfigAsync(database, "no-appendfsync-on-rewrite");
         }
         catch (RedisServerException ex)
         {
@@ -33,6 +34,10 @@ internal static class RedisPersistence
         else if (!string.Equals(appendFsync, "always", StringComparison.OrdinalIgnoreCase))
         {
             problems.Add($"appendfsync is {appendFsync} (needs always: with everysec a crash of Redis loses up to a second of acknowledged changes)");
+        }
+        if (string.Equals(noFsyncOnRewrite, "yes", StringComparison.OrdinalIgnoreCase))
+        {
+            problems.Add("no-appendfsync-on-rewrite is yes (needs no: Redis skips the fsync while it rewrites its AOF, so a crash then loses acknowledged changes)");
         }
         if (!string.Equals(eviction, "noeviction", StringComparison.OrdinalIgnoreCase))
         {

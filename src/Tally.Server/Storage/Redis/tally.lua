@@ -18,6 +18,8 @@ tally_v2 beside it, so instances of both versions can run during a rolling upgra
 Keys (all under tally:)
   tally:c:<name>       hash  v i lo hi ver ca ua by   (lo, hi, by absent: unbounded / no creator)
   tally:names          zset  every live name, score 0: listing in ordinal order by ZRANGEBYLEX
+  tally:top:<prefix>   zset  names by value (the score, a double), for the prefix "" and every prefix of a name
+                             that ends at a ':' ("shop:", "shop:eu:"): the top-N order without a scan
   tally:count          string  live counters in the store
   tally:owned          hash  API key id -> live counters it created
   tally:r:<n>:<caller><key>  string  an idempotency record, with the retention as TTL (n = #caller)
@@ -29,6 +31,8 @@ Keys (all under tally:)
                        'senders' (RedisAlertStore); an entry's id names its event ('evt_' .. entry id) unless it has 'id'
   tally:alerts:retry   zset  event id -> when it is due again; tally:alerts:r:<event> hash: its fields meanwhile
   tally:alerts:d:<id>  list  the alert's delivery attempts (JSON), newest first
+  tally:h:<p>:<chunk>:<name>  hash  history of one counter (see "History" below): bucket start -> "inc,dec,sets,value"
+  tally:hk:<name>      zset  the counter's history chunks "<p>:<chunk>", scored by when they expire
 ]]
 
 local MAX_LONG = '9223372036854775807'
@@ -83,6 +87,18 @@ end
 -- Agrees with CounterName.IsValid: ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$
 local function valid_name(name)
   return #name >= 1 and #name <= 128 and name:find('^[A-Za-z0-9][A-Za-z0-9._:%-]*$') ~= nil
+end
+
+-- The top-N indexes a name belongs to: "" and each of its prefixes that ends at a ':'.
+local function indexes_of(name)
+  local keys = { 'tally:top:' }
+  local from = 1
+  while true do
+    local colon = name:find(':', from, true)
+    if not colon then return keys end
+    keys[#keys + 1] = 'tally:top:' .. name:sub(1, colon)
+    from = colon + 1
+  end
 end
 
 local function copy(state)
@@ -324,6 +340,91 @@ local function evaluate_alerts(alerts, change_log, now, iso)
 end
 
 -------------------------------------------------------------------------------------------------
+-- History: agrees with HistoryWrites.Record (History/HistoryWrites.cs). Per counter and commit: the amounts
+-- added and subtracted (exact, saturating at 2^63-1), the number of sets (put, reset, import), the value after
+-- the last change; a deletion drops the counter's history, and what follows it in the commit starts afresh.
+-- Bucket starts are not computed here: the commit document carries them, computed by HistoryIntervals in C#,
+-- with each bucket's chunk and expiry (RedisHistory.cs), so the two engines cannot bucket differently.
+--
+-- Layout: the buckets of one period (m, h, d) fall into fixed chunks (an hour of minutes, a day of hours, 30
+-- days of days); a chunk is a hash tally:h:<p>:<chunk>:<name>, field = bucket start, value = "inc,dec,sets,value",
+-- that expires (relative TTL, Redis's clock) once its last bucket is past the retention: no pruning pass. The
+-- zset tally:hk:<name> lists the counter's live chunks, so that deleting the counter deletes exactly those.
+-------------------------------------------------------------------------------------------------
+
+local function saturating_add(a, b)
+  return add(a, b) or MAX_LONG -- both are non-negative sums: the only overflow is past 2^63-1
+end
+
+local function clear_history(name)
+  local index = 'tally:hk:' .. name
+  for _, chunk in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    redis.call('DEL', 'tally:h:' .. chunk .. ':' .. name)
+  end
+  redis.call('DEL', index)
+end
+
+-- period: { p, bucket start, chunk start, chunk TTL in ms, chunk expiry in Tally's ms }
+local function add_to_bucket(name, period, totals, now)
+  local p, start, chunk, ttl = period[1], period[2], period[3], period[4]
+  local key = 'tally:h:' .. p .. ':' .. chunk .. ':' .. name
+  local inc, dec, sets = totals.inc, totals.dec, totals.sets
+  local old = redis.call('HGET', key, start)
+  if old then
+    local i, d, s = old:match('^([^,]*),([^,]*),([^,]*),')
+    inc, dec, sets = saturating_add(i, inc), saturating_add(d, dec), saturating_add(s, sets)
+  end
+  redis.call('HSET', key, start, inc .. ',' .. dec .. ',' .. sets .. ',' .. totals.value)
+  if not old then
+    local index = 'tally:hk:' .. name
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('ZADD', index, period[5], p .. ':' .. chunk)
+    redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. now)
+    redis.call('PEXPIRE', index, ttl, 'NX') -- the index lives as long as its longest-lived chunk
+    redis.call('PEXPIRE', index, ttl, 'GT')
+  end
+end
+
+-- notes: the commit's changes in order, { name, kind, amount, value } (kind as in apply_rules, 'x' deleted).
+local function write_history(history, notes, now)
+  local totals, order = {}, {}
+  for _, n in ipairs(notes) do
+    local name, kind = n[1], n[2]
+    local t = totals[name]
+    if not t then
+      t = { clears = false }
+      totals[name], order[#order + 1] = t, name
+    end
+    if kind == 'x' then
+      t.clears, t.value = true, nil
+    elseif history.record then
+      if not t.value then
+        t.inc, t.dec, t.sets = '0', '0', '0'
+      end
+      if kind == 'i' then
+        t.inc = saturating_add(t.inc, n[3])
+      elseif kind == 'd' then
+        t.dec = saturating_add(t.dec, n[3])
+      else
+        t.sets = saturating_add(t.sets, '1')
+      end
+      t.value = n[4]
+    end
+  end
+  for _, name in ipairs(order) do
+    local t = totals[name]
+    if t.clears then
+      clear_history(name)
+    end
+    if t.value then
+      for _, period in ipairs(history.periods) do
+        add_to_bucket(name, period, t, now)
+      end
+    end
+  end
+end
+
+-------------------------------------------------------------------------------------------------
 -- One commit: agrees with BatchApplier (replays, quotas, atomic batches, records).
 -------------------------------------------------------------------------------------------------
 
@@ -372,6 +473,11 @@ local function commit(keys, args)
 
   -- the atomic batch being applied: its overlay and counts, merged only if every operation succeeds
   local scratch, scratch_owners, scratch_counters = nil, nil, 0
+  local notes = {}        -- the committed changes in order, for history (an aborted atomic batch takes its own back)
+
+  local function note(name, kind, amount, value)
+    notes[#notes + 1] = { name, kind, amount, value }
+  end
 
   -- Alerts: the committed changes in order, { name, state after or false }, as CounterChanges.Of reads them in C#
   -- (an atomic batch's only once it has succeeded).
@@ -458,6 +564,7 @@ local function commit(keys, args)
     if status == 'd' then
       count_owner(current.by, -1)
       store(name, false)
+      note(name, 'x')
       log_change(name, false)
       return result
     end
@@ -473,6 +580,7 @@ local function commit(keys, args)
       result[2].by = request.owner or false
     end
     store(name, result[2])
+    note(name, op[1], op[3], result[2].v)
     log_change(name, result[2])
     return result
   end
@@ -487,11 +595,15 @@ local function commit(keys, args)
       return results, nil
     end
     scratch, scratch_owners, scratch_counters = {}, {}, 0
+    local noted = #notes
     scratch_log = {}
     for i, op in ipairs(request.ops) do
       results[i] = apply_operation(op, request)
       if results[i][1] == 'f' then
         scratch, scratch_owners, scratch_counters = nil, nil, 0
+        for n = #notes, noted + 1, -1 do
+          notes[n] = nil
+        end
         scratch_log = nil
         return results, i
       end
@@ -628,6 +740,9 @@ local function commit(keys, args)
       if before then
         redis.call('DEL', key)
         redis.call('ZREM', 'tally:names', name)
+        for _, index in ipairs(indexes_of(name)) do
+          redis.call('ZREM', index, name)
+        end
         redis.call('DEL', 'tally:as:' .. name) -- a deleted counter keeps no alert state
       end
     else
@@ -646,6 +761,13 @@ local function commit(keys, args)
       if #set > 0 then redis.call('HSET', key, unpack(set)) end
       if #unset > 0 then redis.call('HDEL', key, unpack(unset)) end
       if not before then redis.call('ZADD', 'tally:names', 0, name) end
+      if not before or before.v ~= after.v then
+        -- Redis turns the decimal string into the score itself (a double: close to ±2^63 several values share
+        -- one score, and tally_v1_top leaves the exact order of those to the caller).
+        for _, index in ipairs(indexes_of(name)) do
+          redis.call('ZADD', index, after.v, name)
+        end
+      end
     end
   end
   if counter_delta ~= 0 then
@@ -664,6 +786,9 @@ local function commit(keys, args)
     redis.call('HSET', skey, record.key, record.size)
     redis.call('HINCRBY', 'tally:rb', record.caller, record.size - old)
   end
+  if doc.history then -- absent from a Tally older than history (a rolling upgrade): its commits record none
+    write_history(doc.history, notes, now)
+  end
   if doc.alerts then
     replies[#replies + 1] = 'A' .. firing_events .. ',' .. resolved_events
   end
@@ -679,6 +804,39 @@ local function list(keys, args)
     out[#out + 1] = name
     for i = 1, #FIELDS do
       out[#out + 1] = f[i] or ''
+    end
+  end
+  return out
+end
+
+-- Candidates for the top `limit` of an index (see indexes_of), with their fields: every name scored above the
+-- limit-th score, then those at that score in name order. A score is exact below 2^53 in magnitude, so there the
+-- first (limit - above) names at the cut are the right ones; past it several values share a score, so up to
+-- TIE_CAP of them are sent and the caller orders the candidates by their exact values.
+local TIE_CAP = 1000
+local function top(keys, args)
+  local index, limit = 'tally:top:' .. args[1], tonumber(args[2])
+  local names
+  local cut = redis.call('ZREVRANGE', index, limit - 1, limit - 1, 'WITHSCORES')
+  if #cut == 0 then
+    names = redis.call('ZREVRANGE', index, 0, -1)
+  else
+    local score = cut[2]
+    names = redis.call('ZREVRANGEBYSCORE', index, '+inf', '(' .. score)
+    local exact = math.abs(tonumber(score)) < 9007199254740992
+    local ties = redis.call('ZRANGEBYSCORE', index, score, score, 'LIMIT', 0, exact and (limit - #names) or TIE_CAP)
+    for _, name in ipairs(ties) do
+      names[#names + 1] = name
+    end
+  end
+  local out = {}
+  for _, name in ipairs(names) do
+    local f = redis.call('HMGET', 'tally:c:' .. name, unpack(FIELDS))
+    if f[1] then
+      out[#out + 1] = name
+      for i = 1, #FIELDS do
+        out[#out + 1] = f[i] or ''
+      end
     end
   end
   return out
@@ -764,4 +922,5 @@ redis.register_function('tally_v1_commit', commit)
 redis.register_function('tally_v1_alert_due', alert_due)
 redis.register_function('tally_v1_alert_finish', alert_finish)
 redis.register_function{ function_name = 'tally_v1_list', callback = list, flags = { 'no-writes' } }
+redis.register_function{ function_name = 'tally_v1_top', callback = top, flags = { 'no-writes' } }
 redis.register_function('tally_v1_prune', prune)

@@ -4,6 +4,7 @@ using Tally.Server.Alerts;
 using Tally.Server.Backup;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.History;
 using Tally.Server.Idempotency;
 using Tally.Server.Observability;
 
@@ -24,6 +25,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     private SqliteConnection? _writer;
     private SqliteConnection? _health;
     private CounterLog? _log;
+    private SqliteHistory? _history;
     private SqliteCommand? _insertRecord;
     private SqliteCommand? _findRecord;
     private SqliteCommand? _pruneRecords;
@@ -34,9 +36,9 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     private FileStream? _lockFile;
 
     public SqliteCounterStore(
-        IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, TimeProvider clock, TallyMetrics metrics, ILogger<SqliteCounterStore> logger,
-        AlertCatalog alerts)
-        : base(clock, options.Value.IdempotencyRetention, quotas.Value)
+        IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, IOptions<HistoryOptions> history, TimeProvider clock, TallyMetrics metrics,
+        ILogger<SqliteCounterStore> logger, AlertCatalog alerts)
+        : base(clock, options.Value.IdempotencyRetention, quotas.Value, history.Value)
     {
         Alerts = alerts;
         _metrics = metrics;
@@ -234,14 +236,15 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     }
 
     protected override ValueTask PersistAsync(
-        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, CancellationToken cancellationToken)
+        IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, HistoryWrites history,
+        CancellationToken cancellationToken)
     {
-        Write(changes, records, fold: false);
+        Write(changes, records, history, fold: false);
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>One transaction: the counter changes (logged or folded) and the new idempotency records.</summary>
-    private void Write(IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, bool fold)
+    /// <summary>One transaction: the counter changes (logged or folded), the new idempotency records, and their history.</summary>
+    private void Write(IReadOnlyDictionary<string, Counter?> changes, IReadOnlyCollection<IdempotencyRecord> records, HistoryWrites? history, bool fold)
     {
         var writer = _writer ?? throw new InvalidOperationException("The SQLite store is not open.");
         var log = _log!;
@@ -260,6 +263,10 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
                 p[4].Value = record.Size;
                 p[5].Value = record.CreatedAt;
                 _insertRecord.ExecuteNonQuery();
+            }
+            if (history is not null)
+            {
+                _history!.Write(transaction, history);
             }
             WriteAlerts(transaction);
             transaction.Commit();
@@ -368,6 +375,9 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
             _health?.Dispose();
             _health = null;
         }
+        // Its read connections closed, like the health one, before the checkpoint below.
+        _history?.Dispose();
+        _history = null;
         if (_writer is { State: System.Data.ConnectionState.Open } writer)
         {
             try
@@ -375,7 +385,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
                 if (_log is not null && WriteFailure is null)
                 {
                     // A stopped Tally leaves its counters table complete, the log empty.
-                    Write(new Dictionary<string, Counter?>(), [], fold: true);
+                    Write(new Dictionary<string, Counter?>(), [], history: null, fold: true);
                 }
                 // Everything into the main file, so a stopped Tally leaves one self-contained file behind.
                 SqliteSchema.Execute(writer, "PRAGMA wal_checkpoint(TRUNCATE)");
@@ -414,9 +424,29 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         }
     }
 
+    protected override IReadOnlyList<HistoryBucket> ReadStoredHistory(string name, HistoryInterval interval, long from, long to)
+    {
+        var history = _history ?? throw new InvalidOperationException("The SQLite store is not open.");
+        try
+        {
+            return history.Read(name, interval, from, to);
+        }
+        catch (SqliteException ex)
+        {
+            throw new StoreUnavailableException($"The SQLite file cannot be read ({ex.Message}).", ex);
+        }
+    }
+
+    protected override int PruneStoredHistory(HistoryInterval interval, long before, int limit)
+    {
+        var history = _history ?? throw new InvalidOperationException("The SQLite store is not open.");
+        return history.Prune(_writer!, interval, before, limit);
+    }
+
     private void PrepareWrites(SqliteConnection connection)
     {
         _log = new CounterLog(connection, _options.Value.CounterLogFoldAfter);
+        _history = new SqliteHistory(connection, DatabasePath);
 
         // A record that is older than the retention window is replaced, not refused. Format 1: an OutcomeCodec encoding.
         _insertRecord = SqliteSchema.Prepare(connection,

@@ -9,7 +9,7 @@ namespace Tally.Server.Storage.Sqlite;
 internal static class SqliteSchema
 {
     public const int ApplicationId = 0x54414C59; // "TALY"
-    public const int CurrentVersion = 5;
+    public const int CurrentVersion = 6;
 
     private static readonly string[] Migrations =
     [
@@ -75,7 +75,22 @@ internal static class SqliteSchema
         UPDATE idempotency SET size = length(caller) + length(key) + length(fingerprint) + length(body) + 64;
         CREATE INDEX idempotency_caller_created_at ON idempotency (caller, created_at);
         """,
-        // Version 5: threshold alerts (Alerts/). Definitions as JSON documents (secret included); the firing
+        // Version 5: history (SqliteHistory.cs). Per counter, interval (0 minute, 1 hour, 2 day) and bucket start
+        // (Unix ms, UTC): the sums added and subtracted, the number of sets, and the value at the bucket's end.
+        """
+        CREATE TABLE history (
+            period     INTEGER NOT NULL,
+            start      INTEGER NOT NULL,
+            name       TEXT    NOT NULL,
+            increments INTEGER NOT NULL,
+            decrements INTEGER NOT NULL,
+            sets       INTEGER NOT NULL,
+            value      INTEGER NOT NULL,
+            PRIMARY KEY (period, start, name)
+        ) WITHOUT ROWID;
+        CREATE INDEX history_name ON history (name, period, start);
+        """,
+        // Version 6: threshold alerts (Alerts/). Definitions as JSON documents (secret included); the firing
         // (alert, counter) pairs, written with the counters; the outbox, written in the same transaction as the change
         // that caused each event; and the delivery attempts (Storage/Sqlite/SqliteAlertStore).
         """
