@@ -1,3 +1,4 @@
+using Tally.Server.Alerts;
 using Tally.Server.Auth;
 using Tally.Server.Backup;
 using Tally.Server.Batch;
@@ -29,6 +30,7 @@ builder.Services.AddTallyMetrics();
 builder.Services.AddTallyStore(builder.Configuration);
 builder.Services.AddTallyAuth(); // after the store: the keys live in its data file
 builder.Services.AddTallyEvents();
+builder.Services.AddTallyAlerts(); // after the store: so do the alerts
 builder.Services.AddTallyHealthChecks();
 builder.Services.AddTallyHistory();
 builder.Services.AddTallyOpenApi();
@@ -49,6 +51,7 @@ try
     app.MapEvents();
     app.MapBackup().RequireAuthorization(AuthPolicies.Admin);
     app.MapAdminKeys();
+    app.MapAlerts();
 
     await app.RunAsync();
     return 0;

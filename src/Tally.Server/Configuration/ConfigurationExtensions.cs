@@ -36,6 +36,10 @@ internal static class ConfigurationExtensions
         builder.Services.AddOptions<History.HistoryOptions>()
             .Bind(builder.Configuration.GetSection(History.HistoryOptions.Section))
             .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<Alerts.AlertOptions>, Alerts.AlertOptionsValidator>();
+        builder.Services.AddOptions<Alerts.AlertOptions>()
+            .Bind(builder.Configuration.GetSection(Alerts.AlertOptions.Section))
+            .ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<TallyOptions>>((host, tally) =>
             host.ShutdownTimeout = TimeSpan.FromSeconds(tally.Value.ShutdownTimeoutSeconds));

@@ -18,7 +18,7 @@ namespace Tally.Server.Configuration;
 /// <para>
 /// What counts as Tally's own, and so must be a known key:
 /// <list type="bullet">
-/// <item>every key under the sections <c>RateLimit</c>, <c>Quotas</c>, <c>History</c> and <c>Events</c>;</item>
+/// <item>every key under the sections <c>RateLimit</c>, <c>Quotas</c>, <c>History</c>, <c>Events</c> and <c>Alerts</c>;</item>
 /// <item>every root key given on the command line, in <c>appsettings*.json</c>, or in a <c>TALLY_</c> environment
 /// variable, except the framework's own root keys (<see cref="FrameworkRootKeys"/>: <c>Logging</c>, <c>urls</c>,
 /// <c>Kestrel</c>, …), which belong to ASP.NET Core and are left to it.</item>
@@ -38,6 +38,7 @@ internal static class SettingsCheck
         (QuotaOptions.Section, typeof(QuotaOptions)),
         (History.HistoryOptions.Section, typeof(History.HistoryOptions)),
         (Events.EventOptions.Section, typeof(Events.EventOptions)),
+        (Alerts.AlertOptions.Section, typeof(Alerts.AlertOptions)),
     ];
 
     /// <summary>The environment variable prefix of Tally's settings.</summary>

@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Tally.Server.Alerts;
 using Tally.Server.Auth;
 using Tally.Server.Backup;
 using Tally.Server.Batch;
@@ -59,12 +60,19 @@ internal static class Problems
         new(AdminKeyEndpoints.InvalidScopes, StatusCodes.Status400BadRequest, "Invalid scopes"),
         new(AdminKeyEndpoints.InvalidPrefix, StatusCodes.Status400BadRequest, "Invalid prefix"),
         new(BackupEndpoints.BackupNotSupported, StatusCodes.Status400BadRequest, "Backup not supported"),
+        new(AlertEndpoints.InvalidAlertId, StatusCodes.Status400BadRequest, "Invalid alert id"),
+        new(AlertEndpoints.InvalidAlert, StatusCodes.Status400BadRequest, "Invalid alert"),
+        new(AlertEndpoints.InvalidWebhook, StatusCodes.Status400BadRequest, "Invalid webhook"),
+        new(AlertEndpoints.WebhookNotAllowed, StatusCodes.Status400BadRequest, "Webhook not allowed"),
+        new(AlertEndpoints.InvalidSecret, StatusCodes.Status400BadRequest, "Invalid secret"),
         new(Unauthorized, StatusCodes.Status401Unauthorized, "Unauthorized"),
         new(Forbidden, StatusCodes.Status403Forbidden, "Forbidden"),
         new(ErrorCodes.CounterQuotaExceeded, StatusCodes.Status403Forbidden, "Counter quota exceeded"),
+        new(AlertEndpoints.AlertQuotaExceeded, StatusCodes.Status403Forbidden, "Alert quota exceeded"),
         new(NotFound, StatusCodes.Status404NotFound, "Not found"),
         new(ErrorCodes.CounterNotFound, StatusCodes.Status404NotFound, "Counter not found"),
         new(AdminKeyEndpoints.KeyNotFound, StatusCodes.Status404NotFound, "Key not found"),
+        new(AlertEndpoints.AlertNotFound, StatusCodes.Status404NotFound, "Alert not found"),
         new(MethodNotAllowed, StatusCodes.Status405MethodNotAllowed, "Method not allowed"),
         new(RequestTimeout, StatusCodes.Status408RequestTimeout, "Request timeout"),
         new(ErrorCodes.OutOfRange, StatusCodes.Status409Conflict, "Out of range"),

@@ -18,7 +18,7 @@ internal sealed class PrometheusExporter : IDisposable
     // The tags exported per meter: anything else (client addresses, counter names) is dropped.
     private static readonly Dictionary<string, string[]> AllowedTags = new()
     {
-        [TallyMetrics.MeterName] = ["op", "outcome"],
+        [TallyMetrics.MeterName] = ["op", "outcome", "type"],
         ["Microsoft.AspNetCore.Hosting"] = ["http.request.method", "http.route", "http.response.status_code"],
         ["Microsoft.AspNetCore.RateLimiting"] = ["aspnetcore.rate_limiting.result"],
     };

@@ -21,6 +21,9 @@ internal sealed class TallyMetrics : IDisposable
     private readonly Counter<long> _storeWrites;
     private readonly Counter<long> _eventsPublished;
     private readonly Counter<long> _streamsDropped;
+    private readonly Counter<long> _alertEvents;
+    private readonly Counter<long> _alertDeliveries;
+    private long _alertBacklog;
 
     public TallyMetrics(IMeterFactory meterFactory)
     {
@@ -41,7 +44,29 @@ internal sealed class TallyMetrics : IDisposable
         _eventsPublished.Add(0, LocalOrigin);
         _eventsPublished.Add(0, RemoteOrigin);
         _streamsDropped.Add(0);
+
+        _alertEvents = _meter.CreateCounter<long>("tally.alerts.events", "{event}", "Alert transitions committed to the outbox, by type (firing, resolved).");
+        _alertDeliveries = _meter.CreateCounter<long>("tally.alerts.deliveries", "{attempt}", "Webhook delivery attempts by outcome.");
+        _meter.CreateObservableGauge("tally.alerts.backlog", () => Interlocked.Read(ref _alertBacklog), "{event}", "Alert events in the outbox, not yet delivered.");
+        foreach (var type in (string[])["firing", "resolved"])
+        {
+            _alertEvents.Add(0, new KeyValuePair<string, object?>("type", type));
+        }
+        foreach (var outcome in (string[])["delivered", "failed", "disabled", "gave_up", "dropped"])
+        {
+            _alertDeliveries.Add(0, new KeyValuePair<string, object?>("outcome", outcome));
+        }
     }
+
+    public void RecordAlertEvents(int firing, int resolved)
+    {
+        _alertEvents.Add(firing, new KeyValuePair<string, object?>("type", "firing"));
+        _alertEvents.Add(resolved, new KeyValuePair<string, object?>("type", "resolved"));
+    }
+
+    public void RecordAlertDelivery(string outcome) => _alertDeliveries.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
+
+    public void SetAlertBacklog(long events) => Interlocked.Exchange(ref _alertBacklog, events);
 
     /// <summary>Registers the gauge of how many counters exist; called once the store is known.</summary>
     public void ObserveCounterCount(Func<long> count) =>

@@ -1,3 +1,4 @@
+using Tally.Server.Alerts;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.History;
@@ -83,6 +84,7 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
         {
             return plan.Outcomes;
         }
+        var alerts = EvaluateAlerts(batch, plan);
 
         if (AcknowledgeBeforeWrite)
         {
@@ -92,6 +94,7 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
                 throw new IOException($"Acknowledged changes cannot be written: {failure}");
             }
             Publish(plan);
+            PublishAlerts(alerts);
             foreach (var (name, counter) in plan.Changes)
             {
                 _unflushed[name] = counter;
@@ -109,15 +112,25 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
         else
         {
             RecordHistory(batch, plan);
+            if (alerts is not null)
+            {
+                AlertWrites.Add(alerts);
+            }
             try
             {
                 await WriteAsync(plan.Changes, plan.Records.Values, _history, cancellationToken);
+            }
+            catch
+            {
+                AlertWrites.Clear(); // the commit failed whole: its alert writes with it
+                throw;
             }
             finally
             {
                 _history.Clear();
             }
             Publish(plan);
+            PublishAlerts(alerts);
         }
         if (_now >= _nextPruneAt)
         {
@@ -278,6 +291,53 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
         {
             WriteFailure = ex.Message;
             throw;
+        }
+        WroteAlerts();
+    }
+
+    // ---- Alerts (Alerts/AlertEvaluator). The firing states live here in memory, like the counters. A commit's state
+    // changes and events wait in AlertWrites, which PersistAsync writes with the counters, in the same transaction; with
+    // Durability=async they accumulate until the flush, like the counters. ----
+
+    /// <summary>The alert definitions the commits evaluate; the engine sets it.</summary>
+    protected AlertCatalog? Alerts { get; init; }
+
+    /// <summary>Every firing (alert, counter) pair, as committed (or, with Durability=async, acknowledged).</summary>
+    protected AlertStateMap AlertStates { get; } = new();
+
+    /// <summary>Alert states and outbox events that <see cref="PersistAsync"/> must write with the counters.</summary>
+    protected AlertOutcome AlertWrites { get; } = new();
+
+    private AlertOutcome? EvaluateAlerts(IReadOnlyList<PendingRequest> batch, CommitPlan plan) =>
+        Alerts?.Current is { IsEmpty: false } alerts ? AlertEvaluator.Evaluate(alerts, CounterChanges.Of(batch, plan.Outcomes), AlertStates, _now) : null;
+
+    /// <summary>The commit is acknowledged: its states count from now on (and with Durability=async, wait for the flush).</summary>
+    private void PublishAlerts(AlertOutcome? alerts)
+    {
+        if (alerts is null)
+        {
+            return;
+        }
+        AlertStates.Apply(alerts);
+        if (AcknowledgeBeforeWrite)
+        {
+            AlertWrites.Add(alerts);
+        }
+        Alerts!.Committed(alerts);
+    }
+
+    /// <summary>The alert writes reached the store: the sender may find the events now.</summary>
+    private void WroteAlerts()
+    {
+        if (AlertWrites.IsEmpty)
+        {
+            return;
+        }
+        var events = AlertWrites.Events.Count > 0;
+        AlertWrites.Clear();
+        if (events)
+        {
+            Alerts?.Wake();
         }
     }
 

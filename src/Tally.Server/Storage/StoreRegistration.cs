@@ -1,3 +1,4 @@
+using Tally.Server.Alerts;
 using Tally.Server.Configuration;
 using Tally.Server.Idempotency;
 using Tally.Server.Pipeline;
@@ -12,7 +13,7 @@ internal static class StoreRegistration
 {
     /// <summary>
     /// One setting, <c>Store</c>, picks the engine; its folder registers its parts (counter engine with its
-    /// idempotency records, API key store). The commit pipeline opens the engine at start-up. An unknown
+    /// idempotency records, API key store, alerts). The commit pipeline opens the engine at start-up. An unknown
     /// value registers the default here and is refused by the settings check before anything starts.
     /// </summary>
     public static IServiceCollection AddTallyStore(this IServiceCollection services, IConfiguration configuration)
@@ -38,6 +39,8 @@ internal static class StoreRegistration
                 services.AddSqliteStore();
                 break;
         }
+        // The alert definitions every engine's commits evaluate (loaded by the engine's AlertRegistry).
+        services.AddSingleton<AlertCatalog>();
         return services;
     }
 }

@@ -105,7 +105,8 @@ public class KeyManagementTests
             await app.CreateClient().SetUpCounterAsync("kept", """{"value": 9}""");
         }
 
-        // What Tally 1 left: no api_keys, counter_log or history table (a clean stop folded the log), none of version 4's columns, schema version 1.
+        // What Tally 1 left: no api_keys, counter_log or history table (a clean stop folded the log), none of version 4's columns,
+        // none of the alert tables, schema version 1.
         using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDir.Path, "tally.db")};Pooling=False"))
         {
             connection.Open();
@@ -113,6 +114,7 @@ public class KeyManagementTests
             command.CommandText = """
                 DROP TABLE api_keys; DROP TABLE counter_log; DROP TABLE history; DROP INDEX idempotency_caller_created_at;
                 ALTER TABLE counters DROP COLUMN created_by; ALTER TABLE idempotency DROP COLUMN format; ALTER TABLE idempotency DROP COLUMN size;
+                DROP TABLE alerts; DROP TABLE alert_states; DROP TABLE alert_outbox; DROP TABLE alert_deliveries;
                 UPDATE tally_schema SET version = 1;
                 """;
             command.ExecuteNonQuery();

@@ -293,6 +293,28 @@ public class EventStreamTests
         await other.NothingWithinAsync(TimeSpan.FromMilliseconds(300));
     }
 
+    [Theory]
+    [InlineData("memory")]
+    [InlineData("sqlite")]
+    public async Task AnAlertCrossingIsAnAlertEventOnItsCountersStream(string store)
+    {
+        // The webhook never answers (nothing listens on port 9 of loopback): the stream does not wait for delivery.
+        await using var app = App(store, ("Alerts:AllowedHosts", "127.0.0.1"));
+        var client = app.CreateClient();
+        Assert.Equal(HttpStatusCode.Created, (await client.PutAsync("/alerts/quota-high",
+            Api.JsonBody("""{"counter": "quota", "above": 2, "webhook": "http://127.0.0.1:9/hook"}"""))).StatusCode);
+        await using var stream = await EventStreamClient.OpenAsync(client, "/counters/quota/events");
+
+        await client.IncrementAsync("quota", """{"by": 3}""");
+        // The engine reports the alert as it commits, the pipeline the counter once the commit is acknowledged: both come.
+        var received = await stream.NextAsync(2);
+        Assert.Equal(["alert", "counter"], received.Select(e => e.Event).Order());
+        var alert = received.Single(e => e.Event == "alert");
+        var data = JsonNode.Parse(alert.Data)!;
+        Assert.Equal("alert.firing", (string?)data["type"]);
+        Assert.Equal(("quota-high", 3L), ((string?)data["data"]!["alert"], (long)data["data"]!["value"]!));
+    }
+
     [Fact]
     public async Task HeadAnswersWithAStreamsHeadersAndNoStream()
     {

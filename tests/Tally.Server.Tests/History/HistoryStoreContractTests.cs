@@ -236,7 +236,11 @@ public sealed class SqliteHistoryTests : PersistentHistoryStoreContractTests
         {
             connection.Open();
             using var command = connection.CreateCommand();
-            command.CommandText = "DROP TABLE history; UPDATE tally_schema SET version = 4;";
+            // A version-4 file: neither history (5) nor the alert tables (6).
+            command.CommandText = """
+                DROP TABLE history; DROP TABLE alerts; DROP TABLE alert_states; DROP TABLE alert_outbox; DROP TABLE alert_deliveries;
+                UPDATE tally_schema SET version = 4;
+                """;
             command.ExecuteNonQuery();
         }
 

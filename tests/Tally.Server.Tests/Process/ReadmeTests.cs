@@ -49,8 +49,9 @@ public partial class ReadmeTests
         using var work = new TempDirectory();
         var dataDir = Path.Combine(work.Path, "data");
         Directory.CreateDirectory(dataDir);
-        // As a user starts it: no configured AdminKey (the first start writes data/admin.key), the default rate limit.
-        await using var tally = TallyProcess.Start(dataDir, "--AdminKey=", "--RateLimit:PermitsPerSecond", "1000");
+        // As a user starts it: no configured AdminKey (the first start writes data/admin.key), the default rate limit; and,
+        // as the README's alerts section says to, webhooks allowed to a receiver on this machine.
+        await using var tally = TallyProcess.Start(dataDir, "--AdminKey=", "--RateLimit:PermitsPerSecond", "1000", "--Alerts:AllowedHosts", "127.0.0.1");
         await tally.WaitUntilReadyAsync();
 
         var script = new StringBuilder("set -euo pipefail\n");
@@ -173,7 +174,7 @@ public partial class ReadmeTests
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var name in new[] { "TALLY", "AUTH", "SHOP_ID", "SHOP_AUTH", "CURL_HOME" })
+        foreach (var name in new[] { "TALLY", "AUTH", "SHOP_ID", "SHOP_AUTH", "CURL_HOME", "WEBHOOK_SECRET", "HOOK_PORT", "RECEIVER" })
         {
             start.Environment.Remove(name);
         }

@@ -17,6 +17,8 @@ internal static class QuotaTesting
         .AddLogging()
         .AddMetrics()
         .AddSingleton<TallyMetrics>()
+        .AddSingleton<Tally.Server.Alerts.AlertCatalog>()
+        .AddSingleton<MemoryAlertStore>()
         .BuildServiceProvider();
 
     /// <summary>A store of the given kind (memory or sqlite) with these quotas, opened.</summary>

@@ -26,6 +26,8 @@ internal static class StoreTesting
         .AddLogging()
         .AddMetrics()
         .AddSingleton<TallyMetrics>()
+        .AddSingleton<Tally.Server.Alerts.AlertCatalog>()
+        .AddSingleton<MemoryAlertStore>()
         .BuildServiceProvider();
 
     /// <summary>

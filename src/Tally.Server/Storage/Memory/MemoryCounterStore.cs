@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
+using Tally.Server.Alerts;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.History;
@@ -8,12 +9,20 @@ using Tally.Server.Idempotency;
 namespace Tally.Server.Storage.Memory;
 
 /// <summary>The same rules with no persistence: for tests and ephemeral use. Everything is lost on exit.</summary>
-internal sealed class MemoryCounterStore(
-    IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, IOptions<HistoryOptions> history, TimeProvider clock)
-    : CachedCounterStore(clock, options.Value.IdempotencyRetention, quotas.Value, history.Value)
+internal sealed class MemoryCounterStore : CachedCounterStore
 {
     private readonly ConcurrentDictionary<(string, string), IdempotencyRecord> _records = new();
     private readonly MemoryHistory _history = new();
+    private readonly MemoryAlertStore _alertStore;
+
+    public MemoryCounterStore(
+        IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, IOptions<HistoryOptions> history, TimeProvider clock,
+        AlertCatalog alerts, MemoryAlertStore alertStore)
+        : base(clock, options.Value.IdempotencyRetention, quotas.Value, history.Value)
+    {
+        Alerts = alerts;
+        _alertStore = alertStore;
+    }
 
     public override Task OpenAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -31,6 +40,7 @@ internal sealed class MemoryCounterStore(
             _records[(record.Caller, record.Key)] = record;
         }
         _history.Write(history);
+        _alertStore.Append(AlertWrites.Events);
         return ValueTask.CompletedTask;
     }
 

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
+using Tally.Server.Alerts;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.History;
@@ -20,7 +21,7 @@ namespace Tally.Server.Storage.Postgres;
 /// <param name="events">Sends each commit's changes to the other instances (live events); none in store-only tests.</param>
 internal sealed class PostgresCounterStore(
     NpgsqlDataSource dataSource, IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, IOptions<HistoryOptions> history,
-    TimeProvider clock, TallyMetrics metrics, ILogger<PostgresCounterStore> logger, PostgresEventRelay? events = null)
+    TimeProvider clock, TallyMetrics metrics, ILogger<PostgresCounterStore> logger, AlertCatalog alerts, PostgresEventRelay? events = null)
     : ICounterStore, IStoreUpkeep
 {
     private const string Columns = "name, value, initial, min, max, version, created_at, updated_at, created_by";
@@ -34,6 +35,7 @@ internal sealed class PostgresCounterStore(
     private readonly BatchApplier _applier = new(quotas.Value, options.Value.IdempotencyRetention);
     private readonly PostgresCommitState _state = new();
     private readonly HistoryWrites _history = new();
+    private readonly AlertStateMap _alertStates = new();
     private long _count;
     private long _nextPruneAt;
     private long _nextHistoryPruneAt;
@@ -214,7 +216,9 @@ internal sealed class PostgresCounterStore(
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
         var (callers, keys) = IdempotencyKeysOf(batch);
-        var placeholders = await LoadAsync(connection, transaction, names, callers, keys, notBefore, cancellationToken);
+        var alertSet = alerts.Current;
+        var watched = WatchedNames(alertSet, names);
+        var placeholders = await LoadAsync(connection, transaction, names, callers, keys, notBefore, watched, cancellationToken);
 
         // A commit that may create or delete counters locks the quota counts (after the rows, in one fixed order).
         if (placeholders.Length > 0 || HasDeletion(batch))
@@ -224,9 +228,14 @@ internal sealed class PostgresCounterStore(
 
         var plan = _applier.Apply(batch, _state, now);
         RecordHistory(batch, plan, now);
-        await WriteAsync(connection, transaction, plan, placeholders, notBefore, _history, events, cancellationToken);
+        var alertOutcome = watched.Length > 0 ? AlertEvaluator.Evaluate(alertSet, CounterChanges.Of(batch, plan.Outcomes), _alertStates, now) : null;
+        await WriteAsync(connection, transaction, plan, placeholders, notBefore, _history, alertOutcome, events, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         Interlocked.Add(ref _count, plan.CounterDelta);
+        if (alertOutcome is not null)
+        {
+            alerts.Committed(alertOutcome);
+        }
         return plan.Outcomes;
     }
 
@@ -237,7 +246,7 @@ internal sealed class PostgresCounterStore(
     /// </summary>
     private async Task<string[]> LoadAsync(
         NpgsqlConnection connection, NpgsqlTransaction transaction, string[] names, string[] callers, string[] keys, long notBefore,
-        CancellationToken cancellationToken)
+        string[] watched, CancellationToken cancellationToken)
     {
         await using var load = new NpgsqlBatch(connection, transaction);
         // A concurrent creation of the same name on another instance waits here for this commit, or this one for it.
@@ -254,6 +263,7 @@ internal sealed class PostgresCounterStore(
                 FROM idempotency_usage AS u WHERE u.caller = ANY($1)
                 """, [callers.Distinct(StringComparer.Ordinal).ToArray()]));
         }
+        AddAlertStateLoad(load, watched);
         await using var reader = await load.ExecuteReaderAsync(cancellationToken);
         var placeholders = new List<string>();
         while (await reader.ReadAsync(cancellationToken))
@@ -280,6 +290,7 @@ internal sealed class PostgresCounterStore(
                 _state.Usage[reader.GetString(0)] = (reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetInt64(2));
             }
         }
+        await ReadAlertStatesAsync(reader, watched, cancellationToken);
         return [.. placeholders];
     }
 
@@ -318,8 +329,7 @@ internal sealed class PostgresCounterStore(
     /// <summary>One round trip: changed rows, deletions, unused placeholders, records, history, the quotas' counts, and the commit's notification.</summary>
     private static async Task WriteAsync(
         NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan, string[] placeholders, long notBefore, HistoryWrites history,
-        PostgresEventRelay? events,
-        CancellationToken cancellationToken)
+        AlertOutcome? alerts, PostgresEventRelay? events, CancellationToken cancellationToken)
     {
         await using var write = new NpgsqlBatch(connection, transaction);
         var changed = plan.Changes.Values.OfType<Counter>().ToArray();
@@ -381,6 +391,7 @@ internal sealed class PostgresCounterStore(
         {
             write.BatchCommands.Add(Command("UPDATE counter_totals SET live = live + $1 WHERE id = 1", [plan.CounterDelta]));
         }
+        AddAlertWrites(write, alerts);
         events?.AddNotifications(write, plan.Changes);
         if (write.BatchCommands.Count > 0)
         {
@@ -593,4 +604,68 @@ internal sealed class PostgresCounterStore(
 
     private static StoreUnavailableException Unavailable(Exception ex) =>
         new($"PostgreSQL does not answer ({ex.Message}).", ex);
+
+    // ---- Alerts (Alerts/AlertEvaluator). The firing states of the names an alert watches are read in the locking round
+    // trip, after the row locks (statements of a batch run in order), so commits touching a counter take turns on its
+    // states too; the commit's state changes and outbox events go into the write batch, in the same transaction. ----
+
+    private static string[] WatchedNames(AlertSet alerts, string[] names) =>
+        alerts.IsEmpty ? [] : [.. names.Where(alerts.Watches)];
+
+    private void AddAlertStateLoad(NpgsqlBatch load, string[] watched)
+    {
+        _alertStates.Firing.Clear();
+        if (watched.Length > 0)
+        {
+            load.BatchCommands.Add(Command("SELECT alert_id, counter, revision FROM alert_states WHERE counter = ANY($1)", [watched]));
+        }
+    }
+
+    private async Task ReadAlertStatesAsync(NpgsqlDataReader reader, string[] watched, CancellationToken cancellationToken)
+    {
+        if (watched.Length == 0)
+        {
+            return;
+        }
+        await reader.NextResultAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            _alertStates.Firing[(reader.GetString(0), reader.GetString(1))] = reader.GetInt64(2);
+        }
+    }
+
+    private static void AddAlertWrites(NpgsqlBatch write, AlertOutcome? alerts)
+    {
+        if (alerts is null)
+        {
+            return;
+        }
+        var ok = alerts.States.Where(state => state.Value is null).Select(state => state.Key).ToArray();
+        if (ok.Length > 0)
+        {
+            write.BatchCommands.Add(Command("""
+                DELETE FROM alert_states AS s USING unnest($1::text[], $2::text[]) AS d (alert_id, counter)
+                WHERE s.alert_id = d.alert_id AND s.counter = d.counter
+                """, [ok.Select(pair => pair.AlertId).ToArray(), ok.Select(pair => pair.Counter).ToArray()]));
+        }
+        var firing = alerts.States.Where(state => state.Value is not null).ToArray();
+        if (firing.Length > 0)
+        {
+            write.BatchCommands.Add(Command("""
+                INSERT INTO alert_states (alert_id, counter, revision) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+                ON CONFLICT (alert_id, counter) DO UPDATE SET revision = excluded.revision
+                """, [firing.Select(state => state.Key.AlertId).ToArray(), firing.Select(state => state.Key.Counter).ToArray(),
+                firing.Select(state => state.Value!.Value).ToArray()]));
+        }
+        var events = alerts.Events;
+        if (events.Count > 0)
+        {
+            write.BatchCommands.Add(Command("""
+                INSERT INTO alert_outbox (id, alert_id, type, payload, created_at, attempts, next_attempt_at)
+                SELECT e.id, e.alert_id, e.type, e.payload, e.created_at, 0, e.created_at
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS e (id, alert_id, type, payload, created_at)
+                """, [events.Select(e => e.Id).ToArray(), events.Select(e => e.AlertId).ToArray(), events.Select(e => e.TypeName).ToArray(),
+                events.Select(e => e.Payload).ToArray(), events.Select(e => e.CreatedAt).ToArray()]));
+        }
+    }
 }

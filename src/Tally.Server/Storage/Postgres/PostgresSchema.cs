@@ -9,7 +9,7 @@ namespace Tally.Server.Storage.Postgres;
 /// </summary>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 2;
+    public const int CurrentVersion = 3;
 
     /// <summary>The advisory lock every instance takes while it checks or migrates the schema.</summary>
     private const long MigrationLock = 0x54414C59_00000001; // "TALY", 1
@@ -80,6 +80,48 @@ internal static class PostgresSchema
             PRIMARY KEY (name, period, start)
         );
         CREATE INDEX history_prune ON history (period, start);
+        """,
+        // Version 3: threshold alerts (Alerts/, Storage/Postgres/PostgresAlertStore). Definitions as JSON documents with a
+        // generation every change bumps (instances poll it, as for the keys); the firing (alert, counter) pairs, read and
+        // written by commits under the counters' row locks; the outbox, written in the commit's transaction and leased
+        // by senders (FOR UPDATE SKIP LOCKED, with an expiry so a crashed sender's events are taken over); the attempts.
+        """
+        CREATE TABLE alerts (id text PRIMARY KEY, definition text NOT NULL);
+        CREATE TABLE alert_generation (id integer PRIMARY KEY CHECK (id = 1), generation bigint NOT NULL);
+        INSERT INTO alert_generation (id, generation) VALUES (1, 0);
+        CREATE TABLE alert_states (
+            alert_id text   NOT NULL,
+            counter  text   COLLATE "C" NOT NULL,
+            revision bigint NOT NULL,
+            PRIMARY KEY (alert_id, counter)
+        );
+        CREATE INDEX alert_states_counter ON alert_states (counter);
+        CREATE TABLE alert_outbox (
+            id              text    PRIMARY KEY,
+            alert_id        text    NOT NULL,
+            type            text    NOT NULL,
+            payload         text    NOT NULL,
+            created_at      bigint  NOT NULL,
+            attempts        integer NOT NULL,
+            next_attempt_at bigint  NOT NULL,
+            leased_until    bigint  NULL,
+            leased_by       text    NULL
+        );
+        CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt_at);
+        CREATE INDEX alert_outbox_alert ON alert_outbox (alert_id);
+        CREATE TABLE alert_deliveries (
+            seq      bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            alert_id text    NOT NULL,
+            event_id text    NOT NULL,
+            type     text    NOT NULL,
+            attempt  integer NOT NULL,
+            at       bigint  NOT NULL,
+            status   integer NULL,
+            error    text    NULL,
+            outcome  text    NOT NULL
+        );
+        CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_id, seq);
+        CREATE INDEX alert_deliveries_at ON alert_deliveries (at);
         """,
     ];
 

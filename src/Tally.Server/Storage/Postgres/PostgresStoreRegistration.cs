@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Tally.Server.Alerts;
 using Tally.Server.Auth;
 using Tally.Server.Configuration;
 
@@ -30,6 +31,9 @@ internal static class PostgresStoreRegistration
         services.AddSingleton<PostgresEventRelay>();
         services.AddHostedService(provider => provider.GetRequiredService<PostgresEventRelay>());
         services.AddSingleton<ApiKeyStore, PostgresApiKeyStore>();
+        services.AddSingleton<PostgresAlertStore>();
+        services.AddSingleton<AlertRegistry>(provider => provider.GetRequiredService<PostgresAlertStore>());
+        services.AddSingleton<IAlertOutbox>(provider => provider.GetRequiredService<PostgresAlertStore>());
         services.AddSingleton<PostgresClusterMembership>();
         services.AddSingleton<IClusterSize>(provider => provider.GetRequiredService<PostgresClusterMembership>());
         services.AddHostedService(provider => provider.GetRequiredService<PostgresClusterMembership>());

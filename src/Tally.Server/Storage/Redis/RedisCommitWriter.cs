@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Tally.Server.Alerts;
 using Tally.Server.Counters;
 using Tally.Server.History;
 using Tally.Server.Pipeline;
@@ -20,8 +21,10 @@ internal sealed class RedisCommitWriter
     private readonly ArrayBufferWriter<byte> _buffer = new(16 * 1024);
 
     /// <summary>The document for <paramref name="batch"/>; valid until the next call.</summary>
+    /// <param name="alerts">The alerts that watch a name of the batch (exact ones, then prefixes, each in id order), or null.</param>
     public ReadOnlyMemory<byte> Write(
-        IReadOnlyList<PendingRequest> batch, long now, long retentionMs, long maxCounters, long recordBytesPerKey, HistoryOptions history)
+        IReadOnlyList<PendingRequest> batch, long now, long retentionMs, long maxCounters, long recordBytesPerKey, HistoryOptions history,
+        IReadOnlyList<AlertDefinition>? alerts = null)
     {
         _buffer.ResetWrittenCount();
         using var json = new Utf8JsonWriter(_buffer, WriterOptions);
@@ -67,6 +70,10 @@ internal sealed class RedisCommitWriter
         }
         json.WriteEndArray();
         WriteHistory(json, now, history);
+        if (alerts is { Count: > 0 })
+        {
+            WriteAlerts(json, alerts, now);
+        }
         json.WriteEndObject();
         json.Flush();
         return _buffer.WrittenMemory;
@@ -99,6 +106,38 @@ internal sealed class RedisCommitWriter
         }
         json.WriteEndArray();
         json.WriteEndObject();
+    }
+
+    /// <summary>
+    /// <c>"iso"</c>: the commit's time as the payloads show it; <c>"alerts"</c>: each as tally.lua's evaluate_alerts reads it,
+    /// [id, revision, direction, threshold, resolve level, "1" when its webhook is enabled, counter or false, prefix or false].
+    /// </summary>
+    private static void WriteAlerts(Utf8JsonWriter json, IReadOnlyList<AlertDefinition> alerts, long now)
+    {
+        json.WriteString("iso", AlertPayload.Timestamp(now));
+        json.WriteStartArray("alerts");
+        foreach (var alert in alerts)
+        {
+            json.WriteStartArray();
+            json.WriteStringValue(alert.Id);
+            WriteNumberValue(json, alert.Revision);
+            json.WriteStringValue(alert.Direction == AlertDirection.Above ? "above" : "below");
+            WriteNumberValue(json, alert.Threshold);
+            WriteNumberValue(json, alert.ResolveLevel);
+            json.WriteStringValue(alert.WebhookEnabled ? "1" : "0");
+            if (alert.Counter is { } counter)
+            {
+                json.WriteStringValue(counter);
+                json.WriteBooleanValue(false);
+            }
+            else
+            {
+                json.WriteBooleanValue(false);
+                json.WriteStringValue(alert.Prefix);
+            }
+            json.WriteEndArray();
+        }
+        json.WriteEndArray();
     }
 
     /// <summary>[kind, name, argument, precondition], as tally.lua's apply_rules reads it.</summary>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
+using Tally.Server.Alerts;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.History;
@@ -17,7 +18,7 @@ namespace Tally.Server.Storage.Redis;
 /// </summary>
 internal sealed class RedisCounterStore(
     IConnectionMultiplexer redis, IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, IOptions<HistoryOptions> history,
-    TimeProvider clock, TallyMetrics metrics, ILogger<RedisCounterStore> logger)
+    TimeProvider clock, TallyMetrics metrics, ILogger<RedisCounterStore> logger, AlertCatalog alerts)
     : ICounterStore, IStoreUpkeep
 {
     private static readonly RedisValue[] Fields = ["v", "i", "lo", "hi", "ver", "ca", "ua", "by"];
@@ -130,7 +131,8 @@ internal sealed class RedisCounterStore(
     public async ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-        var document = _writer.Write(batch, now, _retentionMs, quotas.Value.MaxCounters, quotas.Value.IdempotencyBytesPerKey, history.Value);
+        var watching = AlertsWatching(alerts.Current, batch);
+        var document = _writer.Write(batch, now, _retentionMs, quotas.Value.MaxCounters, quotas.Value.IdempotencyBytesPerKey, history.Value, watching);
         RedisResult reply;
         try
         {
@@ -146,6 +148,10 @@ internal sealed class RedisCounterStore(
         for (var i = 0; i < outcomes.Length; i++)
         {
             outcomes[i] = RedisOutcomeReader.Read(answers[i], batch[i], now);
+        }
+        if (watching is not null && answers.Length > batch.Count)
+        {
+            CommittedAlerts(answers[batch.Count]);
         }
         if (now >= _nextUpkeepAt)
         {
@@ -275,4 +281,46 @@ internal sealed class RedisCounterStore(
     };
 
     private static StoreUnavailableException Unavailable(Exception ex) => new($"Redis does not answer ({ex.Message}).", ex);
+
+    // ---- Alerts: the state machine runs inside tally_v1_commit (tally.lua's evaluate_alerts, which agrees with
+    // Alerts/AlertEvaluator), over the alerts this instance knows that watch a name of the batch; the events go to the
+    // outbox stream in the same atomic call. ----
+
+    /// <summary>The alerts watching a name of the batch, exact ones then prefixes, each in id order (as AlertSet.Matching); null when none.</summary>
+    private static List<AlertDefinition>? AlertsWatching(AlertSet set, IReadOnlyList<PendingRequest> batch)
+    {
+        if (set.IsEmpty)
+        {
+            return null;
+        }
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var request in batch)
+        {
+            if (request.Command is { } command)
+            {
+                names.Add(command.Name);
+            }
+            else
+            {
+                foreach (var operation in request.Batch!.Operations)
+                {
+                    names.Add(operation.Name);
+                }
+            }
+        }
+        var watching = set.All.Where(alert => alert.Counter is not null && names.Contains(alert.Counter))
+            .Concat(set.All.Where(alert => alert.Counter is null && names.Any(alert.Watches)))
+            .ToList();
+        return watching.Count > 0 ? watching : null;
+    }
+
+    /// <summary>The commit's last reply, <c>A&lt;firing&gt;,&lt;resolved&gt;</c>: the events it wrote.</summary>
+    private void CommittedAlerts(string reply)
+    {
+        var counts = reply.AsSpan(1);
+        var comma = counts.IndexOf(',');
+        var firing = int.Parse(counts[..comma], CultureInfo.InvariantCulture);
+        var resolved = int.Parse(counts[(comma + 1)..], CultureInfo.InvariantCulture);
+        alerts.Committed(firing, resolved);
+    }
 }

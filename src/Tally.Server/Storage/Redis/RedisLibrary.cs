@@ -14,6 +14,8 @@ internal static class RedisLibrary
     public const string List = "tally_v1_list";
     public const string Top = "tally_v1_top";
     public const string Prune = "tally_v1_prune";
+    public const string AlertDue = "tally_v1_alert_due";
+    public const string AlertFinish = "tally_v1_alert_finish";
 
     private static readonly Lazy<string> Code = new(() =>
     {

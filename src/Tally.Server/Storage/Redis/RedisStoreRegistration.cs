@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
+using Tally.Server.Alerts;
 using Tally.Server.Auth;
 using Tally.Server.Configuration;
 
@@ -24,6 +25,9 @@ internal static class RedisStoreRegistration
         services.AddSingleton<Pipeline.ICommitObserver>(provider => provider.GetRequiredService<RedisEventRelay>());
         services.AddHostedService(provider => provider.GetRequiredService<RedisEventRelay>());
         services.AddSingleton<ApiKeyStore, RedisApiKeyStore>();
+        services.AddSingleton<RedisAlertStore>();
+        services.AddSingleton<AlertRegistry>(provider => provider.GetRequiredService<RedisAlertStore>());
+        services.AddSingleton<IAlertOutbox>(provider => provider.GetRequiredService<RedisAlertStore>());
         services.AddSingleton<RedisClusterMembership>();
         services.AddSingleton<IClusterSize>(provider => provider.GetRequiredService<RedisClusterMembership>());
         services.AddHostedService(provider => provider.GetRequiredService<RedisClusterMembership>());

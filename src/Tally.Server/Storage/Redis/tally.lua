@@ -26,6 +26,11 @@ Keys (all under tally:)
   tally:rk:<caller>    zset  the caller's record keys by creation time (quota accounting, oldest)
   tally:rs:<caller>    hash  record key -> bytes
   tally:rb             hash  caller -> bytes of its records
+  tally:as:<name>      hash  alert id -> revision: the alerts firing on the counter (absent: ok)
+  tally:alerts:outbox  stream  alert events (alert, type, payload, at, attempts[, id]), read by the consumer group
+                       'senders' (RedisAlertStore); an entry's id names its event ('evt_' .. entry id) unless it has 'id'
+  tally:alerts:retry   zset  event id -> when it is due again; tally:alerts:r:<event> hash: its fields meanwhile
+  tally:alerts:d:<id>  list  the alert's delivery attempts (JSON), newest first
   tally:h:<p>:<chunk>:<name>  hash  history of one counter (see "History" below): bucket start -> "inc,dec,sets,value"
   tally:hk:<name>      zset  the counter's history chunks "<p>:<chunk>", scored by when they expire
 ]]
@@ -227,6 +232,114 @@ local function apply_rules(op, current, now)
 end
 
 -------------------------------------------------------------------------------------------------
+-- Threshold alerts: agrees with Alerts/AlertEvaluator.cs (the state machine) and AlertPayload.cs, rule for rule.
+-- The commit document carries the alerts that watch any of its names (RedisCommitWriter), each as
+-- { id, revision, 'above'|'below', threshold, resolve level, '1' when its webhook is enabled, counter or false, prefix or false },
+-- exact ones first, then prefixes, each in id order (the order of AlertSet.Matching).
+-------------------------------------------------------------------------------------------------
+
+local OUTBOX = 'tally:alerts:outbox'
+
+local function alert_watches(alert, name)
+  if alert[7] then
+    return alert[7] == name
+  end
+  return name:sub(1, #alert[8]) == alert[8]
+end
+
+-- Agrees with AlertDefinition.Fires: strictly past the threshold.
+local function alert_fires(alert, value)
+  if alert[3] == 'above' then
+    return compare(value, alert[4]) > 0
+  end
+  return compare(value, alert[4]) < 0
+end
+
+-- Agrees with AlertDefinition.Resolves: back at or before the resolve level.
+local function alert_resolves(alert, value)
+  if alert[3] == 'above' then
+    return compare(value, alert[5]) <= 0
+  end
+  return compare(value, alert[5]) >= 0
+end
+
+-- Agrees with AlertPayload.Render byte for byte (alert ids and counter names need no JSON escaping).
+local function alert_payload(alert, firing, name, after, iso)
+  local value, version = 'null', 'null'
+  if after then
+    value, version = after.v, after.ver
+  end
+  return '{"type":"alert.' .. (firing and 'firing' or 'resolved') .. '","timestamp":"' .. iso .. '","data":{"alert":"' .. alert[1]
+    .. '","counter":"' .. name .. '","state":"' .. (firing and 'firing' or 'ok') .. '","value":' .. value .. ',"version":' .. version
+    .. ',"direction":"' .. alert[3] .. '","threshold":' .. alert[4] .. ',"resolve":' .. alert[5]
+    .. ',"deleted":' .. (after and 'false' or 'true') .. '}}'
+end
+
+-- Agrees with AlertEvaluator.Evaluate: for each change in order and each alert watching its counter, a state recorded
+-- under another revision is ok; ok -> firing past the threshold, firing -> ok back at the resolve level, a deleted
+-- firing counter resolves; an event (XADD to the outbox) per transition while the webhook is enabled.
+-- Returns the numbers of firing and resolved events.
+local function evaluate_alerts(alerts, change_log, now, iso)
+  local states, changed, changed_names = {}, {}, {}
+  local firing_events, resolved_events = 0, 0
+  for _, change in ipairs(change_log) do
+    local name, after = change[1], change[2]
+    for _, alert in ipairs(alerts) do
+      if alert_watches(alert, name) then
+        local st = states[name]
+        if not st then
+          st = {}
+          local flat = redis.call('HGETALL', 'tally:as:' .. name)
+          for i = 1, #flat, 2 do
+            st[flat[i]] = flat[i + 1]
+          end
+          states[name] = st
+          changed[name] = {}
+          changed_names[#changed_names + 1] = name
+        end
+        local id = alert[1]
+        local recorded = st[id]
+        local firing = recorded == alert[2]
+        local transition = nil
+        if not after then
+          if firing then transition = 'resolved' end
+        elseif not firing and alert_fires(alert, after.v) then
+          transition = 'firing'
+        elseif firing and alert_resolves(alert, after.v) then
+          transition = 'resolved'
+        end
+        if transition then
+          st[id] = transition == 'firing' and alert[2] or false
+          changed[name][id] = true
+          if alert[6] == '1' then
+            redis.call('XADD', OUTBOX, '*', 'alert', id, 'type', 'alert.' .. transition,
+              'payload', alert_payload(alert, transition == 'firing', name, after, iso), 'at', now, 'attempts', '0')
+            if transition == 'firing' then
+              firing_events = firing_events + 1
+            else
+              resolved_events = resolved_events + 1
+            end
+          end
+        elseif recorded and not firing then
+          st[id] = false -- recorded under an older revision of the alert: dropped
+          changed[name][id] = true
+        end
+      end
+    end
+  end
+  for _, name in ipairs(changed_names) do
+    for id in pairs(changed[name]) do
+      if states[name][id] then
+        redis.call('HSET', 'tally:as:' .. name, id, states[name][id])
+      else
+        redis.call('HDEL', 'tally:as:' .. name, id)
+      end
+    end
+  end
+  return firing_events, resolved_events
+end
+
+-------------------------------------------------------------------------------------------------
 -- History: agrees with HistoryWrites.Record (History/HistoryWrites.cs). Per counter and commit: the amounts
 -- added and subtracted (exact, saturating at 2^63-1), the number of sets (put, reset, import), the value after
 -- the last change; a deletion drops the counter's history, and what follows it in the commit starts afresh.
@@ -366,6 +479,14 @@ local function commit(keys, args)
     notes[#notes + 1] = { name, kind, amount, value }
   end
 
+  -- Alerts: the committed changes in order, { name, state after or false }, as CounterChanges.Of reads them in C#
+  -- (an atomic batch's only once it has succeeded).
+  local change_log, scratch_log = {}, nil
+  local function log_change(name, state)
+    local log = scratch_log or change_log
+    log[#log + 1] = { name, state }
+  end
+
   local function load(name)
     local state = committed[name]
     if state == nil then
@@ -444,6 +565,7 @@ local function commit(keys, args)
       count_owner(current.by, -1)
       store(name, false)
       note(name, 'x')
+      log_change(name, false)
       return result
     end
     if not current then
@@ -459,6 +581,7 @@ local function commit(keys, args)
     end
     store(name, result[2])
     note(name, op[1], op[3], result[2].v)
+    log_change(name, result[2])
     return result
   end
 
@@ -473,6 +596,7 @@ local function commit(keys, args)
     end
     scratch, scratch_owners, scratch_counters = {}, {}, 0
     local noted = #notes
+    scratch_log = {}
     for i, op in ipairs(request.ops) do
       results[i] = apply_operation(op, request)
       if results[i][1] == 'f' then
@@ -480,11 +604,16 @@ local function commit(keys, args)
         for n = #notes, noted + 1, -1 do
           notes[n] = nil
         end
+        scratch_log = nil
         return results, i
       end
     end
     local overlay, overlay_owners, overlay_counters = scratch, scratch_owners, scratch_counters
     scratch, scratch_owners, scratch_counters = nil, nil, 0
+    for _, change in ipairs(scratch_log) do
+      change_log[#change_log + 1] = change
+    end
+    scratch_log = nil
     for name, state in pairs(overlay) do
       store(name, state)
     end
@@ -599,6 +728,11 @@ local function commit(keys, args)
     replies[r] = reply
   end
 
+  local firing_events, resolved_events = 0, 0
+  if doc.alerts then
+    firing_events, resolved_events = evaluate_alerts(doc.alerts, change_log, now, doc.iso)
+  end
+
   -- Persist: only the fields that changed, so a hot counter costs one short HSET per commit.
   for _, name in ipairs(changed_names) do
     local after, before, key = changes[name], committed[name], 'tally:c:' .. name
@@ -609,6 +743,7 @@ local function commit(keys, args)
         for _, index in ipairs(indexes_of(name)) do
           redis.call('ZREM', index, name)
         end
+        redis.call('DEL', 'tally:as:' .. name) -- a deleted counter keeps no alert state
       end
     else
       local set, unset = {}, {}
@@ -653,6 +788,9 @@ local function commit(keys, args)
   end
   if doc.history then -- absent from a Tally older than history (a rolling upgrade): its commits record none
     write_history(doc.history, notes, now)
+  end
+  if doc.alerts then
+    replies[#replies + 1] = 'A' .. firing_events .. ',' .. resolved_events
   end
   return replies
 end
@@ -730,7 +868,59 @@ local function prune(keys, args)
   return scan[1]
 end
 
+-------------------------------------------------------------------------------------------------
+-- The alert outbox's life after the commit (Storage/Redis/RedisAlertStore.cs). Senders read the stream through the
+-- consumer group 'senders': an entry read is pending for that sender (its lease) until it finishes it here, or until
+-- another sender takes it over with XAUTOCLAIM once it has been idle longer than the lease (a crashed sender).
+-------------------------------------------------------------------------------------------------
+
+-- Moves retries that are due back into the stream, where a sender reads them. ARGV: now, at most. Returns how many.
+local function alert_due(keys, args)
+  local ids = redis.call('ZRANGEBYSCORE', 'tally:alerts:retry', '-inf', args[1], 'LIMIT', 0, tonumber(args[2]))
+  for _, id in ipairs(ids) do
+    local key = 'tally:alerts:r:' .. id
+    local f = redis.call('HMGET', key, 'alert', 'type', 'payload', 'at', 'attempts')
+    if f[1] then
+      redis.call('XADD', OUTBOX, '*', 'id', id, 'alert', f[1], 'type', f[2], 'payload', f[3], 'at', f[4], 'attempts', f[5])
+    end
+    redis.call('DEL', key)
+    redis.call('ZREM', 'tally:alerts:retry', id)
+  end
+  return #ids
+end
+
+-- A sender finishes an entry it read. ARGV: entry id, consumer, event id, attempts, due again at ('': done), the
+-- attempt as JSON ('': none), alert id. The attempt is listed in any case (it happened); the entry is acknowledged,
+-- and scheduled again, only while it is still this sender's. Returns 1 when it was, else 0.
+local function alert_finish(keys, args)
+  local entry, consumer, event, attempts, retry_at, attempt, alert = args[1], args[2], args[3], args[4], args[5], args[6], args[7]
+  if attempt ~= '' then
+    redis.call('LPUSH', 'tally:alerts:d:' .. alert, attempt)
+    redis.call('LTRIM', 'tally:alerts:d:' .. alert, 0, 9999)
+  end
+  local pending = redis.call('XPENDING', OUTBOX, 'senders', entry, entry, 1)
+  if #pending == 0 or pending[1][2] ~= consumer then
+    return 0
+  end
+  if retry_at ~= '' then
+    local read = redis.call('XRANGE', OUTBOX, entry, entry)
+    if #read > 0 then
+      local f, flat = {}, read[1][2]
+      for i = 1, #flat, 2 do
+        f[flat[i]] = flat[i + 1]
+      end
+      redis.call('HSET', 'tally:alerts:r:' .. event, 'alert', f.alert, 'type', f.type, 'payload', f.payload, 'at', f.at, 'attempts', attempts)
+      redis.call('ZADD', 'tally:alerts:retry', retry_at, event)
+    end
+  end
+  redis.call('XACK', OUTBOX, 'senders', entry)
+  redis.call('XDEL', OUTBOX, entry)
+  return 1
+end
+
 redis.register_function('tally_v1_commit', commit)
+redis.register_function('tally_v1_alert_due', alert_due)
+redis.register_function('tally_v1_alert_finish', alert_finish)
 redis.register_function{ function_name = 'tally_v1_list', callback = list, flags = { 'no-writes' } }
 redis.register_function{ function_name = 'tally_v1_top', callback = top, flags = { 'no-writes' } }
 redis.register_function('tally_v1_prune', prune)

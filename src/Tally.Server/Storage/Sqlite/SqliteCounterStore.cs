@@ -1,5 +1,6 @@
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
+using Tally.Server.Alerts;
 using Tally.Server.Backup;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
@@ -29,13 +30,17 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     private SqliteCommand? _findRecord;
     private SqliteCommand? _pruneRecords;
     private SqliteCommand? _oldestRecord;
+    private SqliteCommand? _upsertAlertState;
+    private SqliteCommand? _deleteAlertState;
+    private SqliteCommand? _insertAlertEvent;
     private FileStream? _lockFile;
 
     public SqliteCounterStore(
         IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, IOptions<HistoryOptions> history, TimeProvider clock, TallyMetrics metrics,
-        ILogger<SqliteCounterStore> logger)
+        ILogger<SqliteCounterStore> logger, AlertCatalog alerts)
         : base(clock, options.Value.IdempotencyRetention, quotas.Value, history.Value)
     {
+        Alerts = alerts;
         _metrics = metrics;
         _options = options;
         _logger = logger;
@@ -108,6 +113,8 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
             SqliteSchema.Migrate(_writer);
             PrepareWrites(_writer);
             Load(_writer);
+            PrepareAlertWrites(_writer);
+            LoadAlertStates(_writer);
 
             _health = new SqliteConnection(SqliteSchema.ConnectionString(DatabasePath, readOnly: true));
             _health.Open();
@@ -261,6 +268,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
             {
                 _history!.Write(transaction, history);
             }
+            WriteAlerts(transaction);
             transaction.Commit();
         }
         catch
@@ -358,7 +366,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
 
     public override ValueTask DisposeAsync()
     {
-        foreach (var command in (SqliteCommand?[])[_insertRecord, _findRecord, _pruneRecords, _oldestRecord])
+        foreach (var command in (SqliteCommand?[])[_insertRecord, _findRecord, _pruneRecords, _oldestRecord, _upsertAlertState, _deleteAlertState, _insertAlertEvent])
         {
             command?.Dispose();
         }
@@ -454,5 +462,64 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
             RETURNING caller, size
             """, "$cutoff", "$limit");
         _oldestRecord = SqliteSchema.Prepare(connection, "SELECT min(created_at) FROM idempotency WHERE caller = $caller", "$caller");
+    }
+
+    // ---- Alerts: the firing states are loaded with the counters; a commit's state changes and outbox events are written
+    // in its transaction (Write), so an event exists exactly when its change does. With Durability=async they wait for
+    // the flush with the counters, and the sender (which reads the file) sees them only once they are on disk. ----
+
+    private void PrepareAlertWrites(SqliteConnection connection)
+    {
+        _upsertAlertState = SqliteSchema.Prepare(connection, """
+            INSERT INTO alert_states (alert_id, counter, revision) VALUES ($alert, $counter, $revision)
+            ON CONFLICT (alert_id, counter) DO UPDATE SET revision = excluded.revision
+            """, "$alert", "$counter", "$revision");
+        _deleteAlertState = SqliteSchema.Prepare(connection, "DELETE FROM alert_states WHERE alert_id = $alert AND counter = $counter", "$alert", "$counter");
+        _insertAlertEvent = SqliteSchema.Prepare(connection, """
+            INSERT INTO alert_outbox (id, alert_id, type, payload, created_at, attempts, next_attempt_at)
+            VALUES ($id, $alert, $type, $payload, $created, 0, $created)
+            """, "$id", "$alert", "$type", "$payload", "$created");
+    }
+
+    private void LoadAlertStates(SqliteConnection connection)
+    {
+        // States of alerts deleted meanwhile (or under an older revision) are harmless; they go as their counters change.
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT alert_id, counter, revision FROM alert_states";
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            AlertStates.Firing[(reader.GetString(0), reader.GetString(1))] = reader.GetInt64(2);
+        }
+    }
+
+    private void WriteAlerts(SqliteTransaction transaction)
+    {
+        if (AlertWrites.IsEmpty)
+        {
+            return;
+        }
+        _upsertAlertState!.Transaction = _deleteAlertState!.Transaction = _insertAlertEvent!.Transaction = transaction;
+        foreach (var ((alertId, counter), revision) in AlertWrites.States)
+        {
+            var command = revision is null ? _deleteAlertState : _upsertAlertState;
+            command.Parameters[0].Value = alertId;
+            command.Parameters[1].Value = counter;
+            if (revision is { } firing)
+            {
+                command.Parameters[2].Value = firing;
+            }
+            command.ExecuteNonQuery();
+        }
+        foreach (var e in AlertWrites.Events)
+        {
+            var p = _insertAlertEvent.Parameters;
+            p[0].Value = e.Id;
+            p[1].Value = e.AlertId;
+            p[2].Value = e.TypeName;
+            p[3].Value = e.Payload;
+            p[4].Value = e.CreatedAt;
+            _insertAlertEvent.ExecuteNonQuery();
+        }
     }
 }

@@ -9,7 +9,7 @@ namespace Tally.Server.Storage.Sqlite;
 internal static class SqliteSchema
 {
     public const int ApplicationId = 0x54414C59; // "TALY"
-    public const int CurrentVersion = 5;
+    public const int CurrentVersion = 6;
 
     private static readonly string[] Migrations =
     [
@@ -89,6 +89,42 @@ internal static class SqliteSchema
             PRIMARY KEY (period, start, name)
         ) WITHOUT ROWID;
         CREATE INDEX history_name ON history (name, period, start);
+        """,
+        // Version 6: threshold alerts (Alerts/). Definitions as JSON documents (secret included); the firing
+        // (alert, counter) pairs, written with the counters; the outbox, written in the same transaction as the change
+        // that caused each event; and the delivery attempts (Storage/Sqlite/SqliteAlertStore).
+        """
+        CREATE TABLE alerts (id TEXT NOT NULL PRIMARY KEY, definition TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE alert_states (
+            alert_id TEXT    NOT NULL,
+            counter  TEXT    NOT NULL,
+            revision INTEGER NOT NULL,
+            PRIMARY KEY (alert_id, counter)
+        ) WITHOUT ROWID;
+        CREATE TABLE alert_outbox (
+            id              TEXT    NOT NULL PRIMARY KEY,
+            alert_id        TEXT    NOT NULL,
+            type            TEXT    NOT NULL,
+            payload         TEXT    NOT NULL,
+            created_at      INTEGER NOT NULL,
+            attempts        INTEGER NOT NULL,
+            next_attempt_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt_at);
+        CREATE INDEX alert_outbox_alert ON alert_outbox (alert_id);
+        CREATE TABLE alert_deliveries (
+            seq      INTEGER PRIMARY KEY,
+            alert_id TEXT    NOT NULL,
+            event_id TEXT    NOT NULL,
+            type     TEXT    NOT NULL,
+            attempt  INTEGER NOT NULL,
+            at       INTEGER NOT NULL,
+            status   INTEGER NULL,
+            error    TEXT    NULL,
+            outcome  TEXT    NOT NULL
+        );
+        CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_id, seq);
+        CREATE INDEX alert_deliveries_at ON alert_deliveries (at);
         """,
     ];
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Tally.Server.Alerts;
 using Tally.Server.Auth;
 using Tally.Server.Configuration;
 
@@ -8,7 +9,7 @@ internal static class SqliteStoreRegistration
 {
     /// <summary>
     /// The embedded engine: counters and their idempotency records in one SQLite file, and the API keys in
-    /// the same file (through a connection of their own, opened after the counter store has migrated it).
+    /// the same file (through a connection of their own, opened after the counter store has migrated it), and the alerts likewise.
     /// </summary>
     public static IServiceCollection AddSqliteStore(this IServiceCollection services)
     {
@@ -19,6 +20,10 @@ internal static class SqliteStoreRegistration
             provider.GetRequiredService<TimeProvider>(),
             provider.GetRequiredService<SqliteCounterStore>().DatabasePath));
         services.AddSingleton<IClusterSize, SingleInstance>();
+        services.AddSingleton(provider => new SqliteAlertStore(
+            provider.GetRequiredService<AlertCatalog>(), provider.GetRequiredService<SqliteCounterStore>().DatabasePath));
+        services.AddSingleton<AlertRegistry>(provider => provider.GetRequiredService<SqliteAlertStore>());
+        services.AddSingleton<IAlertOutbox>(provider => provider.GetRequiredService<SqliteAlertStore>());
         return services;
     }
 }
