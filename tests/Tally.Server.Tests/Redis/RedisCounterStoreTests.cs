@@ -1,5 +1,6 @@
 using StackExchange.Redis;
 using Tally.Server.Counters;
+using Tally.Server.Pipeline;
 using Tally.Server.Storage;
 using Tally.Server.Tests.Infrastructure;
 using Tally.Server.Tests.Quotas;
@@ -187,6 +188,78 @@ public sealed class RedisCounterStoreTests(RedisFixture redis) : CounterStoreCon
         var allowed = stores.Create(Clock, allowDataLoss: true);
         await allowed.OpenAsync(CancellationToken.None);
         Assert.Equal(1, (await allowed.CommitAsync(CounterCommand.Increment("a", 1)))[0].Counter!.Value);
+    }
+
+    [Fact]
+    public async Task ACommitWhoseAnswerTimedOutIsAnsweredFromWhatRedisKeptNotCalledFailed()
+    {
+        // A command timeout far shorter than the call: the client gives up on the answer while Redis applies it.
+        await using var impatient = new RedisStores(redis.Server.ConfigurationString + ",asyncTimeout=50,syncTimeout=50");
+        var store = impatient.Create(Clock);
+        await store.OpenAsync(CancellationToken.None);
+        var operations = Enumerable.Range(0, 40_000).Select(i => CounterCommand.Increment($"n{i}", 2)).ToList();
+
+        var outcome = (await store.CommitAsync([PendingRequest.For(new Tally.Server.Batch.BatchCommand(operations, Atomic: true))], CancellationToken.None))[0];
+
+        Assert.True(outcome.Batch is { Aborted: false }, $"{outcome.Result.Error?.Code}: {outcome.Result.Error?.Detail}");
+        Assert.All(outcome.Batch!.Results, result => Assert.Equal(2, result.Counter!.Value));
+        Assert.Equal(2, (await Store.GetAsync("n39999"))!.Value);
+    }
+
+    [Fact]
+    public async Task AGroupCommitOfManyOperationsIsSeveralCallsEachApplied()
+    {
+        var requests = Enumerable.Range(0, 25).Select(r => PendingRequest.For(new Tally.Server.Batch.BatchCommand(
+            [.. Enumerable.Range(0, 1000).Select(i => CounterCommand.Increment($"r{r}-{i % 10}", 1))], Atomic: r % 2 == 0))).ToList();
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.Server.ConfigurationString + ",allowAdmin=true");
+        await admin.GetDatabase().ExecuteAsync("CONFIG", "RESETSTAT");
+
+        var outcomes = await Store.CommitAsync(requests, CancellationToken.None);
+
+        Assert.All(outcomes, outcome => Assert.False(outcome.Batch!.Aborted));
+        Assert.Equal(100, (await Store.GetAsync("r24-9"))!.Value);
+        var stats = (string)(await admin.GetDatabase().ExecuteAsync("INFO", "commandstats"))!;
+        // Three commit calls of at most 10,000 operations (and perhaps one call of the upkeep's prune function).
+        var calls = int.Parse(System.Text.RegularExpressions.Regex.Match(stats, @"cmdstat_fcall:calls=(\d+),").Groups[1].Value);
+        Assert.InRange(calls, 3, 4);
+    }
+
+    [Fact]
+    public async Task ANameOfManySegmentsIsIndexedByValueUnderItsFirstTwoPrefixesOnly()
+    {
+        await Store.CommitAsync(CounterCommand.Put("a:b:c:d:e", Fields(value: 7)));
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.Server.ConfigurationString);
+        var db = admin.GetDatabase();
+        Assert.True(await db.KeyExistsAsync("tally:top:a:b:"));
+        Assert.False(await db.KeyExistsAsync("tally:top:a:b:c:"));
+        Assert.Equal(["a:b:c:d:e"], (await Store.TopAsync("a:b:c:", 5, CancellationToken.None)).Select(counter => counter.Name));
+    }
+
+    [Fact]
+    public async Task ARedisClusterIsRefused()
+    {
+        await using var server = await RedisServer.StartNewAsync(new Dictionary<string, string> { ["cluster-enabled"] = "yes" });
+        await using var stores = new RedisStores(server.ConfigurationString);
+        var refused = await Assert.ThrowsAsync<StoreStartupException>(() => stores.Create(Clock).OpenAsync(CancellationToken.None));
+        Assert.Contains("Redis Cluster", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ReadinessFailsWhenRedisSettingsChangeToLoseWritesAfterTheStart()
+    {
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.Server.ConfigurationString + ",allowAdmin=true");
+        await admin.GetDatabase().ExecuteAsync("CONFIG", "SET", "appendfsync", "everysec");
+        try
+        {
+            var health = await Store.CheckHealthAsync(CancellationToken.None);
+            Assert.False(health.Healthy);
+            Assert.Contains("appendfsync is everysec", health.Description, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await admin.GetDatabase().ExecuteAsync("CONFIG", "SET", "appendfsync", "always");
+        }
+        Assert.True((await Store.CheckHealthAsync(CancellationToken.None)).Healthy);
     }
 
     [Fact]

@@ -18,17 +18,27 @@ internal sealed class RedisCommitWriter
 {
     private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true };
 
-    private readonly ArrayBufferWriter<byte> _buffer = new(16 * 1024);
+    private const int ShrinkAbove = 4 * 1024 * 1024;
+
+    private ArrayBufferWriter<byte> _buffer = new(16 * 1024);
 
     /// <summary>The document for <paramref name="batch"/>; valid until the next call.</summary>
     /// <param name="alerts">The alerts that watch a name of the batch (exact ones, then prefixes, each in id order), or null.</param>
     public ReadOnlyMemory<byte> Write(
         IReadOnlyList<PendingRequest> batch, long now, long retentionMs, long maxCounters, long recordBytesPerKey, HistoryOptions history,
-        IReadOnlyList<AlertDefinition>? alerts = null)
+        IReadOnlyList<AlertDefinition>? alerts = null, string? commitId = null)
     {
+        if (_buffer.Capacity > ShrinkAbove)
+        {
+            _buffer = new ArrayBufferWriter<byte>(16 * 1024); // a huge commit (an import) must not leave a huge buffer behind
+        }
         _buffer.ResetWrittenCount();
         using var json = new Utf8JsonWriter(_buffer, WriterOptions);
         json.WriteStartObject();
+        if (commitId is not null)
+        {
+            json.WriteString("commit", commitId);
+        }
         WriteNumber(json, "now", now);
         WriteNumber(json, "retention", retentionMs);
         WriteNumber(json, "maxCounters", maxCounters);

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Globalization;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -26,6 +27,12 @@ internal sealed class RedisCounterStore(
     private static readonly TimeSpan UpkeepEvery = TimeSpan.FromSeconds(10);
     private const int PruneCallersPerStep = 100;
 
+    /// <summary>Operations per function call: a few milliseconds of Redis's time, during which it serves no one else.</summary>
+    private const int MaxOperationsPerCall = 10_000;
+
+    /// <summary>How long a commit whose answer was lost waits for Redis to tell whether it applied it (the commit loop waits too).</summary>
+    private static readonly TimeSpan RecoverFor = TimeSpan.FromSeconds(10);
+
     private readonly RedisCommitWriter _writer = new();
     private readonly long _retentionMs = (long)options.Value.IdempotencyRetention.TotalMilliseconds;
     private long _count;
@@ -41,6 +48,11 @@ internal sealed class RedisCounterStore(
         try
         {
             await Database.PingAsync();
+            var cluster = await Database.ExecuteAsync("INFO", "cluster");
+            if (cluster.ToString().Contains("cluster_enabled:1", StringComparison.Ordinal))
+            {
+                throw new StoreStartupException("Store=redis does not support Redis Cluster: a commit touches keys in many hash slots. Use a standalone Redis (with replicas and Sentinel for failover).");
+            }
             if (await RedisPersistence.CheckAsync(Database) is { } problem)
             {
                 if (!options.Value.RedisAllowDataLoss)
@@ -90,15 +102,15 @@ internal sealed class RedisCounterStore(
     }
 
     /// <summary>
-    /// The empty prefix and prefixes ending at a ':' have an index of their own in Redis (tally:top:&lt;prefix&gt;), read in
-    /// one call; another prefix is read page by page from the name index, every counter under it.
+    /// The empty prefix and a name's first two prefixes ending at a ':' have an index of their own in Redis
+    /// (tally:top:&lt;prefix&gt;), read in one call; another prefix is read page by page from the name index, every counter under it.
     /// </summary>
     public async ValueTask<IReadOnlyList<Counter>> TopAsync(string prefix, int limit, CancellationToken cancellationToken)
     {
         var top = new TopCounters(limit);
         try
         {
-            if (prefix.Length == 0 || prefix[^1] == ':')
+            if (IsIndexed(prefix))
             {
                 var reply = (RedisValue[])(await CallAsync(RedisLibrary.Top, readOnly: true, prefix, limit.ToString(CultureInfo.InvariantCulture)))!;
                 foreach (var counter in ReadCounters(reply))
@@ -128,36 +140,126 @@ internal sealed class RedisCounterStore(
         }
     }
 
+    /// <summary>
+    /// Applies the batch in function calls of at most <see cref="MaxOperationsPerCall"/> operations (whole requests; one
+    /// larger request, such as an import, is one call), since Redis runs nothing else while a function runs. When a call
+    /// after the first fails, the requests of that call and after are answered 503 and the earlier ones stand.
+    /// </summary>
     public async ValueTask<IReadOnlyList<RequestOutcome>> CommitAsync(IReadOnlyList<PendingRequest> batch, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-        var watching = AlertsWatching(alerts.Current, batch);
-        var document = _writer.Write(batch, now, _retentionMs, quotas.Value.MaxCounters, quotas.Value.IdempotencyBytesPerKey, history.Value, watching);
-        RedisResult reply;
-        try
-        {
-            reply = await CallAsync(RedisLibrary.Commit, readOnly: false, document);
-        }
-        catch (Exception ex) when (IsUnavailable(ex))
-        {
-            throw Unavailable(ex);
-        }
-        metrics.RecordStoreWrite();
-        var answers = (string[])reply!;
         var outcomes = new RequestOutcome[batch.Count];
-        for (var i = 0; i < outcomes.Length; i++)
+        var start = 0;
+        while (start < batch.Count)
         {
-            outcomes[i] = RedisOutcomeReader.Read(answers[i], batch[i], now);
-        }
-        if (watching is not null && answers.Length > batch.Count)
-        {
-            CommittedAlerts(answers[batch.Count]);
+            var end = start;
+            var operations = 0;
+            do
+            {
+                operations += batch[end].Batch?.Operations.Count ?? 1;
+                end++;
+            }
+            while (end < batch.Count && operations + (batch[end].Batch?.Operations.Count ?? 1) <= MaxOperationsPerCall);
+            var part = start == 0 && end == batch.Count ? batch : batch.Skip(start).Take(end - start).ToList();
+            try
+            {
+                var answers = await CommitPartAsync(part, now);
+                for (var i = 0; i < part.Count; i++)
+                {
+                    outcomes[start + i] = RedisOutcomeReader.Read(answers[i], part[i], now);
+                }
+            }
+            catch (StoreUnavailableException) when (start > 0)
+            {
+                for (var i = start; i < batch.Count; i++)
+                {
+                    outcomes[i] = new RequestOutcome(CommandResult.Fail(ErrorCodes.StoreUnavailable,
+                        "Redis did not confirm the change, so it was not acknowledged. Retry shortly, with the same Idempotency-Key if you sent one."));
+                }
+                break;
+            }
+            start = end;
         }
         if (now >= _nextUpkeepAt)
         {
             await UpkeepAsync(now);
         }
         return outcomes;
+    }
+
+    /// <summary>
+    /// One <c>FCALL tally_v1_commit</c>. Its answers are also kept in Redis under the call's id for a while, so when the
+    /// answer is lost (a timeout while Redis runs a long call, a cut connection) <see cref="RecoverAsync"/> reads them
+    /// rather than calling a commit failed that Redis applied.
+    /// </summary>
+    private async Task<string[]> CommitPartAsync(IReadOnlyList<PendingRequest> part, long now)
+    {
+        var watching = AlertsWatching(alerts.Current, part);
+        var commitId = Guid.NewGuid().ToString("N");
+        var document = _writer.Write(part, now, _retentionMs, quotas.Value.MaxCounters, quotas.Value.IdempotencyBytesPerKey, history.Value, watching, commitId);
+        string[] answers;
+        try
+        {
+            answers = (string[])(await CallAsync(RedisLibrary.Commit, readOnly: false, document))!;
+        }
+        catch (Exception ex) when (IsUnavailable(ex) && NeverSent(ex))
+        {
+            throw Unavailable(ex);
+        }
+        catch (Exception ex) when (IsUnavailable(ex))
+        {
+            answers = await RecoverAsync(commitId, ex);
+        }
+        metrics.RecordStoreWrite();
+        if (watching is not null && answers.Length > part.Count)
+        {
+            CommittedAlerts(answers[part.Count]);
+        }
+        return answers;
+    }
+
+    /// <summary>Whether tally.lua keeps a value index for this prefix: "" and a name's first two prefixes ending at ':'.</summary>
+    private static bool IsIndexed(string prefix) =>
+        prefix.Length == 0 || (prefix[^1] == ':' && prefix.Count(c => c == ':') <= 2);
+
+    /// <summary>A command that failed before it was written to the connection (Redis disconnected): it cannot have run.</summary>
+    private static bool NeverSent(Exception ex) => ex switch
+    {
+        RedisConnectionException connection => connection.CommandStatus is StackExchange.Redis.CommandStatus.WaitingToBeSent or StackExchange.Redis.CommandStatus.WaitingInBacklog,
+        RedisTimeoutException timeout => timeout.Commandstatus is StackExchange.Redis.CommandStatus.WaitingToBeSent or StackExchange.Redis.CommandStatus.WaitingInBacklog,
+        _ => false,
+    };
+
+    /// <summary>
+    /// After a commit's answer was lost: asks Redis (every 250 ms, for up to <see cref="RecoverFor"/>) for the answers the
+    /// call kept. Found: the commit was applied, and these are its answers. Redis answers without them: the call never
+    /// ran, and 503 is the truth. No answer in time: the outcome is unknown, and the 503 says so.
+    /// </summary>
+    private async Task<string[]> RecoverAsync(string commitId, Exception lost)
+    {
+        var waiting = System.Diagnostics.Stopwatch.StartNew(); // wall time: the store's clock may be a test's, standing still
+        while (true)
+        {
+            try
+            {
+                var kept = await Database.StringGetAsync("tally:done:" + commitId);
+                if (kept.IsNull)
+                {
+                    throw Unavailable(lost);
+                }
+                logger.LogWarning("A commit's answer was lost ({Reason}); Redis had applied it, and its kept answers were used", lost.Message);
+                return JsonSerializer.Deserialize(kept.ToString(), RedisJsonContext.Default.StringArray)!;
+            }
+            catch (Exception ex) when (IsUnavailable(ex) && waiting.Elapsed < RecoverFor)
+            {
+                await Task.Delay(250);
+            }
+            catch (Exception ex) when (IsUnavailable(ex))
+            {
+                throw new StoreUnavailableException(
+                    $"Redis did not answer for {RecoverFor.TotalSeconds:0} s after a commit's answer was lost ({lost.Message}); whether it was applied is unknown.", ex);
+            }
+        }
     }
 
     /// <summary>History from the chunks tally.lua writes (RedisHistory); Redis expires them itself, so there is no pruning here.</summary>
@@ -188,6 +290,12 @@ internal sealed class RedisCounterStore(
         try
         {
             await RefreshCountAsync();
+            // Redis may have been restarted with other settings since the start: readiness says so (and the log, loudly).
+            if (!options.Value.RedisAllowDataLoss && await RedisPersistence.CheckAsync(Database) is { } problem)
+            {
+                logger.LogError("Redis's settings changed since the start: {Problem}", problem);
+                return new StoreHealth(false, $"Redis {problem}");
+            }
             return new StoreHealth(true, $"Redis store with {Count} counters");
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
@@ -220,6 +328,11 @@ internal sealed class RedisCounterStore(
         catch (Exception ex) when (IsUnavailable(ex))
         {
             logger.LogDebug("Redis upkeep skipped: Redis does not answer ({Reason})", ex.Message);
+        }
+        catch (Exception ex) when (ex is RedisException)
+        {
+            // Upkeep runs after a commit was applied: it must never turn that commit's answer into a failure.
+            logger.LogWarning(ex, "Redis upkeep failed; it is tried again later");
         }
     }
 

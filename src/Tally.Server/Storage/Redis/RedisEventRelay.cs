@@ -20,6 +20,8 @@ internal sealed class RedisEventRelay(IConnectionMultiplexer redis, EventHub hub
 {
     public const string ChannelName = "tally:events";
 
+    private const int MaxMessageBytes = 64 * 1024;
+
     private static readonly RedisChannel Channel = RedisChannel.Literal(ChannelName);
 
     private readonly CancellationTokenSource _stopping = new();
@@ -35,7 +37,9 @@ internal sealed class RedisEventRelay(IConnectionMultiplexer redis, EventHub hub
         }
         try
         {
-            foreach (var payload in ChangeMessage.Encode(hub.InstanceId, states, int.MaxValue))
+            // Split as PostgreSQL's notifications are: one huge message could pass Redis's pub/sub output buffer limit
+            // (32 MB by default), which disconnects every subscriber.
+            foreach (var payload in ChangeMessage.Encode(hub.InstanceId, states, MaxMessageBytes))
             {
                 redis.GetSubscriber().Publish(Channel, payload, CommandFlags.FireAndForget);
             }

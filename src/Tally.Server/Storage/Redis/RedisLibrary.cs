@@ -5,8 +5,8 @@ namespace Tally.Server.Storage.Redis;
 /// <summary>
 /// The <c>tally_v1</c> Redis Function library (tally.lua, embedded in the assembly). Functions live in Redis's
 /// own data (RDB and AOF) and so survive restarts and failovers, unlike <c>EVALSHA</c>'s script cache. Loaded with
-/// <c>FUNCTION LOAD REPLACE</c> at every start, so an instance always runs the code it was built with; the version is
-/// in the library's name, so a new protocol ships as <c>tally_v2</c> beside it during a rolling upgrade.
+/// <c>FUNCTION LOAD REPLACE</c> at start unless Redis holds the same or a newer revision; the protocol's version is in
+/// the library's name, so a new protocol ships as <c>tally_v2</c> beside it during a rolling upgrade.
 /// </summary>
 internal static class RedisLibrary
 {
@@ -25,7 +25,30 @@ internal static class RedisLibrary
         return reader.ReadToEnd();
     });
 
-    public static Task LoadAsync(IDatabase database) => database.ExecuteAsync("FUNCTION", "LOAD", "REPLACE", Code.Value);
+    /// <summary>This build's revision of the library (<c>local REVISION</c> in tally.lua).</summary>
+    public static int Revision { get; } = int.Parse(
+        System.Text.RegularExpressions.Regex.Match(Code.Value, @"^local REVISION = (\d+)$", System.Text.RegularExpressions.RegexOptions.Multiline).Groups[1].Value,
+        System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Loads the library unless Redis holds this revision or a newer one already: during a rolling upgrade the newest
+    /// code stays, whichever instance starts last (revisions within tally_v1 only add; they never change the protocol).
+    /// </summary>
+    public static async Task LoadAsync(IDatabase database)
+    {
+        try
+        {
+            if ((int)await database.ExecuteAsync("FCALL_RO", "tally_v1_revision", 0) >= Revision)
+            {
+                return;
+            }
+        }
+        catch (RedisServerException ex) when (IsMissing(ex))
+        {
+            // not loaded yet (or flushed)
+        }
+        await database.ExecuteAsync("FUNCTION", "LOAD", "REPLACE", Code.Value);
+    }
 
     /// <summary>Whether Redis said it has no such function (its functions were flushed): load the library again and retry.</summary>
     public static bool IsMissing(RedisServerException ex) => ex.Message.Contains("Function not found", StringComparison.OrdinalIgnoreCase);

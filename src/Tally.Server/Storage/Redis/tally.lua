@@ -36,6 +36,11 @@ Keys (all under tally:)
 ]]
 
 local MAX_LONG = '9223372036854775807'
+-- The library's revision within tally_v1 (same protocol, compatible additions): an instance replaces a loaded library
+-- only with a newer revision, so during a rolling upgrade an old instance never takes back a newer one's code.
+-- Raise it with every change to this file.
+local REVISION = 2
+local DONE_KEPT_MS = 600000
 local SCRATCH = 'tally:scratch'
 local FIELDS = { 'v', 'i', 'lo', 'hi', 'ver', 'ca', 'ua', 'by' }
 -- Expired records whose bytes one commit gives back per caller; the rest go at the next commit or upkeep.
@@ -89,16 +94,19 @@ local function valid_name(name)
   return #name >= 1 and #name <= 128 and name:find('^[A-Za-z0-9][A-Za-z0-9._:%-]*$') ~= nil
 end
 
--- The top-N indexes a name belongs to: "" and each of its prefixes that ends at a ':'.
+-- The top-N indexes a name belongs to: "" and its first two prefixes that end at a ':' ("shop:", "shop:eu:"), no more,
+-- so a name of many segments cannot make a counter cost many sorted-set entries. Agrees with RedisCounterStore.IsIndexed.
+local INDEXED_DEPTH = 2
 local function indexes_of(name)
   local keys = { 'tally:top:' }
   local from = 1
-  while true do
+  while #keys <= INDEXED_DEPTH do
     local colon = name:find(':', from, true)
     if not colon then return keys end
     keys[#keys + 1] = 'tally:top:' .. name:sub(1, colon)
     from = colon + 1
   end
+  return keys
 end
 
 local function copy(state)
@@ -792,6 +800,11 @@ local function commit(keys, args)
   if doc.alerts then
     replies[#replies + 1] = 'A' .. firing_events .. ',' .. resolved_events
   end
+  if doc.commit then
+    -- Kept a while under the commit's id: when the answer is lost (a timeout, a cut connection), the caller reads
+    -- it here once Redis answers again, rather than calling an applied commit failed (RedisCounterStore.RecoverAsync).
+    redis.call('SET', 'tally:done:' .. doc.commit, cjson.encode(replies), 'PX', DONE_KEPT_MS)
+  end
   return replies
 end
 
@@ -918,6 +931,7 @@ local function alert_finish(keys, args)
   return 1
 end
 
+redis.register_function{ function_name = 'tally_v1_revision', callback = function() return REVISION end, flags = { 'no-writes' } }
 redis.register_function('tally_v1_commit', commit)
 redis.register_function('tally_v1_alert_due', alert_due)
 redis.register_function('tally_v1_alert_finish', alert_finish)
