@@ -43,7 +43,7 @@ internal static class BackupEndpoints
         {
             return Problems.Create(BackupNotSupported, options.Value.Store == StoreKind.Postgres
                 ? "Store=postgres keeps its data in PostgreSQL: back it up with pg_dump (or your database's backups); GET /admin/export gives every counter as JSON lines."
-                : $"Store={options.Value.Store} has no file to back up; use GET /admin/export.");
+                : $"Store={options.Value.Store.ToString().ToLowerInvariant()} has no file to back up; use GET /admin/export.");
         }
         if (source.Backups.TryBegin() is not { } lease)
         {

@@ -35,8 +35,10 @@ internal static class RedisStoreRegistration
     }
 
     /// <summary>
-    /// A connection that starts even while Redis is down (requests then get 503 until it answers) and gives up on
-    /// a command within seconds rather than the client's default, so an outage is a quick 503, not a hung request.
+    /// A connection that gives up on a command within seconds rather than the client's default, so an outage is a
+    /// quick 503, not a hung request. The connection itself does not wait for Redis, but the start does: when Redis
+    /// does not answer at start, the store refuses to open and Tally exits with code 2. After the start, an outage
+    /// gives 503s and the connection reconnects by itself.
     /// </summary>
     public static ConnectionMultiplexer Connect(string configuration, ILoggerFactory? loggerFactory = null)
     {
