@@ -10,7 +10,11 @@ which bench/report.py turns into Markdown.
   collect.py extra   --results F --key K [--field name=value ...]
   collect.py pgextra --results F --rtt FILE --commit1 FILE [--pg-test-fsync FILE] [--field name=value ...]
   collect.py redisextra --results F --ping1 CSV --incr1 CSV [--field name=value ...]
-  collect.py finish  --results F --out benchmarks.json [--setting name=value ...]
+  collect.py finish  --results F --out benchmarks.json [--previous benchmarks.json] [--setting name=value ...]
+
+With --previous, the rows (and extras) of the groups this run did not measure
+are kept from that file, each marked with the run it comes from; "runs" lists
+every run whose figures the new file holds.
 """
 
 import argparse
@@ -460,11 +464,68 @@ def cmd_finish(args):
     }
     for r in doc["scenarios"]:
         del r["type"]
+        r["run"] = doc["generated_at"]
+    doc["extras_run"] = {key: doc["generated_at"] for key in extras}
+    doc["runs"] = [run_record(doc)]
+    if args.previous:
+        keep_previous(doc, args.previous)
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
     os.replace(tmp, args.out)
+
+
+# The groups of BENCH_ONLY and the scenario groups (and extras) each one writes.
+SCENARIO_GROUPS = {"tally": ["http", "connections"], "compare": ["compare"], "big": ["counters"],
+                   "postgres": ["postgres"], "redis": ["redis"], "history": ["history"], "events": ["events"]}
+EXTRA_GROUP = {"counters_load": "big", "postgres": "postgres", "redis": "redis"}
+
+
+def run_record(doc):
+    """What the page says about one run: when, which code, which groups, its settings and machine."""
+    st = doc.get("settings", {})
+    return {
+        "id": doc["generated_at"],
+        "generated_at": doc["generated_at"],
+        "groups": str(st.get("groups", "")).split(),
+        "revision": st.get("tally_revision"),
+        "raw_dir": st.get("raw_dir"),
+        "bench_command": st.get("bench_command"),
+        "quick": st.get("quick"),
+        "settings": st,
+        "machine": doc.get("machine", {}),
+    }
+
+
+def keep_previous(doc, path):
+    """Adds the previous file's rows and extras of the groups this run did not measure, each with its run."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            prev = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"collect.py finish: previous results not read ({e}); the page will hold this run only", file=sys.stderr)
+        return
+    ran = doc["runs"][0]["groups"]
+    measured = {g for name in ran for g in SCENARIO_GROUPS.get(name, [name])}
+    runs = {r["id"]: r for r in prev.get("runs") or [run_record(prev)]}
+    used = []
+    for s in prev.get("scenarios", []):
+        if s["group"] in measured:
+            continue
+        s = dict(s)
+        s.setdefault("run", prev["generated_at"])
+        doc["scenarios"].append(s)
+        used.append(s["run"])
+    for key, fields in prev.get("extras", {}).items():
+        if EXTRA_GROUP.get(key, key) in ran or key in doc["extras"]:
+            continue
+        doc["extras"][key] = fields
+        doc["extras_run"][key] = (prev.get("extras_run") or {}).get(key, prev["generated_at"])
+        used.append(doc["extras_run"][key])
+    for rid in dict.fromkeys(used):
+        run = runs.get(rid) or {"id": rid, "generated_at": rid, "groups": [], "settings": {}, "machine": {}}
+        doc["runs"].append(run)
 
 
 def machine():
@@ -599,6 +660,7 @@ def main():
     a = sub.add_parser("finish")
     a.add_argument("--results", required=True)
     a.add_argument("--out", required=True)
+    a.add_argument("--previous", help="the last benchmarks.json: its rows of the groups not run now are kept")
     a.add_argument("--setting", action="append")
     a.set_defaults(func=cmd_finish)
 

@@ -3,11 +3,15 @@
 
 usage: report.py benchmarks.json benchmarks.md
 
-"Reading the figures" is left as the placeholder <!-- reading --> for a person
-to fill in; rendering the same run again keeps what was written there.
+"Reading the figures" has one block per run whose figures the page holds
+(<!-- reading run=<id> --> … <!-- /reading run=<id> -->), with the placeholder
+<!-- reading --> for a person to fill in; rendering again keeps what was written
+in the block of every run still on the page.
 """
 
 import json
+import re
+import statistics
 import sys
 
 # (group id, heading, what holds for every row besides the connection count)
@@ -89,6 +93,54 @@ STATUS_TEXT = {
     "skipped": "skipped",
     "failed": "failed",
 }
+
+
+# ---------------------------------------------------------------- runs
+
+def short_run(rid):
+    """2026-11-29T20:42:11Z -> 2026-11-29 20:42 UTC"""
+    return f"{rid[:10]} {rid[11:16]} UTC" if rid and len(rid) >= 16 else (rid or "?")
+
+
+def run_of(doc, s):
+    """The run a row (or an extra) comes from."""
+    rid = s.get("run") if isinstance(s, dict) else s
+    for r in doc.get("runs") or []:
+        if r["id"] == rid:
+            return r
+    return {"id": doc["generated_at"], "generated_at": doc["generated_at"], "settings": doc["settings"],
+            "machine": doc["machine"], "revision": doc["settings"].get("tally_revision")}
+
+
+def runs(doc):
+    """The runs whose figures the page holds, newest first (a file from before runs were recorded: one)."""
+    return doc.get("runs") or [{"id": doc["generated_at"], "generated_at": doc["generated_at"],
+                                "settings": doc["settings"], "machine": doc["machine"],
+                                "revision": doc["settings"].get("tally_revision"),
+                                "raw_dir": doc["settings"].get("raw_dir"),
+                                "bench_command": doc["settings"].get("bench_command")}]
+
+
+def cross_run(sa, sb):
+    """A note for a ratio of two rows taken in different runs (minutes or days apart on a shared machine)."""
+    ra, rb = sa.get("run"), sb.get("run")
+    if ra and rb and ra != rb:
+        return f" ⚠ rows of different runs ({short_run(ra)} / {short_run(rb)})"
+    return ""
+
+
+def from_run(doc, rows, w):
+    """Under a section's heading, when the page holds several runs: which run its rows come from."""
+    if len(runs(doc)) < 2 or not rows:
+        return
+    ids = list(dict.fromkeys(s.get("run") for s in rows))
+    parts = []
+    for rid in ids:
+        r = run_of(doc, rid)
+        q = " (smoke run)" if (r.get("settings") or {}).get("quick") == 1 else ""
+        parts.append(f"{short_run(rid)}, revision `{r.get('revision') or '?'}`{q}")
+    w(f"*From the run of {'; '.join(parts)}.*")
+    w("")
 
 
 def num(v, digits=0):
@@ -200,10 +252,11 @@ def render_postgres(doc, by_key, w):
     rows = [s for s in doc["scenarios"] if s["group"] == "postgres"]
     if not rows:
         return
-    st = doc["settings"]
+    st = run_of(doc, rows[0]).get("settings") or doc["settings"]
     x = doc.get("extras", {}).get("postgres", {})
     w(f"## Tally on PostgreSQL (`Store=postgres`, {rows[0].get('connections')} connections unless the title says otherwise)")
     w("")
+    from_run(doc, rows, w)
     w(f"One private PostgreSQL {x.get('server_version', '15')} started by the harness (temporary data directory, "
       "127.0.0.1, `fsync=on`, `synchronous_commit=on`, otherwise defaults); every scenario on a fresh database. "
       f"Tally instances with `--Auth off`, rate limit off, `Maximum Pool Size={st.get('pg_pool')}`; "
@@ -258,7 +311,7 @@ def render_postgres(doc, by_key, w):
         if has_numbers(sa) and has_numbers(sb) and rate(sb):
             v = rate(sa) / rate(sb)
             verdict = "" if target is None else ("met" if v >= target else "**missed**")
-            w(f"| {label} | {v:.2f}× | {'≥ ' + format(target, '.1f') + '×' if target else '—'} | {verdict} |")
+            w(f"| {label} | {v:.2f}× | {'≥ ' + format(target, '.1f') + '×' if target else '—'} | {verdict}{cross_run(sa, sb)} |")
     for key in PG_P99:
         s = by_key.get(key)
         if not s or not has_numbers(s):
@@ -355,11 +408,12 @@ def render_redis(doc, by_key, w):
     rows = [s for s in doc["scenarios"] if s["group"] == "redis"]
     if not rows:
         return
-    st = doc["settings"]
+    st = run_of(doc, rows[0]).get("settings") or doc["settings"]
     x = doc.get("extras", {}).get("redis", {})
     n = st.get("redis_instances") or 2
     w(f"## Tally on Redis (`Store=redis`, {rows[0].get('connections')} connections)")
     w("")
+    from_run(doc, rows, w)
     w(f"One private Redis {x.get('server_version') or st.get('redis_version') or ''} started by the harness for this "
       "group: temporary directory, 127.0.0.1, `--appendonly yes --appendfsync always --save '' "
       "--maxmemory-policy noeviction` (what Tally demands without `RedisAllowDataLoss`: every reply after its AOF "
@@ -389,7 +443,8 @@ def render_redis(doc, by_key, w):
     for key in REDIS_REFERENCE:
         s = by_key.get(key)
         if s:
-            w(redis_row(s, f"{s['group']} group"))
+            other = s.get("run") != rows[0].get("run") and s.get("run")
+            w(redis_row(s, f"{s['group']} group" + (f", run of {short_run(s['run'])}" if other else "")))
     w("")
     w("### Redis: where the time goes")
     w("")
@@ -475,15 +530,35 @@ def render(doc):
 
     w("# Tally benchmarks")
     w("")
-    w(f"Generated by `bench/run.sh` on {doc['generated_at']}; the figures come from "
-      "`docs/benchmarks.json`, this page from `bench/report.py`.")
-    if st.get("bench_command"):
-        w(f"Every figure below is from this one run (groups `{st.get('groups')}`, Tally revision "
-          f"`{st.get('tally_revision', '?')}`, raw output in `bench/results/{st.get('raw_dir', '?')}`, not in git). "
-          f"To repeat it: `{st['bench_command']}`.")
-    if st.get("quick") == 1:
+    rs = runs(doc)
+    if len(rs) == 1:
+        w(f"Generated by `bench/run.sh` on {doc['generated_at']}; the figures come from "
+          "`docs/benchmarks.json`, this page from `bench/report.py`.")
+        if st.get("bench_command"):
+            w(f"Every figure below is from this one run (groups `{st.get('groups')}`, Tally revision "
+              f"`{st.get('tally_revision', '?')}`, raw output in `bench/results/{st.get('raw_dir', '?')}`, not in git). "
+              f"To repeat it: `{st['bench_command']}`.")
+    else:
+        w(f"Generated by `bench/run.sh` on {doc['generated_at']}; the figures come from "
+          "`docs/benchmarks.json`, this page from `bench/report.py`.")
+        w(f"The figures come from {len(rs)} runs. A run with `BENCH_ONLY` replaces the rows of its own groups "
+          "and keeps the others' from the file it found, so each section says which run its rows come from. "
+          "Rows of different runs were taken at different times on a shared machine: compare rows of one run; "
+          "a ratio of two rows from different runs is marked ⚠.")
         w("")
-        w("> **Smoke run (`BENCH_QUICK=1`)**: short durations and fewer scenarios; "
+        w("| run | groups on this page | Tally revision | load average when it ended | raw output (not in git) | to repeat it |")
+        w("|---|---|---|---|---|---|")
+        for r in rs:
+            mine = list(dict.fromkeys(x["group"] for x in scen if x.get("run") == r["id"]))
+            rst = r.get("settings") or {}
+            quick = " (**smoke run**)" if rst.get("quick") == 1 else ""
+            w(f"| {short_run(r['id'])}{quick} | {', '.join(f'`{g}`' for g in mine) or '—'} | `{r.get('revision') or '?'}` "
+              f"| {(r.get('machine') or {}).get('loadavg_at_end') or '?'} | `bench/results/{r.get('raw_dir') or '?'}` "
+              f"| `{r.get('bench_command') or '?'}` |")
+    if any((r.get("settings") or {}).get("quick") == 1 for r in rs):
+        w("")
+        w("> **Smoke run (`BENCH_QUICK=1`)**" + ("" if len(rs) == 1 else " in the table above") +
+          ": short durations and fewer scenarios; "
           "these numbers check the harness, they are not measurements to quote.")
     w("")
 
@@ -497,23 +572,36 @@ def render(doc):
     w(f"| kernel | {m.get('kernel') or '?'} |")
     w(f"| OS | {m.get('os') or '?'} |")
     w(f"| .NET SDK (`dotnet --version`) | {m.get('dotnet') or '?'} |")
-    w(f"| load average when the run ended | {m.get('loadavg_at_end') or '?'} |")
-    w(f"| Tally revision | {st.get('tally_revision', '?')} |")
+    if len(rs) == 1:
+        w(f"| load average when the run ended | {m.get('loadavg_at_end') or '?'} |")
+        w(f"| Tally revision | {st.get('tally_revision', '?')} |")
     w(f"| wrk / redis / gunicorn / Flask | {st.get('wrk_version', '?')} / {st.get('redis_version', '?')} / "
       f"{st.get('gunicorn_version', '?')} / {st.get('flask_version', '?')} |")
     w("")
-    w("Load generator and servers share the same cores, all on 127.0.0.1.")
+    w("Load generator and servers share the same cores, all on 127.0.0.1."
+      + ("" if len(rs) == 1 else " The machine is the newest run's; the runs were on the same host."))
     w("")
 
     w("## Settings")
     w("")
     w(f"- {st.get('duration_s')} s per scenario after a {st.get('warmup_s')} s warm-up with the same load; "
       f"wrk `-t{st.get('wrk_threads')} -c{st.get('connections')}` unless a table says otherwise "
-      "(never more threads than connections).")
+      "(never more threads than connections)"
+      + ("." if len(rs) == 1 else f" in the run of {short_run(rs[0]['id'])}; " + "; ".join(
+          f"{short_run(r['id'])}: {(r.get('settings') or {}).get('duration_s')} s after "
+          f"{(r.get('settings') or {}).get('warmup_s')} s, `-c{(r.get('settings') or {}).get('connections')}`"
+          for r in rs[1:]) + "."))
+    def of_group(group, key):
+        """A setting of the run the group's rows come from."""
+        row = next((x for x in scen if x["group"] == group), None)
+        return (run_of(doc, row).get("settings") or {}).get(key) if row else None
+
     w(f"- Spread increments pick a random name out of {num(st.get('spread_counters'))}; "
-      f"`/batch` carries {num(st.get('batch_size'))} increments per request; "
-      f"redis-benchmark sends {num(st.get('redis_requests'))} INCRs.")
-    w(f"- Flask comparison: gunicorn `{st.get('flask_gunicorn_args')}`.")
+      f"`/batch` carries {num(of_group('http', 'batch_size') or st.get('batch_size'))} increments per request"
+      + (f"; redis-benchmark sends {num(of_group('compare', 'redis_requests'))} INCRs" if of_group("compare", "redis_requests") else "")
+      + ".")
+    if of_group("compare", "flask_gunicorn_args"):
+        w(f"- Flask comparison: gunicorn `{of_group('compare', 'flask_gunicorn_args')}`.")
     scope = st.get("peak_rss_scope")
     w("- Peak RSS is VmHWM of the server process(es) "
       + ("reset before each scenario (`/proc/<pid>/clear_refs`), so it is the scenario's own peak."
@@ -534,6 +622,7 @@ def render(doc):
             quals.append(f"{conns.pop()} connections")
         w(f"## {title}" + (f" ({', '.join(quals)})" if quals else ""))
         w("")
+        from_run(doc, rows, w)
         w("| scenario | requests/s | increments/s | p50 ms | p99 ms | increments per flush | peak RSS MiB | notes |")
         w("|---|---:|---:|---:|---:|---:|---:|---|")
         for s in rows:
@@ -567,7 +656,7 @@ def render(doc):
         if not sa or not sb:
             continue
         if has_numbers(sa) and has_numbers(sb) and rate(sb):
-            w(f"- {label} = {rate(sa) / rate(sb):.2f}")
+            w(f"- {label} = {rate(sa) / rate(sb):.2f}{cross_run(sa, sb)}")
         else:
             missing = sa if not has_numbers(sa) else sb
             w(f"- {label} = n/a ({missing['title']}: {STATUS_TEXT.get(missing['status'], missing['status'])})")
@@ -575,20 +664,33 @@ def render(doc):
 
     w("## Reading the figures")
     w("")
-    w("<!-- reading -->")
-    w("")
+    for r in rs:
+        if len(rs) > 1:
+            mine = list(dict.fromkeys(x["group"] for x in scen if x.get("run") == r["id"]))
+            w(f"### The run of {short_run(r['id'])} ({', '.join(f'`{g}`' for g in mine) or 'extras only'})")
+            w("")
+        w(f"<!-- reading run={r['id']} -->")
+        w("<!-- reading -->")
+        w(f"<!-- /reading run={r['id']} -->")
+        w("")
 
     w("## Commands")
     w("")
-    w("Everything above is one run of `bench/run.sh`. Build and servers:")
+    w("Everything above is " + ("one run" if len(rs) == 1 else f"{len(rs)} runs") + " of `bench/run.sh`. Build and servers:")
     w("")
     w("```")
-    w(st.get("build_command", ""))
-    w(st.get("tally_command", ""))
-    for key in ("redis_server_command", "gunicorn_command", "postgres_server_command", "tally_pg_command",
-                "redis_durable_server_command", "tally_redis_command", "nginx_command"):
-        if st.get(key):
-            w(st[key])
+    for r in rs:
+        rst = r.get("settings") or {}
+        if len(rs) > 1:
+            w(f"# run of {short_run(r['id'])}")
+        w(rst.get("build_command", ""))
+        w(rst.get("tally_command", ""))
+        for key in ("redis_server_command", "gunicorn_command", "postgres_server_command", "tally_pg_command",
+                    "redis_durable_server_command", "tally_redis_command", "nginx_command", "tally_events_command",
+                    "sse_reader_command"):
+            if rst.get(key) and (key not in ("tally_events_command", "sse_reader_command")
+                                 or any(x["group"] == "events" and x.get("run") == r["id"] for x in scen)):
+                w(rst[key])
     w("```")
     w("")
     w("Load, per scenario (ports were picked free for the run):")
@@ -596,7 +698,7 @@ def render(doc):
     w("```")
     for s in scen:
         if s.get("command") and not s.get("same_as"):
-            w(f"# {s['group']}/{s['id']}")
+            w(f"# {s['group']}/{s['id']}" + (f" (run of {short_run(s.get('run'))})" if len(rs) > 1 else ""))
             w(s["command"])
     x = doc.get("extras", {}).get("counters_load")
     if x and x.get("load_command"):
@@ -608,21 +710,42 @@ def render(doc):
 
 
 READING = "## Reading the figures\n"
+BLOCK = re.compile(r"<!-- reading run=(\S+) -->\n(.*?)\n?<!-- /reading run=\1 -->", re.S)
+PLACEHOLDER = "<!-- reading -->"
 
 
-def keep_reading(text, path, generated_at):
-    """Re-rendering the same run keeps what a person wrote under "Reading the
-    figures"; a new run's figures get the placeholder again."""
+def written_readings(old):
+    """{run id: text} of what was written under "Reading the figures", per run. A page from before the
+    per-run blocks holds one text, for the run in its first line ("Generated by `bench/run.sh` on <id>;")."""
+    if READING not in old:
+        return {}
+    section = old.split(READING, 1)[1].split("\n## ", 1)[0]
+    blocks = {rid: text.strip("\n") for rid, text in BLOCK.findall(section)}
+    if blocks:
+        return {rid: text for rid, text in blocks.items() if text.strip() and text.strip() != PLACEHOLDER}
+    m = re.search(r"^Generated by `bench/run.sh` on (\S+);", old, re.M)
+    text = section.strip("\n")
+    if m and text and text != PLACEHOLDER:
+        return {m.group(1): text}
+    return {}
+
+
+def keep_reading(text, path):
+    """Each run's block under "Reading the figures" keeps what a person wrote there for that run, as long
+    as the page holds figures of that run; a new run's block gets the placeholder."""
     try:
         with open(path, encoding="utf-8") as f:
             old = f.read()
     except FileNotFoundError:
         return text
-    if f"on {generated_at};" not in old or READING not in old:
-        return text
-    written = old.split(READING, 1)[1].split("\n## ", 1)[0]
-    head, tail = text.split(READING, 1)
-    return head + READING + written + "\n## " + tail.split("\n## ", 1)[1]
+    kept = written_readings(old)
+
+    def fill(m):
+        rid = m.group(1)
+        body = kept.get(rid, PLACEHOLDER)
+        return f"<!-- reading run={rid} -->\n{body}\n<!-- /reading run={rid} -->"
+
+    return BLOCK.sub(fill, text)
 
 
 def main():
@@ -630,7 +753,7 @@ def main():
         sys.exit(__doc__)
     with open(sys.argv[1], encoding="utf-8") as f:
         doc = json.load(f)
-    text = keep_reading(render(doc), sys.argv[2], doc["generated_at"])
+    text = keep_reading(render(doc), sys.argv[2])
     with open(sys.argv[2], "w", encoding="utf-8") as f:
         f.write(text)
 

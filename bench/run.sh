@@ -31,6 +31,8 @@ FLASK_ARGS=${BENCH_FLASK_ARGS:-"-w 2 -k gthread --threads 4"}
 ONLY=${BENCH_ONLY:-"tally compare big postgres redis"}
 OUT_DIR=${BENCH_OUT_DIR:-$REPO/docs}
 RAW_DIR=${BENCH_RAW_DIR:-$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ)}
+# 1: the rows of the groups not run now are kept from the previous benchmarks.json, marked with their run.
+KEEP_OTHER_GROUPS=${BENCH_KEEP_OTHER_GROUPS:-1}
 READY_TIMEOUT=${BENCH_READY_TIMEOUT:-120}
 BENCH_KEY=${BENCH_KEY:-bench-admin-key-0123456789abcdef}
 STOP_TIMEOUT=${BENCH_STOP_TIMEOUT:-20}
@@ -1074,7 +1076,7 @@ group_redis() {
 bench_command() {
   local v out=""
   for v in $(compgen -e | grep '^BENCH_' | sort); do
-    case $v in BENCH_ONLY | BENCH_RAW_DIR | BENCH_OUT_DIR | BENCH_KEY | BENCH_KEEP_TMP) continue ;; esac
+    case $v in BENCH_ONLY | BENCH_RAW_DIR | BENCH_OUT_DIR | BENCH_KEY | BENCH_KEEP_TMP | BENCH_KEEP_OTHER_GROUPS) continue ;; esac
     out+="$v=\"${!v}\" "
   done
   echo "${out}BENCH_ONLY=\"$ONLY\" bench/run.sh"
@@ -1098,7 +1100,10 @@ main() {
   if wants postgres; then group_postgres; fi
   if wants redis; then group_redis; fi
 
-  python3 bench/collect.py finish --results "$RESULTS" --out "$OUT_DIR/benchmarks.json" \
+  # A partial run (BENCH_ONLY) keeps the other groups' rows of the previous file, marked with their run.
+  local previous=()
+  if [[ $KEEP_OTHER_GROUPS == 1 && -s $OUT_DIR/benchmarks.json ]]; then previous=(--previous "$OUT_DIR/benchmarks.json"); fi
+  python3 bench/collect.py finish --results "$RESULTS" --out "$OUT_DIR/benchmarks.json" ${previous[@]+"${previous[@]}"} \
     --setting "quick=$QUICK" --setting "duration_s=$DURATION" --setting "warmup_s=$WARMUP" \
     --setting "wrk_threads=$THREADS" --setting "connections=$CONNS" --setting "connection_sweep=$CONN_SWEEP" \
     --setting "spread_counters=$SPREAD" --setting "big_counters=$BIG" --setting "batch_size=$BATCH" \
