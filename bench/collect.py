@@ -121,6 +121,61 @@ def parse_sums(path):
     return out
 
 
+_EVENTS = {
+    "events_published": re.compile(r"^tally_events_published_total(\{[^}]*\})?\s+(\S+)"),
+    "streams_dropped": re.compile(r"^tally_events_streams_dropped_total(\{[^}]*\})?\s+(\S+)"),
+    "streams_open": re.compile(r"^tally_events_streams(\{[^}]*\})?\s+(\S+)"),
+}
+
+
+def parse_events(path):
+    """{name: value} of the live-event series, summed over label sets; None when /metrics did not answer."""
+    if not path or not os.path.exists(path) or os.path.getsize(path) == 0:
+        return None
+    out = {name: 0.0 for name in _EVENTS}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            for name, rx in _EVENTS.items():
+                m = rx.match(line)
+                if m:
+                    try:
+                        out[name] += float(m.group(2))
+                    except ValueError:
+                        pass
+    return out
+
+
+def events_deltas(before, after):
+    """Events made and streams dropped during the measurement (a counter not exported yet counts 0), open streams at both ends."""
+    b, a = parse_events(before), parse_events(after)
+    if b is None or a is None:
+        return {}
+    return {"events_published": a["events_published"] - b["events_published"],
+            "streams_dropped": a["streams_dropped"] - b["streams_dropped"],
+            "streams_open_before": b["streams_open"], "streams_open_after": a["streams_open"]}
+
+
+def reader_fields(path):
+    """bench/sse_reader.py's figures, written at the end of the measurement window."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            r = json.load(f)
+    except (OSError, ValueError):
+        return {"reader_note": f"no figures from the stream reader ({path})"}
+    w = r.get("window") or {}
+    return {
+        "reader_streams": r.get("streams"), "reader_opened": r.get("opened"), "reader_open_s": r.get("open_seconds"),
+        "reader_window_s": w.get("seconds"), "reader_received": w.get("received_total"),
+        "reader_per_stream": {k: w.get(f"per_stream_{k}") for k in ("min", "median", "max")},
+        "reader_streams_with_none": w.get("streams_with_none"), "reader_stream_ends": w.get("stream_ends"),
+        "reader_open_at_start": w.get("open_at_start"), "reader_open_at_end": w.get("open_at_end"),
+        "reader_lag_max_events": w.get("lag_max_events"), "reader_sequence_advance": w.get("sequence_advance"),
+        "reader_reconnects": r.get("reconnects"), "reader_skipped": r.get("skipped_total"),
+        "reader_streams_skipping": r.get("streams_skipping"), "reader_connect_errors": r.get("connect_errors"),
+        "reader_heartbeats": r.get("heartbeats_total"),
+    }
+
+
 def sum_deltas(before, after):
     b, a = parse_sums(before), parse_sums(after)
     if b is None or a is None:
@@ -379,6 +434,10 @@ def cmd_add(args):
                 rec["increments_per_flush"] = ops / commits
             rec["flush_note"] = why
             rec.update(sum_deltas(args.metrics_before, args.metrics_after))
+            if args.events_metrics:
+                rec.update(events_deltas(args.metrics_before, args.metrics_after))
+    if args.events_reader:
+        rec.update(reader_fields(args.events_reader))
     if args.redis_info_before or args.redis_info_after:
         rec.update(redis_deltas(args.redis_info_before, args.redis_info_after))
     if args.procstate:
@@ -624,6 +683,8 @@ def main():
     a.add_argument("--redis-info-before", help="redis-cli info all, before the measurement")
     a.add_argument("--redis-info-after")
     a.add_argument("--procstate", help="bench/procstate.py output")
+    a.add_argument("--events-metrics", action="store_true", help="record the live-event series of /metrics")
+    a.add_argument("--events-reader", help="bench/sse_reader.py output for the measurement window")
     a.add_argument("--field", action="append", help="name=value, stored in the record as is")
     a.set_defaults(func=cmd_add)
 

@@ -514,11 +514,298 @@ def render_redis(doc, by_key, w):
             verdict = "" if target is None else ("met" if v >= target else "**missed**")
             # 0.498 would print as 0.50 beside "missed": a third decimal where two hide the verdict.
             text = f"{v:.3f}" if target is not None and v < target and round(v, 2) >= target else f"{v:.2f}"
-            w(f"| {label} | {text}× | {tgt} | {verdict} |")
+            w(f"| {label} | {text}× | {tgt} | {verdict}{cross_run(sa, sb)} |")
         else:
             missing = sa if not has_numbers(sa) else sb
             w(f"| {label} | n/a ({missing['title']}: {STATUS_TEXT.get(missing['status'], missing['status'])}) | {tgt} | |")
     w("")
+
+
+# ---------------------------------------------------------------- history and events
+
+HISTORY_TARGET = 0.85  # "the hot path loses at most 15% with history on"
+EVENTS_TARGET = 0.8    # "commit throughput ≥ 0.8× the same run without streams"
+
+
+def per_request(s, key, scale=1.0):
+    v = s.get(key)
+    if v is None or not s.get("requests"):
+        return None
+    return v / s["requests"] * scale
+
+
+def commits_per_s(s):
+    fl = s.get("flush") or {}
+    c = fl.get("commits")
+    return c / s["duration_s"] if c and s.get("duration_s") else None
+
+
+def disk_bytes(s):
+    """Bytes to disk per request: Tally's own writes (SQLite), the WAL (PostgreSQL), the AOF's growth (Redis)."""
+    key = {"embedded": "tally_write_bytes", "postgres": "wal_bytes", "redis": "aof_bytes"}.get(s.get("store"))
+    return per_request(s, key) if key else None
+
+
+def fcall_usec(s):
+    call = (s.get("redis_commands") or {}).get("fcall")
+    return call["usec"] / call["calls"] if call and call.get("calls") else None
+
+
+def fcall_commands(s):
+    """Commands the commit function ran per FCALL (without the SELECT Redis counts once per call)."""
+    cmds = s.get("redis_commands") or {}
+    call = cmds.get("fcall")
+    if not call or not call.get("calls"):
+        return None
+    return sum(v["calls"] for k, v in cmds.items() if k not in ("fcall", "select")) / call["calls"]
+
+
+def spread(values, digits=2):
+    vals = sorted(v for v in values if v is not None)
+    if not vals:
+        return "—", "—"
+    return f"{statistics.median(vals):.{digits}f}", f"{vals[0]:.{digits}f} – {vals[-1]:.{digits}f}"
+
+
+def pairs(rows, side_key, a, b, group_key):
+    """{group: [(rep, row a, row b)]} for rows that have both sides of a pair."""
+    out = {}
+    for s in rows:
+        if s.get(side_key) != a:
+            continue
+        for t in rows:
+            if t.get(side_key) == b and t.get("rep") == s.get("rep") and group_key(t) == group_key(s):
+                out.setdefault(group_key(s), []).append((s.get("rep"), s, t))
+    for v in out.values():
+        v.sort(key=lambda x: x[0])
+    return out
+
+
+def ratio(sa, sb):
+    if has_numbers(sa) and has_numbers(sb) and rate(sb):
+        return rate(sa) / rate(sb)
+    return None
+
+
+def verdict(values, target):
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "n/a"
+    med = statistics.median(vals)
+    below = sum(1 for v in vals if v < target)
+    if med >= target:
+        return "met" + (f" by the median; {below} of {len(vals)} pairs below" if below else f" in all {len(vals)} pairs")
+    return "**missed**" + (f" ({len(vals) - below} of {len(vals)} pairs at or above)" if below < len(vals) else f" in all {len(vals)} pairs")
+
+
+STORE_NAME = {"embedded": "embedded store (SQLite, sync)", "redis": "Redis", "postgres": "PostgreSQL"}
+WORKLOAD_NAME = {"hot": "hot counter", "spread": "10,000 names"}
+
+
+def med(rows, f):
+    vals = [f(s) for s in rows]
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, digits=0):
+    return "—" if v is None else f"{v:,.{digits}f}"
+
+
+def render_history(doc, by_key, w):
+    rows = [s for s in doc["scenarios"] if s["group"] == "history"]
+    if not rows:
+        return
+    st = run_of(doc, rows[0]).get("settings") or doc["settings"]
+    w(f"## History: its cost on the hot path (`History:Enabled` true / false, {rows[0].get('connections')} connections)")
+    w("")
+    from_run(doc, rows, w)
+    stores = list(dict.fromkeys(s.get("store") for s in rows))
+    w(f"Each store ({', '.join(STORE_NAME.get(x, x) for x in stores)}) with history on (the default) and off "
+      "(`--History:Enabled false`), on the hot counter and over "
+      f"{num(st.get('spread_counters'))} names: {st.get('history_reps')} pairs per case, each side on a fresh "
+      "instance with a fresh store (data directory, Redis emptied, new PostgreSQL database), `--Auth off`, "
+      "rate limit off, `Durability=sync`. The pairs are spread over the group (all cases of pair 1, then of pair 2, …) and "
+      "the order within a pair alternates (on first in odd pairs, off first in even ones), so a drift of the "
+      "machine's load falls on both sides alike. Redis and PostgreSQL are the private servers of the `redis` and "
+      "`postgres` groups (`appendfsync always`; `fsync=on`, `synchronous_commit=on`), one Tally instance.")
+    w("")
+    w("- *increments per commit*, *commit ms*, *commits/s*: as in the other tables (`tally_commit_batch_size`, "
+      "`tally_commit_duration_seconds`, `tally_store_writes_total`).")
+    w("- *Tally CPU µs per request*: user + system time of the Tally process during the measurement "
+      "(`/proc/<pid>/stat`) over the requests answered.")
+    w("- *disk bytes per request*: embedded store: bytes the Tally process sent to storage (`write_bytes` of "
+      "`/proc/<pid>/io`: the SQLite WAL and its checkpoints); PostgreSQL: WAL written (`pg_current_wal_lsn()`); "
+      "Redis: growth of the AOF.")
+    w("")
+    w("| scenario | requests/s | p50 ms | p99 ms | increments per commit | commit ms | commits/s "
+      "| Tally CPU µs per request | disk bytes per request | load average | notes |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for s in rows:
+        if not has_numbers(s):
+            w(f"| {s['title']} | {STATUS_TEXT.get(s['status'], s['status'])} |" + " — |" * 8 + f" {notes(s)} |")
+            continue
+        lat = s.get("latency_ms") or {}
+        rps = num(s["requests_per_s"]) + (" ⚠" if s["status"] == "errors" else "")
+        w(f"| {s['title']} | {rps} | {ms(lat.get('p50'))} | {ms(lat.get('p99'))} "
+          f"| {fmt(s.get('increments_per_flush'), 1)} | {ms(s.get('commit_ms_mean')) if s.get('commit_ms_mean') is not None else '—'} "
+          f"| {fmt(commits_per_s(s))} | {fmt(per_request(s, 'cpu_tally_s', 1e6))} | {fmt(disk_bytes(s))} "
+          f"| {(s.get('loadavg') or '—').split()[0]} | {notes(s)} |")
+    w("")
+    groups = pairs(rows, "history", "on", "off", lambda s: (s.get("store"), s.get("workload")))
+    w("### History: ratios and target (same run, pairs measured side by side)")
+    w("")
+    w(f"Increments/s with history on over off, per pair; the target is ≥ {HISTORY_TARGET:.2f}× "
+      "(\"the hot path loses at most 15%\"), read on the median of the pairs.")
+    w("")
+    w("| store, workload | on / off per pair | median | min – max | mean on / mean off | target | |")
+    w("|---|---|---:|---:|---:|---:|---|")
+    for (store, work), ps in groups.items():
+        rs = [ratio(a, b) for _, a, b in ps]
+        per = ", ".join("n/a" if r is None else f"{r:.2f}" for r in rs)
+        m, mm = spread(rs)
+        on = [rate(a) for _, a, _ in ps if has_numbers(a)]
+        off = [rate(b) for _, _, b in ps if has_numbers(b)]
+        means = f"{(sum(on) / len(on)) / (sum(off) / len(off)):.2f}" if on and off else "—"
+        w(f"| {STORE_NAME.get(store, store)}, {WORKLOAD_NAME.get(work, work)} | {per} | {m}× | {mm} | {means}× "
+          f"| ≥ {HISTORY_TARGET:.2f}× | {verdict(rs, HISTORY_TARGET)} |")
+    w("")
+    w("What history adds per commit and per request (medians over the pairs, history on → off):")
+    w("")
+    w("| store, workload | increments/s | increments per commit | commit ms | Tally CPU µs per request "
+      "| disk bytes per request | Redis µs per FCALL | Redis commands per FCALL |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for (store, work), ps in groups.items():
+        on = [a for _, a, _ in ps if has_numbers(a)]
+        off = [b for _, _, b in ps if has_numbers(b)]
+
+        def both(f, digits=0):
+            x, y = med(on, f), med(off, f)
+            return "—" if x is None and y is None else f"{fmt(x, digits)} → {fmt(y, digits)}"
+
+        w(f"| {STORE_NAME.get(store, store)}, {WORKLOAD_NAME.get(work, work)} | {both(rate)} "
+          f"| {both(lambda s: s.get('increments_per_flush'), 1)} | {both(lambda s: s.get('commit_ms_mean'), 2)} "
+          f"| {both(lambda s: per_request(s, 'cpu_tally_s', 1e6))} | {both(disk_bytes)} "
+          f"| {both(fcall_usec) if store == 'redis' else '—'} | {both(fcall_commands, 1) if store == 'redis' else '—'} |")
+    w("")
+    first = [(key, a, b) for key, ps in groups.items() for _, a, b in ps[:1] if key[0] == "redis" and fcall_commands(a)]
+    if first:
+        w("What one `FCALL tally_v1_commit` ran with Redis (calls per FCALL, first pair, history on → off; "
+          "below 0.05 per call left out):")
+        w("")
+        for (store, work), a, b in first:
+            fa, fb = a["redis_commands"]["fcall"]["calls"], b["redis_commands"]["fcall"]["calls"]
+            names = [k for k in a["redis_commands"] if k not in ("fcall", "select")]
+            names += [k for k in b.get("redis_commands", {}) if k not in names and k not in ("fcall", "select")]
+            parts = []
+            for k in names:
+                x = a["redis_commands"].get(k, {}).get("calls", 0) / fa
+                y = b.get("redis_commands", {}).get(k, {}).get("calls", 0) / fb if fb else 0
+                if max(x, y) >= 0.05:
+                    parts.append(f"`{k}` {x:.2f} → {y:.2f}")
+            w(f"- {WORKLOAD_NAME.get(work, work)}: {', '.join(parts)}")
+        w("")
+
+
+def render_events(doc, by_key, w):
+    rows = [s for s in doc["scenarios"] if s["group"] == "events"]
+    if not rows:
+        return
+    st = run_of(doc, rows[0]).get("settings") or doc["settings"]
+    n = st.get("events_streams") or max((s.get("streams") or 0) for s in rows)
+    w(f"## Live events: {num(n)} streams on a hot counter ({rows[0].get('connections')} connections)")
+    w("")
+    from_run(doc, rows, w)
+    w(f"The sync hot increment (embedded store, `--Auth off`, rate limit off) with {num(n)} Server-Sent Event "
+      "streams open on that counter (`GET /counters/hot/events`), against the same without streams: "
+      f"{st.get('events_reps')} pairs, each side on a fresh instance, the order alternating (with streams first in odd pairs). "
+      f"Both sides run with `--Events:MaxStreamsPerKey {n}`: with `Auth=off` every stream counts against one key, "
+      "`anonymous`, whose default limit is 100. The streams are held by `bench/sse_reader.py` (Python, one thread, "
+      "epoll): it opens them all (and waits for every answer) before the warm-up, reads them during the "
+      "measurement and counts the events of each; a stream that ends is opened again with `Last-Event-ID`, as "
+      "EventSource does.")
+    w("")
+    w("- *commits/s*: `tally_store_writes_total` over the measurement; every commit changes the hot counter, so "
+      "it makes one event, and each stream should receive one event per commit: *events made* is "
+      "`tally_events_published_total` over the measurement, *per stream* what the reader counted on each stream "
+      "in the same window (min / median / max), *delivered* the events counted over streams × events made.")
+    w("- *dropped*: `tally_events_streams_dropped_total` (streams ended because their client was "
+      "`Events:StreamBuffer` events behind); *ended / reopened*: streams the reader saw end, and reopened.")
+    w("- *CPU cores*: user + system time of Tally / of the reader over the measurement's wall time "
+      f"({doc['machine'].get('nproc') or '?'} cores in all, wrk and other tenants take the rest); *run-queue wait*: "
+      "time Tally's threads were runnable but had no CPU (`/proc/<pid>/task/*/schedstat`), in cores.")
+    w("")
+    w("| scenario | increments/s | p50 ms | p99 ms | increments per commit | commits/s | commit ms "
+      "| CPU cores Tally / reader | Tally CPU µs per request | run-queue wait, cores | events made "
+      "| per stream min / median / max | delivered | dropped / ended / reopened | load average |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for s in rows:
+        if not has_numbers(s):
+            w(f"| {s['title']} | {STATUS_TEXT.get(s['status'], s['status'])} |" + " — |" * 13 + f" {notes(s)} |")
+            continue
+        lat = s.get("latency_ms") or {}
+        incs = num(s.get("increments_per_s")) + (" ⚠" if s["status"] == "errors" else "")
+        cpu = cores(s, "cpu_tally_s") + (f" / {cores(s, 'cpu_reader_s')}" if s.get("cpu_reader_s") is not None else "")
+        wait = f"{s['runqueue_wait_tally_s'] / s['cpu_window_s']:.2f}" if s.get("runqueue_wait_tally_s") is not None and s.get("cpu_window_s") else "—"
+        made = s.get("events_published")
+        per = s.get("reader_per_stream") or {}
+        per_txt = (f"{fmt(per.get('min'))} / {fmt(per.get('median'))} / {fmt(per.get('max'))}"
+                   if per.get("median") is not None else "—")
+        delivered = "—"
+        if s.get("reader_received") is not None and made and s.get("reader_streams"):
+            delivered = f"{s['reader_received'] / (made * s['reader_streams']) * 100:.1f}%"
+        drops = "—"
+        if s.get("streams"):
+            drops = (f"{fmt(s.get('streams_dropped'))} / {fmt(s.get('reader_stream_ends'))} / "
+                     f"{fmt(s.get('reader_reconnects'))}")
+        w(f"| {s['title']} | {incs} | {ms(lat.get('p50'))} | {ms(lat.get('p99'))} | {fmt(s.get('increments_per_flush'), 1)} "
+          f"| {fmt(commits_per_s(s))} | {ms(s.get('commit_ms_mean')) if s.get('commit_ms_mean') is not None else '—'} "
+          f"| {cpu} | {fmt(per_request(s, 'cpu_tally_s', 1e6))} | {wait} | {fmt(made)} | {per_txt} | {delivered} "
+          f"| {drops} | {(s.get('loadavg') or '—').split()[0]} |")
+    w("")
+    checks = []
+    for s in rows:
+        if not s.get("streams"):
+            continue
+        if s.get("streams_open_before") is not None:
+            checks.append(f"{s['title']}: `tally_events_streams` {fmt(s.get('streams_open_before'))} before the "
+                          f"measurement and {fmt(s.get('streams_open_after'))} after; the reader had "
+                          f"{fmt(s.get('reader_open_at_start'))} and {fmt(s.get('reader_open_at_end'))} open, opened "
+                          f"them in {s.get('reader_open_s')} s; at the end its slowest stream was "
+                          f"{fmt(s.get('reader_lag_max_events'))} events behind the newest; over the stream's life "
+                          f"{fmt(s.get('reader_skipped'))} events were missing between the first and last id it saw"
+                          + (f"; {s['reader_note']}" if s.get("reader_note") else ""))
+    if checks:
+        w("Streams, checked:")
+        w("")
+        for c in checks:
+            w(f"- {c}.")
+        w("")
+    w("### Live events: ratio and target (same run, pairs measured side by side)")
+    w("")
+    w("*Tally CPU per event delivered*: Tally's CPU time with the streams, less what its requests cost at the "
+      "CPU per request of the run without streams of the same pair, over the events the reader counted.")
+    w("")
+    w("| pair | with streams, increments/s | without, increments/s | with / without | commits/s with / without "
+      "| Tally CPU µs per event delivered |")
+    w("|---|---:|---:|---:|---:|---:|")
+    groups = pairs(rows, "streams", n, 0, lambda s: "hot")
+    ps = groups.get("hot", [])
+    rs = []
+    for rep, a, b in ps:
+        r = ratio(a, b)
+        rs.append(r)
+        per_event = "—"
+        base = per_request(b, "cpu_tally_s")
+        if base is not None and a.get("cpu_tally_s") is not None and a.get("requests") and a.get("reader_received"):
+            per_event = fmt((a["cpu_tally_s"] - base * a["requests"]) / a["reader_received"] * 1e6, 1)
+        w(f"| {rep} | {num(rate(a)) if has_numbers(a) else '—'} | {num(rate(b)) if has_numbers(b) else '—'} "
+          f"| {'n/a' if r is None else f'{r:.2f}×'} | {fmt(commits_per_s(a))} / {fmt(commits_per_s(b))} | {per_event} |")
+    w("")
+    if rs:
+        m, mm = spread(rs)
+        w(f"Median {m}× (min – max {mm}) against a target of ≥ {EVENTS_TARGET:.1f}×: {verdict(rs, EVENTS_TARGET)}.")
+        w("")
 
 
 def render(doc):
@@ -648,6 +935,8 @@ def render(doc):
 
     render_postgres(doc, by_key, w)
     render_redis(doc, by_key, w)
+    render_history(doc, by_key, w)
+    render_events(doc, by_key, w)
 
     w("## Side by side")
     w("")
