@@ -1084,13 +1084,26 @@ group_redis() {
 
 # ---------------------------------------------------------------- history and events
 
-# proc_snapshot: CPU ticks of Tally (HOOK_PIDS) and of the stream reader (HOOK_READER_PID, if any);
-# their threads' run-queue wait and time slices (/proc/<pid>/task/*/schedstat: threads that ended in
-# between are missing from the sums); Tally's bytes sent to storage (/proc/<pid>/io); the time.
-sched_sums() {
-  local p
-  for p; do cat "/proc/$p/task/"*/schedstat 2>/dev/null; done | awk '{ w += $2; n += $3 } END { printf "%d %d", w, n }'
+# sched_threads PID...: "tid run-ns wait-ns slices" per thread (/proc/<pid>/task/*/schedstat).
+sched_threads() {
+  local p f
+  for p; do
+    for f in "/proc/$p/task/"*/schedstat; do
+      if [[ -r $f ]]; then f=${f%/schedstat}; echo "${f##*/} $(cat "$f/schedstat" 2>/dev/null || true)"; fi
+    done
+  done
+  return 0
 }
+
+# sched_delta BEFORE AFTER: run-queue wait (ns) and time slices between two sched_threads listings,
+# per thread (a thread started in between counts from 0; one that ended in between is missing).
+sched_delta() {
+  awk 'FILENAME == ARGV[1] { w[$1] = $3; n[$1] = $4; next } NF >= 4 { dw += $3 - w[$1]; dn += $4 - n[$1] }
+    END { printf "%d %d", dw, dn }' "$1" "$2"
+}
+
+# proc_snapshot: CPU ticks of Tally (HOOK_PIDS) and of the stream reader (HOOK_READER_PID, if any),
+# Tally's bytes sent to storage (/proc/<pid>/io), the time.
 io_write_bytes() {
   local p total=0 v
   for p; do
@@ -1100,8 +1113,7 @@ io_write_bytes() {
   echo "$total"
 }
 proc_snapshot() {
-  echo "$(cpu_ticks "${HOOK_PIDS[@]}") $(cpu_ticks ${HOOK_READER_PID:-}) $(sched_sums "${HOOK_PIDS[@]}")" \
-    "$(sched_sums ${HOOK_READER_PID:-}) $(io_write_bytes "${HOOK_PIDS[@]}") $(now_ms)"
+  echo "$(cpu_ticks "${HOOK_PIDS[@]}") $(cpu_ticks ${HOOK_READER_PID:-}) $(io_write_bytes "${HOOK_PIDS[@]}") $(now_ms)"
 }
 
 # Hooks for tally_scenario with the embedded store (history, events): the snapshot before and after,
@@ -1109,22 +1121,28 @@ proc_snapshot() {
 proc_before() {
   [[ -z ${HOOK_READER_PID:-} ]] || kill -USR1 "$HOOK_READER_PID"
   proc_snapshot >"$1.proc-before"
+  sched_threads "${HOOK_PIDS[@]}" >"$1.sched-tally-before"
+  [[ -z ${HOOK_READER_PID:-} ]] || sched_threads "$HOOK_READER_PID" >"$1.sched-reader-before"
 }
 
 proc_after() {
-  local raw=$1 a b hz i fields
+  local raw=$1 a b st hz i fields
   [[ -z ${HOOK_READER_PID:-} ]] || { rm -f "$HOOK_READER_OUT"; kill -USR2 "$HOOK_READER_PID"; }
   read -ra b <<<"$(proc_snapshot)"
   read -ra a <"$raw.proc-before"
+  sched_threads "${HOOK_PIDS[@]}" >"$raw.sched-tally-after"
+  read -ra st <<<"$(sched_delta "$raw.sched-tally-before" "$raw.sched-tally-after")"
   hz=$(getconf CLK_TCK)
-  fields="--field cpu_window_s=$(awk -v x="${a[7]}" -v y="${b[7]}" 'BEGIN { printf "%.2f", (y - x) / 1000 }')"
+  fields="--field cpu_window_s=$(awk -v x="${a[3]}" -v y="${b[3]}" 'BEGIN { printf "%.2f", (y - x) / 1000 }')"
   fields+=" --field cpu_tally_s=$(awk -v x="${a[0]}" -v y="${b[0]}" -v hz="$hz" 'BEGIN { printf "%.2f", (y - x) / hz }')"
-  fields+=" --field runqueue_wait_tally_s=$(awk -v x="${a[2]}" -v y="${b[2]}" 'BEGIN { printf "%.2f", (y - x) / 1e9 }')"
-  fields+=" --field timeslices_tally=$((b[3] - a[3])) --field tally_write_bytes=$((b[6] - a[6]))"
-  fields+=" --field tally_threads=$(ls "/proc/${HOOK_PIDS[0]}/task" 2>/dev/null | wc -l)"
+  fields+=" --field runqueue_wait_tally_s=$(awk -v x="${st[0]}" 'BEGIN { printf "%.2f", x / 1e9 }')"
+  fields+=" --field timeslices_tally=${st[1]} --field tally_write_bytes=$((b[2] - a[2]))"
+  fields+=" --field tally_threads=$(wc -l <"$raw.sched-tally-after")"
   if [[ -n ${HOOK_READER_PID:-} ]]; then
+    sched_threads "$HOOK_READER_PID" >"$raw.sched-reader-after"
+    read -ra st <<<"$(sched_delta "$raw.sched-reader-before" "$raw.sched-reader-after")"
     fields+=" --field cpu_reader_s=$(awk -v x="${a[1]}" -v y="${b[1]}" -v hz="$hz" 'BEGIN { printf "%.2f", (y - x) / hz }')"
-    fields+=" --field runqueue_wait_reader_s=$(awk -v x="${a[4]}" -v y="${b[4]}" 'BEGIN { printf "%.2f", (y - x) / 1e9 }')"
+    fields+=" --field runqueue_wait_reader_s=$(awk -v x="${st[0]}" 'BEGIN { printf "%.2f", x / 1e9 }')"
     # The reader writes its window's figures on SIGUSR2.
     for ((i = 0; i < 200; i++)); do [[ -s $HOOK_READER_OUT ]] && break; sleep 0.05; done
     cp "$HOOK_READER_OUT" "$raw.reader-window.json" 2>/dev/null || true
