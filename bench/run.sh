@@ -1099,7 +1099,7 @@ sched_threads() {
 # per thread (a thread started in between counts from 0; one that ended in between is missing).
 sched_delta() {
   awk 'FILENAME == ARGV[1] { w[$1] = $3; n[$1] = $4; next } NF >= 4 { dw += $3 - w[$1]; dn += $4 - n[$1] }
-    END { printf "%d %d", dw, dn }' "$1" "$2"
+    END { printf "%.0f %.0f", dw, dn }' "$1" "$2"
 }
 
 # proc_snapshot: CPU ticks of Tally (HOOK_PIDS) and of the stream reader (HOOK_READER_PID, if any),
