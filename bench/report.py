@@ -121,6 +121,19 @@ def runs(doc):
                                 "bench_command": doc["settings"].get("bench_command")}]
 
 
+def runs_differing(rs):
+    """The older runs whose durations or connections differ from the newest's, for the Settings line."""
+    def key(r):
+        st = r.get("settings") or {}
+        return st.get("duration_s"), st.get("warmup_s"), st.get("connections")
+
+    other = [r for r in rs[1:] if key(r) != key(rs[0])]
+    if not other:
+        return "" if len(rs) == 1 else " (the same in every run on this page)"
+    return f" in the run of {short_run(rs[0]['id'])}; " + "; ".join(
+        f"{short_run(r['id'])}: {key(r)[0]} s after {key(r)[1]} s, `-c{key(r)[2]}`" for r in other)
+
+
 def cross_run(sa, sb):
     """A note for a ratio of two rows taken in different runs (minutes or days apart on a shared machine)."""
     ra, rb = sa.get("run"), sb.get("run")
@@ -873,11 +886,7 @@ def render(doc):
     w("")
     w(f"- {st.get('duration_s')} s per scenario after a {st.get('warmup_s')} s warm-up with the same load; "
       f"wrk `-t{st.get('wrk_threads')} -c{st.get('connections')}` unless a table says otherwise "
-      "(never more threads than connections)"
-      + ("." if len(rs) == 1 else f" in the run of {short_run(rs[0]['id'])}; " + "; ".join(
-          f"{short_run(r['id'])}: {(r.get('settings') or {}).get('duration_s')} s after "
-          f"{(r.get('settings') or {}).get('warmup_s')} s, `-c{(r.get('settings') or {}).get('connections')}`"
-          for r in rs[1:]) + "."))
+      "(never more threads than connections)" + runs_differing(rs) + ".")
     def of_group(group, key):
         """A setting of the run the group's rows come from."""
         row = next((x for x in scen if x["group"] == group), None)
