@@ -10,7 +10,11 @@ which bench/report.py turns into Markdown.
   collect.py extra   --results F --key K [--field name=value ...]
   collect.py pgextra --results F --rtt FILE --commit1 FILE [--pg-test-fsync FILE] [--field name=value ...]
   collect.py redisextra --results F --ping1 CSV --incr1 CSV [--field name=value ...]
-  collect.py finish  --results F --out benchmarks.json [--setting name=value ...]
+  collect.py finish  --results F --out benchmarks.json [--previous benchmarks.json] [--setting name=value ...]
+
+With --previous, the rows (and extras) of the groups this run did not measure
+are kept from that file, each marked with the run it comes from; "runs" lists
+every run whose figures the new file holds.
 """
 
 import argparse
@@ -115,6 +119,61 @@ def parse_sums(path):
                     out.setdefault(name, {}).setdefault(part, 0.0)
                     out[name][part] += v
     return out
+
+
+_EVENTS = {
+    "events_published": re.compile(r"^tally_events_published_total(\{[^}]*\})?\s+(\S+)"),
+    "streams_dropped": re.compile(r"^tally_events_streams_dropped_total(\{[^}]*\})?\s+(\S+)"),
+    "streams_open": re.compile(r"^tally_events_streams(\{[^}]*\})?\s+(\S+)"),
+}
+
+
+def parse_events(path):
+    """{name: value} of the live-event series, summed over label sets; None when /metrics did not answer."""
+    if not path or not os.path.exists(path) or os.path.getsize(path) == 0:
+        return None
+    out = {name: 0.0 for name in _EVENTS}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            for name, rx in _EVENTS.items():
+                m = rx.match(line)
+                if m:
+                    try:
+                        out[name] += float(m.group(2))
+                    except ValueError:
+                        pass
+    return out
+
+
+def events_deltas(before, after):
+    """Events made and streams dropped during the measurement (a counter not exported yet counts 0), open streams at both ends."""
+    b, a = parse_events(before), parse_events(after)
+    if b is None or a is None:
+        return {}
+    return {"events_published": a["events_published"] - b["events_published"],
+            "streams_dropped": a["streams_dropped"] - b["streams_dropped"],
+            "streams_open_before": b["streams_open"], "streams_open_after": a["streams_open"]}
+
+
+def reader_fields(path):
+    """bench/sse_reader.py's figures, written at the end of the measurement window."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            r = json.load(f)
+    except (OSError, ValueError):
+        return {"reader_note": f"no figures from the stream reader ({path})"}
+    w = r.get("window") or {}
+    return {
+        "reader_streams": r.get("streams"), "reader_opened": r.get("opened"), "reader_open_s": r.get("open_seconds"),
+        "reader_window_s": w.get("seconds"), "reader_received": w.get("received_total"),
+        "reader_per_stream": {k: w.get(f"per_stream_{k}") for k in ("min", "median", "max")},
+        "reader_streams_with_none": w.get("streams_with_none"), "reader_stream_ends": w.get("stream_ends"),
+        "reader_open_at_start": w.get("open_at_start"), "reader_open_at_end": w.get("open_at_end"),
+        "reader_lag_max_events": w.get("lag_max_events"), "reader_sequence_advance": w.get("sequence_advance"),
+        "reader_reconnects": r.get("reconnects"), "reader_skipped": r.get("skipped_total"),
+        "reader_streams_skipping": r.get("streams_skipping"), "reader_connect_errors": r.get("connect_errors"),
+        "reader_heartbeats": r.get("heartbeats_total"),
+    }
 
 
 def sum_deltas(before, after):
@@ -375,6 +434,10 @@ def cmd_add(args):
                 rec["increments_per_flush"] = ops / commits
             rec["flush_note"] = why
             rec.update(sum_deltas(args.metrics_before, args.metrics_after))
+            if args.events_metrics:
+                rec.update(events_deltas(args.metrics_before, args.metrics_after))
+    if args.events_reader:
+        rec.update(reader_fields(args.events_reader))
     if args.redis_info_before or args.redis_info_after:
         rec.update(redis_deltas(args.redis_info_before, args.redis_info_after))
     if args.procstate:
@@ -460,11 +523,68 @@ def cmd_finish(args):
     }
     for r in doc["scenarios"]:
         del r["type"]
+        r["run"] = doc["generated_at"]
+    doc["extras_run"] = {key: doc["generated_at"] for key in extras}
+    doc["runs"] = [run_record(doc)]
+    if args.previous:
+        keep_previous(doc, args.previous)
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
     os.replace(tmp, args.out)
+
+
+# The groups of BENCH_ONLY and the scenario groups (and extras) each one writes.
+SCENARIO_GROUPS = {"tally": ["http", "connections"], "compare": ["compare"], "big": ["counters"],
+                   "postgres": ["postgres"], "redis": ["redis"], "history": ["history"], "events": ["events"]}
+EXTRA_GROUP = {"counters_load": "big", "postgres": "postgres", "redis": "redis"}
+
+
+def run_record(doc):
+    """What the page says about one run: when, which code, which groups, its settings and machine."""
+    st = doc.get("settings", {})
+    return {
+        "id": doc["generated_at"],
+        "generated_at": doc["generated_at"],
+        "groups": str(st.get("groups", "")).split(),
+        "revision": st.get("tally_revision"),
+        "raw_dir": st.get("raw_dir"),
+        "bench_command": st.get("bench_command"),
+        "quick": st.get("quick"),
+        "settings": st,
+        "machine": doc.get("machine", {}),
+    }
+
+
+def keep_previous(doc, path):
+    """Adds the previous file's rows and extras of the groups this run did not measure, each with its run."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            prev = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"collect.py finish: previous results not read ({e}); the page will hold this run only", file=sys.stderr)
+        return
+    ran = doc["runs"][0]["groups"]
+    measured = {g for name in ran for g in SCENARIO_GROUPS.get(name, [name])}
+    runs = {r["id"]: r for r in prev.get("runs") or [run_record(prev)]}
+    used = []
+    for s in prev.get("scenarios", []):
+        if s["group"] in measured:
+            continue
+        s = dict(s)
+        s.setdefault("run", prev["generated_at"])
+        doc["scenarios"].append(s)
+        used.append(s["run"])
+    for key, fields in prev.get("extras", {}).items():
+        if EXTRA_GROUP.get(key, key) in ran or key in doc["extras"]:
+            continue
+        doc["extras"][key] = fields
+        doc["extras_run"][key] = (prev.get("extras_run") or {}).get(key, prev["generated_at"])
+        used.append(doc["extras_run"][key])
+    for rid in dict.fromkeys(used):
+        run = runs.get(rid) or {"id": rid, "generated_at": rid, "groups": [], "settings": {}, "machine": {}}
+        doc["runs"].append(run)
 
 
 def machine():
@@ -563,6 +683,8 @@ def main():
     a.add_argument("--redis-info-before", help="redis-cli info all, before the measurement")
     a.add_argument("--redis-info-after")
     a.add_argument("--procstate", help="bench/procstate.py output")
+    a.add_argument("--events-metrics", action="store_true", help="record the live-event series of /metrics")
+    a.add_argument("--events-reader", help="bench/sse_reader.py output for the measurement window")
     a.add_argument("--field", action="append", help="name=value, stored in the record as is")
     a.set_defaults(func=cmd_add)
 
@@ -599,6 +721,7 @@ def main():
     a = sub.add_parser("finish")
     a.add_argument("--results", required=True)
     a.add_argument("--out", required=True)
+    a.add_argument("--previous", help="the last benchmarks.json: its rows of the groups not run now are kept")
     a.add_argument("--setting", action="append")
     a.set_defaults(func=cmd_finish)
 

@@ -3,11 +3,15 @@
 
 usage: report.py benchmarks.json benchmarks.md
 
-"Reading the figures" is left as the placeholder <!-- reading --> for a person
-to fill in; rendering the same run again keeps what was written there.
+"Reading the figures" has one block per run whose figures the page holds
+(<!-- reading run=<id> --> … <!-- /reading run=<id> -->), with the placeholder
+<!-- reading --> for a person to fill in; rendering again keeps what was written
+in the block of every run still on the page.
 """
 
 import json
+import re
+import statistics
 import sys
 
 # (group id, heading, what holds for every row besides the connection count)
@@ -89,6 +93,67 @@ STATUS_TEXT = {
     "skipped": "skipped",
     "failed": "failed",
 }
+
+
+# ---------------------------------------------------------------- runs
+
+def short_run(rid):
+    """2026-11-29T20:42:11Z -> 2026-11-29 20:42 UTC"""
+    return f"{rid[:10]} {rid[11:16]} UTC" if rid and len(rid) >= 16 else (rid or "?")
+
+
+def run_of(doc, s):
+    """The run a row (or an extra) comes from."""
+    rid = s.get("run") if isinstance(s, dict) else s
+    for r in doc.get("runs") or []:
+        if r["id"] == rid:
+            return r
+    return {"id": doc["generated_at"], "generated_at": doc["generated_at"], "settings": doc["settings"],
+            "machine": doc["machine"], "revision": doc["settings"].get("tally_revision")}
+
+
+def runs(doc):
+    """The runs whose figures the page holds, newest first (a file from before runs were recorded: one)."""
+    return doc.get("runs") or [{"id": doc["generated_at"], "generated_at": doc["generated_at"],
+                                "settings": doc["settings"], "machine": doc["machine"],
+                                "revision": doc["settings"].get("tally_revision"),
+                                "raw_dir": doc["settings"].get("raw_dir"),
+                                "bench_command": doc["settings"].get("bench_command")}]
+
+
+def runs_differing(rs):
+    """The older runs whose durations or connections differ from the newest's, for the Settings line."""
+    def key(r):
+        st = r.get("settings") or {}
+        return st.get("duration_s"), st.get("warmup_s"), st.get("connections")
+
+    other = [r for r in rs[1:] if key(r) != key(rs[0])]
+    if not other:
+        return "" if len(rs) == 1 else " (the same in every run on this page)"
+    return f" in the run of {short_run(rs[0]['id'])}; " + "; ".join(
+        f"{short_run(r['id'])}: {key(r)[0]} s after {key(r)[1]} s, `-c{key(r)[2]}`" for r in other)
+
+
+def cross_run(sa, sb):
+    """A note for a ratio of two rows taken in different runs (minutes or days apart on a shared machine)."""
+    ra, rb = sa.get("run"), sb.get("run")
+    if ra and rb and ra != rb:
+        return f" ⚠ rows of different runs ({short_run(ra)} / {short_run(rb)})"
+    return ""
+
+
+def from_run(doc, rows, w):
+    """Under a section's heading, when the page holds several runs: which run its rows come from."""
+    if len(runs(doc)) < 2 or not rows:
+        return
+    ids = list(dict.fromkeys(s.get("run") for s in rows))
+    parts = []
+    for rid in ids:
+        r = run_of(doc, rid)
+        q = " (smoke run)" if (r.get("settings") or {}).get("quick") == 1 else ""
+        parts.append(f"{short_run(rid)}, revision `{r.get('revision') or '?'}`{q}")
+    w(f"*From the run of {'; '.join(parts)}.*")
+    w("")
 
 
 def num(v, digits=0):
@@ -200,10 +265,11 @@ def render_postgres(doc, by_key, w):
     rows = [s for s in doc["scenarios"] if s["group"] == "postgres"]
     if not rows:
         return
-    st = doc["settings"]
+    st = run_of(doc, rows[0]).get("settings") or doc["settings"]
     x = doc.get("extras", {}).get("postgres", {})
     w(f"## Tally on PostgreSQL (`Store=postgres`, {rows[0].get('connections')} connections unless the title says otherwise)")
     w("")
+    from_run(doc, rows, w)
     w(f"One private PostgreSQL {x.get('server_version', '15')} started by the harness (temporary data directory, "
       "127.0.0.1, `fsync=on`, `synchronous_commit=on`, otherwise defaults); every scenario on a fresh database. "
       f"Tally instances with `--Auth off`, rate limit off, `Maximum Pool Size={st.get('pg_pool')}`; "
@@ -258,7 +324,7 @@ def render_postgres(doc, by_key, w):
         if has_numbers(sa) and has_numbers(sb) and rate(sb):
             v = rate(sa) / rate(sb)
             verdict = "" if target is None else ("met" if v >= target else "**missed**")
-            w(f"| {label} | {v:.2f}× | {'≥ ' + format(target, '.1f') + '×' if target else '—'} | {verdict} |")
+            w(f"| {label} | {v:.2f}× | {'≥ ' + format(target, '.1f') + '×' if target else '—'} | {verdict}{cross_run(sa, sb)} |")
     for key in PG_P99:
         s = by_key.get(key)
         if not s or not has_numbers(s):
@@ -355,11 +421,12 @@ def render_redis(doc, by_key, w):
     rows = [s for s in doc["scenarios"] if s["group"] == "redis"]
     if not rows:
         return
-    st = doc["settings"]
+    st = run_of(doc, rows[0]).get("settings") or doc["settings"]
     x = doc.get("extras", {}).get("redis", {})
     n = st.get("redis_instances") or 2
     w(f"## Tally on Redis (`Store=redis`, {rows[0].get('connections')} connections)")
     w("")
+    from_run(doc, rows, w)
     w(f"One private Redis {x.get('server_version') or st.get('redis_version') or ''} started by the harness for this "
       "group: temporary directory, 127.0.0.1, `--appendonly yes --appendfsync always --save '' "
       "--maxmemory-policy noeviction` (what Tally demands without `RedisAllowDataLoss`: every reply after its AOF "
@@ -389,7 +456,8 @@ def render_redis(doc, by_key, w):
     for key in REDIS_REFERENCE:
         s = by_key.get(key)
         if s:
-            w(redis_row(s, f"{s['group']} group"))
+            other = s.get("run") != rows[0].get("run") and s.get("run")
+            w(redis_row(s, f"{s['group']} group" + (f", run of {short_run(s['run'])}" if other else "")))
     w("")
     w("### Redis: where the time goes")
     w("")
@@ -459,11 +527,298 @@ def render_redis(doc, by_key, w):
             verdict = "" if target is None else ("met" if v >= target else "**missed**")
             # 0.498 would print as 0.50 beside "missed": a third decimal where two hide the verdict.
             text = f"{v:.3f}" if target is not None and v < target and round(v, 2) >= target else f"{v:.2f}"
-            w(f"| {label} | {text}× | {tgt} | {verdict} |")
+            w(f"| {label} | {text}× | {tgt} | {verdict}{cross_run(sa, sb)} |")
         else:
             missing = sa if not has_numbers(sa) else sb
             w(f"| {label} | n/a ({missing['title']}: {STATUS_TEXT.get(missing['status'], missing['status'])}) | {tgt} | |")
     w("")
+
+
+# ---------------------------------------------------------------- history and events
+
+HISTORY_TARGET = 0.85  # "the hot path loses at most 15% with history on"
+EVENTS_TARGET = 0.8    # "commit throughput ≥ 0.8× the same run without streams"
+
+
+def per_request(s, key, scale=1.0):
+    v = s.get(key)
+    if v is None or not s.get("requests"):
+        return None
+    return v / s["requests"] * scale
+
+
+def commits_per_s(s):
+    fl = s.get("flush") or {}
+    c = fl.get("commits")
+    return c / s["duration_s"] if c and s.get("duration_s") else None
+
+
+def disk_bytes(s):
+    """Bytes to disk per request: Tally's own writes (SQLite), the WAL (PostgreSQL), the AOF's growth (Redis)."""
+    key = {"embedded": "tally_write_bytes", "postgres": "wal_bytes", "redis": "aof_bytes"}.get(s.get("store"))
+    return per_request(s, key) if key else None
+
+
+def fcall_usec(s):
+    call = (s.get("redis_commands") or {}).get("fcall")
+    return call["usec"] / call["calls"] if call and call.get("calls") else None
+
+
+def fcall_commands(s):
+    """Commands the commit function ran per FCALL (without the SELECT Redis counts once per call)."""
+    cmds = s.get("redis_commands") or {}
+    call = cmds.get("fcall")
+    if not call or not call.get("calls"):
+        return None
+    return sum(v["calls"] for k, v in cmds.items() if k not in ("fcall", "select")) / call["calls"]
+
+
+def spread(values, digits=2):
+    vals = sorted(v for v in values if v is not None)
+    if not vals:
+        return "—", "—"
+    return f"{statistics.median(vals):.{digits}f}", f"{vals[0]:.{digits}f} – {vals[-1]:.{digits}f}"
+
+
+def pairs(rows, side_key, a, b, group_key):
+    """{group: [(rep, row a, row b)]} for rows that have both sides of a pair."""
+    out = {}
+    for s in rows:
+        if s.get(side_key) != a:
+            continue
+        for t in rows:
+            if t.get(side_key) == b and t.get("rep") == s.get("rep") and group_key(t) == group_key(s):
+                out.setdefault(group_key(s), []).append((s.get("rep"), s, t))
+    for v in out.values():
+        v.sort(key=lambda x: x[0])
+    return out
+
+
+def ratio(sa, sb):
+    if has_numbers(sa) and has_numbers(sb) and rate(sb):
+        return rate(sa) / rate(sb)
+    return None
+
+
+def verdict(values, target):
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "n/a"
+    med = statistics.median(vals)
+    below = sum(1 for v in vals if v < target)
+    if med >= target:
+        return "met" + (f" by the median; {below} of {len(vals)} pairs below" if below else f" in all {len(vals)} pairs")
+    return "**missed**" + (f" ({len(vals) - below} of {len(vals)} pairs at or above)" if below < len(vals) else f" in all {len(vals)} pairs")
+
+
+STORE_NAME = {"embedded": "embedded store (SQLite, sync)", "redis": "Redis", "postgres": "PostgreSQL"}
+WORKLOAD_NAME = {"hot": "hot counter", "spread": "10,000 names"}
+
+
+def med(rows, f):
+    vals = [f(s) for s in rows]
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, digits=0):
+    return "—" if v is None else f"{v:,.{digits}f}"
+
+
+def render_history(doc, by_key, w):
+    rows = [s for s in doc["scenarios"] if s["group"] == "history"]
+    if not rows:
+        return
+    st = run_of(doc, rows[0]).get("settings") or doc["settings"]
+    w(f"## History: its cost on the hot path (`History:Enabled` true / false, {rows[0].get('connections')} connections)")
+    w("")
+    from_run(doc, rows, w)
+    stores = list(dict.fromkeys(s.get("store") for s in rows))
+    w(f"Each store ({', '.join(STORE_NAME.get(x, x) for x in stores)}) with history on (the default) and off "
+      "(`--History:Enabled false`), on the hot counter and over "
+      f"{num(st.get('spread_counters'))} names: {st.get('history_reps')} pairs per case, each side on a fresh "
+      "instance with a fresh store (data directory, Redis emptied, new PostgreSQL database), `--Auth off`, "
+      "rate limit off, `Durability=sync`. The pairs are spread over the group (all cases of pair 1, then of pair 2, …) and "
+      "the order within a pair alternates (on first in odd pairs, off first in even ones), so a drift of the "
+      "machine's load falls on both sides alike. Redis and PostgreSQL are the private servers of the `redis` and "
+      "`postgres` groups (`appendfsync always`; `fsync=on`, `synchronous_commit=on`), one Tally instance.")
+    w("")
+    w("- *increments per commit*, *commit ms*, *commits/s*: as in the other tables (`tally_commit_batch_size`, "
+      "`tally_commit_duration_seconds`, `tally_store_writes_total`).")
+    w("- *Tally CPU µs per request*: user + system time of the Tally process during the measurement "
+      "(`/proc/<pid>/stat`) over the requests answered.")
+    w("- *disk bytes per request*: embedded store: bytes the Tally process sent to storage (`write_bytes` of "
+      "`/proc/<pid>/io`: the SQLite WAL and its checkpoints); PostgreSQL: WAL written (`pg_current_wal_lsn()`); "
+      "Redis: growth of the AOF.")
+    w("")
+    w("| scenario | requests/s | p50 ms | p99 ms | increments per commit | commit ms | commits/s "
+      "| Tally CPU µs per request | disk bytes per request | load average | notes |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for s in rows:
+        if not has_numbers(s):
+            w(f"| {s['title']} | {STATUS_TEXT.get(s['status'], s['status'])} |" + " — |" * 8 + f" {notes(s)} |")
+            continue
+        lat = s.get("latency_ms") or {}
+        rps = num(s["requests_per_s"]) + (" ⚠" if s["status"] == "errors" else "")
+        w(f"| {s['title']} | {rps} | {ms(lat.get('p50'))} | {ms(lat.get('p99'))} "
+          f"| {fmt(s.get('increments_per_flush'), 1)} | {ms(s.get('commit_ms_mean')) if s.get('commit_ms_mean') is not None else '—'} "
+          f"| {fmt(commits_per_s(s))} | {fmt(per_request(s, 'cpu_tally_s', 1e6))} | {fmt(disk_bytes(s))} "
+          f"| {(s.get('loadavg') or '—').split()[0]} | {notes(s)} |")
+    w("")
+    groups = pairs(rows, "history", "on", "off", lambda s: (s.get("store"), s.get("workload")))
+    w("### History: ratios and target (same run, pairs measured side by side)")
+    w("")
+    w(f"Increments/s with history on over off, per pair; the target is ≥ {HISTORY_TARGET:.2f}× "
+      "(\"the hot path loses at most 15%\"), read on the median of the pairs.")
+    w("")
+    w("| store, workload | on / off per pair | median | min – max | mean on / mean off | target | |")
+    w("|---|---|---:|---:|---:|---:|---|")
+    for (store, work), ps in groups.items():
+        rs = [ratio(a, b) for _, a, b in ps]
+        per = ", ".join("n/a" if r is None else f"{r:.2f}" for r in rs)
+        m, mm = spread(rs)
+        on = [rate(a) for _, a, _ in ps if has_numbers(a)]
+        off = [rate(b) for _, _, b in ps if has_numbers(b)]
+        means = f"{(sum(on) / len(on)) / (sum(off) / len(off)):.2f}" if on and off else "—"
+        w(f"| {STORE_NAME.get(store, store)}, {WORKLOAD_NAME.get(work, work)} | {per} | {m}× | {mm} | {means}× "
+          f"| ≥ {HISTORY_TARGET:.2f}× | {verdict(rs, HISTORY_TARGET)} |")
+    w("")
+    w("What history adds per commit and per request (medians over the pairs, history on → off):")
+    w("")
+    w("| store, workload | increments/s | increments per commit | commit ms | Tally CPU µs per request "
+      "| disk bytes per request | Redis µs per FCALL | Redis commands per FCALL |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for (store, work), ps in groups.items():
+        on = [a for _, a, _ in ps if has_numbers(a)]
+        off = [b for _, _, b in ps if has_numbers(b)]
+
+        def both(f, digits=0):
+            x, y = med(on, f), med(off, f)
+            return "—" if x is None and y is None else f"{fmt(x, digits)} → {fmt(y, digits)}"
+
+        w(f"| {STORE_NAME.get(store, store)}, {WORKLOAD_NAME.get(work, work)} | {both(rate)} "
+          f"| {both(lambda s: s.get('increments_per_flush'), 1)} | {both(lambda s: s.get('commit_ms_mean'), 2)} "
+          f"| {both(lambda s: per_request(s, 'cpu_tally_s', 1e6))} | {both(disk_bytes)} "
+          f"| {both(fcall_usec) if store == 'redis' else '—'} | {both(fcall_commands, 1) if store == 'redis' else '—'} |")
+    w("")
+    first = [(key, a, b) for key, ps in groups.items() for _, a, b in ps[:1] if key[0] == "redis" and fcall_commands(a)]
+    if first:
+        w("What one `FCALL tally_v1_commit` ran with Redis (calls per FCALL, first pair, history on → off; "
+          "below 0.05 per call left out):")
+        w("")
+        for (store, work), a, b in first:
+            fa, fb = a["redis_commands"]["fcall"]["calls"], b["redis_commands"]["fcall"]["calls"]
+            names = [k for k in a["redis_commands"] if k not in ("fcall", "select")]
+            names += [k for k in b.get("redis_commands", {}) if k not in names and k not in ("fcall", "select")]
+            parts = []
+            for k in names:
+                x = a["redis_commands"].get(k, {}).get("calls", 0) / fa
+                y = b.get("redis_commands", {}).get(k, {}).get("calls", 0) / fb if fb else 0
+                if max(x, y) >= 0.05:
+                    parts.append(f"`{k}` {x:.2f} → {y:.2f}")
+            w(f"- {WORKLOAD_NAME.get(work, work)}: {', '.join(parts)}")
+        w("")
+
+
+def render_events(doc, by_key, w):
+    rows = [s for s in doc["scenarios"] if s["group"] == "events"]
+    if not rows:
+        return
+    st = run_of(doc, rows[0]).get("settings") or doc["settings"]
+    n = st.get("events_streams") or max((s.get("streams") or 0) for s in rows)
+    w(f"## Live events: {num(n)} streams on a hot counter ({rows[0].get('connections')} connections)")
+    w("")
+    from_run(doc, rows, w)
+    w(f"The sync hot increment (embedded store, `--Auth off`, rate limit off) with {num(n)} Server-Sent Event "
+      "streams open on that counter (`GET /counters/hot/events`), against the same without streams: "
+      f"{st.get('events_reps')} pairs, each side on a fresh instance, the order alternating (with streams first in odd pairs). "
+      f"Both sides run with `--Events:MaxStreamsPerKey {n}`: with `Auth=off` every stream counts against one key, "
+      "`anonymous`, whose default limit is 100. The streams are held by `bench/sse_reader.py` (Python, one thread, "
+      "epoll): it opens them all (and waits for every answer) before the warm-up, reads them during the "
+      "measurement and counts the events of each; a stream that ends is opened again with `Last-Event-ID`, as "
+      "EventSource does.")
+    w("")
+    w("- *commits/s*: `tally_store_writes_total` over the measurement; every commit changes the hot counter, so "
+      "it makes one event, and each stream should receive one event per commit: *events made* is "
+      "`tally_events_published_total` over the measurement, *per stream* what the reader counted on each stream "
+      "in the same window (min / median / max), *delivered* the events counted over streams × events made.")
+    w("- *dropped*: `tally_events_streams_dropped_total` (streams ended because their client was "
+      "`Events:StreamBuffer` events behind); *ended / reopened*: streams the reader saw end, and reopened.")
+    w("- *CPU cores*: user + system time of Tally / of the reader over the measurement's wall time "
+      f"({doc['machine'].get('nproc') or '?'} cores in all, wrk and other tenants take the rest); *run-queue wait*: "
+      "time Tally's threads were runnable but had no CPU (`/proc/<pid>/task/*/schedstat`), in cores.")
+    w("")
+    w("| scenario | increments/s | p50 ms | p99 ms | increments per commit | commits/s | commit ms "
+      "| CPU cores Tally / reader | Tally CPU µs per request | run-queue wait, cores | events made "
+      "| per stream min / median / max | delivered | dropped / ended / reopened | load average |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for s in rows:
+        if not has_numbers(s):
+            w(f"| {s['title']} | {STATUS_TEXT.get(s['status'], s['status'])} |" + " — |" * 13 + f" {notes(s)} |")
+            continue
+        lat = s.get("latency_ms") or {}
+        incs = num(s.get("increments_per_s")) + (" ⚠" if s["status"] == "errors" else "")
+        cpu = cores(s, "cpu_tally_s") + (f" / {cores(s, 'cpu_reader_s')}" if s.get("cpu_reader_s") is not None else "")
+        wait = f"{s['runqueue_wait_tally_s'] / s['cpu_window_s']:.2f}" if s.get("runqueue_wait_tally_s") is not None and s.get("cpu_window_s") else "—"
+        made = s.get("events_published")
+        per = s.get("reader_per_stream") or {}
+        per_txt = (f"{fmt(per.get('min'))} / {fmt(per.get('median'))} / {fmt(per.get('max'))}"
+                   if per.get("median") is not None else "—")
+        delivered = "—"
+        if s.get("reader_received") is not None and made and s.get("reader_streams"):
+            delivered = f"{s['reader_received'] / (made * s['reader_streams']) * 100:.1f}%"
+        drops = "—"
+        if s.get("streams"):
+            drops = (f"{fmt(s.get('streams_dropped'))} / {fmt(s.get('reader_stream_ends'))} / "
+                     f"{fmt(s.get('reader_reconnects'))}")
+        w(f"| {s['title']} | {incs} | {ms(lat.get('p50'))} | {ms(lat.get('p99'))} | {fmt(s.get('increments_per_flush'), 1)} "
+          f"| {fmt(commits_per_s(s))} | {ms(s.get('commit_ms_mean')) if s.get('commit_ms_mean') is not None else '—'} "
+          f"| {cpu} | {fmt(per_request(s, 'cpu_tally_s', 1e6))} | {wait} | {fmt(made)} | {per_txt} | {delivered} "
+          f"| {drops} | {(s.get('loadavg') or '—').split()[0]} |")
+    w("")
+    checks = []
+    for s in rows:
+        if not s.get("streams"):
+            continue
+        if s.get("streams_open_before") is not None:
+            checks.append(f"{s['title']}: `tally_events_streams` {fmt(s.get('streams_open_before'))} before the "
+                          f"measurement and {fmt(s.get('streams_open_after'))} after; the reader had "
+                          f"{fmt(s.get('reader_open_at_start'))} and {fmt(s.get('reader_open_at_end'))} open, opened "
+                          f"them in {s.get('reader_open_s')} s; at the end its slowest stream was "
+                          f"{fmt(s.get('reader_lag_max_events'))} events behind the newest; over the stream's life "
+                          f"{fmt(s.get('reader_skipped'))} events were missing between the first and last id it saw"
+                          + (f"; {s['reader_note']}" if s.get("reader_note") else ""))
+    if checks:
+        w("Streams, checked:")
+        w("")
+        for c in checks:
+            w(f"- {c}.")
+        w("")
+    w("### Live events: ratio and target (same run, pairs measured side by side)")
+    w("")
+    w("*Tally CPU per event delivered*: Tally's CPU time with the streams, less what its requests cost at the "
+      "CPU per request of the run without streams of the same pair, over the events the reader counted.")
+    w("")
+    w("| pair | with streams, increments/s | without, increments/s | with / without | commits/s with / without "
+      "| Tally CPU µs per event delivered |")
+    w("|---|---:|---:|---:|---:|---:|")
+    groups = pairs(rows, "streams", n, 0, lambda s: "hot")
+    ps = groups.get("hot", [])
+    rs = []
+    for rep, a, b in ps:
+        r = ratio(a, b)
+        rs.append(r)
+        per_event = "—"
+        base = per_request(b, "cpu_tally_s")
+        if base is not None and a.get("cpu_tally_s") is not None and a.get("requests") and a.get("reader_received"):
+            per_event = fmt((a["cpu_tally_s"] - base * a["requests"]) / a["reader_received"] * 1e6, 1)
+        w(f"| {rep} | {num(rate(a)) if has_numbers(a) else '—'} | {num(rate(b)) if has_numbers(b) else '—'} "
+          f"| {'n/a' if r is None else f'{r:.2f}×'} | {fmt(commits_per_s(a))} / {fmt(commits_per_s(b))} | {per_event} |")
+    w("")
+    if rs:
+        m, mm = spread(rs)
+        w(f"Median {m}× (min – max {mm}) against a target of ≥ {EVENTS_TARGET:.1f}×: {verdict(rs, EVENTS_TARGET)}.")
+        w("")
 
 
 def render(doc):
@@ -475,15 +830,35 @@ def render(doc):
 
     w("# Tally benchmarks")
     w("")
-    w(f"Generated by `bench/run.sh` on {doc['generated_at']}; the figures come from "
-      "`docs/benchmarks.json`, this page from `bench/report.py`.")
-    if st.get("bench_command"):
-        w(f"Every figure below is from this one run (groups `{st.get('groups')}`, Tally revision "
-          f"`{st.get('tally_revision', '?')}`, raw output in `bench/results/{st.get('raw_dir', '?')}`, not in git). "
-          f"To repeat it: `{st['bench_command']}`.")
-    if st.get("quick") == 1:
+    rs = runs(doc)
+    if len(rs) == 1:
+        w(f"Generated by `bench/run.sh` on {doc['generated_at']}; the figures come from "
+          "`docs/benchmarks.json`, this page from `bench/report.py`.")
+        if st.get("bench_command"):
+            w(f"Every figure below is from this one run (groups `{st.get('groups')}`, Tally revision "
+              f"`{st.get('tally_revision', '?')}`, raw output in `bench/results/{st.get('raw_dir', '?')}`, not in git). "
+              f"To repeat it: `{st['bench_command']}`.")
+    else:
+        w(f"Generated by `bench/run.sh` on {doc['generated_at']}; the figures come from "
+          "`docs/benchmarks.json`, this page from `bench/report.py`.")
+        w(f"The figures come from {len(rs)} runs. A run with `BENCH_ONLY` replaces the rows of its own groups "
+          "and keeps the others' from the file it found, so each section says which run its rows come from. "
+          "Rows of different runs were taken at different times on a shared machine: compare rows of one run; "
+          "a ratio of two rows from different runs is marked ⚠.")
         w("")
-        w("> **Smoke run (`BENCH_QUICK=1`)**: short durations and fewer scenarios; "
+        w("| run | groups on this page | Tally revision | load average when it ended | raw output (not in git) | to repeat it |")
+        w("|---|---|---|---|---|---|")
+        for r in rs:
+            mine = list(dict.fromkeys(x["group"] for x in scen if x.get("run") == r["id"]))
+            rst = r.get("settings") or {}
+            quick = " (**smoke run**)" if rst.get("quick") == 1 else ""
+            w(f"| {short_run(r['id'])}{quick} | {', '.join(f'`{g}`' for g in mine) or '—'} | `{r.get('revision') or '?'}` "
+              f"| {(r.get('machine') or {}).get('loadavg_at_end') or '?'} | `bench/results/{r.get('raw_dir') or '?'}` "
+              f"| `{r.get('bench_command') or '?'}` |")
+    if any((r.get("settings") or {}).get("quick") == 1 for r in rs):
+        w("")
+        w("> **Smoke run (`BENCH_QUICK=1`)**" + ("" if len(rs) == 1 else " in the table above") +
+          ": short durations and fewer scenarios; "
           "these numbers check the harness, they are not measurements to quote.")
     w("")
 
@@ -497,23 +872,32 @@ def render(doc):
     w(f"| kernel | {m.get('kernel') or '?'} |")
     w(f"| OS | {m.get('os') or '?'} |")
     w(f"| .NET SDK (`dotnet --version`) | {m.get('dotnet') or '?'} |")
-    w(f"| load average when the run ended | {m.get('loadavg_at_end') or '?'} |")
-    w(f"| Tally revision | {st.get('tally_revision', '?')} |")
+    if len(rs) == 1:
+        w(f"| load average when the run ended | {m.get('loadavg_at_end') or '?'} |")
+        w(f"| Tally revision | {st.get('tally_revision', '?')} |")
     w(f"| wrk / redis / gunicorn / Flask | {st.get('wrk_version', '?')} / {st.get('redis_version', '?')} / "
       f"{st.get('gunicorn_version', '?')} / {st.get('flask_version', '?')} |")
     w("")
-    w("Load generator and servers share the same cores, all on 127.0.0.1.")
+    w("Load generator and servers share the same cores, all on 127.0.0.1."
+      + ("" if len(rs) == 1 else " The machine is the newest run's; the runs were on the same host."))
     w("")
 
     w("## Settings")
     w("")
     w(f"- {st.get('duration_s')} s per scenario after a {st.get('warmup_s')} s warm-up with the same load; "
       f"wrk `-t{st.get('wrk_threads')} -c{st.get('connections')}` unless a table says otherwise "
-      "(never more threads than connections).")
+      "(never more threads than connections)" + runs_differing(rs) + ".")
+    def of_group(group, key):
+        """A setting of the run the group's rows come from."""
+        row = next((x for x in scen if x["group"] == group), None)
+        return (run_of(doc, row).get("settings") or {}).get(key) if row else None
+
     w(f"- Spread increments pick a random name out of {num(st.get('spread_counters'))}; "
-      f"`/batch` carries {num(st.get('batch_size'))} increments per request; "
-      f"redis-benchmark sends {num(st.get('redis_requests'))} INCRs.")
-    w(f"- Flask comparison: gunicorn `{st.get('flask_gunicorn_args')}`.")
+      f"`/batch` carries {num(of_group('http', 'batch_size') or st.get('batch_size'))} increments per request"
+      + (f"; redis-benchmark sends {num(of_group('compare', 'redis_requests'))} INCRs" if of_group("compare", "redis_requests") else "")
+      + ".")
+    if of_group("compare", "flask_gunicorn_args"):
+        w(f"- Flask comparison: gunicorn `{of_group('compare', 'flask_gunicorn_args')}`.")
     scope = st.get("peak_rss_scope")
     w("- Peak RSS is VmHWM of the server process(es) "
       + ("reset before each scenario (`/proc/<pid>/clear_refs`), so it is the scenario's own peak."
@@ -534,6 +918,7 @@ def render(doc):
             quals.append(f"{conns.pop()} connections")
         w(f"## {title}" + (f" ({', '.join(quals)})" if quals else ""))
         w("")
+        from_run(doc, rows, w)
         w("| scenario | requests/s | increments/s | p50 ms | p99 ms | increments per flush | peak RSS MiB | notes |")
         w("|---|---:|---:|---:|---:|---:|---:|---|")
         for s in rows:
@@ -559,6 +944,8 @@ def render(doc):
 
     render_postgres(doc, by_key, w)
     render_redis(doc, by_key, w)
+    render_history(doc, by_key, w)
+    render_events(doc, by_key, w)
 
     w("## Side by side")
     w("")
@@ -567,7 +954,7 @@ def render(doc):
         if not sa or not sb:
             continue
         if has_numbers(sa) and has_numbers(sb) and rate(sb):
-            w(f"- {label} = {rate(sa) / rate(sb):.2f}")
+            w(f"- {label} = {rate(sa) / rate(sb):.2f}{cross_run(sa, sb)}")
         else:
             missing = sa if not has_numbers(sa) else sb
             w(f"- {label} = n/a ({missing['title']}: {STATUS_TEXT.get(missing['status'], missing['status'])})")
@@ -575,20 +962,33 @@ def render(doc):
 
     w("## Reading the figures")
     w("")
-    w("<!-- reading -->")
-    w("")
+    for r in rs:
+        if len(rs) > 1:
+            mine = list(dict.fromkeys(x["group"] for x in scen if x.get("run") == r["id"]))
+            w(f"### The run of {short_run(r['id'])} ({', '.join(f'`{g}`' for g in mine) or 'extras only'})")
+            w("")
+        w(f"<!-- reading run={r['id']} -->")
+        w("<!-- reading -->")
+        w(f"<!-- /reading run={r['id']} -->")
+        w("")
 
     w("## Commands")
     w("")
-    w("Everything above is one run of `bench/run.sh`. Build and servers:")
+    w("Everything above is " + ("one run" if len(rs) == 1 else f"{len(rs)} runs") + " of `bench/run.sh`. Build and servers:")
     w("")
     w("```")
-    w(st.get("build_command", ""))
-    w(st.get("tally_command", ""))
-    for key in ("redis_server_command", "gunicorn_command", "postgres_server_command", "tally_pg_command",
-                "redis_durable_server_command", "tally_redis_command", "nginx_command"):
-        if st.get(key):
-            w(st[key])
+    for r in rs:
+        rst = r.get("settings") or {}
+        if len(rs) > 1:
+            w(f"# run of {short_run(r['id'])}")
+        w(rst.get("build_command", ""))
+        w(rst.get("tally_command", ""))
+        for key in ("redis_server_command", "gunicorn_command", "postgres_server_command", "tally_pg_command",
+                    "redis_durable_server_command", "tally_redis_command", "nginx_command", "tally_events_command",
+                    "sse_reader_command"):
+            if rst.get(key) and (key not in ("tally_events_command", "sse_reader_command")
+                                 or any(x["group"] == "events" and x.get("run") == r["id"] for x in scen)):
+                w(rst[key])
     w("```")
     w("")
     w("Load, per scenario (ports were picked free for the run):")
@@ -596,7 +996,7 @@ def render(doc):
     w("```")
     for s in scen:
         if s.get("command") and not s.get("same_as"):
-            w(f"# {s['group']}/{s['id']}")
+            w(f"# {s['group']}/{s['id']}" + (f" (run of {short_run(s.get('run'))})" if len(rs) > 1 else ""))
             w(s["command"])
     x = doc.get("extras", {}).get("counters_load")
     if x and x.get("load_command"):
@@ -608,21 +1008,42 @@ def render(doc):
 
 
 READING = "## Reading the figures\n"
+BLOCK = re.compile(r"<!-- reading run=(\S+) -->\n(.*?)\n?<!-- /reading run=\1 -->", re.S)
+PLACEHOLDER = "<!-- reading -->"
 
 
-def keep_reading(text, path, generated_at):
-    """Re-rendering the same run keeps what a person wrote under "Reading the
-    figures"; a new run's figures get the placeholder again."""
+def written_readings(old):
+    """{run id: text} of what was written under "Reading the figures", per run. A page from before the
+    per-run blocks holds one text, for the run in its first line ("Generated by `bench/run.sh` on <id>;")."""
+    if READING not in old:
+        return {}
+    section = old.split(READING, 1)[1].split("\n## ", 1)[0]
+    blocks = {rid: text.strip("\n") for rid, text in BLOCK.findall(section)}
+    if blocks:
+        return {rid: text for rid, text in blocks.items() if text.strip() and text.strip() != PLACEHOLDER}
+    m = re.search(r"^Generated by `bench/run.sh` on (\S+);", old, re.M)
+    text = section.strip("\n")
+    if m and text and text != PLACEHOLDER:
+        return {m.group(1): text}
+    return {}
+
+
+def keep_reading(text, path):
+    """Each run's block under "Reading the figures" keeps what a person wrote there for that run, as long
+    as the page holds figures of that run; a new run's block gets the placeholder."""
     try:
         with open(path, encoding="utf-8") as f:
             old = f.read()
     except FileNotFoundError:
         return text
-    if f"on {generated_at};" not in old or READING not in old:
-        return text
-    written = old.split(READING, 1)[1].split("\n## ", 1)[0]
-    head, tail = text.split(READING, 1)
-    return head + READING + written + "\n## " + tail.split("\n## ", 1)[1]
+    kept = written_readings(old)
+
+    def fill(m):
+        rid = m.group(1)
+        body = kept.get(rid, PLACEHOLDER)
+        return f"<!-- reading run={rid} -->\n{body}\n<!-- /reading run={rid} -->"
+
+    return BLOCK.sub(fill, text)
 
 
 def main():
@@ -630,7 +1051,7 @@ def main():
         sys.exit(__doc__)
     with open(sys.argv[1], encoding="utf-8") as f:
         doc = json.load(f)
-    text = keep_reading(render(doc), sys.argv[2], doc["generated_at"])
+    text = keep_reading(render(doc), sys.argv[2])
     with open(sys.argv[2], "w", encoding="utf-8") as f:
         f.write(text)
 

@@ -28,9 +28,11 @@ BATCH=${BENCH_BATCH_SIZE:-1000}
 # One worker per core; gthread keeps connections alive (sync workers close
 # each one) and measured fastest of the few settings tried on 2 cores.
 FLASK_ARGS=${BENCH_FLASK_ARGS:-"-w 2 -k gthread --threads 4"}
-ONLY=${BENCH_ONLY:-"tally compare big postgres redis"}
+ONLY=${BENCH_ONLY:-"tally compare big postgres redis history events"}
 OUT_DIR=${BENCH_OUT_DIR:-$REPO/docs}
 RAW_DIR=${BENCH_RAW_DIR:-$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ)}
+# 1: the rows of the groups not run now are kept from the previous benchmarks.json, marked with their run.
+KEEP_OTHER_GROUPS=${BENCH_KEEP_OTHER_GROUPS:-1}
 READY_TIMEOUT=${BENCH_READY_TIMEOUT:-120}
 BENCH_KEY=${BENCH_KEY:-bench-admin-key-0123456789abcdef}
 STOP_TIMEOUT=${BENCH_STOP_TIMEOUT:-20}
@@ -54,6 +56,17 @@ else
 fi
 read -ra REDIS_TALLY_ARGS <<<"${BENCH_REDIS_TALLY_ARGS:-}"
 REDIS_EMBEDDED_CONTROL=${BENCH_REDIS_EMBEDDED_CONTROL:-1}
+# History and events groups (see bench/README.md): pairs measured A/B, the order alternating.
+if [[ $QUICK == 1 ]]; then
+  HISTORY_REPS=${BENCH_HISTORY_REPS:-2}
+  EVENTS_REPS=${BENCH_EVENTS_REPS:-2}
+else
+  HISTORY_REPS=${BENCH_HISTORY_REPS:-3}
+  EVENTS_REPS=${BENCH_EVENTS_REPS:-3}
+fi
+HISTORY_STORES=${BENCH_HISTORY_STORES:-"embedded redis postgres"}
+EVENTS_STREAMS=${BENCH_EVENTS_STREAMS:-1000}
+EVENTS_OPEN_TIMEOUT=${BENCH_EVENTS_OPEN_TIMEOUT:-120}
 
 RESULTS=$RAW_DIR/results.jsonl
 PY_SYS=/usr/bin/python3 # Debian's python: the one apt's flask, redis and gunicorn belong to
@@ -63,6 +76,7 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 now_ms() { date +%s%3N; }
 wants() { [[ " $ONLY " == *" $1 "* ]]; }
+history_on() { wants history && [[ " $HISTORY_STORES " == *" $1 "* ]]; } # the history group measures this store
 shell_words() { local s; s=$(printf '%q ' "$@"); echo "${s% }"; } # a command line to paste
 thousands() { sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta' <<<"$1"; }
 
@@ -179,7 +193,7 @@ install_missing() {
   if wants postgres || wants redis; then
     [[ -x $NGINX ]] || pkgs+=(nginx)
   fi
-  if wants postgres; then
+  if wants postgres || history_on postgres; then
     { [[ -x $PG_BIN/postgres && -x $PG_BIN/initdb && -x $PG_BIN/pgbench && -x $PG_BIN/psql ]]; } || pkgs+=(postgresql-15)
     command -v setpriv >/dev/null || pkgs+=(util-linux)
   fi
@@ -311,6 +325,7 @@ run_wrk() {
 #            records "not available yet" instead of measuring error answers
 #   OPS      increments per request (0 for reads), for increments/s
 #   VAR=...  WRK_MODE etc. for bench/wrk/tally.lua
+# SCENARIO_FIELDS (an array of "--field name=value" words) goes into the record as is.
 tally_scenario() {
   local group=$1 id=$2 title=$3 conns=$4 path=$5 probe=$6 ops=$7
   shift 7
@@ -345,7 +360,7 @@ tally_scenario() {
   python3 bench/collect.py add "${common[@]}" --wrk "$raw.txt" \
     --metrics-before "$raw.metrics-before.txt" --metrics-after "$raw.metrics-after.txt" \
     --peak-rss-kb "$peak" --peak-rss-scope "$PEAK_SCOPE" --command "$WRK_CMD" ${note:+--note "$note"} \
-    ${extra_fields[@]+"${extra_fields[@]}"}
+    ${extra_fields[@]+"${extra_fields[@]}"} ${SCENARIO_FIELDS[@]+"${SCENARIO_FIELDS[@]}"}
   grep -E '^Requests/sec' "$raw.txt" | sed "s|^|[bench] $group/$id: |" >&2 || true
 }
 
@@ -1067,6 +1082,216 @@ group_redis() {
   redis_durable_stop
 }
 
+# ---------------------------------------------------------------- history and events
+
+# sched_threads PID...: "tid run-ns wait-ns slices" per thread (/proc/<pid>/task/*/schedstat).
+sched_threads() {
+  local p f
+  for p; do
+    for f in "/proc/$p/task/"*/schedstat; do
+      if [[ -r $f ]]; then f=${f%/schedstat}; echo "${f##*/} $(cat "$f/schedstat" 2>/dev/null || true)"; fi
+    done
+  done
+  return 0
+}
+
+# sched_delta BEFORE AFTER: run-queue wait (ns) and time slices between two sched_threads listings,
+# per thread (a thread started in between counts from 0; one that ended in between is missing).
+sched_delta() {
+  awk 'FILENAME == ARGV[1] { w[$1] = $3; n[$1] = $4; next } NF >= 4 { dw += $3 - w[$1]; dn += $4 - n[$1] }
+    END { printf "%.0f %.0f", dw, dn }' "$1" "$2"
+}
+
+# proc_snapshot: CPU ticks of Tally (HOOK_PIDS) and of the stream reader (HOOK_READER_PID, if any),
+# Tally's bytes sent to storage (/proc/<pid>/io), the time.
+io_write_bytes() {
+  local p total=0 v
+  for p; do
+    v=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$p/io" 2>/dev/null || true)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+proc_snapshot() {
+  echo "$(cpu_ticks "${HOOK_PIDS[@]}") $(cpu_ticks ${HOOK_READER_PID:-}) $(io_write_bytes "${HOOK_PIDS[@]}") $(now_ms)"
+}
+
+# Hooks for tally_scenario with the embedded store (history, events): the snapshot before and after,
+# and with a stream reader running, the start and end of its window (SIGUSR1, SIGUSR2).
+proc_before() {
+  [[ -z ${HOOK_READER_PID:-} ]] || kill -USR1 "$HOOK_READER_PID"
+  proc_snapshot >"$1.proc-before"
+  sched_threads "${HOOK_PIDS[@]}" >"$1.sched-tally-before"
+  [[ -z ${HOOK_READER_PID:-} ]] || sched_threads "$HOOK_READER_PID" >"$1.sched-reader-before"
+}
+
+proc_after() {
+  local raw=$1 a b st hz i fields
+  [[ -z ${HOOK_READER_PID:-} ]] || { rm -f "$HOOK_READER_OUT"; kill -USR2 "$HOOK_READER_PID"; }
+  read -ra b <<<"$(proc_snapshot)"
+  read -ra a <"$raw.proc-before"
+  sched_threads "${HOOK_PIDS[@]}" >"$raw.sched-tally-after"
+  read -ra st <<<"$(sched_delta "$raw.sched-tally-before" "$raw.sched-tally-after")"
+  hz=$(getconf CLK_TCK)
+  fields="--field cpu_window_s=$(awk -v x="${a[3]}" -v y="${b[3]}" 'BEGIN { printf "%.2f", (y - x) / 1000 }')"
+  fields+=" --field cpu_tally_s=$(awk -v x="${a[0]}" -v y="${b[0]}" -v hz="$hz" 'BEGIN { printf "%.2f", (y - x) / hz }')"
+  fields+=" --field runqueue_wait_tally_s=$(awk -v x="${st[0]}" 'BEGIN { printf "%.2f", x / 1e9 }')"
+  fields+=" --field timeslices_tally=${st[1]} --field tally_write_bytes=$((b[2] - a[2]))"
+  fields+=" --field tally_threads=$(wc -l <"$raw.sched-tally-after")"
+  if [[ -n ${HOOK_READER_PID:-} ]]; then
+    sched_threads "$HOOK_READER_PID" >"$raw.sched-reader-after"
+    read -ra st <<<"$(sched_delta "$raw.sched-reader-before" "$raw.sched-reader-after")"
+    fields+=" --field cpu_reader_s=$(awk -v x="${a[1]}" -v y="${b[1]}" -v hz="$hz" 'BEGIN { printf "%.2f", (y - x) / hz }')"
+    fields+=" --field runqueue_wait_reader_s=$(awk -v x="${st[0]}" 'BEGIN { printf "%.2f", x / 1e9 }')"
+    # The reader writes its window's figures on SIGUSR2.
+    for ((i = 0; i < 200; i++)); do [[ -s $HOOK_READER_OUT ]] && break; sleep 0.05; done
+    cp "$HOOK_READER_OUT" "$raw.reader-window.json" 2>/dev/null || true
+    fields+=" --events-reader $raw.reader-window.json"
+  fi
+  echo "$fields"
+}
+
+# history_measure STORE WORKLOAD on|off REP: one fresh Tally (and fresh store) with history on or off, one scenario.
+history_measure() {
+  local store=$1 work=$2 mode=$3 rep=$4 hist=() what
+  local id="${store}_${work}_${mode}_r${rep}"
+  [[ $mode == on ]] || hist=(--History:Enabled false)
+  case $work in
+    hot) what="POST /counters/hot/increment" ;;
+    *) what="increment over $(thousands "$SPREAD") counters" ;;
+  esac
+  SCENARIO_FIELDS=(--field "store=$store" --field "workload=$work" --field "history=$mode" --field "rep=$rep")
+  READY_NOTE=
+  case $store in
+    embedded)
+      TALLY_EXTRA_ARGS=(${hist[@]+"${hist[@]}"})
+      start_tally "history-$id" sync "$WORK/data-history-$id" off
+      TALLY_EXTRA_ARGS=()
+      HOOK_PIDS=("$TALLY_PID") HOOK_READER_PID=
+      SCENARIO_BEFORE_HOOK=proc_before SCENARIO_AFTER_HOOK=proc_after
+      ;;
+    redis)
+      REDIS_TALLY_ARGS=(${HISTORY_SAVED_REDIS_ARGS[@]+"${HISTORY_SAVED_REDIS_ARGS[@]}"} ${hist[@]+"${hist[@]}"})
+      redis_tally_start "history-$id" 1
+      SCENARIO_BEFORE_HOOK=redis_before SCENARIO_AFTER_HOOK=redis_after
+      ;;
+    postgres)
+      PG_TALLY_ARGS=(${HISTORY_SAVED_PG_ARGS[@]+"${HISTORY_SAVED_PG_ARGS[@]}"} ${hist[@]+"${hist[@]}"})
+      pg_tally_start "history_$id" 1
+      SCENARIO_BEFORE_HOOK=pg_before SCENARIO_AFTER_HOOK=pg_after
+      ;;
+  esac
+  local title="$store store, $what, history $mode (pair $rep)"
+  [[ $store != embedded ]] || title="embedded store (sync), $what, history $mode (pair $rep)"
+  if [[ $work == hot ]]; then
+    COUNTERS=1 tally_scenario history "$id" "$title" "$CONNS" \
+      /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+  else
+    COUNTERS=$SPREAD tally_scenario history "$id" "$title" "$CONNS" / \
+      "POST /counters/c:0/increment" 1 WRK_MODE=random WRK_PREFIX=c: WRK_NAMES="$SPREAD"
+  fi
+  SCENARIO_BEFORE_HOOK= SCENARIO_AFTER_HOOK= SCENARIO_FIELDS=()
+  case $store in
+    embedded) stop_tally ;;
+    redis) redis_tally_stop ;;
+    postgres) pg_tally_stop ;;
+  esac
+}
+
+# The cost of history: each store, hot counter and 10,000 names, history on and off on fresh
+# instances, HISTORY_REPS pairs; the pairs are spread over the group (repetition outermost) and
+# the order within a pair alternates, so a drift of the machine's load hits both sides alike.
+group_history() {
+  local rep store work first second
+  DURABILITY=sync
+  HISTORY_SAVED_REDIS_ARGS=(${REDIS_TALLY_ARGS[@]+"${REDIS_TALLY_ARGS[@]}"})
+  HISTORY_SAVED_PG_ARGS=(${PG_TALLY_ARGS[@]+"${PG_TALLY_ARGS[@]}"})
+  REDIS_INST_PIDS=() REDIS_TALLY_LOGS=()
+  if history_on redis; then redis_durable_start; fi
+  if history_on postgres; then pg_start; fi
+  for ((rep = 1; rep <= HISTORY_REPS; rep++)); do
+    if ((rep % 2)); then first=on second=off; else first=off second=on; fi
+    for store in $HISTORY_STORES; do
+      for work in hot spread; do
+        history_measure "$store" "$work" "$first" "$rep"
+        [[ $store != redis ]] || redis_sampler_reap
+        history_measure "$store" "$work" "$second" "$rep"
+        [[ $store != redis ]] || redis_sampler_reap
+      done
+    done
+  done
+  REDIS_TALLY_ARGS=(${HISTORY_SAVED_REDIS_ARGS[@]+"${HISTORY_SAVED_REDIS_ARGS[@]}"})
+  PG_TALLY_ARGS=(${HISTORY_SAVED_PG_ARGS[@]+"${HISTORY_SAVED_PG_ARGS[@]}"})
+  REDIS_SCEN_INSTANCES=
+  if history_on postgres; then pg_stop; fi
+  if history_on redis; then redis_durable_stop; fi
+}
+
+# events_reader_start RAW: bench/sse_reader.py holding EVENTS_STREAMS streams on the hot counter of
+# TALLY_URL; waits until every one has answered. Sets HOOK_READER_PID and HOOK_READER_OUT.
+events_reader_start() {
+  local raw=$1 t0 opened
+  HOOK_READER_OUT=$raw.reader.json
+  rm -f "$raw.reader-ready.json" "$HOOK_READER_OUT"
+  python3 bench/sse_reader.py --url "$TALLY_URL/counters/hot/events" --streams "$EVENTS_STREAMS" \
+    --out "$HOOK_READER_OUT" --ready "$raw.reader-ready.json" --max-seconds $((EVENTS_OPEN_TIMEOUT + WARMUP + DURATION + 120)) \
+    2>"$raw.reader.log" &
+  HOOK_READER_PID=$!
+  PIDS+=("$HOOK_READER_PID")
+  t0=$(now_ms)
+  while [[ ! -s $raw.reader-ready.json ]]; do
+    alive "$HOOK_READER_PID" || { cat "$raw.reader.log" >&2; die "the stream reader exited while opening its streams"; }
+    (($(now_ms) - t0 < EVENTS_OPEN_TIMEOUT * 1000)) || die "$EVENTS_STREAMS streams not all answered after ${EVENTS_OPEN_TIMEOUT}s"
+    sleep 0.1
+  done
+  opened=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["opened"])' "$raw.reader-ready.json")
+  ((opened == EVENTS_STREAMS)) || die "only $opened of $EVENTS_STREAMS streams opened (see $raw.reader-ready.json)"
+  log "events: $opened streams open on $TALLY_URL/counters/hot/events in $(($(now_ms) - t0)) ms (reader pid $HOOK_READER_PID)"
+}
+
+events_reader_stop() {
+  stop_pid "$HOOK_READER_PID" 30
+  HOOK_READER_PID=
+}
+
+# events_measure with|without REP: a fresh Tally, the hot counter created, with or without the
+# streams, then the hot-counter scenario. Both sides run with the same settings.
+events_measure() {
+  local mode=$1 rep=$2 id title
+  id="hot_${mode}_streams_r$rep"
+  title="POST /counters/hot/increment, $( [[ $mode == with ]] && echo "$(thousands "$EVENTS_STREAMS") streams open on it" || echo "no stream") (pair $rep)"
+  READY_NOTE=
+  TALLY_EXTRA_ARGS=(--Events:MaxStreamsPerKey "$EVENTS_STREAMS")
+  start_tally "events-$id" sync "$WORK/data-events-$id" off
+  TALLY_EXTRA_ARGS=()
+  [[ $(http_code POST "$TALLY_URL/counters/hot/increment") == 2* ]] || die "Tally did not create the hot counter"
+  HOOK_PIDS=("$TALLY_PID") HOOK_READER_PID=
+  if [[ $mode == with ]]; then events_reader_start "$RAW_DIR/events-$id"; fi
+  SCENARIO_BEFORE_HOOK=proc_before SCENARIO_AFTER_HOOK=proc_after
+  SCENARIO_FIELDS=(--field "streams=$( [[ $mode == with ]] && echo "$EVENTS_STREAMS" || echo 0)" --field "rep=$rep" --events-metrics)
+  COUNTERS=1 tally_scenario events "$id" "$title" "$CONNS" \
+    /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+  SCENARIO_BEFORE_HOOK= SCENARIO_AFTER_HOOK= SCENARIO_FIELDS=()
+  if [[ -n $HOOK_READER_PID ]]; then events_reader_stop; fi
+  stop_tally
+}
+
+# Live events: the hot counter at full speed with EVENTS_STREAMS streams open on it, against the
+# same without streams, EVENTS_REPS pairs, the order alternating.
+group_events() {
+  local rep
+  DURABILITY=sync
+  for ((rep = 1; rep <= EVENTS_REPS; rep++)); do
+    if ((rep % 2)); then
+      events_measure with "$rep"
+      events_measure without "$rep"
+    else
+      events_measure without "$rep"
+      events_measure with "$rep"
+    fi
+  done
+}
+
 # ---------------------------------------------------------------- main
 
 # The command that repeats this run: the BENCH_* knobs set in the environment,
@@ -1074,7 +1299,7 @@ group_redis() {
 bench_command() {
   local v out=""
   for v in $(compgen -e | grep '^BENCH_' | sort); do
-    case $v in BENCH_ONLY | BENCH_RAW_DIR | BENCH_OUT_DIR | BENCH_KEY | BENCH_KEEP_TMP) continue ;; esac
+    case $v in BENCH_ONLY | BENCH_RAW_DIR | BENCH_OUT_DIR | BENCH_KEY | BENCH_KEEP_TMP | BENCH_KEEP_OTHER_GROUPS) continue ;; esac
     out+="$v=\"${!v}\" "
   done
   echo "${out}BENCH_ONLY=\"$ONLY\" bench/run.sh"
@@ -1086,7 +1311,7 @@ main() {
   WORK=$(mktemp -d)
   log "raw output: $RAW_DIR"
   install_missing
-  if wants tally || wants big || wants postgres || wants redis; then build_tally; fi
+  if wants tally || wants big || wants postgres || wants redis || wants history || wants events; then build_tally; fi
 
   local rev
   rev=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
@@ -1097,8 +1322,13 @@ main() {
   if wants big; then group_big; fi
   if wants postgres; then group_postgres; fi
   if wants redis; then group_redis; fi
+  if wants history; then group_history; fi
+  if wants events; then group_events; fi
 
-  python3 bench/collect.py finish --results "$RESULTS" --out "$OUT_DIR/benchmarks.json" \
+  # A partial run (BENCH_ONLY) keeps the other groups' rows of the previous file, marked with their run.
+  local previous=()
+  if [[ $KEEP_OTHER_GROUPS == 1 && -s $OUT_DIR/benchmarks.json ]]; then previous=(--previous "$OUT_DIR/benchmarks.json"); fi
+  python3 bench/collect.py finish --results "$RESULTS" --out "$OUT_DIR/benchmarks.json" ${previous[@]+"${previous[@]}"} \
     --setting "quick=$QUICK" --setting "duration_s=$DURATION" --setting "warmup_s=$WARMUP" \
     --setting "wrk_threads=$THREADS" --setting "connections=$CONNS" --setting "connection_sweep=$CONN_SWEEP" \
     --setting "spread_counters=$SPREAD" --setting "big_counters=$BIG" --setting "batch_size=$BATCH" \
@@ -1110,6 +1340,10 @@ main() {
     --setting "pg_pool=$PG_POOL" --setting "pg_instances=$PG_INSTANCES" --setting "nginx_workers=$NGINX_WORKERS" \
     --setting "redis_instances=$REDIS_INSTANCES" --setting "redis_durable_requests=$REDIS_DURABLE_N" \
     --setting "redis_durable_server_command=${REDIS_DURABLE_CMD:-}" \
+    --setting "history_reps=$HISTORY_REPS" --setting "history_stores=$HISTORY_STORES" \
+    --setting "events_streams=$EVENTS_STREAMS" --setting "events_reps=$EVENTS_REPS" \
+    --setting "tally_events_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability sync --Auth off --Events:MaxStreamsPerKey $EVENTS_STREAMS" \
+    --setting "sse_reader_command=python3 bench/sse_reader.py --url http://127.0.0.1:<port>/counters/hot/events --streams $EVENTS_STREAMS --out <file> --ready <file>" \
     --setting "tally_redis_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability sync --Auth off --Store redis --Redis 127.0.0.1:<redis port>${REDIS_TALLY_ARGS[*]:+ ${REDIS_TALLY_ARGS[*]}}" \
     --setting "bench_command=$(bench_command)" --setting "raw_dir=$(basename "$RAW_DIR")" \
     --setting "tally_pg_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability sync --Auth off --Store postgres --Postgres 'Host=127.0.0.1;Port=<pg port>;Database=<fresh database>;Username=postgres;Maximum Pool Size=$PG_POOL'" \
