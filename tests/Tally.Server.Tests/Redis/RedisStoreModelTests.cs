@@ -1,5 +1,3 @@
-using Tally.Server.Tests.Counters;
-using Tally.Server.Tests.History;
 using Tally.Server.Tests.Infrastructure;
 using Tally.Server.Tests.Storage;
 
@@ -20,33 +18,8 @@ public sealed class RedisStoreModelTests(RedisFixture redis) : IClassFixture<Red
     [InlineData(4)]
     public async Task CommitsAgreeWithTheModel(int seed)
     {
-        const int Steps = 2_000;
         await using var stores = new RedisStores(await redis.ResetAsync());
-        var clock = new ManualClock(1_700_000_000_000);
-        var store = stores.Create(clock);
-        await store.OpenAsync(CancellationToken.None);
-        var model = new CounterModel();
-        var generator = new CommandGenerator(seed);
-        var batchSizes = new Random(seed * 7919);
-        try
-        {
-            var step = 0;
-            for (var batch = 0; step < Steps; batch++)
-            {
-                step += await StoreModelTests.CommitBatchAndCheckAsync(store, model, generator, batchSizes, clock, $"redis seed {seed}, batch {batch}");
-                if (batch % 50 == 49)
-                {
-                    await store.DisposeAsync();
-                    store = stores.Create(clock);
-                    await store.OpenAsync(CancellationToken.None);
-                    await StoreModelTests.AssertStoreHoldsAsync(store, model, $"redis seed {seed}, batch {batch}, on a new instance");
-                }
-            }
-        }
-        finally
-        {
-            await store.DisposeAsync();
-        }
+        await SharedStoreModelRuns.CountersAsync(clock => stores.Create(clock), seed, steps: 2_000, "redis");
     }
 
     /// <summary>
@@ -58,28 +31,7 @@ public sealed class RedisStoreModelTests(RedisFixture redis) : IClassFixture<Red
     [InlineData(2)]
     public async Task HistoryAgreesWithTheModel(int seed)
     {
-        const int Steps = 1_200;
         await using var stores = new RedisStores(await redis.ResetAsync());
-        var clock = new ManualClock(HistoryModelRuns.Start);
-        var store = stores.Create(clock);
-        await store.OpenAsync(CancellationToken.None);
-        var model = new CounterModel();
-        var history = new HistoryModel();
-        var generator = new CommandGenerator(seed);
-        var random = new Random(seed * 7919);
-        try
-        {
-            var step = 0;
-            for (var batch = 0; step < Steps; batch++)
-            {
-                step += await HistoryModelRuns.CommitBatchAndCheckAsync(
-                    store, model, history, generator, random, clock, $"redis history seed {seed}, batch {batch}, at {clock.NowMs}");
-            }
-            Assert.True(history.InvariantChecks >= 20, $"The invariant was checked only {history.InvariantChecks} times.");
-        }
-        finally
-        {
-            await store.DisposeAsync();
-        }
+        await SharedStoreModelRuns.HistoryAsync(clock => stores.Create(clock), seed, steps: 1_200, "redis");
     }
 }

@@ -60,14 +60,14 @@ internal sealed partial class RedisAlertStore(IConnectionMultiplexer redis, Aler
         """;
 
     private readonly string _consumer = "tally-" + Guid.NewGuid().ToString("N");
-    private readonly CancellationTokenSource _stopping = new();
-    private readonly SemaphoreSlim _changed = new(0, 1);
-    private Action<RedisChannel, RedisValue>? _onChanged;
-    private long _generation = -1;
-    private long _localChanges;
-    private Task? _poller;
+    private RedisChangeWatch? _watch;
 
     private IDatabase Database => redis.GetDatabase();
+
+    private RedisChangeWatch Watch => _watch ??= new RedisChangeWatch(redis, s_channel, GenerationKey, "alerts", logger, ReloadAsync)
+    {
+        PollInterval = PollInterval,
+    };
 
     public async Task<IReadOnlyList<OutboxEvent>> LeaseAsync(int max, long now, TimeSpan lease, CancellationToken cancellationToken)
     {
@@ -156,16 +156,10 @@ internal sealed partial class RedisAlertStore(IConnectionMultiplexer redis, Aler
     {
         try
         {
-            if (_onChanged is null)
-            {
-                // Subscribed before the first read, so no change after that read goes unannounced.
-                _onChanged = (_, _) => Wake();
-                await redis.GetSubscriber().SubscribeAsync(s_channel, _onChanged);
-            }
+            await Watch.SubscribeAsync();
             await CreateGroupAsync();
             var (generation, alerts) = await ReadAsync();
-            _generation = generation;
-            _poller ??= Task.Run(() => PollAsync(_stopping.Token), CancellationToken.None);
+            Watch.Start(generation);
             return alerts;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -183,17 +177,12 @@ internal sealed partial class RedisAlertStore(IConnectionMultiplexer redis, Aler
 
     protected override async ValueTask DisposeCoreAsync()
     {
-        await _stopping.CancelAsync();
-        if (_poller is not null)
+        if (_watch is not null)
         {
-            await _poller.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await _watch.DisposeAsync();
         }
         try
         {
-            if (_onChanged is not null)
-            {
-                await redis.GetSubscriber().UnsubscribeAsync(s_channel, _onChanged);
-            }
             // A consumer with nothing pending leaves the group; one with entries stays until another sender takes them over.
             await Database.ExecuteAsync("EVAL", """
                 local consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
@@ -209,8 +198,6 @@ internal sealed partial class RedisAlertStore(IConnectionMultiplexer redis, Aler
         {
             // The connection is going too.
         }
-        _stopping.Dispose();
-        _changed.Dispose();
     }
 
     private static RedisKey AttemptsKey(string alertId) => "tally:alerts:d:" + alertId;
@@ -252,7 +239,7 @@ internal sealed partial class RedisAlertStore(IConnectionMultiplexer redis, Aler
         try
         {
             var result = (long)await Database.ScriptEvaluateAsync(script, keys, arguments);
-            Interlocked.Increment(ref _localChanges);
+            Watch.NoteLocalChange();
             return result;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -283,61 +270,10 @@ internal sealed partial class RedisAlertStore(IConnectionMultiplexer redis, Aler
         return ((long?)await generation ?? 0, alerts);
     }
 
-    private void Wake()
+    private async Task<long?> ReloadAsync(Func<bool> unchangedHere, CancellationToken stopping)
     {
-        try
-        {
-            _changed.Release();
-        }
-        catch (SemaphoreFullException)
-        {
-            // A reload is due already.
-        }
-        catch (ObjectDisposedException)
-        {
-            // A message that arrived while the store was being disposed.
-        }
-    }
-
-    private async Task PollAsync(CancellationToken stopping)
-    {
-        try
-        {
-            while (!stopping.IsCancellationRequested)
-            {
-                await _changed.WaitAsync(PollInterval, stopping);
-                await PollOnceAsync(stopping);
-            }
-        }
-        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-        {
-        }
-    }
-
-    private async Task PollOnceAsync(CancellationToken stopping)
-    {
-        try
-        {
-            var generation = (long?)await Database.StringGetAsync(GenerationKey) ?? 0;
-            if (generation == Interlocked.Read(ref _generation))
-            {
-                return;
-            }
-            var localChanges = Interlocked.Read(ref _localChanges);
-            var (read, alerts) = await ReadAsync();
-            if (await ReplaceAllAsync(alerts, () => localChanges == Interlocked.Read(ref _localChanges), stopping))
-            {
-                Interlocked.Exchange(ref _generation, read);
-            }
-            else
-            {
-                Wake();
-            }
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException && !stopping.IsCancellationRequested)
-        {
-            logger.LogDebug(ex, "Reloading alerts failed; retrying");
-        }
+        var (read, alerts) = await ReadAsync();
+        return await ReplaceAllAsync(alerts, unchangedHere, stopping) ? read : null;
     }
 
     /// <summary>An attempt as listed in Redis (the alert is the list's).</summary>

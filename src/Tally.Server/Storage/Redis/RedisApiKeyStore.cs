@@ -64,12 +64,12 @@ internal sealed partial class RedisApiKeyStore(IConnectionMultiplexer redis, IOp
         return 1
         """;
 
-    private readonly CancellationTokenSource _stopping = new();
-    private readonly SemaphoreSlim _changed = new(0, 1);
-    private Action<RedisChannel, RedisValue>? _onChanged;
-    private long _generation = -1;
-    private long _localChanges;
-    private Task? _poller;
+    private RedisChangeWatch? _watch;
+
+    private RedisChangeWatch Watch => _watch ??= new RedisChangeWatch(redis, s_channel, GenerationKey, "API keys", logger, ReloadAsync)
+    {
+        PollInterval = PollInterval,
+    };
 
     /// <summary>How often the generation is read when no message came; set before the store is opened.</summary>
     public TimeSpan PollInterval { get; set; } = DefaultPollInterval;
@@ -78,15 +78,9 @@ internal sealed partial class RedisApiKeyStore(IConnectionMultiplexer redis, IOp
     {
         try
         {
-            if (_onChanged is null)
-            {
-                // Subscribed before the first read, so no change after that read goes unannounced.
-                _onChanged = (_, _) => Wake();
-                await redis.GetSubscriber().SubscribeAsync(s_channel, _onChanged);
-            }
+            await Watch.SubscribeAsync();
             var (generation, keys) = await ReadAsync();
-            _generation = generation;
-            _poller ??= Task.Run(() => PollAsync(_stopping.Token), CancellationToken.None);
+            Watch.Start(generation);
             return keys;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -110,24 +104,10 @@ internal sealed partial class RedisApiKeyStore(IConnectionMultiplexer redis, IOp
 
     public override async ValueTask DisposeAsync()
     {
-        await _stopping.CancelAsync();
-        if (_poller is not null)
+        if (_watch is not null)
         {
-            await _poller.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await _watch.DisposeAsync();
         }
-        if (_onChanged is not null)
-        {
-            try
-            {
-                await redis.GetSubscriber().UnsubscribeAsync(s_channel, _onChanged);
-            }
-            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
-            {
-                // The connection is going too; the subscription goes with it.
-            }
-        }
-        _stopping.Dispose();
-        _changed.Dispose();
         await base.DisposeAsync();
     }
 
@@ -150,7 +130,7 @@ internal sealed partial class RedisApiKeyStore(IConnectionMultiplexer redis, IOp
         try
         {
             var result = (long)await redis.GetDatabase().ScriptEvaluateAsync(script, s_keys, arguments);
-            Interlocked.Increment(ref _localChanges);
+            Watch.NoteLocalChange();
             return result;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -198,64 +178,10 @@ internal sealed partial class RedisApiKeyStore(IConnectionMultiplexer redis, IOp
         }
     }
 
-    private void Wake()
+    private async Task<long?> ReloadAsync(Func<bool> unchangedHere, CancellationToken stopping)
     {
-        try
-        {
-            _changed.Release();
-        }
-        catch (SemaphoreFullException)
-        {
-            // A reload is due already.
-        }
-        catch (ObjectDisposedException)
-        {
-            // A message that arrived while the store was being disposed.
-        }
-    }
-
-    private async Task PollAsync(CancellationToken stopping)
-    {
-        try
-        {
-            while (!stopping.IsCancellationRequested)
-            {
-                await _changed.WaitAsync(PollInterval, stopping);
-                await PollOnceAsync(stopping);
-            }
-        }
-        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-        {
-        }
-    }
-
-    private async Task PollOnceAsync(CancellationToken stopping)
-    {
-        try
-        {
-            var generation = (long?)await redis.GetDatabase().StringGetAsync(GenerationKey) ?? 0;
-            if (generation == Interlocked.Read(ref _generation))
-            {
-                return;
-            }
-            // A change made here while reading may be missing from what was read: then read again at once (its own
-            // message may have come before this read, and the next poll may be far).
-            var localChanges = Interlocked.Read(ref _localChanges);
-            var (read, keys) = await ReadAsync();
-            if (await ReplaceAllAsync(keys, () => localChanges == Interlocked.Read(ref _localChanges), stopping))
-            {
-                Interlocked.Exchange(ref _generation, read);
-            }
-            else
-            {
-                Wake();
-            }
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException && !stopping.IsCancellationRequested)
-        {
-            // The keys in memory stay as they were until Redis answers again; readiness reports the outage.
-            logger.LogDebug(ex, "Reloading API keys failed; retrying");
-        }
+        var (read, keys) = await ReadAsync();
+        return await ReplaceAllAsync(keys, unchangedHere, stopping) ? read : null;
     }
 
     /// <summary>A key as stored in <see cref="KeysKey"/>: its id is the field, its secret is nowhere.</summary>
