@@ -12,6 +12,9 @@ public sealed class TallyClientOptions
     /// <summary>How many times a transient failure (503, 429 with Retry-After, a lost connection, a timeout) is retried; 0 turns retries off. Default 3.</summary>
     public int MaxRetryAttempts { get; set; } = 3;
 
+    /// <summary>The delay before the first retry, doubled for each further one (with jitter) when Tally sent no <c>Retry-After</c>. Default 2 s.</summary>
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>The longest <c>Retry-After</c> the client waits out by itself; a longer one is not retried but thrown. Default 30 s.</summary>
     public TimeSpan MaxRetryAfter { get; set; } = TimeSpan.FromSeconds(30);
 

@@ -43,6 +43,7 @@ public static class TallyClientServiceCollectionExtensions
             resilience.TotalRequestTimeout.Timeout = options.AttemptTimeout * (options.MaxRetryAttempts + 1) + options.MaxRetryAfter * options.MaxRetryAttempts;
             resilience.CircuitBreaker.SamplingDuration = options.AttemptTimeout * 2;
             resilience.Retry.MaxRetryAttempts = Math.Max(1, options.MaxRetryAttempts);
+            resilience.Retry.Delay = options.RetryDelay;
             resilience.Retry.ShouldRetryAfterHeader = true;
             var enabled = options.MaxRetryAttempts > 0;
             var maxRetryAfter = options.MaxRetryAfter;
