@@ -55,7 +55,7 @@ internal sealed record ItemsOutput<T>(IReadOnlyList<T> Items);
 
 internal sealed record PageOutput(IReadOnlyList<Counter> Items, string? Next);
 
-[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.Never, Converters = [typeof(UtcTimeConverter)])]
 [JsonSerializable(typeof(Counter))]
 [JsonSerializable(typeof(PageOutput))]
 [JsonSerializable(typeof(ItemsOutput<Counter>))]
@@ -110,4 +110,13 @@ internal static class Transfer
                 return result;
             });
     }
+}
+
+/// <summary>Times as the service writes them: UTC, milliseconds, a Z.</summary>
+internal sealed class UtcTimeConverter : JsonConverter<DateTimeOffset>
+{
+    public override DateTimeOffset Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => reader.GetDateTimeOffset();
+
+    public override void Write(Utf8JsonWriter writer, DateTimeOffset value, JsonSerializerOptions options) =>
+        writer.WriteStringValue(value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
 }
