@@ -1,4 +1,6 @@
+using System.Net;
 using System.Net.Http.Headers;
+using System.Text.Json;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
 using Polly;
@@ -12,7 +14,7 @@ public static class TallyClientServiceCollectionExtensions
     /// <summary>
     /// Registers <see cref="TallyClient"/> as a typed HttpClient with the standard resilience handler. Transient failures
     /// (503, 429 with a <c>Retry-After</c> up to <see cref="TallyClientOptions.MaxRetryAfter"/>, other 5xx, 408, a lost
-    /// connection, an attempt timeout) are retried, honouring <c>Retry-After</c>, but only for requests that are safe to
+    /// connection, an attempt timeout, and 409 <c>idempotency_key_in_flight</c> for a keyed change) are retried, honouring <c>Retry-After</c>, but only for requests that are safe to
     /// repeat: GET, HEAD, PUT and DELETE, and changes carrying the client's <c>Idempotency-Key</c> (which every counter
     /// change and batch does, the same key on every attempt), so a retry never counts twice.
     /// </summary>
@@ -47,9 +49,21 @@ public static class TallyClientServiceCollectionExtensions
             resilience.Retry.ShouldRetryAfterHeader = true;
             var enabled = options.MaxRetryAttempts > 0;
             var maxRetryAfter = options.MaxRetryAfter;
-            resilience.Retry.ShouldHandle = args => ValueTask.FromResult(
-                enabled && SafeToRepeat(args.Context.GetRequestMessage()) && HttpClientResiliencePredicates.IsTransient(args.Outcome)
-                && WaitIsShort(args.Outcome.Result, maxRetryAfter));
+            resilience.Retry.ShouldHandle = async args =>
+            {
+                if (!enabled || args.Context.GetRequestMessage() is not { } request || !SafeToRepeat(request))
+                {
+                    return false;
+                }
+                if (HttpClientResiliencePredicates.IsTransient(args.Outcome))
+                {
+                    return WaitIsShort(args.Outcome.Result, maxRetryAfter);
+                }
+                // The first attempt may still be running on the server (its answer was lost, or it timed out): once it is
+                // answered, the same key gets its stored answer.
+                return request.Headers.Contains(TallyClient.IdempotencyKeyHeader)
+                    && await IsInFlightAsync(args.Outcome.Result, args.Context.CancellationToken).ConfigureAwait(false);
+            };
         });
         return builder;
     }
@@ -58,6 +72,26 @@ public static class TallyClientServiceCollectionExtensions
         request is not null
         && (request.Method == HttpMethod.Get || request.Method == HttpMethod.Head || request.Method == HttpMethod.Put || request.Method == HttpMethod.Delete
             || request.Headers.Contains(TallyClient.IdempotencyKeyHeader));
+
+    private static async Task<bool> IsInFlightAsync(HttpResponseMessage? response, CancellationToken cancellationToken)
+    {
+        if (response is not { StatusCode: HttpStatusCode.Conflict })
+        {
+            return false;
+        }
+        // Reading buffers the body: when this is not retried, the caller still reads the problem.
+        var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using var problem = JsonDocument.Parse(body);
+            return problem.RootElement.ValueKind == JsonValueKind.Object && problem.RootElement.TryGetProperty("code", out var code)
+                && code.ValueKind == JsonValueKind.String && code.ValueEquals("idempotency_key_in_flight");
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
 
     private static bool WaitIsShort(HttpResponseMessage? response, TimeSpan maxRetryAfter) =>
         response?.Headers.RetryAfter is not { } retryAfter

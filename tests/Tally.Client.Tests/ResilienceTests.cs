@@ -73,6 +73,32 @@ public sealed class ResilienceTests : IDisposable
     }
 
     [Fact]
+    public async Task AKeyStillInFlightIsRetriedUntilItsAnswerIsThere()
+    {
+        var handler = new RecordingHandler { AnswerInFlightTo = [1, 2] };
+        var client = _server.CreateTallyClient(builder: http => http.AddHttpMessageHandler(() => handler));
+
+        var counter = await client.IncrementAsync("in-flight", 4);
+
+        Assert.Equal(4, counter.Value);
+        var attempts = handler.Attempts.ToList();
+        Assert.Equal(3, attempts.Count);
+        Assert.Single(attempts.Select(attempt => attempt.IdempotencyKey).Distinct());
+    }
+
+    [Fact]
+    public async Task AnotherConflictIsThrownNotRetried()
+    {
+        var handler = new RecordingHandler();
+        var client = _server.CreateTallyClient(builder: http => http.AddHttpMessageHandler(() => handler));
+        await client.SetAsync("conflict", new CounterSettings { Max = 0 });
+
+        await Assert.ThrowsAsync<CounterOutOfRangeException>(() => client.IncrementAsync("conflict"));
+
+        Assert.Equal(2, handler.Attempts.Count);
+    }
+
+    [Fact]
     public async Task APostWithoutAnIdempotencyKeyIsNotRetried()
     {
         var handler = new RecordingHandler { Answer503To = [1] };

@@ -16,6 +16,9 @@ public sealed class RecordingHandler : DelegatingHandler
     /// <summary>Attempts (1-based) answered 503 store_unavailable here, without reaching the server.</summary>
     public HashSet<int> Answer503To { get; init; } = [];
 
+    /// <summary>Attempts (1-based) answered 409 idempotency_key_in_flight here, as while a first attempt is still being applied.</summary>
+    public HashSet<int> AnswerInFlightTo { get; init; } = [];
+
     private int _count;
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
@@ -36,6 +39,16 @@ public sealed class RecordingHandler : DelegatingHandler
             };
             unavailable.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromSeconds(1));
             return unavailable;
+        }
+        if (AnswerInFlightTo.Contains(attempt))
+        {
+            return new HttpResponseMessage(System.Net.HttpStatusCode.Conflict)
+            {
+                RequestMessage = request,
+                Content = new StringContent(
+                    """{"type":"urn:tally:problem:idempotency_key_in_flight","title":"Idempotency key in flight","status":409,"detail":"forced by the test","code":"idempotency_key_in_flight"}""",
+                    System.Text.Encoding.UTF8, "application/problem+json"),
+            };
         }
         var response = await base.SendAsync(request, cancellationToken);
         if (LoseAnswerOf.Contains(attempt))
