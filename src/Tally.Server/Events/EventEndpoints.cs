@@ -58,6 +58,7 @@ internal static class EventEndpoints
             return Problems.Create(Problems.TooManyStreams, opening.Refusal!);
         }
         context.Response.RegisterForDispose(subscription);
+        subscription.Abort = context.Abort;
         IReadOnlyList<SseItem<string>> first;
         InitialState? shown = null;
         try
@@ -77,7 +78,8 @@ internal static class EventEndpoints
             subscription.Dispose();
             throw;
         }
-        var stream = new EventStream(subscription, first, shown, context.Response, TimeSpan.FromMilliseconds(options.HeartbeatIntervalMs), clock);
+        var stream = new EventStream(subscription, first, shown, context.Response,
+            TimeSpan.FromMilliseconds(options.HeartbeatIntervalMs), TimeSpan.FromMilliseconds(options.CoalesceMs), clock);
         return Stream(context, stream.ReadAllAsync(context.RequestAborted));
     }
 

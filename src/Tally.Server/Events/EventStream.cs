@@ -1,22 +1,25 @@
+using System.Buffers;
+using System.IO.Pipelines;
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 
 namespace Tally.Server.Events;
 
 /// <summary>
-/// One stream's events as <see cref="SseItem{T}"/>s for <c>TypedResults.ServerSentEvents</c>, which writes and flushes
-/// each: first the initial state (or the events missed since <c>Last-Event-ID</c>), then what the hub queues, with a
-/// comment line as heartbeat whenever <see cref="EventOptions.HeartbeatIntervalMs"/> passes. It ends when the client
-/// goes, when the hub ends it (dropped as too slow, the instance stopping), never by itself.
+/// One stream's writer, run by <c>TypedResults.ServerSentEvents</c> (which sets the headers): first the initial state
+/// (or the events missed since <c>Last-Event-ID</c>), then what the hub offers, with a comment line as heartbeat
+/// whenever <see cref="EventOptions.HeartbeatIntervalMs"/> passes idle. It ends when the client goes, when the hub ends
+/// it (dropped as too slow, the instance stopping), never by itself.
 /// </summary>
 /// <remarks>
-/// SSE comments are not items (<see cref="SseItem{T}"/> has no comment), so the heartbeat is written to the response
-/// body here, between two items. That is safe: the formatter writes only after this enumerator yields, and it is
-/// waiting on it meanwhile.
+/// It writes the events to the response itself and yields no item: the formatter would write and flush each item
+/// alone, while here all that is pending goes in one write and one flush, then the writer rests
+/// <see cref="EventOptions.CoalesceMs"/> while new events gather (conflated, see <see cref="EventSubscription"/>).
+/// That is safe: the formatter writes only after this enumerator yields, and it is waiting on it meanwhile.
 /// </remarks>
 internal sealed class EventStream(
     EventSubscription subscription, IReadOnlyList<SseItem<string>> first, InitialState? shown, HttpResponse response,
-    TimeSpan heartbeat, TimeProvider clock)
+    TimeSpan heartbeat, TimeSpan coalesce, TimeProvider clock)
 {
     private static readonly byte[] Heartbeat = ": heartbeat\n\n"u8.ToArray();
 
@@ -24,31 +27,54 @@ internal sealed class EventStream(
     {
         try
         {
-            // The headers go now, so the client knows the stream is open before the first event (a flush sends them
-            // on every server; StartAsync alone does not reach a TestServer client).
-            await response.Body.FlushAsync(cancellationToken);
+            var body = response.BodyWriter;
             foreach (var item in first)
             {
-                yield return item;
+                EventFrames.Write(body, item.EventType, item.EventId, item.Data);
             }
-            var reader = subscription.Reader;
-            Task<bool>? waiting = null;
+            // Also when there is no item: the headers go now, so the client knows the stream is open before the first
+            // event (a flush sends them on every server; StartAsync alone does not reach a TestServer client).
+            if (!await FlushAsync(body, cancellationToken))
+            {
+                yield break;
+            }
+            var batch = new List<HubEvent>();
             Task? beat = null;
             while (!cancellationToken.IsCancellationRequested && !subscription.Dropped)
             {
-                if (reader.TryRead(out var e))
+                if (!subscription.TryTake(batch, out var waiting))
                 {
-                    if (shown is not null && e.Sequence > shown.UpTo)
+                    break; // ended by the hub, and all sent
+                }
+                if (waiting is null)
+                {
+                    var written = 0;
+                    foreach (var e in batch)
                     {
-                        shown = null; // past the events the initial state may already show
+                        if (shown is not null && e.Sequence > shown.UpTo)
+                        {
+                            shown = null; // past the events the initial state may already show
+                        }
+                        if (shown is null || !shown.Covers(e))
+                        {
+                            body.Write(e.Frame);
+                            written++;
+                        }
                     }
-                    if (shown is null || !shown.Covers(e))
+                    batch.Clear();
+                    if (written > 0)
                     {
-                        yield return e.ToItem();
+                        if (!await FlushAsync(body, cancellationToken))
+                        {
+                            break;
+                        }
+                        if (coalesce > TimeSpan.Zero)
+                        {
+                            await Task.Delay(coalesce, clock, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                        }
                     }
                     continue;
                 }
-                waiting ??= reader.WaitToReadAsync(CancellationToken.None).AsTask();
                 beat ??= Task.Delay(heartbeat, clock, cancellationToken);
                 if (await Task.WhenAny(waiting, beat) == beat)
                 {
@@ -57,21 +83,27 @@ internal sealed class EventStream(
                     {
                         break;
                     }
-                    await response.Body.WriteAsync(Heartbeat, cancellationToken);
-                    await response.Body.FlushAsync(cancellationToken);
-                    continue;
+                    body.Write(Heartbeat);
+                    if (!await FlushAsync(body, cancellationToken))
+                    {
+                        break;
+                    }
                 }
-                if (!await waiting)
-                {
-                    break; // ended by the hub, and read to the end
-                }
-                waiting = null;
             }
         }
         finally
         {
             subscription.Dispose();
         }
+    }
+
+    /// <summary>Sends what was written; false when the client is gone.</summary>
+    private async Task<bool> FlushAsync(PipeWriter body, CancellationToken cancellationToken)
+    {
+        subscription.Writing();
+        var result = await body.FlushAsync(cancellationToken);
+        subscription.WriteDone();
+        return !result.IsCompleted && !result.IsCanceled;
     }
 }
 
