@@ -40,6 +40,10 @@ internal sealed class EventHub : ICommitObserver
     private readonly RecentStates _recent = new(RecentNames);
     private readonly List<EventSubscription> _slow = [];
     private readonly long _writeTimeoutTicks;
+    private readonly TimeProvider _clock;
+    private readonly Lock _tickGate = new();
+    private TaskCompletionSource? _tick;
+    private ITimer? _ticker;
 
     /// <summary>The last number given to an event (or to a gap).</summary>
     private long _sequence;
@@ -50,8 +54,10 @@ internal sealed class EventHub : ICommitObserver
     private int _streams;
     private long _quietSince;
 
-    public EventHub(IOptions<EventOptions> options, TallyMetrics metrics, IHostApplicationLifetime lifetime, ILogger<EventHub> logger)
+    public EventHub(
+        IOptions<EventOptions> options, TallyMetrics metrics, IHostApplicationLifetime lifetime, TimeProvider clock, ILogger<EventHub> logger)
     {
+        _clock = clock;
         _options = options.Value;
         _metrics = metrics;
         _logger = logger;
@@ -83,6 +89,39 @@ internal sealed class EventHub : ICommitObserver
     /// <summary>Whether events are being made: a stream is open, or one closed within <see cref="ResumeWindow"/>.</summary>
     public bool IsRecording =>
         Volatile.Read(ref _streams) > 0 || Stopwatch.GetTimestamp() - Volatile.Read(ref _quietSince) < ResumeWindowTicks;
+
+    /// <summary>
+    /// Completes at the next tick, every <see cref="EventOptions.CoalesceMs"/>, when the streams with something pending
+    /// write. The timer runs while streams wait for it: one tick that nobody waited for stops it.
+    /// </summary>
+    public Task NextTick()
+    {
+        lock (_tickGate)
+        {
+            if (_ticker is null)
+            {
+                var interval = TimeSpan.FromMilliseconds(_options.CoalesceMs);
+                _ticker = _clock.CreateTimer(static hub => ((EventHub)hub!).Tick(), this, interval, interval);
+            }
+            return (_tick ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+        }
+    }
+
+    private void Tick()
+    {
+        TaskCompletionSource? tick;
+        lock (_tickGate)
+        {
+            tick = _tick;
+            _tick = null;
+            if (tick is null)
+            {
+                _ticker?.Dispose();
+                _ticker = null;
+            }
+        }
+        tick?.TrySetResult();
+    }
 
     /// <summary>This instance committed: on the commit loop, so it returns at once when nobody listens.</summary>
     public void Committed(IReadOnlyList<PendingRequest> batch, IReadOnlyList<RequestOutcome> outcomes)

@@ -13,13 +13,15 @@ namespace Tally.Server.Events;
 /// </summary>
 /// <remarks>
 /// It writes the events to the response itself and yields no item: the formatter would write and flush each item
-/// alone, while here all that is pending goes in one write and one flush, then the writer rests
-/// <see cref="EventOptions.CoalesceMs"/> while new events gather (conflated, see <see cref="EventSubscription"/>).
-/// That is safe: the formatter writes only after this enumerator yields, and it is waiting on it meanwhile.
+/// alone, while here all that is pending goes in one write and one flush. With conflation it writes only on the hub's
+/// <paramref name="tick"/>, every <see cref="EventOptions.CoalesceMs"/>: a stream with something pending waits for
+/// the next tick, and what comes meanwhile is merged (see <see cref="EventSubscription"/>); all streams write in the
+/// same moment, rather than each on a timer of its own. That is safe: the formatter writes only after this enumerator
+/// yields, and it is waiting on it meanwhile.
 /// </remarks>
 internal sealed class EventStream(
     EventSubscription subscription, IReadOnlyList<SseItem<string>> first, InitialState? shown, HttpResponse response,
-    TimeSpan heartbeat, TimeSpan coalesce, TimeProvider clock)
+    TimeSpan heartbeat, Func<Task>? tick, TimeProvider clock)
 {
     private static readonly byte[] Heartbeat = ": heartbeat\n\n"u8.ToArray();
 
@@ -42,52 +44,49 @@ internal sealed class EventStream(
             Task? beat = null;
             while (!cancellationToken.IsCancellationRequested && !subscription.Dropped)
             {
-                if (!subscription.TryTake(batch, out var waiting))
+                if (subscription.WhenPending() is { } waiting)
                 {
-                    break; // ended by the hub, and all sent
-                }
-                if (waiting is null)
-                {
-                    var written = 0;
-                    foreach (var e in batch)
+                    beat ??= Task.Delay(heartbeat, clock, cancellationToken);
+                    if (await Task.WhenAny(waiting, beat) == beat)
                     {
-                        if (shown is not null && e.Sequence > shown.UpTo)
+                        beat = null;
+                        if (cancellationToken.IsCancellationRequested)
                         {
-                            shown = null; // past the events the initial state may already show
+                            break;
                         }
-                        if (shown is null || !shown.Covers(e))
-                        {
-                            body.Write(e.Frame);
-                            written++;
-                        }
-                    }
-                    batch.Clear();
-                    if (written > 0)
-                    {
+                        body.Write(Heartbeat);
                         if (!await FlushAsync(body, cancellationToken))
                         {
                             break;
                         }
-                        if (coalesce > TimeSpan.Zero)
-                        {
-                            await Task.Delay(coalesce, clock, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                        }
                     }
                     continue;
                 }
-                beat ??= Task.Delay(heartbeat, clock, cancellationToken);
-                if (await Task.WhenAny(waiting, beat) == beat)
+                if (tick is not null)
                 {
-                    beat = null;
-                    if (cancellationToken.IsCancellationRequested)
+                    await tick(); // what comes meanwhile is conflated into this write
+                }
+                if (!subscription.TryTake(batch))
+                {
+                    break; // ended by the hub, and all sent
+                }
+                var written = 0;
+                foreach (var e in batch)
+                {
+                    if (shown is not null && e.Sequence > shown.UpTo)
                     {
-                        break;
+                        shown = null; // past the events the initial state may already show
                     }
-                    body.Write(Heartbeat);
-                    if (!await FlushAsync(body, cancellationToken))
+                    if (shown is null || !shown.Covers(e))
                     {
-                        break;
+                        body.Write(e.Frame);
+                        written++;
                     }
+                }
+                batch.Clear();
+                if (written > 0 && !await FlushAsync(body, cancellationToken))
+                {
+                    break;
                 }
             }
         }

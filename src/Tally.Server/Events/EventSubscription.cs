@@ -105,11 +105,22 @@ internal sealed class EventSubscription : IDisposable
         return true;
     }
 
-    /// <summary>
-    /// Moves what is pending into <paramref name="into"/> in sequence order (<paramref name="wait"/> null); with nothing
-    /// pending, <paramref name="wait"/> completes when something is. False: ended, and nothing more will come.
-    /// </summary>
-    internal bool TryTake(List<HubEvent> into, out Task? wait)
+    /// <summary>Null when something is pending or the stream ended; else a task that completes when either happens.</summary>
+    internal Task? WhenPending()
+    {
+        lock (_lock)
+        {
+            if (!Receiving || _queue.Count > 0 || _latest is not null || _latestByName is { Count: > 0 })
+            {
+                return null;
+            }
+            _wake ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _wake.Task;
+        }
+    }
+
+    /// <summary>Moves what is pending into <paramref name="into"/>, in sequence order. False: ended, and nothing was pending.</summary>
+    internal bool TryTake(List<HubEvent> into)
     {
         lock (_lock)
         {
@@ -126,23 +137,11 @@ internal sealed class EventSubscription : IDisposable
                 into.AddRange(_latestByName.Values);
                 _latestByName.Clear();
             }
-            if (into.Count > start)
+            if (into.Count - start > 1 && _conflate)
             {
-                if (into.Count - start > 1 && _conflate)
-                {
-                    into.Sort(start, into.Count - start, BySequence.Instance);
-                }
-                wait = null;
-                return true;
+                into.Sort(start, into.Count - start, BySequence.Instance);
             }
-            if (!Receiving)
-            {
-                wait = null;
-                return false;
-            }
-            _wake ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            wait = _wake.Task;
-            return true;
+            return into.Count > start || Receiving;
         }
     }
 
