@@ -742,7 +742,7 @@ def render_events(doc, by_key, w):
       "it makes one event: *events made* is `tally_events_published_total` over the measurement, *per stream* "
       "what the reader counted on each stream in the same window (min / median / max), *delivered* the events "
       "counted over streams × events made. A stream receives the counter's latest state at most every "
-      "`Events:CoalesceMs` (50 ms unless the command sets it; 0: every event), so a stream gets at most one event "
+      "`Events:CoalesceMs` (100 ms unless the command sets it; 0: every event), so a stream gets at most one event "
       "per CoalesceMs and *delivered* is below 100% by design; the states in between are skipped (counted as "
       "missing below), and the slowest stream's lag at the end shows whether the streams keep up.")
     w("- *dropped*: `tally_events_streams_dropped_total` (streams ended because their client was too slow: "
