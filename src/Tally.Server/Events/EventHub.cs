@@ -44,6 +44,7 @@ internal sealed class EventHub : ICommitObserver
     private readonly Lock _tickGate = new();
     private TaskCompletionSource? _tick;
     private ITimer? _ticker;
+    private long _tickerGeneration;
 
     /// <summary>The last number given to an event (or to a gap).</summary>
     private long _sequence;
@@ -101,17 +102,22 @@ internal sealed class EventHub : ICommitObserver
             if (_ticker is null)
             {
                 var interval = TimeSpan.FromMilliseconds(_options.CoalesceMs);
-                _ticker = _clock.CreateTimer(static hub => ((EventHub)hub!).Tick(), this, interval, interval);
+                _ticker = _clock.CreateTimer(static state => ((TickerState)state!).Hub.Tick(((TickerState)state!).Generation),
+                    new TickerState(this, ++_tickerGeneration), interval, interval);
             }
             return (_tick ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
         }
     }
 
-    private void Tick()
+    private void Tick(long generation)
     {
         TaskCompletionSource? tick;
         lock (_tickGate)
         {
+            if (generation != _tickerGeneration)
+            {
+                return; // a stopped timer's late callback
+            }
             tick = _tick;
             _tick = null;
             if (tick is null)
@@ -122,6 +128,8 @@ internal sealed class EventHub : ICommitObserver
         }
         tick?.TrySetResult();
     }
+
+    private sealed record TickerState(EventHub Hub, long Generation);
 
     /// <summary>This instance committed: on the commit loop, so it returns at once when nobody listens.</summary>
     public void Committed(IReadOnlyList<PendingRequest> batch, IReadOnlyList<RequestOutcome> outcomes)
