@@ -22,7 +22,7 @@ internal static class OpenApiOperations
     /// <summary>Operations that answer a counter, with its ETag.</summary>
     private static readonly HashSet<string> CounterAnswers = ["GetCounter", "PutCounter", "IncrementCounter", "DecrementCounter", "ResetCounter"];
 
-    public static Task TransformAsync(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken cancellationToken)
+    public static async Task TransformAsync(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken cancellationToken)
     {
         var document = context.Document!;
         var metadata = context.Description.ActionDescriptor.EndpointMetadata;
@@ -134,7 +134,14 @@ internal static class OpenApiOperations
         {
             operation.Responses[status.ToString(System.Globalization.CultureInfo.InvariantCulture)] = OpenApiDocumentParts.ProblemResponse(status, document);
         }
-        return Task.CompletedTask;
+
+        if (id is "ListCounters" && operation.Responses["200"] is OpenApiResponse { Content: { } listed } && listed.TryGetValue("application/json", out var page))
+        {
+            // Two shapes for one status: a page in name order ({items, next}) or the top by value ({items}).
+            var top = await context.GetOrCreateSchemaAsync(typeof(CounterTopResponse), null, cancellationToken);
+            document.AddComponent(nameof(CounterTopResponse), top);
+            page.Schema = new OpenApiSchema { OneOf = [page.Schema!, new OpenApiSchemaReference(nameof(CounterTopResponse), document)] };
+        }
     }
 
     private static void QueryRule(string id, string name, OpenApiParameter parameter)

@@ -2,6 +2,9 @@ using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.OpenApi;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.OpenApi;
 
 namespace Tally.Server.Tests.Infrastructure;
 
@@ -15,11 +18,21 @@ namespace Tally.Server.Tests.Infrastructure;
 /// a hook for handlers, and tests also call <c>CreateDefaultClient</c> and the test server directly.
 /// Streams (text/event-stream) are checked for status and media type only: their bodies never end.
 /// </remarks>
-internal sealed class OpenApiResponseCheck(Func<Task<string>> loadDocument) : IStartupFilter
+internal sealed class OpenApiResponseCheck : IStartupFilter
 {
     private const int MaxCapturedBytes = 4 << 20;
     private readonly SemaphoreSlim _loading = new(1, 1);
     private OpenApiContract? _contract;
+
+    /// <summary>
+    /// The document as <c>/openapi/v1.json</c> serves it, from the service's own provider: not over HTTP, where
+    /// fetching it would take a token from a test's rate limit.
+    /// </summary>
+    private static async Task<string> LoadDocumentAsync(IServiceProvider services)
+    {
+        var document = await services.GetRequiredKeyedService<IOpenApiDocumentProvider>("v1").GetOpenApiDocumentAsync();
+        return await document.SerializeAsJsonAsync(OpenApiSpecVersion.OpenApi3_1);
+    }
 
     public ConcurrentQueue<string> Mismatches { get; } = new();
 
@@ -52,7 +65,7 @@ internal sealed class OpenApiResponseCheck(Func<Task<string>> loadDocument) : IS
         {
             return; // a stream the client closed: its status was checked when it started
         }
-        var contract = await ContractAsync();
+        var contract = await ContractAsync(context.RequestServices);
         var body = capture.Captured is { } captured ? captured.GetBuffer().AsSpan(0, (int)captured.Length) : default;
         foreach (var mismatch in contract.Check(context.Request.Method, path, context.Response.StatusCode, context.Response.ContentType, body))
         {
@@ -60,7 +73,7 @@ internal sealed class OpenApiResponseCheck(Func<Task<string>> loadDocument) : IS
         }
     }
 
-    private async Task<OpenApiContract> ContractAsync()
+    private async Task<OpenApiContract> ContractAsync(IServiceProvider services)
     {
         if (_contract is { } contract)
         {
@@ -69,7 +82,7 @@ internal sealed class OpenApiResponseCheck(Func<Task<string>> loadDocument) : IS
         await _loading.WaitAsync();
         try
         {
-            return _contract ??= OpenApiContract.Of(await loadDocument());
+            return _contract ??= OpenApiContract.Of(await LoadDocumentAsync(services));
         }
         finally
         {
