@@ -22,7 +22,7 @@ internal static class AdminKeyEndpoints
     {
         var group = routes.MapGroup("/admin/keys").WithTags("Admin").RequireAuthorization(AuthPolicies.Admin).RefuseUnknownQuery();
         group.MapPost("/", CreateKey).WithName("CreateApiKey").WithSummary("Create an API key; its secret is shown this once")
-            .Accepts<CreateApiKeyRequest>("application/json");
+            .WithMetadata(new DocumentedBody(typeof(CreateApiKeyRequest), "application/json"));
         group.MapGet("/", ListKeys).WithName("ListApiKeys").WithSummary("List API keys, without secrets");
         group.MapDelete("/{id}", RevokeKey).WithName("RevokeApiKey").WithSummary("Revoke an API key; it stops working at once")
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Options;
 using Tally.Server.Batch;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.Docs;
 using Tally.Server.Http;
 using Tally.Server.Pipeline;
 using Tally.Server.Storage;
@@ -36,7 +37,7 @@ internal static class BackupEndpoints
         group.MapGet("/export", Export).WithName("Export").WithSummary("Every counter, one JSON object per line")
             .Produces<CounterResponse>(StatusCodes.Status200OK, "application/x-ndjson");
         group.MapPost("/import", Import).WithName("Import").WithSummary("Write counters from an export (JSON lines), versions and times included")
-            .Accepts<CounterResponse>("application/x-ndjson").Produces<ImportResponse>(StatusCodes.Status200OK)
+            .WithMetadata(new DocumentedBody(typeof(CounterResponse), "application/x-ndjson")).Produces<ImportResponse>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict);
         return group;
     }

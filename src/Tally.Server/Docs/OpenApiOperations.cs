@@ -30,6 +30,18 @@ internal static class OpenApiOperations
         operation.Parameters ??= [];
         operation.Responses ??= [];
 
+        if (metadata.OfType<DocumentedBody>().LastOrDefault() is { } body)
+        {
+            var name = body.Type.Name;
+            document.AddComponent(name, await context.GetOrCreateSchemaAsync(body.Type, null, cancellationToken));
+            operation.RequestBody = new OpenApiRequestBody
+            {
+                Required = true,
+                Description = body.ContentType == "application/x-ndjson" ? "One JSON object per line." : null,
+                Content = new Dictionary<string, OpenApiMediaType> { [body.ContentType] = new() { Schema = new OpenApiSchemaReference(name, document) } },
+            };
+        }
+
         // Every path parameter called name is a counter name.
         foreach (var parameter in operation.Parameters.OfType<OpenApiParameter>())
         {
@@ -135,6 +147,14 @@ internal static class OpenApiOperations
             operation.Responses[status.ToString(System.Globalization.CultureInfo.InvariantCulture)] = OpenApiDocumentParts.ProblemResponse(status, document);
         }
 
+        if (id is "Backup" && operation.Responses["200"] is OpenApiResponse backup)
+        {
+            backup.Description = "A consistent copy of the SQLite data file.";
+            backup.Content = new Dictionary<string, OpenApiMediaType>
+            {
+                ["application/vnd.sqlite3"] = new() { Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary" } },
+            };
+        }
         if (id is "ListCounters" && operation.Responses["200"] is OpenApiResponse { Content: { } listed } && listed.TryGetValue("application/json", out var page))
         {
             // Two shapes for one status: a page in name order ({items, next}) or the top by value ({items}).
@@ -185,3 +205,9 @@ internal static class OpenApiOperations
 
     internal static OpenApiHeader ResponseHeader(string description) => new() { Description = description, Schema = OpenApiSetup.Text() };
 }
+
+/// <summary>
+/// A request body for the document only, for an endpoint that reads its body by hand. Unlike <c>Accepts</c>, it adds
+/// no content-type matching to routing, which would answer 415 before authorization and change what callers see.
+/// </summary>
+internal sealed record DocumentedBody(Type Type, string ContentType);

@@ -47,16 +47,24 @@ internal static class OpenApiSchemas
         }
 
         var clrType = context.JsonTypeInfo.Type;
-        if (context.JsonPropertyInfo is null && typeof(BatchOperation).IsAssignableFrom(clrType) && !clrType.IsAbstract)
+        if (typeof(BatchOperation).IsAssignableFrom(clrType) && !clrType.IsAbstract)
         {
             schema.Required ??= new HashSet<string>();
             schema.Required.Add("op"); // the discriminator: an operation without one is refused
         }
         // Tally's own records, requests and answers alike, have exactly the members they declare.
-        if (context.JsonPropertyInfo is null && clrType.Namespace?.StartsWith("Tally.Server", StringComparison.Ordinal) == true
+        // (Also where the schema is first met as a member's: the component is that same schema.)
+        if (clrType.Namespace?.StartsWith("Tally.Server", StringComparison.Ordinal) == true
             && schema.Properties is { Count: > 0 } && schema.AnyOf is null)
         {
             schema.AdditionalPropertiesAllowed = false;
+        }
+
+        if (clrType == typeof(Alerts.AlertRequest))
+        {
+            // A positional record reads as "every member required"; the parser needs only the webhook (and one of
+            // counter/prefix, one of above/below, which JSON Schema's required cannot say).
+            schema.Required = new HashSet<string> { "webhook" };
         }
 
         var example = clrType switch

@@ -50,6 +50,8 @@ internal sealed class OpenApiResponseCheck : IStartupFilter
             await next(context);
             return;
         }
+        // Loaded before the answer: a stream may end only when the host stops and its services are gone.
+        var contract = await ContractAsync(context.RequestServices);
         var original = context.Response.Body;
         var capture = new CaptureStream(original, context.Response);
         context.Response.Body = capture;
@@ -65,7 +67,6 @@ internal sealed class OpenApiResponseCheck : IStartupFilter
         {
             return; // a stream the client closed: its status was checked when it started
         }
-        var contract = await ContractAsync(context.RequestServices);
         var body = capture.Captured is { } captured ? captured.GetBuffer().AsSpan(0, (int)captured.Length) : default;
         foreach (var mismatch in contract.Check(context.Request.Method, path, context.Response.StatusCode, context.Response.ContentType, body))
         {

@@ -37,7 +37,7 @@ public class OpenApiLintTests
             {
                 start.ArgumentList.Add(argument);
             }
-            using var process = Process.Start(start)!;
+            using var process = System.Diagnostics.Process.Start(start)!;
             var output = process.StandardOutput.ReadToEndAsync();
             var errors = process.StandardError.ReadToEndAsync();
             using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
