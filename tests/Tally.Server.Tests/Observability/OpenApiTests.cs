@@ -189,4 +189,32 @@ public class OpenApiTests
         var problem = Encoding.UTF8.GetBytes("""{"type":"urn:tally:problem:nope","title":"t","status":400,"detail":"d","code":"no_such_code"}""");
         Assert.NotEmpty(OpenApiContract.Of(text).Check("POST", "/counters/checked/increment", 400, "application/problem+json", problem));
     }
+
+    /// <summary>
+    /// Each request schema's example is accepted by its operation, and the same body with a member the schema does
+    /// not declare is refused naming it: the parsers and the document share one member list.
+    /// </summary>
+    [Theory]
+    [InlineData("AmountRequest", "POST", "/counters/example/increment")]
+    [InlineData("CounterFieldsRequest", "PUT", "/counters/example")]
+    [InlineData("BatchRequest", "POST", "/batch")]
+    [InlineData("CreateApiKeyRequest", "POST", "/admin/keys")]
+    public async Task EveryRequestExampleIsAcceptedAndAnUndeclaredMemberRefused(string schema, string method, string path)
+    {
+        await using var app = new TallyApplication("memory");
+        var client = app.CreateClient();
+        var document = JsonNode.Parse(await client.GetStringAsync("/openapi/v1.json"))!;
+        var declared = document["components"]!["schemas"]![schema]!;
+        Assert.False((bool)declared["additionalProperties"]!, $"{schema} accepts undeclared members");
+        var example = declared["examples"]![0]!.AsObject();
+
+        var accepted = await client.SendAsync(new HttpMethod(method), path, example.ToJsonString());
+        Assert.True(accepted.IsSuccessStatusCode, $"{schema}'s example answered {(int)accepted.StatusCode}: {await accepted.Content.ReadAsStringAsync()}");
+
+        var undeclared = example.DeepClone().AsObject();
+        undeclared["bye"] = 1;
+        var refused = await client.SendAsync(new HttpMethod(method), path, undeclared.ToJsonString());
+        var problem = await refused.ReadProblemAsync(HttpStatusCode.BadRequest, "invalid_body");
+        Assert.Contains("'bye'", (string?)problem["detail"], StringComparison.Ordinal);
+    }
 }
