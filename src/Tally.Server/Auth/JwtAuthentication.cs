@@ -45,7 +45,7 @@ internal static class JwtAuthentication
     {
         var services = context.RequestServices;
         return services.GetRequiredService<IOptions<JwtOptions>>().Value.Enabled
-            && services.GetRequiredService<IOptions<TallyOptions>>().Value.Auth == AuthMode.On
+            && services.GetRequiredService<IOptions<TallyOptions>>().Value.Auth != AuthMode.Off
             && context.Request.Headers.Authorization is { Count: 1 } authorization
             && !context.Request.Headers.ContainsKey(ApiKeyAuthenticationHandler.ApiKeyHeader)
             && authorization[0] is { } value
