@@ -5,6 +5,9 @@ using System.Text;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Protocols;
+using Microsoft.IdentityModel.Protocols.OpenIdConnect;
+using Microsoft.IdentityModel.Tokens;
 using Tally.Server.Configuration;
 using Tally.Server.Http;
 
@@ -24,6 +27,9 @@ internal static class JwtAuthentication
     public const string JwtScheme = JwtBearerDefaults.AuthenticationScheme;
 
     public const string PrefixClaim = "tally_prefix";
+
+    /// <summary>The OIDC discovery document or its keys could not be fetched: the token was not checked, so not refused either.</summary>
+    public const string ProviderUnavailable = "identity_provider_unavailable";
 
     private const string ScopePrefix = "tally:";
 
@@ -93,6 +99,8 @@ internal static class JwtAuthentication
         {
             bearer.Authority = settings.Authority;
             bearer.RequireHttpsMetadata = new Uri(settings.Authority).Scheme == Uri.UriSchemeHttps;
+            // A provider that does not answer holds a request this long at most (the default is a minute).
+            bearer.BackchannelTimeout = TimeSpan.FromSeconds(10);
         }
         else
         {
@@ -117,6 +125,17 @@ internal static class JwtAuthentication
             OnChallenge = async context =>
             {
                 context.HandleResponse();
+                // A provider that cannot be reached shows only as "no signing key for this token": ask the configuration manager,
+                // which answers from its cache when it has fetched the keys before, and fails when it never could.
+                if (context.AuthenticateFailure is SecurityTokenSignatureKeyNotFoundException && context.Options.ConfigurationManager is { } manager
+                    && !await CanFetchKeysAsync(manager, context.HttpContext.RequestAborted))
+                {
+                    context.Response.Headers.RetryAfter = "5";
+                    await Problems.Create(ProviderUnavailable,
+                        "The identity provider's signing keys cannot be fetched just now, so the token could not be checked. Retry in a few seconds.")
+                        .ExecuteAsync(context.HttpContext);
+                    return;
+                }
                 // RFC 6750: no error attribute when no token was sent at all.
                 var failed = context.AuthenticateFailure is not null;
                 context.Response.Headers.WWWAuthenticate = failed ? "Bearer realm=\"tally\", error=\"invalid_token\"" : "Bearer realm=\"tally\"";
@@ -125,6 +144,19 @@ internal static class JwtAuthentication
             },
             OnForbidden = context => Problems.Create(Problems.Forbidden, "This token may not make this request.").ExecuteAsync(context.HttpContext),
         };
+    }
+
+    private static async Task<bool> CanFetchKeysAsync(IConfigurationManager<OpenIdConnectConfiguration> manager, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await manager.GetConfigurationAsync(cancellationToken);
+            return true;
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or HttpRequestException or IOException)
+        {
+            return false;
+        }
     }
 
     /// <summary>

@@ -254,6 +254,25 @@ public sealed class JwtAuthenticationTests : IDisposable
         await (await WithToken(app, other.Token("alice", "tally:increment")).IncrementAsync("a")).ReadProblemAsync(HttpStatusCode.Unauthorized, "unauthorized");
     }
 
+    [Fact]
+    public async Task AnUnreachableProviderIsUnavailableNotARefusal()
+    {
+        await using var provider = await LocalSite.StartAsync(site =>
+            site.MapGet("/.well-known/openid-configuration", () => Results.StatusCode(StatusCodes.Status500InternalServerError)));
+        await using var app = new TallyApplication("memory", settings: new Dictionary<string, string?>
+        {
+            ["Auth:Jwt:Authority"] = provider.Origin,
+            ["Auth:Jwt:Issuer"] = _issuer.Issuer,
+            ["Auth:Jwt:Audience"] = _issuer.Audience,
+        });
+
+        var response = await WithToken(app, _issuer.Token("alice", "tally:increment")).IncrementAsync("a");
+
+        await response.ReadProblemAsync(HttpStatusCode.ServiceUnavailable, "identity_provider_unavailable");
+        Assert.NotNull(response.Headers.RetryAfter);
+        Assert.Equal(HttpStatusCode.OK, (await app.CreateClient().IncrementAsync("a")).StatusCode); // API keys do not depend on it
+    }
+
     public static TheoryData<string[], string> BadSettings() => new()
     {
         { ["Auth:Jwt:SigningKeysFile=missing.json", "Auth:Jwt:Issuer=i", "Auth:Jwt:Audience=a"], "Auth:Jwt:SigningKeysFile cannot be read" },
