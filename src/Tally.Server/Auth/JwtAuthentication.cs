@@ -86,6 +86,10 @@ internal static class JwtAuthentication
         bearer.MapInboundClaims = false;
         bearer.IncludeErrorDetails = false;
         bearer.TokenValidationParameters.ValidIssuer = settings.Issuer;
+        // Only this issuer: JwtBearer would also accept the one the discovery document names.
+        bearer.TokenValidationParameters.IssuerValidator = (issuer, _, _) => issuer == settings.Issuer
+            ? issuer
+            : throw new SecurityTokenInvalidIssuerException("The token's issuer is not the configured one.");
         bearer.TokenValidationParameters.ValidAudience = settings.Audience;
         bearer.TokenValidationParameters.ValidateIssuer = true;
         bearer.TokenValidationParameters.ValidateAudience = true;

@@ -230,14 +230,17 @@ public sealed class JwtAuthenticationTests : IDisposable
         }
     }
 
-    [Fact]
-    public async Task AnAuthorityIsReadThroughOidcDiscovery()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AnAuthorityIsReadThroughOidcDiscovery(bool discoveryNamesAnotherIssuer)
     {
+        const string another = "https://another.tally.test";
         await using var provider = await LocalSite.StartAsync(site =>
         {
             site.MapGet("/.well-known/openid-configuration", (HttpContext context) => Results.Text(JsonSerializer.Serialize(new
             {
-                issuer = _issuer.Issuer,
+                issuer = discoveryNamesAnotherIssuer ? another : _issuer.Issuer,
                 jwks_uri = $"{context.Request.Scheme}://{context.Request.Host}/jwks",
             }), "application/json"));
             site.MapGet("/jwks", () => Results.Text(_issuer.Jwks(), "application/json"));
@@ -252,6 +255,8 @@ public sealed class JwtAuthenticationTests : IDisposable
 
         await (await WithToken(app, _issuer.Token("alice", "tally:increment")).IncrementAsync("a")).ReadCounterAsync();
         await (await WithToken(app, other.Token("alice", "tally:increment")).IncrementAsync("a")).ReadProblemAsync(HttpStatusCode.Unauthorized, "unauthorized");
+        // Only the configured issuer, even when the discovery document names another.
+        await (await WithToken(app, _issuer.Token("alice", "tally:increment", issuer: another)).IncrementAsync("a")).ReadProblemAsync(HttpStatusCode.Unauthorized, "unauthorized");
     }
 
     [Fact]
