@@ -2,6 +2,7 @@
 # Sets up what the tests need on a fresh Debian machine, then runs every test, in layers (tests/README.md):
 #   fast     in-process: API, rules, stores, configuration (no child process, no root)
 #   process  tests that start processes: the real server, the README's examples, Prometheus, promtool; a tmpfs (root)
+#   browser  pages in Debian's Chromium driven by Playwright (its driver ships in the NuGet package; nothing is downloaded)
 #   deploy   checks of the deployment files (deploy/): Dockerfile, compose, Prometheus rules, operations guide
 # Every test runs exactly once; every layer runs even when an earlier one failed, and the exit code says whether all passed.
 # Usage: ./test.sh [extra dotnet test arguments]     LAYERS="fast" ./test.sh   runs some layers only.
@@ -11,9 +12,10 @@ cd "$(dirname "$0")"
 # Debian packages the tests use (each test runs its own instance on 127.0.0.1): sqlite3, PyYAML and Prometheus
 # (promtool) for the deployment checks and metrics; curl, jq and python3 for the README's examples; PostgreSQL 15 (initdb and
 # postgres in /usr/lib/postgresql/15/bin, not on PATH) for the postgres store; Redis 7 (redis-server) for the redis
-# store; nginx in front of several instances; openssl for the secret recipes of deploy/secrets/README.md.
+# store; nginx in front of several instances; openssl for the secret recipes of deploy/secrets/README.md; chromium for the
+# browser layer.
 # The tests never use a service these packages may start: each starts private servers of its own (tests/README.md).
-packages=(sqlite3 python3 python3-yaml prometheus curl jq postgresql-15 redis-server nginx openssl)
+packages=(sqlite3 python3 python3-yaml prometheus curl jq postgresql-15 redis-server nginx openssl chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -42,13 +44,14 @@ dotnet build Tally.sln -c Release --nologo -clp:ErrorsOnly
 
 # The filters together select every test once: a test has at most one Layer trait (none: fast).
 declare -A filters=(
-  [fast]='Layer!=Process&Layer!=Deploy'
+  [fast]='Layer!=Process&Layer!=Browser&Layer!=Deploy'
   [process]='Layer=Process'
+  [browser]='Layer=Browser'
   [deploy]='Layer=Deploy'
 )
 failed=()
-for layer in ${LAYERS:-fast process deploy}; do
-  [ -n "${filters[$layer]:-}" ] || { echo "test.sh: unknown layer '$layer' (fast, process, deploy)." >&2; exit 2; }
+for layer in ${LAYERS:-fast process browser deploy}; do
+  [ -n "${filters[$layer]:-}" ] || { echo "test.sh: unknown layer '$layer' (fast, process, browser, deploy)." >&2; exit 2; }
   echo "test.sh: $layer layer"
   # Minimal verbosity: each failure with its message and stack trace, then the summary; nothing for passing tests.
   TALLYTESTS_LAYER="$layer" dotnet test Tally.sln -c Release --no-build --nologo \

@@ -29,6 +29,7 @@ builder.Services.AddTallyProblems();
 builder.Services.AddTallyMetrics();
 builder.Services.AddTallyStore(builder.Configuration);
 builder.Services.AddTallyAuth(); // after the store: the keys live in its data file
+builder.Services.AddTallyCors();
 builder.Services.AddTallyEvents();
 builder.Services.AddTallyAlerts(); // after the store: so do the alerts
 builder.Services.AddTallyHealthChecks();
@@ -40,6 +41,7 @@ try
     var app = builder.Build();
     app.UseRequestLogging();
     app.UseTallyProblems();
+    app.UseTallyCors(); // before auth and the rate limiter: a preflight needs no key and is never limited
     app.UseTallyAuth();
     app.UseStrictQuery();
     app.MapTallyDocs();

@@ -42,7 +42,7 @@ internal sealed class ApiKeyStartup(ApiKeyStore keys, AdminKeyFile adminKeyFile,
     /// </summary>
     public async Task StartedAsync(CancellationToken cancellationToken)
     {
-        if (options.Value.Auth == AuthMode.On && !keys.HasConfiguredAdminKey && keys.Count == 0)
+        if (options.Value.Auth != AuthMode.Off && !keys.HasConfiguredAdminKey && keys.Count == 0)
         {
             await CreateFirstAdminKeyAsync(cancellationToken);
         }

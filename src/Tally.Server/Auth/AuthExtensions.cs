@@ -5,11 +5,11 @@ using Tally.Server.Configuration;
 
 namespace Tally.Server.Auth;
 
-/// <summary>API keys, the authorization policies, and rate limiting, wired from ASP.NET Core's building blocks.</summary>
+/// <summary>API keys and JWTs, the authorization policies, and rate limiting, wired from ASP.NET Core's building blocks.</summary>
 internal static class AuthExtensions
 {
     /// <summary>
-    /// Registers the <c>ApiKey</c> scheme, the policies and the rate limiter (the key store comes with the
+    /// Registers the <c>ApiKey</c> and JWT schemes (<see cref="JwtAuthentication"/> picks one per request), the policies and the rate limiter (the key store comes with the
     /// engine, from <c>AddTallyStore</c>). Call after <c>AddTallyStore</c>: hosted services start in order,
     /// and the keys are loaded from the store the commit pipeline opens and migrates.
     /// </summary>
@@ -19,8 +19,9 @@ internal static class AuthExtensions
         services.AddSingleton<AdminKeyFile>();
         services.AddHostedService<ApiKeyStartup>();
 
-        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
-            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, configureOptions: null);
+        services.AddAuthentication(JwtAuthentication.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, configureOptions: null)
+            .AddTallyJwt();
         services.AddAuthorizationBuilder().AddTallyPolicies();
         services.AddSingleton<IAuthorizationHandler, ScopeAuthorizationHandler>();
         services.AddSingleton<IAuthorizationHandler, CounterPrefixAuthorizationHandler>();

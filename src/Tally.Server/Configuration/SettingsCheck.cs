@@ -18,7 +18,7 @@ namespace Tally.Server.Configuration;
 /// <para>
 /// What counts as Tally's own, and so must be a known key:
 /// <list type="bullet">
-/// <item>every key under the sections <c>RateLimit</c>, <c>Quotas</c>, <c>History</c>, <c>Events</c> and <c>Alerts</c>;</item>
+/// <item>every key under the sections <c>RateLimit</c>, <c>Quotas</c>, <c>History</c>, <c>Events</c>, <c>Alerts</c>, <c>Auth:Jwt</c> and <c>Cors</c>;</item>
 /// <item>every root key given on the command line, in <c>appsettings*.json</c>, or in a <c>TALLY_</c> environment
 /// variable, except the framework's own root keys (<see cref="FrameworkRootKeys"/>: <c>Logging</c>, <c>urls</c>,
 /// <c>Kestrel</c>, …), which belong to ASP.NET Core and are left to it.</item>
@@ -39,6 +39,8 @@ internal static class SettingsCheck
         (History.HistoryOptions.Section, typeof(History.HistoryOptions)),
         (Events.EventOptions.Section, typeof(Events.EventOptions)),
         (Alerts.AlertOptions.Section, typeof(Alerts.AlertOptions)),
+        (Auth.JwtOptions.Section, typeof(Auth.JwtOptions)),
+        (Http.CrossOriginOptions.Section, typeof(Http.CrossOriginOptions)),
     ];
 
     /// <summary>The environment variable prefix of Tally's settings.</summary>
@@ -129,15 +131,19 @@ internal static class SettingsCheck
         {
             return null;
         }
-        var section = Sections.FirstOrDefault(entry => entry.Section is not null && entry.Section.Equals(parts[0], StringComparison.OrdinalIgnoreCase));
+        // A section may have two parts (Auth:Jwt); a list setting takes an index (Cors:AllowedOrigins:0).
+        var section = Sections.FirstOrDefault(entry => entry.Section is not null && key.StartsWith(entry.Section + ":", StringComparison.OrdinalIgnoreCase));
         if (section.Section is not null)
         {
-            var names = SettingsOf(section.Options).Select(property => property.Name).ToList();
-            if (parts.Length == 2 && names.Contains(parts[1], StringComparer.OrdinalIgnoreCase))
+            var settings = SettingsOf(section.Options).ToList();
+            var names = settings.Select(property => property.Name).ToList();
+            var rest = key[(section.Section.Length + 1)..].Split(':');
+            var setting = settings.FirstOrDefault(property => property.Name.Equals(rest[0], StringComparison.OrdinalIgnoreCase));
+            if (setting is not null && (rest.Length == 1 || (rest.Length == 2 && setting.PropertyType.IsArray && int.TryParse(rest[1], NumberStyles.None, CultureInfo.InvariantCulture, out _))))
             {
                 return null;
             }
-            return Suggestion(parts.Length == 2 ? parts[1] : null, names, $"{section.Section}:")
+            return Suggestion(rest.Length == 1 ? rest[0] : null, names, $"{section.Section}:")
                 + $"; the settings of {section.Section} are {string.Join(", ", names)}";
         }
         var rootNames = SettingsOf(typeof(TallyOptions)).Select(property => property.Name).ToList();
@@ -185,6 +191,12 @@ internal static class SettingsCheck
             return null; // empty: unset
         }
         type = nullable ?? type;
+        if (type.IsArray)
+        {
+            // The binder reads a list from indexed keys only; a plain value would be dropped without a word.
+            return value.Length == 0 ? null
+                : $"{key} is a list: give each entry its own index, {key}:0, {key}:1, … (environment: {EnvironmentPrefix}{key.Replace(":", "__", StringComparison.Ordinal).ToUpperInvariant()}__0)";
+        }
         if (type == typeof(string))
         {
             return null;

@@ -76,8 +76,11 @@ internal sealed class TallyOptions
     /// <summary>Request bodies larger than this are refused with 413.</summary>
     public int MaxBodyBytes { get; set; } = 1024 * 1024;
 
-    /// <summary><c>off</c> turns API keys off (every request is an admin); a loud warning at start says so.</summary>
-    public AuthMode Auth { get; set; } = AuthMode.On;
+    /// <summary>
+    /// <c>off</c> turns API keys off (every request is an admin); a loud warning at start says so. Unset: on.
+    /// Nullable because <c>Auth</c> is also the section above <c>Auth:Jwt</c>, whose empty header must bind.
+    /// </summary>
+    public AuthMode? Auth { get; set; }
 
     /// <summary>A secret that is always an admin key (empty: none). Never logged.</summary>
     public string? AdminKey { get; set; }

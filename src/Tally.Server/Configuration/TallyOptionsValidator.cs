@@ -65,7 +65,7 @@ internal sealed class TallyOptionsValidator : IValidateOptions<TallyOptions>
         {
             errors.Add($"MaxBodyBytes must be from 1024 to 67108864 (got {options.MaxBodyBytes}).");
         }
-        if (!Enum.IsDefined(options.Auth))
+        if (options.Auth is { } auth && !Enum.IsDefined(auth))
         {
             errors.Add("Auth must be on or off.");
         }

@@ -92,6 +92,7 @@ internal static class Problems
         new(ErrorCodes.IdempotencyQuotaExceeded, StatusCodes.Status429TooManyRequests, "Idempotency quota exceeded"),
         new(InternalError, StatusCodes.Status500InternalServerError, "Internal error"),
         new(ErrorCodes.StoreUnavailable, StatusCodes.Status503ServiceUnavailable, "Store unavailable"),
+        new(Auth.JwtAuthentication.ProviderUnavailable, StatusCodes.Status503ServiceUnavailable, "Identity provider unavailable"),
     }.ToFrozenDictionary(type => type.Code, StringComparer.Ordinal);
 
     public static ProblemHttpResult Create(string code, string detail, IDictionary<string, object?>? extensions = null) =>

@@ -23,7 +23,8 @@ public class SettingsCheckTests
             {
                 var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
                 var value = type.IsEnum ? Enum.GetNames(type)[0].ToLowerInvariant() : type == typeof(string) ? "some-text" : type == typeof(bool) ? "true" : "1";
-                args.Add($"--{(section is null ? string.Empty : section + ":")}{property.Name.ToLowerInvariant()}={value}");
+                var index = type.IsArray ? ":0" : string.Empty; // a list takes indexed entries
+                args.Add($"--{(section is null ? string.Empty : section + ":")}{property.Name.ToLowerInvariant()}{index}={value}");
             }
         }
         Assert.True(args.Count >= 18, $"Only {args.Count} settings found: {string.Join(' ', args)}");
@@ -52,6 +53,9 @@ public class SettingsCheckTests
     [InlineData("--Quotas:DefaultMaxAmount=lots", "Quotas:DefaultMaxAmount must be a whole number (got 'lots')")]
     [InlineData("--History:Enabled=maybe", "History:Enabled must be true or false (got 'maybe')")]
     [InlineData("--History:MinuteRetentionHour=5", "unknown setting 'History:MinuteRetentionHour' on the command line (did you mean 'History:MinuteRetentionHours'?); the settings of History are Enabled, MinuteRetentionHours, HourRetentionDays, DayRetentionYears")]
+    [InlineData("--Auth:Jwt:Audiense=tally", "unknown setting 'Auth:Jwt:Audiense' on the command line (did you mean 'Auth:Jwt:Audience'?); the settings of Auth:Jwt are Authority, SigningKeysFile, Issuer, Audience")]
+    [InlineData("--Cors:AllowedOrigins=https://a.example", "Cors:AllowedOrigins is a list: give each entry its own index, Cors:AllowedOrigins:0, Cors:AllowedOrigins:1, … (environment: TALLY_CORS__ALLOWEDORIGINS__0)")]
+    [InlineData("--Cors:AllowedOrigins:first=https://a.example", "unknown setting 'Cors:AllowedOrigins:first' on the command line; the settings of Cors are AllowedOrigins")]
     public void ABadOrUnknownSettingIsNamed(string argument, string problem)
     {
         Assert.Equal([problem], Check(argument));
@@ -72,6 +76,13 @@ public class SettingsCheckTests
     {
         Assert.Empty(Check("--RateLimit=", "--RateLimit:PermitsPerSecond=0", "--Quotas=", "--Quotas:MaxCounters=5"));
         Assert.Equal(["unknown setting 'Durabilty' on the command line (did you mean 'Durability'?)"], Check("--Durabilty="));
+    }
+
+    [Fact]
+    public void AuthIsBothASettingAndTheSectionAboveJwt()
+    {
+        Assert.Empty(Check("--Auth=off", "--Auth:Jwt:Authority=https://id.example", "--Auth:Jwt:Issuer=https://id.example",
+            "--Auth:Jwt:Audience=tally", "--Cors:AllowedOrigins:0=https://a.example", "--Cors:AllowedOrigins:1=https://b.example"));
     }
 
     [Fact]

@@ -25,6 +25,9 @@ public class StartupFailureTests
     [InlineData(new[] { "--Events:MaxStreamsPerKey", "0" }, "Events:MaxStreamsPerKey must be from 1 to 1000000 (got 0)")]
     [InlineData(new[] { "--Events:HeartbeatIntervalMs", "soon" }, "Events:HeartbeatIntervalMs must be a whole number")]
     [InlineData(new[] { "--PostgresListen", "Host=db;Nonsense=1" }, "PostgresListen must be an Npgsql connection string")]
+    [InlineData(new[] { "--Auth:Jwt:SigningKeysFile", "/nonexistent/jwks.json", "--Auth:Jwt:Issuer", "i", "--Auth:Jwt:Audience", "a" }, "Auth:Jwt:SigningKeysFile cannot be read ('/nonexistent/jwks.json': no such file)")]
+    [InlineData(new[] { "--Auth:Jwt:Authority", "https://id.example" }, "Auth:Jwt:Issuer is required with Auth:Jwt:Authority")]
+    [InlineData(new[] { "--Cors:AllowedOrigins:0", "https://blog.example/page" }, "Cors:AllowedOrigins:0 must be an origin such as https://blog.example")]
     public async Task BadSettingExitsWithCodeTwoAndOneLineNamingIt(string[] arguments, string named)
     {
         using var dataDir = new TempDirectory();
