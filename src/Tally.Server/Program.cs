@@ -4,6 +4,7 @@ using Tally.Server.Backup;
 using Tally.Server.Batch;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.Dashboard;
 using Tally.Server.Docs;
 using Tally.Server.Events;
 using Tally.Server.Health;
@@ -40,6 +41,7 @@ try
     var app = builder.Build();
     app.UseRequestLogging();
     app.UseTallyProblems();
+    app.UseDashboard(); // static files, open without a key: before authentication
     app.UseTallyAuth();
     app.UseStrictQuery();
     app.MapTallyDocs();
@@ -51,6 +53,7 @@ try
     app.MapEvents();
     app.MapBackup().RequireAuthorization(AuthPolicies.Admin);
     app.MapAdminKeys();
+    app.MapCaller();
     app.MapAlerts();
 
     await app.RunAsync();
