@@ -205,6 +205,8 @@ function signOut() {
   $('#sign-out').hidden = true;
   setStatus('');
   $('#key').value = '';
+  // The next key starts at the list (replaceState: no hashchange, no route for a signed-out page).
+  history.replaceState(null, '', location.pathname);
   show('#sign-in');
 }
 
