@@ -14,6 +14,7 @@ const state = {
   counters: new Map(), // name -> counter, for the list view
   stream: null,        // the AbortController of the open event stream
   chart: null,
+  timeRange: [0, 0],   // the chart's time axis, in Unix seconds
   historyTimer: 0,
 };
 
@@ -451,6 +452,10 @@ async function refreshHistory(name) {
   const history = await api('GET', `/counters/${encodeURIComponent(name)}/history?${new URLSearchParams({ interval })}`);
   const buckets = history.buckets;
   const xs = buckets.map((bucket) => Date.parse(bucket.start) / 1000);
+  // The time axis spans what was asked (the API's default: the last 60 intervals), however few buckets had activity.
+  const seconds = { minute: 60, hour: 3600, day: 86400 }[interval];
+  const now = Date.now() / 1000;
+  state.timeRange = [Math.floor(now / seconds) * seconds - 59 * seconds, now];
   const values = buckets.map((bucket) => Number(bucket.value));
   drawChart(name, [xs, values]);
   $('#chart-summary').textContent = buckets.length === 0
@@ -480,8 +485,7 @@ function drawChart(name, data) {
   }
   const options = {
     ...chartSize(),
-    title: undefined,
-    scales: { x: { time: true } },
+    scales: { x: { time: true, range: () => state.timeRange } },
     series: [
       {},
       { label: name, stroke: '#1d5fbf', fill: 'rgba(29, 95, 191, 0.12)', width: 2, points: { show: data[0].length < 60 } },
