@@ -34,6 +34,14 @@ fi
 
 command -v dotnet >/dev/null || { echo "test.sh: the .NET 10 SDK is required (dotnet not found)." >&2; exit 1; }
 
+# The OpenAPI linter (@redocly/cli, pinned in tests/tools/package.json and package-lock.json) for the process layer.
+command -v npm >/dev/null || { echo "test.sh: npm (Node.js 20 or newer) is required to install the OpenAPI linter (tests/tools)." >&2; exit 1; }
+pinned=$(cd tests/tools && node -p "require('./package.json').dependencies['@redocly/cli']")
+installed=$(cd tests/tools && node -p "require('./node_modules/@redocly/cli/package.json').version" 2>/dev/null || true)
+if [ "$installed" != "$pinned" ]; then
+  (cd tests/tools && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
 dotnet build Tally.sln -c Release --nologo -clp:ErrorsOnly
 
 # The filters together select every test once: a test has at most one Layer trait (none: fast).

@@ -739,11 +739,15 @@ def render_events(doc, by_key, w):
       "EventSource does.")
     w("")
     w("- *commits/s*: `tally_store_writes_total` over the measurement; every commit changes the hot counter, so "
-      "it makes one event, and each stream should receive one event per commit: *events made* is "
-      "`tally_events_published_total` over the measurement, *per stream* what the reader counted on each stream "
-      "in the same window (min / median / max), *delivered* the events counted over streams × events made.")
-    w("- *dropped*: `tally_events_streams_dropped_total` (streams ended because their client was "
-      "`Events:StreamBuffer` events behind); *ended / reopened*: streams the reader saw end, and reopened.")
+      "it makes one event: *events made* is `tally_events_published_total` over the measurement, *per stream* "
+      "what the reader counted on each stream in the same window (min / median / max), *delivered* the events "
+      "counted over streams × events made. A stream receives the counter's latest state at most every "
+      "`Events:CoalesceMs` (100 ms unless the command sets it; 0: every event), so a stream gets at most one event "
+      "per CoalesceMs and *delivered* is below 100% by design; the states in between are skipped (counted as "
+      "missing below), and the slowest stream's lag at the end shows whether the streams keep up.")
+    w("- *dropped*: `tally_events_streams_dropped_total` (streams ended because their client was too slow: "
+      "`Events:StreamBuffer` pending, or a write not taken for `Events:WriteTimeoutMs`); *ended / reopened*: "
+      "streams the reader saw end, and reopened.")
     w("- *CPU cores*: user + system time of Tally / of the reader over the measurement's wall time "
       f"({doc['machine'].get('nproc') or '?'} cores in all, wrk and other tenants take the rest); *run-queue wait*: "
       "time Tally's threads were runnable but had no CPU (`/proc/<pid>/task/*/schedstat`), in cores.")

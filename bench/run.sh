@@ -67,6 +67,7 @@ fi
 HISTORY_STORES=${BENCH_HISTORY_STORES:-"embedded redis postgres"}
 EVENTS_STREAMS=${BENCH_EVENTS_STREAMS:-1000}
 EVENTS_OPEN_TIMEOUT=${BENCH_EVENTS_OPEN_TIMEOUT:-120}
+read -ra EVENTS_TALLY_ARGS <<<"${BENCH_EVENTS_TALLY_ARGS:-}"
 
 RESULTS=$RAW_DIR/results.jsonl
 PY_SYS=/usr/bin/python3 # Debian's python: the one apt's flask, redis and gunicorn belong to
@@ -1261,7 +1262,7 @@ events_measure() {
   id="hot_${mode}_streams_r$rep"
   title="POST /counters/hot/increment, $( [[ $mode == with ]] && echo "$(thousands "$EVENTS_STREAMS") streams open on it" || echo "no stream") (pair $rep)"
   READY_NOTE=
-  TALLY_EXTRA_ARGS=(--Events:MaxStreamsPerKey "$EVENTS_STREAMS")
+  TALLY_EXTRA_ARGS=(--Events:MaxStreamsPerKey "$EVENTS_STREAMS" ${EVENTS_TALLY_ARGS[@]+"${EVENTS_TALLY_ARGS[@]}"})
   start_tally "events-$id" sync "$WORK/data-events-$id" off
   TALLY_EXTRA_ARGS=()
   [[ $(http_code POST "$TALLY_URL/counters/hot/increment") == 2* ]] || die "Tally did not create the hot counter"
@@ -1342,7 +1343,7 @@ main() {
     --setting "redis_durable_server_command=${REDIS_DURABLE_CMD:-}" \
     --setting "history_reps=$HISTORY_REPS" --setting "history_stores=$HISTORY_STORES" \
     --setting "events_streams=$EVENTS_STREAMS" --setting "events_reps=$EVENTS_REPS" \
-    --setting "tally_events_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability sync --Auth off --Events:MaxStreamsPerKey $EVENTS_STREAMS" \
+    --setting "tally_events_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability sync --Auth off --Events:MaxStreamsPerKey $EVENTS_STREAMS${EVENTS_TALLY_ARGS[*]:+ ${EVENTS_TALLY_ARGS[*]}}" \
     --setting "sse_reader_command=python3 bench/sse_reader.py --url http://127.0.0.1:<port>/counters/hot/events --streams $EVENTS_STREAMS --out <file> --ready <file>" \
     --setting "tally_redis_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability sync --Auth off --Store redis --Redis 127.0.0.1:<redis port>${REDIS_TALLY_ARGS[*]:+ ${REDIS_TALLY_ARGS[*]}}" \
     --setting "bench_command=$(bench_command)" --setting "raw_dir=$(basename "$RAW_DIR")" \

@@ -9,9 +9,10 @@ Opens --streams HTTP/1.1 connections to the URL (GET, `Accept: text/event-stream
 counts the events (`event: counter` lines; Kestrel sends each event as one chunk,
 so the chunk framing never splits one, and a line cut between two reads is
 counted once) and heartbeats, and keeps the last event id. The number in an id
-(`<instance>-<n>`) is the instance's event sequence; on a stream that watches one
-counter every event of that counter is on it, so the ids show how far each
-stream has got and whether it skipped any. A stream that ends (Tally dropped it
+(`<instance>-<n>`) is the instance's event sequence, so the ids show how far
+each stream has got and how many events it skipped (with Tally's conflation,
+`Events:CoalesceMs`, a stream gets the latest state at most every CoalesceMs
+and skips the states in between by design). A stream that ends (Tally dropped it
 as too slow, or it stopped) is opened again with `Last-Event-ID`, as a browser's
 EventSource does, unless --no-reconnect.
 

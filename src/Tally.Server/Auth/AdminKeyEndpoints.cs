@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Tally.Server.Counters;
+using Tally.Server.Docs;
 using Tally.Server.Http;
 
 namespace Tally.Server.Auth;
@@ -20,9 +21,11 @@ internal static class AdminKeyEndpoints
     public static RouteGroupBuilder MapAdminKeys(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/admin/keys").WithTags("Admin").RequireAuthorization(AuthPolicies.Admin).RefuseUnknownQuery();
-        group.MapPost("/", CreateKey).WithName("CreateApiKey").WithSummary("Create an API key; its secret is shown this once");
+        group.MapPost("/", CreateKey).WithName("CreateApiKey").WithSummary("Create an API key; its secret is shown this once")
+            .WithMetadata(new DocumentedBody(typeof(CreateApiKeyRequest), "application/json"));
         group.MapGet("/", ListKeys).WithName("ListApiKeys").WithSummary("List API keys, without secrets");
-        group.MapDelete("/{id}", RevokeKey).WithName("RevokeApiKey").WithSummary("Revoke an API key; it stops working at once");
+        group.MapDelete("/{id}", RevokeKey).WithName("RevokeApiKey").WithSummary("Revoke an API key; it stops working at once")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         return group;
     }
 
@@ -133,7 +136,7 @@ internal static class AdminKeyEndpoints
         long? maxCounters = null, maxAmount = null;
         foreach (var member in root.EnumerateObject())
         {
-            switch (member.Name)
+            switch (RequestMembers.CreateApiKey.Contains(member.Name) ? member.Name : null)
             {
                 case "name":
                     if (ParseName(member.Value, out name) is { } badName)

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Options;
 using Tally.Server.Batch;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.Docs;
 using Tally.Server.Http;
 using Tally.Server.Pipeline;
 using Tally.Server.Storage;
@@ -31,9 +32,13 @@ internal static class BackupEndpoints
     public static RouteGroupBuilder MapBackup(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/admin").WithTags("Admin").RefuseUnknownQuery();
-        group.MapGet("/backup", DownloadBackup).WithName("Backup").WithSummary("Download a consistent copy of the SQLite data file");
-        group.MapGet("/export", Export).WithName("Export").WithSummary("Every counter, one JSON object per line");
-        group.MapPost("/import", Import).WithName("Import").WithSummary("Write counters from an export (JSON lines), versions and times included");
+        group.MapGet("/backup", DownloadBackup).WithName("Backup").WithSummary("Download a consistent copy of the SQLite data file")
+            .Produces(StatusCodes.Status200OK, contentType: "application/vnd.sqlite3").ProducesProblem(StatusCodes.Status400BadRequest);
+        group.MapGet("/export", Export).WithName("Export").WithSummary("Every counter, one JSON object per line")
+            .Produces<CounterResponse>(StatusCodes.Status200OK, "application/x-ndjson");
+        group.MapPost("/import", Import).WithName("Import").WithSummary("Write counters from an export (JSON lines), versions and times included")
+            .WithMetadata(new DocumentedBody(typeof(CounterResponse), "application/x-ndjson")).Produces<ImportResponse>(StatusCodes.Status200OK)
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict);
         return group;
     }
 

@@ -14,7 +14,7 @@ internal static class BatchEndpoints
             .WithTags("Counters").WithName("Batch").WithSummary("Apply up to 1,000 operations in order, in one commit")
             .RequireAuthorization(AuthPolicies.AnyKey) // and, once parsed, every operation's scope and prefix (BatchAccess)
             .RefuseUnknownQuery()
-            .Accepts<BatchRequest>("application/json").Produces(StatusCodes.Status200OK)
+            .Accepts<BatchRequest>("application/json").Produces<BatchResponse>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict);
         return routes;
     }

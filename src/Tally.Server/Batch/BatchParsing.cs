@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Tally.Server.Counters;
+using Tally.Server.Docs;
 using Tally.Server.Http;
 
 namespace Tally.Server.Batch;
@@ -43,7 +44,7 @@ internal static class BatchParsing
         }
         foreach (var member in root.EnumerateObject())
         {
-            if (!member.NameEquals("ops"u8) && !member.NameEquals("atomic"u8))
+            if (!RequestMembers.Batch.Contains(member.Name))
             {
                 return Problems.Create(Problems.InvalidBody, $"Unknown member '{Shown(member.Name)}'; a batch has 'ops' and 'atomic'.");
             }
@@ -94,7 +95,7 @@ internal static class BatchParsing
         {
             return Invalid(ErrorCodes.InvalidName, index, "'name' must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$.");
         }
-        if (kind is "increment" or "decrement" or "set" or "get" or "reset" or "delete" && UnknownMember(op, kind) is { } unknown)
+        if (kind is not null && RequestMembers.BatchOperations.ContainsKey(kind) && UnknownMember(op, kind) is { } unknown)
         {
             return Invalid(Problems.InvalidBody, index, $"unknown member '{Shown(unknown)}' for op '{kind}'.");
         }
@@ -145,20 +146,13 @@ internal static class BatchParsing
         }
     }
 
-    /// <summary>The first member an operation of this kind does not take (every kind takes op and name).</summary>
+    /// <summary>The first member an operation of this kind does not take: its members are those of its type in <see cref="BatchRequest"/>.</summary>
     private static string? UnknownMember(JsonElement op, string kind)
     {
+        var members = RequestMembers.BatchOperations[kind];
         foreach (var member in op.EnumerateObject())
         {
-            var known = member.NameEquals("op"u8) || member.NameEquals("name"u8) || kind switch
-            {
-                "increment" or "decrement" => member.NameEquals("by"u8) || member.NameEquals("ifMatch"u8),
-                "set" => member.NameEquals("ifMatch"u8) || member.NameEquals("value"u8) || member.NameEquals("initial"u8)
-                    || member.NameEquals("min"u8) || member.NameEquals("max"u8),
-                "reset" or "delete" => member.NameEquals("ifMatch"u8),
-                _ => false,
-            };
-            if (!known)
+            if (!members.Contains(member.Name))
             {
                 return member.Name;
             }

@@ -45,6 +45,12 @@ internal static class SettingsCheck
     public const string EnvironmentPrefix = "TALLY_";
 
     /// <summary>
+    /// <c>TALLY_URL</c> and <c>TALLY_KEY</c> belong to the <c>tally</c> command line: a shell that exports them for the
+    /// CLI can still start the service, which reads neither.
+    /// </summary>
+    private static readonly IReadOnlySet<string> CliVariables = new HashSet<string>(["URL", "KEY"], StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
     /// Root keys that belong to the framework: the web host's and the generic host's settings (taken from their
     /// constants) and the sections ASP.NET Core reads from configuration.
     /// </summary>
@@ -66,6 +72,10 @@ internal static class SettingsCheck
             var entries = new ConfigurationBuilder().Add(source).Build().AsEnumerable().ToList();
             foreach (var (key, value) in entries)
             {
+                if (source is EnvironmentVariablesConfigurationSource && CliVariables.Contains(key))
+                {
+                    continue;
+                }
                 // An empty value on a key that others sit under is a section header (WebApplicationFactory passes those).
                 var header = value == string.Empty && entries.Any(entry => entry.Key.StartsWith(key + ":", StringComparison.OrdinalIgnoreCase));
                 if (value is not null && !header && UnknownKey(key) is { } hint && reported.Add(key))

@@ -20,7 +20,7 @@ internal static class CounterEndpoints
 
         group.MapGet("/", ListCounters).WithName("ListCounters")
             .WithSummary("List counters in name order, or the top by value (order=value_desc)").RequireAuthorization(AuthPolicies.Read)
-            .AllowQuery("prefix", "after", "limit", "order").Produces<CounterTopResponse>(StatusCodes.Status200OK)
+            .AllowQuery("prefix", "after", "limit", "order").Produces<CounterPageResponse>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status400BadRequest);
         group.MapGet("/{name}", GetCounter).WithName("GetCounter").WithSummary("Read a counter").RequireAuthorization(AuthPolicies.Read)
             .ProducesCounter(StatusCodes.Status200OK, 400, 404).Produces(StatusCodes.Status304NotModified);

@@ -17,11 +17,11 @@ internal static class EventEndpoints
     public static IEndpointRouteBuilder MapEvents(this IEndpointRouteBuilder routes)
     {
         routes.MapGet("/counters/{name}/events", CounterEvents).WithTags("Events").WithName("CounterEvents")
-            .WithSummary("Watch a counter: its state, then every committed change (Server-Sent Events)")
+            .WithSummary("Watch a counter: its state, then its committed changes (Server-Sent Events)")
             .RequireAuthorization(AuthPolicies.Read).RefuseUnknownQuery()
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status429TooManyRequests);
         routes.MapGet("/events", PrefixEvents).WithTags("Events").WithName("PrefixEvents")
-            .WithSummary("Watch every counter under a prefix: their state, then every committed change (Server-Sent Events)")
+            .WithSummary("Watch every counter under a prefix: their state, then their committed changes (Server-Sent Events)")
             .RequireAuthorization(AuthPolicies.Read).RefuseUnknownQuery().AllowQuery("prefix")
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status429TooManyRequests);
         return routes;
@@ -58,6 +58,7 @@ internal static class EventEndpoints
             return Problems.Create(Problems.TooManyStreams, opening.Refusal!);
         }
         context.Response.RegisterForDispose(subscription);
+        subscription.Abort = context.Abort;
         IReadOnlyList<SseItem<string>> first;
         InitialState? shown = null;
         try
@@ -77,7 +78,8 @@ internal static class EventEndpoints
             subscription.Dispose();
             throw;
         }
-        var stream = new EventStream(subscription, first, shown, context.Response, TimeSpan.FromMilliseconds(options.HeartbeatIntervalMs), clock);
+        var stream = new EventStream(subscription, first, shown, context.Response,
+            TimeSpan.FromMilliseconds(options.HeartbeatIntervalMs), options.CoalesceMs > 0 ? hub.NextTick : null, clock);
         return Stream(context, stream.ReadAllAsync(context.RequestAborted));
     }
 

@@ -10,8 +10,11 @@ namespace Tally.Server.Events;
 /// <summary>
 /// Live events within one instance. Commits (this instance's, through <see cref="ICommitObserver"/>, and other
 /// instances', through a relay) become numbered events; each goes into a ring of recent events, for
-/// <c>Last-Event-ID</c>, and to the queue of every open stream that watches its counter. Nothing here waits: a
-/// stream whose queue is full is dropped, so a slow client never slows a commit.
+/// <c>Last-Event-ID</c>, and is offered to every open stream that watches its counter. Nothing here waits: a
+/// stream that has too much pending, or whose client has not taken a write for <see cref="EventOptions.WriteTimeoutMs"/>,
+/// is dropped, so a slow client never slows a commit. An offer is cheap (<see cref="EventSubscription.Offer"/>: a
+/// lock, a store, a wake-up only for a writer that waits); with conflation the writing — a write and a flush per
+/// stream — happens at most once per <see cref="EventOptions.CoalesceMs"/>, however many events came meanwhile.
 /// </summary>
 /// <remarks>
 /// Free when nobody listens: with no stream open (and none for <see cref="ResumeWindow"/>), a commit costs a read of
@@ -36,6 +39,12 @@ internal sealed class EventHub : ICommitObserver
     private readonly Dictionary<string, int> _perKey = new(StringComparer.Ordinal);
     private readonly RecentStates _recent = new(RecentNames);
     private readonly List<EventSubscription> _slow = [];
+    private readonly long _writeTimeoutTicks;
+    private readonly TimeProvider _clock;
+    private readonly Lock _tickGate = new();
+    private TaskCompletionSource? _tick;
+    private ITimer? _ticker;
+    private long _tickerGeneration;
 
     /// <summary>The last number given to an event (or to a gap).</summary>
     private long _sequence;
@@ -46,12 +55,15 @@ internal sealed class EventHub : ICommitObserver
     private int _streams;
     private long _quietSince;
 
-    public EventHub(IOptions<EventOptions> options, TallyMetrics metrics, IHostApplicationLifetime lifetime, ILogger<EventHub> logger)
+    public EventHub(
+        IOptions<EventOptions> options, TallyMetrics metrics, IHostApplicationLifetime lifetime, TimeProvider clock, ILogger<EventHub> logger)
     {
+        _clock = clock;
         _options = options.Value;
         _metrics = metrics;
         _logger = logger;
         _ring = new HubEvent?[_options.ResumeBuffer];
+        _writeTimeoutTicks = _options.WriteTimeoutMs * Stopwatch.Frequency / 1000;
         _quietSince = Stopwatch.GetTimestamp() - ResumeWindowTicks;
         metrics.ObserveOpenStreams(() => Volatile.Read(ref _streams));
         // Open streams would hold a graceful stop for its whole timeout: they end as it begins, and clients reconnect elsewhere.
@@ -78,6 +90,46 @@ internal sealed class EventHub : ICommitObserver
     /// <summary>Whether events are being made: a stream is open, or one closed within <see cref="ResumeWindow"/>.</summary>
     public bool IsRecording =>
         Volatile.Read(ref _streams) > 0 || Stopwatch.GetTimestamp() - Volatile.Read(ref _quietSince) < ResumeWindowTicks;
+
+    /// <summary>
+    /// Completes at the next tick, every <see cref="EventOptions.CoalesceMs"/>, when the streams with something pending
+    /// write. The timer runs while streams wait for it: one tick that nobody waited for stops it.
+    /// </summary>
+    public Task NextTick()
+    {
+        lock (_tickGate)
+        {
+            if (_ticker is null)
+            {
+                var interval = TimeSpan.FromMilliseconds(_options.CoalesceMs);
+                _ticker = _clock.CreateTimer(static state => ((TickerState)state!).Hub.Tick(((TickerState)state!).Generation),
+                    new TickerState(this, ++_tickerGeneration), interval, interval);
+            }
+            return (_tick ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+        }
+    }
+
+    private void Tick(long generation)
+    {
+        TaskCompletionSource? tick;
+        lock (_tickGate)
+        {
+            if (generation != _tickerGeneration)
+            {
+                return; // a stopped timer's late callback
+            }
+            tick = _tick;
+            _tick = null;
+            if (tick is null)
+            {
+                _ticker?.Dispose();
+                _ticker = null;
+            }
+        }
+        tick?.TrySetResult();
+    }
+
+    private sealed record TickerState(EventHub Hub, long Generation);
 
     /// <summary>This instance committed: on the commit loop, so it returns at once when nobody listens.</summary>
     public void Committed(IReadOnlyList<PendingRequest> batch, IReadOnlyList<RequestOutcome> outcomes)
@@ -117,7 +169,7 @@ internal sealed class EventHub : ICommitObserver
         {
             var e = new HubEvent(InstanceId, ++_sequence, EventKind.Alert, counterName, null, json);
             Record(e);
-            Deliver(e);
+            Deliver(e, Stopwatch.GetTimestamp());
             EndSlowStreams();
         }
         _metrics.RecordEventsPublished(1, remote: false);
@@ -148,7 +200,10 @@ internal sealed class EventHub : ICommitObserver
                 // Nothing was recorded while nobody listened: what came before cannot be resumed.
                 _floor = ++_sequence;
             }
-            var subscription = new EventSubscription(this, keyId, filter, _options.StreamBuffer) { StartSequence = _sequence };
+            var subscription = new EventSubscription(this, keyId, filter, _options.StreamBuffer, conflate: _options.CoalesceMs > 0)
+            {
+                StartSequence = _sequence,
+            };
             if (filter.Name is { } name)
             {
                 if (!_byName.TryGetValue(name, out var list))
@@ -237,6 +292,7 @@ internal sealed class EventHub : ICommitObserver
     private void Publish(IReadOnlyList<KeyValuePair<string, Counter?>> states, bool remote)
     {
         var published = 0;
+        var now = Stopwatch.GetTimestamp();
         lock (_gate)
         {
             foreach (var (name, state) in states)
@@ -247,7 +303,7 @@ internal sealed class EventHub : ICommitObserver
                 }
                 var e = new HubEvent(InstanceId, ++_sequence, state is null ? EventKind.Deleted : EventKind.Counter, name, state);
                 Record(e);
-                Deliver(e);
+                Deliver(e, now);
                 published++;
             }
             EndSlowStreams();
@@ -270,34 +326,44 @@ internal sealed class EventHub : ICommitObserver
         slot = e;
     }
 
-    private void Deliver(HubEvent e)
+    private void Deliver(HubEvent e, long now)
     {
         if (_byName.TryGetValue(e.Name, out var watchers))
         {
             foreach (var subscription in watchers)
             {
-                Offer(subscription, e);
+                Offer(subscription, e, now);
             }
         }
         foreach (var subscription in _byPrefix)
         {
             if (e.Name.StartsWith(subscription.Filter.Prefix, StringComparison.Ordinal))
             {
-                Offer(subscription, e);
+                Offer(subscription, e, now);
             }
         }
     }
 
-    private void Offer(EventSubscription subscription, HubEvent e)
+    private void Offer(EventSubscription subscription, HubEvent e, long now)
     {
-        if (subscription.Receiving && !subscription.TryWrite(e))
+        if (!subscription.Receiving)
+        {
+            return;
+        }
+        var stalled = subscription.Stalled(now, _writeTimeoutTicks);
+        if (!subscription.Offer(e) || stalled)
         {
             subscription.End(dropped: true);
             _slow.Add(subscription);
+            if (stalled && subscription.Abort is { } abort)
+            {
+                // Its write hangs on a client that does not read: only ending the connection frees it. Not under the lock.
+                ThreadPool.QueueUserWorkItem(static abort => abort(), abort, preferLocal: false);
+            }
         }
     }
 
-    /// <summary>Streams whose client fell a whole queue behind get no more events; their responses end.</summary>
+    /// <summary>Streams whose client fell behind get no more events; their responses end.</summary>
     private void EndSlowStreams()
     {
         if (_slow.Count == 0)

@@ -1,22 +1,27 @@
+using System.Buffers;
+using System.IO.Pipelines;
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 
 namespace Tally.Server.Events;
 
 /// <summary>
-/// One stream's events as <see cref="SseItem{T}"/>s for <c>TypedResults.ServerSentEvents</c>, which writes and flushes
-/// each: first the initial state (or the events missed since <c>Last-Event-ID</c>), then what the hub queues, with a
-/// comment line as heartbeat whenever <see cref="EventOptions.HeartbeatIntervalMs"/> passes. It ends when the client
-/// goes, when the hub ends it (dropped as too slow, the instance stopping), never by itself.
+/// One stream's writer, run by <c>TypedResults.ServerSentEvents</c> (which sets the headers): first the initial state
+/// (or the events missed since <c>Last-Event-ID</c>), then what the hub offers, with a comment line as heartbeat
+/// whenever <see cref="EventOptions.HeartbeatIntervalMs"/> passes idle. It ends when the client goes, when the hub ends
+/// it (dropped as too slow, the instance stopping), never by itself.
 /// </summary>
 /// <remarks>
-/// SSE comments are not items (<see cref="SseItem{T}"/> has no comment), so the heartbeat is written to the response
-/// body here, between two items. That is safe: the formatter writes only after this enumerator yields, and it is
-/// waiting on it meanwhile.
+/// It writes the events to the response itself and yields no item: the formatter would write and flush each item
+/// alone, while here all that is pending goes in one write and one flush. With conflation it writes only on the hub's
+/// <paramref name="tick"/>, every <see cref="EventOptions.CoalesceMs"/>: a stream with something pending waits for
+/// the next tick, and what comes meanwhile is merged (see <see cref="EventSubscription"/>); all streams write in the
+/// same moment, rather than each on a timer of its own. That is safe: the formatter writes only after this enumerator
+/// yields, and it is waiting on it meanwhile.
 /// </remarks>
 internal sealed class EventStream(
     EventSubscription subscription, IReadOnlyList<SseItem<string>> first, InitialState? shown, HttpResponse response,
-    TimeSpan heartbeat, TimeProvider clock)
+    TimeSpan heartbeat, Func<Task>? tick, TimeProvider clock)
 {
     private static readonly byte[] Heartbeat = ": heartbeat\n\n"u8.ToArray();
 
@@ -24,19 +29,49 @@ internal sealed class EventStream(
     {
         try
         {
-            // The headers go now, so the client knows the stream is open before the first event (a flush sends them
-            // on every server; StartAsync alone does not reach a TestServer client).
-            await response.Body.FlushAsync(cancellationToken);
+            var body = response.BodyWriter;
             foreach (var item in first)
             {
-                yield return item;
+                EventFrames.Write(body, item.EventType, item.EventId, item.Data);
             }
-            var reader = subscription.Reader;
-            Task<bool>? waiting = null;
+            // Also when there is no item: the headers go now, so the client knows the stream is open before the first
+            // event (a flush sends them on every server; StartAsync alone does not reach a TestServer client).
+            if (!await FlushAsync(body, cancellationToken))
+            {
+                yield break;
+            }
+            var batch = new List<HubEvent>();
             Task? beat = null;
             while (!cancellationToken.IsCancellationRequested && !subscription.Dropped)
             {
-                if (reader.TryRead(out var e))
+                if (subscription.WhenPending() is { } waiting)
+                {
+                    beat ??= Task.Delay(heartbeat, clock, cancellationToken);
+                    if (await Task.WhenAny(waiting, beat) == beat)
+                    {
+                        beat = null;
+                        if (cancellationToken.IsCancellationRequested)
+                        {
+                            break;
+                        }
+                        body.Write(Heartbeat);
+                        if (!await FlushAsync(body, cancellationToken))
+                        {
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                if (tick is not null)
+                {
+                    await tick(); // what comes meanwhile is conflated into this write
+                }
+                if (!subscription.TryTake(batch))
+                {
+                    break; // ended by the hub, and all sent
+                }
+                var written = 0;
+                foreach (var e in batch)
                 {
                     if (shown is not null && e.Sequence > shown.UpTo)
                     {
@@ -44,34 +79,30 @@ internal sealed class EventStream(
                     }
                     if (shown is null || !shown.Covers(e))
                     {
-                        yield return e.ToItem();
+                        body.Write(e.Frame);
+                        written++;
                     }
-                    continue;
                 }
-                waiting ??= reader.WaitToReadAsync(CancellationToken.None).AsTask();
-                beat ??= Task.Delay(heartbeat, clock, cancellationToken);
-                if (await Task.WhenAny(waiting, beat) == beat)
+                batch.Clear();
+                if (written > 0 && !await FlushAsync(body, cancellationToken))
                 {
-                    beat = null;
-                    if (cancellationToken.IsCancellationRequested)
-                    {
-                        break;
-                    }
-                    await response.Body.WriteAsync(Heartbeat, cancellationToken);
-                    await response.Body.FlushAsync(cancellationToken);
-                    continue;
+                    break;
                 }
-                if (!await waiting)
-                {
-                    break; // ended by the hub, and read to the end
-                }
-                waiting = null;
             }
         }
         finally
         {
             subscription.Dispose();
         }
+    }
+
+    /// <summary>Sends what was written; false when the client is gone.</summary>
+    private async Task<bool> FlushAsync(PipeWriter body, CancellationToken cancellationToken)
+    {
+        subscription.Writing();
+        var result = await body.FlushAsync(cancellationToken);
+        subscription.WriteDone();
+        return !result.IsCompleted && !result.IsCanceled;
     }
 }
 

@@ -15,12 +15,13 @@ internal enum EventKind
 
 /// <summary>
 /// One event as the hub numbered it: shared by every stream it goes to and by the ring, so its data and id are made
-/// once, by the first stream that writes it.
+/// once, by the first stream that writes it (and so is its frame, the bytes every stream writes).
 /// </summary>
 internal sealed class HubEvent(string instance, long sequence, EventKind kind, string name, Counter? state, string? data = null)
 {
     private string? _data = data;
     private string? _id;
+    private byte[]? _frame;
 
     public long Sequence { get; } = sequence;
 
@@ -39,6 +40,9 @@ internal sealed class HubEvent(string instance, long sequence, EventKind kind, s
     public string Type => TypeOf(Kind);
 
     public SseItem<string> ToItem() => new(Data, Type) { EventId = Id };
+
+    /// <summary>The event as written on the stream.</summary>
+    public byte[] Frame => _frame ??= EventFrames.Of(Type, Id, Data);
 
     public static string TypeOf(EventKind kind) => kind switch
     {

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Primitives;
 using Tally.Server.Counters;
+using Tally.Server.Docs;
 
 namespace Tally.Server.Http;
 
@@ -37,7 +38,7 @@ internal static class RequestParsing
             var seen = false;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                if (!reader.ValueTextEquals("by"u8))
+                if (!RequestMembers.Amount.Contains(reader.GetString()!))
                 {
                     return Problems.Create(Problems.InvalidBody, $"Unknown member '{Truncate(reader.GetString()!)}'; the body is {{\"by\": n}}.");
                 }
@@ -96,7 +97,7 @@ internal static class RequestParsing
             {
                 var member = reader.GetString()!;
                 reader.Read();
-                if (member is not ("value" or "initial" or "min" or "max"))
+                if (!RequestMembers.CounterFields.Contains(member))
                 {
                     return Problems.Create(Problems.InvalidBody, $"Unknown member '{Truncate(member)}'; a counter has value, initial, min and max.");
                 }

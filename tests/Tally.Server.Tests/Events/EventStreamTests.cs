@@ -34,13 +34,109 @@ public class EventStreamTests
 
         await client.IncrementAsync("visits");
         await client.IncrementAsync("visits", """{"by": 3}""");
-        var changes = await stream.NextAsync(2);
+        // Both changes, or only the last when the second came within Events:CoalesceMs of the first (conflated).
+        var changes = await UntilAsync(stream, message => message.Counter.Version == 3);
         Assert.All(changes, change => Assert.Equal("counter", change.Event));
-        Assert.Equal([(6L, 2L), (9L, 3L)], changes.Select(change => (change.Counter.Value, change.Counter.Version)));
+        var shown = changes.Select(change => (change.Counter.Value, change.Counter.Version)).ToList();
+        Assert.True(shown.SequenceEqual([(6L, 2L), (9L, 3L)]) || shown.SequenceEqual([(9L, 3L)]), string.Join(' ', shown));
         Assert.Equal(await client.GetStringAsync("/counters/visits"), changes[^1].Data);
-        var ids = new[] { first.Id, changes[0].Id, changes[1].Id };
+        var ids = changes.Select(change => change.Id).Prepend(first.Id).ToList();
         Assert.All(ids, id => Assert.False(string.IsNullOrEmpty(id)));
-        Assert.Equal(3, ids.Distinct().Count());
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1000)]
+    public async Task QuickChangesAreConflatedToTheLatestStateUnlessCoalesceMsIsZero(int coalesceMs)
+    {
+        await using var app = App(settings: ("Events:CoalesceMs", coalesceMs.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var client = app.CreateClient();
+        await using var stream = await EventStreamClient.OpenAsync(client, "/counters/quick/events");
+
+        // With conflation the stream writes once a second, and 50 changes take far less.
+        for (var i = 0; i < 50; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await client.IncrementAsync("quick")).StatusCode);
+        }
+        var shown = await UntilAsync(stream, message => message.Counter.Value == 50);
+        var values = shown.Select(message => message.Counter.Value).ToList();
+        if (coalesceMs == 0)
+        {
+            Assert.Equal(Enumerable.Range(1, 50).Select(i => (long)i), values); // every event
+        }
+        else
+        {
+            Assert.True(values.Count < 10, $"{values.Count} events for 50 quick changes: {string.Join(' ', values)}");
+        }
+        Assert.Equal(values.Order(), values); // never an older state after a newer one
+        AssertIncreasing(shown);
+        await stream.NothingWithinAsync(TimeSpan.FromMilliseconds(coalesceMs + 300)); // and nothing more: the last was the latest
+    }
+
+    [Fact]
+    public async Task DeletedAndAlertEventsAreNeverConflatedAwayNorReorderedAgainstTheStates()
+    {
+        await using var app = App(settings: ("Events:CoalesceMs", "1000"));
+        var client = app.CreateClient();
+        var hub = app.GetService<EventHub>();
+        await using var stream = await EventStreamClient.OpenAsync(client, "/counters/flip/events");
+        await client.IncrementAsync("flip");
+        Assert.Equal(1, (await stream.NextAsync()).Counter.Value); // written on a tick; the next is a second away
+
+        for (var i = 0; i < 5; i++)
+        {
+            await client.IncrementAsync("flip");
+        }
+        hub.PublishAlert("flip", """{"alert":"flip-high","value":6}""");
+        for (var i = 0; i < 3; i++)
+        {
+            await client.IncrementAsync("flip");
+        }
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync("/counters/flip")).StatusCode);
+        await client.IncrementAsync("flip");
+        await client.IncrementAsync("flip", """{"by": 4}""");
+
+        var shown = await UntilAsync(stream, message => message.Event == "counter" && message.Counter.Version == 2 && message.Counter.Value == 5);
+        AssertIncreasing(shown);
+        var kinds = shown.Select(message => message.Event).ToList();
+        Assert.Equal(1, kinds.Count(kind => kind == "alert"));
+        Assert.Equal(1, kinds.Count(kind => kind == "deleted"));
+        var alert = kinds.IndexOf("alert");
+        var deleted = kinds.IndexOf("deleted");
+        Assert.True(alert < deleted, string.Join(' ', shown));
+        Assert.Equal("""{"alert":"flip-high","value":6}""", shown[alert].Data);
+        // States shown before the alert are from before it, those between it and the deletion from after it.
+        Assert.All(shown.Take(alert), message => Assert.InRange(message.Counter.Value, 2, 6));
+        Assert.All(shown.Skip(alert + 1).Take(deleted - alert - 1), message => Assert.InRange(message.Counter.Value, 7, 9));
+        Assert.All(shown.Skip(deleted + 1), message => Assert.InRange(message.Counter.Version, 1, 2));
+        await stream.NothingWithinAsync(TimeSpan.FromMilliseconds(1300));
+    }
+
+    [Fact]
+    public async Task AResumeFromAConflatedEventGetsEveryChangeAfterIt()
+    {
+        await using var app = App(settings: ("Events:CoalesceMs", "1000"));
+        var client = app.CreateClient();
+        string lastId;
+        await using (var stream = await EventStreamClient.OpenAsync(client, "/counters/skipped/events"))
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                await client.IncrementAsync("skipped");
+            }
+            var shown = await UntilAsync(stream, message => message.Counter.Value == 20);
+            Assert.True(shown.Count < 20, $"{shown.Count} events for 20 quick changes");
+            lastId = shown[^1].Id!;
+        }
+        await client.IncrementAsync("skipped");
+        await client.IncrementAsync("other");
+        await client.IncrementAsync("skipped", """{"by": 2}""");
+
+        await using var resumed = await EventStreamClient.OpenAsync(client, "/counters/skipped/events", lastEventId: lastId);
+        var missed = await resumed.NextAsync(2);
+        Assert.Equal([(21L, 21L), (23L, 22L)], missed.Select(message => (message.Counter.Value, message.Counter.Version)));
+        AssertIncreasing([.. missed.Prepend(new SseMessage("counter", "{}", lastId))]);
     }
 
     [Fact]
@@ -279,6 +375,47 @@ public class EventStreamTests
     }
 
     [Fact]
+    public async Task AClientThatStopsTakingWritesIsDroppedWithoutSlowingCommits()
+    {
+        // One counter: conflation keeps one event pending however far behind the client is, so what drops it is a write
+        // the client has not taken for Events:WriteTimeoutMs (here the test server's response buffer, full).
+        await using var app = App(settings: [("Events:CoalesceMs", "1"), ("Events:WriteTimeoutMs", "200")]);
+        var client = app.CreateClient();
+        var hub = app.GetService<EventHub>();
+        await client.SetUpCounterAsync("stuck", """{"value": 0}""");
+        await using var stalled = await EventStreamClient.OpenAsync(app.CreateClient(), "/counters/stuck/events");
+
+        var failures = 0;
+        var commits = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (hub.OpenStreams > 0 && clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.WhenAll(Enumerable.Range(0, 4).Select(async _ =>
+            {
+                if ((await client.IncrementAsync("stuck", """{"by": 1}""")).StatusCode != HttpStatusCode.OK)
+                {
+                    Interlocked.Increment(ref failures);
+                }
+                Interlocked.Increment(ref commits);
+            }));
+        }
+        Assert.True(hub.OpenStreams == 0, $"The stalled stream is still open after {commits} commits in {clock.Elapsed.TotalSeconds:0.#} s.");
+        Assert.Equal(0, failures);
+        Assert.Contains("tally_events_streams_dropped_total 1\n", await client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+        // Cut off: the client reads what was buffered, then the end (an aborted response, or its end).
+        try
+        {
+            await stalled.ReadToEndAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (IOException)
+        {
+        }
+        catch (HttpRequestException)
+        {
+        }
+    }
+
+    [Fact]
     public async Task TheAlertHookReachesTheStreamsOfItsCounter()
     {
         await using var app = App();
@@ -335,6 +472,26 @@ public class EventStreamTests
         var stopping = app.DisposeAsync().AsTask();
         await stream.ReadToEndAsync(TimeSpan.FromSeconds(5));
         await stopping.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    /// <summary>Events up to and with the first that <paramref name="last"/> matches.</summary>
+    private static async Task<List<SseMessage>> UntilAsync(EventStreamClient stream, Func<SseMessage, bool> last)
+    {
+        var messages = new List<SseMessage>();
+        while (messages.Count == 0 || !last(messages[^1]))
+        {
+            Assert.True(messages.Count < 1000, $"No end among 1000 events: {stream.Describe()}");
+            messages.Add(await stream.NextAsync());
+        }
+        return messages;
+    }
+
+    /// <summary>Ids name increasing points of the instance's sequence, so that any of them is a place to resume from.</summary>
+    private static void AssertIncreasing(List<SseMessage> messages)
+    {
+        var sequences = messages.Select(message => long.Parse(message.Id![(message.Id!.IndexOf('-', StringComparison.Ordinal) + 1)..],
+            System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.True(sequences.Zip(sequences.Skip(1)).All(pair => pair.First < pair.Second), $"Ids not increasing: {string.Join(' ', messages.Select(m => m.Id))}");
     }
 
     private static async Task Eventually(Func<Task<bool>> condition, string what)

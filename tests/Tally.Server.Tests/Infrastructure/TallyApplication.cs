@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
@@ -35,7 +36,11 @@ public sealed class TallyApplication : WebApplicationFactory<Program>
         Clock = clock;
         _settings = settings is null ? [] : new Dictionary<string, string?>(settings);
         _ownsDataDir = true;
+        _responseCheck = new OpenApiResponseCheck();
     }
+
+    /// <summary>Every answer is checked against the service's OpenAPI document; a mismatch fails the test at dispose.</summary>
+    private readonly OpenApiResponseCheck _responseCheck;
 
     public string Store { get; }
 
@@ -79,6 +84,7 @@ public sealed class TallyApplication : WebApplicationFactory<Program>
         builder.UseSetting("Durability", Durability);
         builder.UseSetting("AdminKey", AdminKey);
         builder.UseSetting("RateLimit:PermitsPerSecond", "0");
+        builder.ConfigureServices(services => services.AddSingleton<IStartupFilter>(_responseCheck));
         foreach (var (key, value) in QuietLogging.Concat(_settings))
         {
             builder.UseSetting(key, value);
@@ -102,6 +108,16 @@ public sealed class TallyApplication : WebApplicationFactory<Program>
         if (disposing && _ownsDataDir)
         {
             TempDirectory.Delete(DataDir);
+        }
+        var mismatches = new List<string>();
+        while (_responseCheck.Mismatches.TryDequeue(out var mismatch))
+        {
+            mismatches.Add(mismatch);
+        }
+        if (disposing && mismatches.Count > 0)
+        {
+            throw new Xunit.Sdk.XunitException(
+                $"{mismatches.Count} answer(s) disagree with the OpenAPI document (/openapi/v1.json):\n" + string.Join("\n", mismatches.Distinct().Take(20)));
         }
     }
 }

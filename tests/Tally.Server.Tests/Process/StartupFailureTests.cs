@@ -65,7 +65,11 @@ public class StartupFailureTests
     public async Task FrameworkSettingsAndOtherEnvironmentVariablesDoNotStopTheStart()
     {
         using var dataDir = new TempDirectory();
-        var environment = new Dictionary<string, string> { ["DURABILTY"] = "async", ["QUOTAS_MAXCOUNTRS"] = "1" };
+        // TALLY_URL and TALLY_KEY are the tally command line's: one shell runs both.
+        var environment = new Dictionary<string, string>
+        {
+            ["DURABILTY"] = "async", ["QUOTAS_MAXCOUNTRS"] = "1", ["TALLY_URL"] = "http://127.0.0.1:1", ["TALLY_KEY"] = "tly_not_the_service_s",
+        };
         await using var tally = TallyProcess.Start(dataDir.Path, environment,
             "--Logging:LogLevel:Default", "Warning", "--Kestrel:Limits:MaxRequestLineSize", "16384",
             "--environment", "Production", "--AllowedHosts", "*", "--ConnectionStrings:Unused", "x",

@@ -1,0 +1,40 @@
+using System.CommandLine;
+using Spectre.Console;
+using Tally.Client;
+
+namespace Tally.Cli.Commands;
+
+internal static class LsCommand
+{
+    public static Command Create()
+    {
+        var prefix = Arguments.Prefix();
+        var limit = new Option<int?>("--limit", "-n") { Description = "Counters per page, 1 to 1000 (default 100)." };
+        var after = new Option<string?>("--after") { Description = "Start after this name (the 'next' of the previous page)." };
+        var all = new Option<bool>("--all", "-a") { Description = "Every page, not only the first." };
+        var command = new Command("ls", "List counters in name order.") { Options = { prefix, limit, after, all } };
+        command.SetClientAction(async (parse, client, cancellationToken) =>
+        {
+            var items = new List<Counter>();
+            var page = await client.ListAsync(parse.GetValue(prefix), parse.GetValue(after), parse.GetValue(limit), cancellationToken);
+            items.AddRange(page.Items);
+            while (parse.GetValue(all) && page.Next is not null)
+            {
+                page = await client.ListAsync(parse.GetValue(prefix), page.Next, parse.GetValue(limit), cancellationToken);
+                items.AddRange(page.Items);
+            }
+            if (parse.GetValue(Globals.Json))
+            {
+                Output.Json(new PageOutput(items, page.Next), CliJson.Default.PageOutput);
+                return Globals.Success;
+            }
+            Globals.Out.Write(Output.CounterTable(items));
+            if (page.Next is { } next)
+            {
+                Globals.Out.MarkupLineInterpolated($"[grey]More: tally ls --after {next}, or --all.[/]");
+            }
+            return Globals.Success;
+        });
+        return command;
+    }
+}

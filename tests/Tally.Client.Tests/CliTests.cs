@@ -1,0 +1,260 @@
+using System.Text.Json;
+using Tally.Client.Tests.Infrastructure;
+
+namespace Tally.Client.Tests;
+
+/// <summary>One real Tally process (SQLite store) for the CLI tests; each test uses names of its own.</summary>
+public sealed class ServerFixture : IAsyncLifetime
+{
+    public ServerProcess Server { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Server = await ServerProcess.StartAsync("sqlite", "--Alerts:AllowedHosts", "127.0.0.1");
+
+    public async Task DisposeAsync() => await Server.DisposeAsync();
+}
+
+/// <summary>The real tool (<c>dotnet tally.dll</c>) against a real Tally process.</summary>
+[Trait("Layer", "Process")]
+public sealed class CliTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private ServerProcess Server => fixture.Server;
+
+    [Fact]
+    public async Task IncGetAndLsPrintJsonForScripts()
+    {
+        var inc = await Cli.RunAsync(Server, "inc", "cli:a", "--by", "3", "--json");
+        Assert.True(inc.ExitCode == 0, inc.ToString());
+        using (var counter = JsonDocument.Parse(inc.Output))
+        {
+            Assert.Equal(("cli:a", 3L, 1L), (counter.RootElement.GetProperty("name").GetString(), counter.RootElement.GetProperty("value").GetInt64(),
+                counter.RootElement.GetProperty("version").GetInt64()));
+            Assert.EndsWith("Z", counter.RootElement.GetProperty("updatedAt").GetString(), StringComparison.Ordinal);
+        }
+        Assert.Equal(0, (await Cli.RunAsync(Server, "dec", "cli:b", "--json")).ExitCode);
+
+        var get = await Cli.RunAsync(Server, "get", "cli:a", "--json");
+        Assert.True(get.ExitCode == 0, get.ToString());
+        using (var counter = JsonDocument.Parse(get.Output))
+        {
+            Assert.Equal(3, counter.RootElement.GetProperty("value").GetInt64());
+        }
+
+        var ls = await Cli.RunAsync(Server, "ls", "--prefix", "cli:", "--json");
+        Assert.True(ls.ExitCode == 0, ls.ToString());
+        using var page = JsonDocument.Parse(ls.Output);
+        Assert.Equal([("cli:a", 3L), ("cli:b", -1L)], page.RootElement.GetProperty("items").EnumerateArray()
+            .Select(item => (item.GetProperty("name").GetString(), item.GetProperty("value").GetInt64())));
+        Assert.Equal(JsonValueKind.Null, page.RootElement.GetProperty("next").ValueKind);
+        Assert.Equal("", ls.Error);
+    }
+
+    [Fact]
+    public async Task TablesForPeopleShowTheCounters()
+    {
+        Assert.Equal(0, (await Cli.RunAsync(Server, "set", "table:x", "41", "--max", "100")).ExitCode);
+
+        var get = await Cli.RunAsync(Server, "inc", "table:x");
+        var ls = await Cli.RunAsync(Server, "ls", "-p", "table:");
+        var top = await Cli.RunAsync(Server, "top", "-p", "table:");
+
+        Assert.True(get.ExitCode == 0, get.ToString());
+        Assert.Contains("42", get.Output, StringComparison.Ordinal);
+        Assert.Contains("table:x", ls.Output, StringComparison.Ordinal);
+        Assert.Contains("100", ls.Output, StringComparison.Ordinal);
+        Assert.Contains("table:x", top.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AProblemFromTheServerExitsTwoWithItsCodeAndDetailOnStandardError()
+    {
+        Assert.Equal(0, (await Cli.RunAsync(Server, "set", "capped", "2", "--max", "3")).ExitCode);
+
+        var result = await Cli.RunAsync(Server, "inc", "capped", "--by", "5");
+
+        Assert.True(result.ExitCode == 2, result.ToString());
+        Assert.Contains("out_of_range", result.Error, StringComparison.Ordinal);
+        Assert.Contains("Incrementing 'capped' by 5", result.Error, StringComparison.Ordinal);
+        Assert.Equal("", result.Output);
+
+        var missing = await Cli.RunAsync(Server, "get", "no-such-counter");
+        Assert.True(missing.ExitCode == 2, missing.ToString());
+        Assert.Contains("counter_not_found", missing.Error, StringComparison.Ordinal);
+
+        var unauthorized = await Cli.RunWithAsync(new Dictionary<string, string> { ["TALLY_URL"] = Server.BaseAddress.ToString() }, "get", "capped");
+        Assert.True(unauthorized.ExitCode == 2, unauthorized.ToString());
+        Assert.Contains("unauthorized", unauthorized.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnUnreachableServiceExitsThree()
+    {
+        var url = $"http://127.0.0.1:{TallyServer.FreePort()}";
+
+        var result = await Cli.RunWithAsync(null, "get", "a", "--url", url, "--key", "whatever");
+
+        Assert.True(result.ExitCode == 3, result.ToString());
+        Assert.Contains("cannot reach", result.Error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("inc")]
+    [InlineData("frobnicate")]
+    [InlineData("inc", "a", "--by", "many")]
+    [InlineData("get", "a", "--url", "not a url")]
+    [InlineData("watch")]
+    public async Task AUsageErrorExitsOne(params string[] arguments)
+    {
+        var result = await Cli.RunAsync(Server, arguments);
+
+        Assert.True(result.ExitCode == 1, result.ToString());
+        Assert.NotEqual("", result.Error);
+    }
+
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("inc", "--help")]
+    [InlineData("alerts", "set", "--help")]
+    [InlineData("keys", "create", "-h")]
+    public async Task HelpIsEverywhere(params string[] arguments)
+    {
+        var result = await Cli.RunWithAsync(null, arguments);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("Usage:", result.Output, StringComparison.Ordinal);
+        Assert.Contains("--json", result.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheRootHelpListsEveryCommand()
+    {
+        var result = await Cli.RunWithAsync(null, "--help");
+
+        foreach (var command in new[] { "get", "inc", "dec", "set", "reset", "rm", "ls", "top", "history", "watch", "alerts", "keys", "backup", "export", "import" })
+        {
+            Assert.Contains($"  {command} ", result.Output, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task ResetAndRmChangeTheCounter()
+    {
+        Assert.Equal(0, (await Cli.RunAsync(Server, "set", "rr", "9", "--initial", "4")).ExitCode);
+
+        var reset = await Cli.RunAsync(Server, "reset", "rr", "--json");
+        var rm = await Cli.RunAsync(Server, "rm", "rr");
+        var gone = await Cli.RunAsync(Server, "get", "rr");
+
+        Assert.True(reset.ExitCode == 0, reset.ToString());
+        using (var counter = JsonDocument.Parse(reset.Output))
+        {
+            Assert.Equal(4, counter.RootElement.GetProperty("value").GetInt64());
+        }
+        Assert.True(rm.ExitCode == 0, rm.ToString());
+        Assert.Equal(2, gone.ExitCode);
+    }
+
+    [Fact]
+    public async Task HistoryPrintsAChartAndJson()
+    {
+        Assert.Equal(0, (await Cli.RunAsync(Server, "inc", "hist", "--by", "6")).ExitCode);
+
+        var chart = await Cli.RunAsync(Server, "history", "hist", "--interval", "hour");
+        var json = await Cli.RunAsync(Server, "history", "hist", "--json");
+
+        Assert.True(chart.ExitCode == 0, chart.ToString());
+        Assert.Contains("hist: value per hour", chart.Output, StringComparison.Ordinal);
+        Assert.Contains("█", chart.Output, StringComparison.Ordinal);
+        using var history = JsonDocument.Parse(json.Output);
+        var bucket = Assert.Single(history.RootElement.GetProperty("buckets").EnumerateArray());
+        Assert.Equal(6, bucket.GetProperty("increments").GetInt64());
+    }
+
+    [Fact]
+    public async Task WatchPrintsEventsAsJsonLines()
+    {
+        Assert.Equal(0, (await Cli.RunAsync(Server, "inc", "watched", "--by", "2")).ExitCode);
+
+        var result = await Cli.RunAsync(Server, "watch", "watched", "--json", "--count", "1");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        using var line = JsonDocument.Parse(result.Output);
+        Assert.Equal("counter", line.RootElement.GetProperty("event").GetString());
+        Assert.Equal(2, line.RootElement.GetProperty("data").GetProperty("value").GetInt64());
+    }
+
+    [Fact]
+    public async Task ExportImportAndBackupWriteAndReadFiles()
+    {
+        Assert.Equal(0, (await Cli.RunAsync(Server, "inc", "moved:a", "--by", "11")).ExitCode);
+        var directory = Directory.CreateTempSubdirectory("tally-cli-files-").FullName;
+        try
+        {
+            var file = Path.Combine(directory, "export.jsonl");
+            var export = await Cli.RunAsync(Server, "export", file);
+            Assert.True(export.ExitCode == 0, export.ToString());
+            Assert.Contains(File.ReadAllLines(file), line => line.Contains("\"moved:a\"", StringComparison.Ordinal));
+
+            var stdout = await Cli.RunAsync(Server, "export");
+            Assert.Equal(File.ReadAllText(file), stdout.Output);
+
+            Assert.Equal(0, (await Cli.RunAsync(Server, "rm", "moved:a")).ExitCode);
+            var import = await Cli.RunAsync(Server, "import", file, "--json");
+            Assert.True(import.ExitCode == 0, import.ToString());
+            using (var imported = JsonDocument.Parse(import.Output))
+            {
+                Assert.True(imported.RootElement.GetProperty("imported").GetInt32() >= 1);
+            }
+            using (var counter = JsonDocument.Parse((await Cli.RunAsync(Server, "get", "moved:a", "--json")).Output))
+            {
+                Assert.Equal(11, counter.RootElement.GetProperty("value").GetInt64());
+            }
+
+            var backupFile = Path.Combine(directory, "tally.db");
+            var backup = await Cli.RunAsync(Server, "backup", backupFile);
+            Assert.True(backup.ExitCode == 0, backup.ToString());
+            Assert.Equal("SQLite format 3\0"u8.ToArray(), File.ReadAllBytes(backupFile)[..16]);
+            Assert.False(File.Exists(backupFile + ".partial"));
+
+            var missing = await Cli.RunAsync(Server, "import", Path.Combine(directory, "nothing.jsonl"));
+            Assert.True(missing.ExitCode == 1, missing.ToString());
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task KeysAndAlertsAreManaged()
+    {
+        var created = await Cli.RunAsync(Server, "keys", "create", "cli-reader", "--scope", "read", "--prefix", "cli:", "--json");
+        Assert.True(created.ExitCode == 0, created.ToString());
+        using var key = JsonDocument.Parse(created.Output);
+        var id = key.RootElement.GetProperty("id").GetString()!;
+        var secret = key.RootElement.GetProperty("key").GetString()!;
+
+        var listed = await Cli.RunAsync(Server, "keys", "ls");
+        Assert.Contains("cli-reader", listed.Output, StringComparison.Ordinal);
+
+        var refused = await Cli.RunWithAsync(null, "inc", "cli:a", "--url", Server.BaseAddress.ToString(), "--key", secret);
+        Assert.True(refused.ExitCode == 2, refused.ToString());
+        Assert.Contains("forbidden", refused.Error, StringComparison.Ordinal);
+
+        Assert.Equal(0, (await Cli.RunAsync(Server, "keys", "revoke", id)).ExitCode);
+
+        var alert = await Cli.RunAsync(Server, "alerts", "set", "too-many", "--counter", "cli:a", "--above", "100", "--webhook", "http://127.0.0.1:9/hook");
+        Assert.True(alert.ExitCode == 0, alert.ToString());
+        Assert.Contains("whsec_", alert.Output, StringComparison.Ordinal);
+        var alerts = await Cli.RunAsync(Server, "alerts", "ls", "--json");
+        using (var items = JsonDocument.Parse(alerts.Output))
+        {
+            Assert.Contains(items.RootElement.GetProperty("items").EnumerateArray(), item => item.GetProperty("id").GetString() == "too-many");
+        }
+        var deliveries = await Cli.RunAsync(Server, "alerts", "deliveries", "too-many", "--json");
+        Assert.True(deliveries.ExitCode == 0, deliveries.ToString());
+        Assert.Equal(0, (await Cli.RunAsync(Server, "alerts", "rm", "too-many")).ExitCode);
+        var gone = await Cli.RunAsync(Server, "alerts", "get", "too-many");
+        Assert.True(gone.ExitCode == 2, gone.ToString());
+        Assert.Contains("alert_not_found", gone.Error, StringComparison.Ordinal);
+    }
+}
