@@ -2,7 +2,7 @@
 # Sets up what the tests need on a fresh Debian machine, then runs every test, in layers (tests/README.md):
 #   fast     in-process: API, rules, stores, configuration (no child process, no root)
 #   process  tests that start processes: the real server, the README's examples, Prometheus, promtool; a tmpfs (root)
-#   browser  pages in Debian's Chromium driven by Playwright (its driver ships in the NuGet package; nothing is downloaded)
+#   browser  the dashboard and a cross-origin page in Debian's Chromium, driven by Playwright, against the real server
 #   deploy   checks of the deployment files (deploy/): Dockerfile, compose, Prometheus rules, operations guide
 # Every test runs exactly once; every layer runs even when an earlier one failed, and the exit code says whether all passed.
 # Usage: ./test.sh [extra dotnet test arguments]     LAYERS="fast" ./test.sh   runs some layers only.
@@ -12,14 +12,16 @@ cd "$(dirname "$0")"
 # Debian packages the tests use (each test runs its own instance on 127.0.0.1): sqlite3, PyYAML and Prometheus
 # (promtool) for the deployment checks and metrics; curl, jq and python3 for the README's examples; PostgreSQL 15 (initdb and
 # postgres in /usr/lib/postgresql/15/bin, not on PATH) for the postgres store; Redis 7 (redis-server) for the redis
-# store; nginx in front of several instances; openssl for the secret recipes of deploy/secrets/README.md; chromium for the
-# browser layer.
+# store; nginx in front of several instances; openssl for the secret recipes of deploy/secrets/README.md; chromium for
+# the browser tests (Playwright cannot download its browsers here); nodejs and npm, unless an npm is on PATH already, for
+# the build of the dashboard (uPlot from npm).
 # The tests never use a service these packages may start: each starts private servers of its own (tests/README.md).
 packages=(sqlite3 python3 python3-yaml prometheus curl jq postgresql-15 redis-server nginx openssl chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
+command -v npm >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: missing Debian packages (${missing[*]}); run as root or install them first." >&2

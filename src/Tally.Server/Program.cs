@@ -4,6 +4,7 @@ using Tally.Server.Backup;
 using Tally.Server.Batch;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
+using Tally.Server.Dashboard;
 using Tally.Server.Docs;
 using Tally.Server.Events;
 using Tally.Server.Health;
@@ -42,6 +43,7 @@ try
     app.UseRequestLogging();
     app.UseTallyProblems();
     app.UseTallyCors(); // before auth and the rate limiter: a preflight needs no key and is never limited
+    app.UseDashboard(); // static files, open without a key: before authentication
     app.UseTallyAuth();
     app.UseStrictQuery();
     app.MapTallyDocs();
@@ -53,6 +55,7 @@ try
     app.MapEvents();
     app.MapBackup().RequireAuthorization(AuthPolicies.Admin);
     app.MapAdminKeys();
+    app.MapCaller();
     app.MapAlerts();
 
     await app.RunAsync();

@@ -284,4 +284,5 @@ internal sealed record ApiKeyListResponse(IReadOnlyList<ApiKeyResponse> Items);
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(CreatedApiKeyResponse))]
 [JsonSerializable(typeof(ApiKeyListResponse))]
+[JsonSerializable(typeof(CallerResponse))]
 internal sealed partial class AuthJsonContext : JsonSerializerContext;

@@ -29,6 +29,10 @@ public class DockerfileTests
         Assert.False(ignore.IsIgnored("src/Tally.Server/Program.cs"));
         Assert.False(ignore.IsIgnored("deploy/healthcheck.sh"));
         Assert.False(ignore.IsIgnored("Directory.Packages.props"));
+        Assert.True(ignore.IsIgnored("src/Tally.Server/node_modules/uplot/package.json"));
+        Assert.True(ignore.IsIgnored("src/Tally.Server/wwwroot/lib/uPlot.esm.js"));
+        Assert.False(ignore.IsIgnored("src/Tally.Server/package-lock.json"));
+        Assert.False(ignore.IsIgnored("src/Tally.Server/wwwroot/app.js"));
     }
 
     [Fact]
@@ -50,6 +54,10 @@ public class DockerfileTests
         }
         Assert.True(File.Exists(Path.Combine(publishDirectory, "runtimes", "linux-x64", "native", "libe_sqlite3.so")),
             "The publish output has no SQLite native library for linux-x64.");
+        foreach (var file in (string[])["index.html", "app.js", "lib/uPlot.esm.js"])
+        {
+            Assert.True(File.Exists(Path.Combine(publishDirectory, "wwwroot", file)), $"The publish output has no dashboard file wwwroot/{file}.");
+        }
 
         await RunLikeTheRuntimeStageAsync(runtime, build, root.Path, publishDirectory, ignore);
     }
@@ -71,6 +79,12 @@ public class DockerfileTests
                     var (flags, words) = instruction.Split();
                     Assert.True(flags.Count == 0, $"Line {instruction.Line}: the replay copies only from the build context.");
                     CopyFromContext(words, root, workdir, ignore, instruction.Line);
+                    break;
+                case "RUN" when instruction.Arguments.StartsWith("apt-get ", StringComparison.Ordinal):
+                    // Build tools from the image's distribution: the replay uses this machine's (test.sh installs them).
+                    Assert.Contains(" npm", instruction.Arguments, StringComparison.Ordinal);
+                    var npm = await DeployFiles.RunAsync("npm", ["--version"], workdir, timeout: TimeSpan.FromSeconds(30));
+                    Assert.True(npm.ExitCode == 0, npm.Describe("npm --version"));
                     break;
                 case "RUN":
                     var command = instruction.Arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries);
@@ -226,6 +240,12 @@ public class DockerfileTests
             var readiness = await DeployFiles.RunAsync(probe[0], [.. probe[1..^1], "/readyz"], environment: checkEnvironment, timeout: TimeSpan.FromSeconds(10));
             Assert.True(readiness.ExitCode == 0, readiness.Describe("healthcheck /readyz"));
             Assert.True(File.Exists(Path.Combine(dataDir, "tally.db")), "Tally did not create its data file in TALLY_DATADIR.");
+            using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) })
+            {
+                using var dashboard = await http.GetAsync("/");
+                Assert.True(dashboard.StatusCode == HttpStatusCode.OK && dashboard.Content.Headers.ContentType?.MediaType == "text/html",
+                    $"GET / answered {(int)dashboard.StatusCode} {dashboard.Content.Headers.ContentType}, not the dashboard.");
+            }
             Assert.DoesNotContain("Overriding HTTP_PORTS", Log(), StringComparison.Ordinal);
 
             // docker stop: SIGTERM, then a clean exit well within the grace period.

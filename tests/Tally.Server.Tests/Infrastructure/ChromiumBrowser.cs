@@ -38,9 +38,16 @@ public sealed class ChromiumBrowser : IAsyncLifetime
     }
 
     /// <summary>A page in a context of its own (no cookies or cache shared with other tests).</summary>
-    public async Task<IPage> NewPageAsync()
+    public Task<IPage> NewPageAsync() => NewPageAsync(null);
+
+    /// <summary>A page in a context of its own, sized <paramref name="width"/> × <paramref name="height"/>.</summary>
+    public async Task<IPage> NewPageAsync(Uri? baseAddress, int width = 1280, int height = 800)
     {
-        var context = await Browser.NewContextAsync();
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = baseAddress?.ToString(),
+            ViewportSize = new ViewportSize { Width = width, Height = height },
+        });
         var page = await context.NewPageAsync();
         page.SetDefaultTimeout(15_000);
         return page;
