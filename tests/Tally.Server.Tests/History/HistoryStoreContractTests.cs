@@ -236,9 +236,10 @@ public sealed class SqliteHistoryTests : PersistentHistoryStoreContractTests
         {
             connection.Open();
             using var command = connection.CreateCommand();
-            // A version-4 file: neither history (5) nor the alert tables (6).
+            // A version-4 file: neither history (5) nor the alert tables (6) nor the history log (7).
             command.CommandText = """
                 DROP TABLE history; DROP TABLE alerts; DROP TABLE alert_states; DROP TABLE alert_outbox; DROP TABLE alert_deliveries;
+                DROP TABLE history_log; DROP TABLE history_folded;
                 UPDATE tally_schema SET version = 4;
                 """;
             command.ExecuteNonQuery();
