@@ -27,9 +27,10 @@ internal sealed class SqliteHistory : IDisposable
     /// <summary>Read-only connections kept for requests; more are opened when more read at once, and closed after.</summary>
     private const int KeptReaders = 4;
 
-    // A cycle starts once the log since the last one names CounterLogFoldAfter counters, or holds ten times as many
-    // rows, or is this old.
-    private static readonly long CycleAfterTicks = 5 * Stopwatch.Frequency;
+    // A cycle starts once the log since the last one names 5 × CounterLogFoldAfter counters, or holds 10 × as many
+    // rows, or is this old. Long cycles fold many commits of a counter at once: over 10,000 names at full speed a
+    // 5 s cycle still wrote about one bucket per increment.
+    private static readonly long CycleAfterTicks = 60 * Stopwatch.Frequency;
     private readonly int _cycleAfterNames;
 
     // Counters folded per commit: twice what it logged plus this step; an idle upkeep step folds more.
@@ -60,11 +61,11 @@ internal sealed class SqliteHistory : IDisposable
     private bool _truncating;
 
     /// <summary>Folds whatever log an earlier run left (a kill, an older backup) and prepares the writes on <paramref name="writer"/>.</summary>
-    /// <param name="foldAfter">CounterLogFoldAfter: the history log starts a fold cycle at as many counters as the counter log.</param>
+    /// <param name="foldAfter">CounterLogFoldAfter, which sizes the history log's cycles and steps too.</param>
     public SqliteHistory(SqliteConnection writer, string databasePath, int foldAfter)
     {
         _databasePath = databasePath;
-        _cycleAfterNames = foldAfter;
+        _cycleAfterNames = (int)Math.Min(int.MaxValue, foldAfter * 5L);
         _foldStep = Math.Max(1, foldAfter / 200);
         _maintenanceFold = Math.Max(1000, foldAfter / 4);
         FoldAll(writer);
@@ -317,7 +318,7 @@ internal sealed class SqliteHistory : IDisposable
         _truncating = false;
     }
 
-    private bool DueForCycle() => _current.Count > 0 && (_current.Count >= _cycleAfterNames || _rowsSinceCycle >= _cycleAfterNames * 10L
+    private bool DueForCycle() => _current.Count > 0 && (_current.Count >= _cycleAfterNames || _rowsSinceCycle >= _cycleAfterNames * 2L
         || Stopwatch.GetTimestamp() - _cycleStartedAt >= CycleAfterTicks);
 
     /// <summary>Freezes what was logged so far (all of it committed) for folding, in name order.</summary>
