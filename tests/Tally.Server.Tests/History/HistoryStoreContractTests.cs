@@ -304,7 +304,7 @@ public sealed class SqliteHistoryTests : PersistentHistoryStoreContractTests
             Assert.Equal(0, QueryCount(crashed.Path, "SELECT count(*) FROM history_log"));
         }
         Assert.True(checkedMidFold >= 3, $"Only {checkedMidFold} copies were taken in the middle of a fold cycle.");
-        Assert.Equal(0, QueryCount(DataDir, "SELECT count(*) FROM history_log WHERE seq <= 100"));
+        Assert.Equal(0, QueryCount(DataDir, "SELECT count(*) FROM history_log WHERE seq <= 20"));
 
         foreach (var name in names)
         {

@@ -57,6 +57,7 @@ internal sealed class SqliteHistory : IDisposable
 
     // What the transaction in progress does, applied to the above once it commits.
     private readonly List<(string Name, HistoryBucket? Minute)> _appended = [];
+    private readonly MemoryStream _encoded = new();
     private int _foldFrom;
     private bool _truncating;
 
@@ -70,9 +71,7 @@ internal sealed class SqliteHistory : IDisposable
         _maintenanceFold = Math.Max(1000, foldAfter / 4);
         FoldAll(writer);
         _writes = new BucketWrites(writer);
-        _append = SqliteSchema.Prepare(writer,
-            "INSERT INTO history_log (seq, name, start, increments, decrements, sets, value) VALUES ($seq, $name, $start, $increments, $decrements, $sets, $value)",
-            "$seq", "$name", "$start", "$increments", "$decrements", "$sets", "$value");
+        _append = SqliteSchema.Prepare(writer, "INSERT INTO history_log (seq, entries) VALUES ($seq, $entries)", "$seq", "$entries");
         // The oldest first, along the key.
         _prune = SqliteSchema.Prepare(writer, """
             DELETE FROM history WHERE (period, start, name) IN
@@ -93,20 +92,27 @@ internal sealed class SqliteHistory : IDisposable
         }
         if (!history.IsEmpty)
         {
-            _append.Transaction = transaction;
             foreach (var write in history.Counters)
             {
                 if (write.ClearsStored)
                 {
-                    Append(write.Name, null);
+                    _appended.Add((write.Name, null));
                 }
                 foreach (var delta in write.Deltas)
                 {
                     if (delta.Interval == HistoryInterval.Minute)
                     {
-                        Append(write.Name, delta.Bucket);
+                        _appended.Add((write.Name, delta.Bucket));
                     }
                 }
+            }
+            if (_appended.Count > 0)
+            {
+                // One row per commit: one statement, however many counters it changed.
+                _append.Transaction = transaction;
+                _append.Parameters[0].Value = _lastSeq + 1;
+                _append.Parameters[1].Value = Encode(_appended);
+                _append.ExecuteNonQuery();
             }
         }
         if (_folding is not null)
@@ -268,18 +274,19 @@ internal sealed class SqliteHistory : IDisposable
         var pending = new HistoryWrites();
         using (var command = connection.CreateCommand())
         {
-            command.CommandText = "SELECT seq, name, start, increments, decrements, sets, value FROM history_log ORDER BY seq";
+            command.CommandText = "SELECT seq, entries FROM history_log ORDER BY seq";
             using var rows = command.ExecuteReader();
             while (rows.Read())
             {
-                var name = rows.GetString(1);
-                if (rows.GetInt64(0) <= foldedUpTo && string.CompareOrdinal(name, foldedName) <= 0)
+                var seq = rows.GetInt64(0);
+                foreach (var (name, minute) in Decode((byte[])rows.GetValue(1)))
                 {
-                    continue; // folded by the cycle a stop interrupted
+                    if (seq <= foldedUpTo && string.CompareOrdinal(name, foldedName) <= 0)
+                    {
+                        continue; // folded by the cycle a stop interrupted
+                    }
+                    pending.Add(name, minute);
                 }
-                pending.Add(name, rows.IsDBNull(2)
-                    ? null
-                    : new HistoryBucket(rows.GetInt64(2), rows.GetInt64(3), rows.GetInt64(4), rows.GetInt64(5), rows.GetInt64(6)));
             }
         }
         if (pending.IsEmpty && foldedName is null)
@@ -348,25 +355,39 @@ internal sealed class SqliteHistory : IDisposable
         _cycleStartedAt = Stopwatch.GetTimestamp();
     }
 
-    private void Append(string name, HistoryBucket? minute)
+    /// <summary>A log row's entries: per entry the name, then 0 (history cleared) or 1 and the minute bucket's five numbers.</summary>
+    private byte[] Encode(List<(string Name, HistoryBucket? Minute)> entries)
     {
-        var p = _append.Parameters;
-        p[0].Value = _lastSeq + _appended.Count + 1;
-        p[1].Value = name;
-        if (minute is { } bucket)
+        _encoded.SetLength(0);
+        using (var writer = new BinaryWriter(_encoded, System.Text.Encoding.UTF8, leaveOpen: true))
         {
-            p[2].Value = bucket.Start;
-            p[3].Value = bucket.Increments;
-            p[4].Value = bucket.Decrements;
-            p[5].Value = bucket.Sets;
-            p[6].Value = bucket.Value;
+            foreach (var (name, minute) in entries)
+            {
+                writer.Write(name);
+                writer.Write(minute.HasValue);
+                if (minute is { } bucket)
+                {
+                    writer.Write(bucket.Start);
+                    writer.Write(bucket.Increments);
+                    writer.Write(bucket.Decrements);
+                    writer.Write(bucket.Sets);
+                    writer.Write(bucket.Value);
+                }
+            }
         }
-        else
+        return _encoded.ToArray();
+    }
+
+    private static IEnumerable<(string Name, HistoryBucket? Minute)> Decode(byte[] entries)
+    {
+        using var reader = new BinaryReader(new MemoryStream(entries), System.Text.Encoding.UTF8);
+        while (reader.BaseStream.Position < entries.Length)
         {
-            p[2].Value = p[3].Value = p[4].Value = p[5].Value = p[6].Value = DBNull.Value;
+            var name = reader.ReadString();
+            yield return (name, reader.ReadBoolean()
+                ? new HistoryBucket(reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64())
+                : null);
         }
-        _append.ExecuteNonQuery();
-        _appended.Add((name, minute));
     }
 
     private void FoldStep(SqliteTransaction transaction, int count)
@@ -410,7 +431,7 @@ internal sealed class SqliteHistory : IDisposable
         {
             _current.Add(name, minute);
         }
-        _lastSeq += _appended.Count;
+        _lastSeq += _appended.Count > 0 ? 1 : 0;
         _rowsSinceCycle += _appended.Count;
         _appended.Clear();
         _foldFrom = _foldNext;

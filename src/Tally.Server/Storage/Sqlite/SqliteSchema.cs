@@ -126,19 +126,12 @@ internal static class SqliteSchema
         CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_id, seq);
         CREATE INDEX alert_deliveries_at ON alert_deliveries (at);
         """,
-        // Version 7: the history log (SqliteHistory.cs). Commits append their minute buckets here (start null: the
-        // counter's history cleared); folds add them to the history table, counter by counter in name order, and
-        // history_folded (one row at most) says how far the running fold got: the names up to name, of the rows up to upto.
+        // Version 7: the history log (SqliteHistory.cs). Each commit appends one row, its minute buckets encoded in
+        // entries (or a counter's history cleared); folds add them to the history table, counter by counter in name
+        // order, and history_folded (one row at most) says how far the running fold got: the names up to name, of the
+        // rows up to upto.
         """
-        CREATE TABLE history_log (
-            seq        INTEGER PRIMARY KEY,
-            name       TEXT    NOT NULL,
-            start      INTEGER NULL,
-            increments INTEGER NULL,
-            decrements INTEGER NULL,
-            sets       INTEGER NULL,
-            value      INTEGER NULL
-        );
+        CREATE TABLE history_log (seq INTEGER PRIMARY KEY, entries BLOB NOT NULL);
         CREATE TABLE history_folded (id INTEGER PRIMARY KEY CHECK (id = 1), upto INTEGER NOT NULL, name TEXT NOT NULL);
         """,
     ];
