@@ -313,6 +313,25 @@ public sealed class SqliteHistoryTests : PersistentHistoryStoreContractTests
         }
     }
 
+    /// <summary>Upkeep folds the history log once commits pause (not while they go on, which fold as they go).</summary>
+    [Fact]
+    public async Task AnIdleStoreFoldsItsHistoryLog()
+    {
+        await Store.CommitAsync(CounterCommand.Increment("a", 5), CounterCommand.Increment("b", 1));
+        Clock.NowMs = T + 60_000;
+        await Store.CommitAsync(CounterCommand.Decrement("a", 2));
+        var before = await Task.WhenAll(HistoryIntervals.All.Select(interval => ReadAsync("a", interval)));
+
+        await Store.MaintainAsync(CancellationToken.None);
+        Assert.Equal(2, QueryCount(DataDir, "SELECT count(*) FROM history_log"));
+        await Store.MaintainAsync(CancellationToken.None);
+        Assert.Equal(0, QueryCount(DataDir, "SELECT count(*) FROM history_log"));
+        Assert.Equal(4, QueryCount(DataDir, "SELECT count(*) FROM history WHERE name = 'a'")); // 2 minutes, 1 hour, 1 day
+
+        Assert.Equal(before, await Task.WhenAll(HistoryIntervals.All.Select(interval => ReadAsync("a", interval))));
+        Assert.Equal([new HistoryBucket(Day, 1, 0, 0, 1)], await ReadAsync("b", HistoryInterval.Day));
+    }
+
     private static long QueryCount(string dataDir, string sql)
     {
         using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDir, "tally.db")};Mode=ReadOnly;Pooling=False");

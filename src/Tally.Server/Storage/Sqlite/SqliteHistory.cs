@@ -52,6 +52,7 @@ internal sealed class SqliteHistory : IDisposable
     private int _foldNext;
     private long _foldUpTo;
     private long _lastSeq;
+    private long _seqAtMaintenance;
     private long _rowsSinceCycle;
     private long _cycleStartedAt = Stopwatch.GetTimestamp();
 
@@ -163,9 +164,18 @@ internal sealed class SqliteHistory : IDisposable
         _truncating = false;
     }
 
-    /// <summary>Idle upkeep: one larger fold step in a transaction of its own, starting a cycle below the thresholds, so an idle server empties its log.</summary>
+    /// <summary>
+    /// Idle upkeep: one larger fold step in a transaction of its own, starting a cycle below the thresholds, so an idle
+    /// server empties its log. Not while commits go on (upkeep also runs in their short pauses): they fold as they go.
+    /// </summary>
     public void MaintenanceStep(SqliteConnection writer)
     {
+        var committing = _lastSeq != _seqAtMaintenance;
+        _seqAtMaintenance = _lastSeq;
+        if (committing)
+        {
+            return;
+        }
         if (_folding is null)
         {
             if (_current.Count == 0)
