@@ -9,7 +9,7 @@ namespace Tally.Server.Storage.Postgres;
 /// </summary>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 4;
+    public const int CurrentVersion = 3;
 
     /// <summary>The advisory lock every instance takes while it checks or migrates the schema.</summary>
     private const long MigrationLock = 0x54414C59_00000001; // "TALY", 1
@@ -122,11 +122,6 @@ internal static class PostgresSchema
         );
         CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_id, seq);
         CREATE INDEX alert_deliveries_at ON alert_deliveries (at);
-        """,
-        // Version 4: history's pages kept 30% free, so that a commit's update of a bucket fits on the row's own page
-        // (a HOT update: no new entry in either index, less WAL); applies to pages written from now on.
-        """
-        ALTER TABLE history SET (fillfactor = 70);
         """,
     ];
 
