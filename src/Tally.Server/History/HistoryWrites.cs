@@ -93,6 +93,45 @@ internal sealed class HistoryWrites
         }
     }
 
+    /// <summary>
+    /// Adds one entry of a history log (SQLite's <c>history_log</c>): the counter's history cleared (<paramref name="minute"/>
+    /// null), or one minute bucket to add, and with it the same sums to its hour and day. Entries added in log order
+    /// give the same buckets as the commits that wrote them.
+    /// </summary>
+    public void Add(string name, in HistoryBucket? minute)
+    {
+        if (!_counters.TryGetValue(name, out var write))
+        {
+            write = new CounterHistoryWrite(name);
+            _counters[name] = write;
+        }
+        if (minute is not { } bucket)
+        {
+            write.ClearsStored = true;
+            write.Deltas.Clear();
+            return;
+        }
+        foreach (var interval in HistoryIntervals.All)
+        {
+            write.Add(interval, bucket with { Start = HistoryIntervals.StartOf(interval, bucket.Start) });
+        }
+    }
+
+    /// <summary>Drops the buckets of <paramref name="interval"/> starting before <paramref name="before"/> (past their retention).</summary>
+    public void DropBefore(HistoryInterval interval, long before)
+    {
+        foreach (var write in _counters.Values)
+        {
+            write.Deltas.RemoveAll(delta => delta.Interval == interval && delta.Bucket.Start < before);
+        }
+    }
+
+    /// <summary>Forgets one counter's write (once it was written).</summary>
+    public void Remove(string name) => _counters.Remove(name);
+
+    /// <summary>The counters with something to write.</summary>
+    public int Count => _counters.Count;
+
     /// <summary>Forgets everything (after it was written, or when its commit failed).</summary>
     public void Clear()
     {

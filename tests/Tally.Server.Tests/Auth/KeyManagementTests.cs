@@ -106,7 +106,7 @@ public class KeyManagementTests
         }
 
         // What Tally 1 left: no api_keys, counter_log or history table (a clean stop folded the log), none of version 4's columns,
-        // none of the alert tables, schema version 1.
+        // none of the alert tables nor the history log, schema version 1.
         using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDir.Path, "tally.db")};Pooling=False"))
         {
             connection.Open();
@@ -115,6 +115,7 @@ public class KeyManagementTests
                 DROP TABLE api_keys; DROP TABLE counter_log; DROP TABLE history; DROP INDEX idempotency_caller_created_at;
                 ALTER TABLE counters DROP COLUMN created_by; ALTER TABLE idempotency DROP COLUMN format; ALTER TABLE idempotency DROP COLUMN size;
                 DROP TABLE alerts; DROP TABLE alert_states; DROP TABLE alert_outbox; DROP TABLE alert_deliveries;
+                DROP TABLE history_log; DROP TABLE history_folded;
                 UPDATE tally_schema SET version = 1;
                 """;
             command.ExecuteNonQuery();

@@ -236,9 +236,10 @@ public sealed class SqliteHistoryTests : PersistentHistoryStoreContractTests
         {
             connection.Open();
             using var command = connection.CreateCommand();
-            // A version-4 file: neither history (5) nor the alert tables (6).
+            // A version-4 file: neither history (5) nor the alert tables (6) nor the history log (7).
             command.CommandText = """
                 DROP TABLE history; DROP TABLE alerts; DROP TABLE alert_states; DROP TABLE alert_outbox; DROP TABLE alert_deliveries;
+                DROP TABLE history_log; DROP TABLE history_folded;
                 UPDATE tally_schema SET version = 4;
                 """;
             command.ExecuteNonQuery();
@@ -250,6 +251,94 @@ public sealed class SqliteHistoryTests : PersistentHistoryStoreContractTests
 
         Assert.Equal(3, (await Store.GetAsync("a"))!.Value);
         Assert.Equal([new HistoryBucket(Minute, 2, 0, 0, 3)], await ReadAsync("a", HistoryInterval.Minute));
+    }
+
+    /// <summary>
+    /// The history log (SqliteHistory) folded while commits go on: the files as a kill would leave them after any
+    /// commit, in the middle of a fold cycle too, open to exactly the buckets the running store answers.
+    /// </summary>
+    [Fact]
+    public async Task AKillInTheMiddleOfAFoldNeitherLosesNorRepeatsABucket()
+    {
+        // CounterLogFoldAfter 5: a fold cycle from 25 logged counters (or 50 rows) on, 9 counters per commit of 4.
+        await Store.DisposeAsync();
+        Store = CreateSqlite(DataDir, Clock, foldAfter: 5);
+        await Store.OpenAsync(CancellationToken.None);
+        var names = Enumerable.Range(0, 40).Select(i => $"c{i:D2}").ToArray();
+        var checkedMidFold = 0;
+        for (var commit = 0; commit < 60; commit++)
+        {
+            Clock.NowMs = T + commit * 20_000L;
+            await Store.CommitAsync([.. Enumerable.Range(0, 4).Select(i => i == 3 && commit % 5 == 4
+                ? CounterCommand.Decrement(names[(commit * 7 + i) % names.Length], 2)
+                : CounterCommand.Increment(names[(commit * 7 + i) % names.Length], i + 1))]);
+
+            using var crashed = new TempDirectory();
+            foreach (var file in Directory.GetFiles(DataDir, "tally.db*"))
+            {
+                File.Copy(file, Path.Combine(crashed.Path, Path.GetFileName(file)));
+            }
+            if (QueryCount(crashed.Path, "SELECT count(*) FROM history_folded") == 0 && commit % 10 != 9)
+            {
+                continue; // between cycles: checked every tenth commit only
+            }
+            checkedMidFold += QueryCount(crashed.Path, "SELECT count(*) FROM history_folded") > 0 ? 1 : 0;
+            var reopened = CreateSqlite(crashed.Path, Clock, foldAfter: 5);
+            await reopened.OpenAsync(CancellationToken.None);
+            try
+            {
+                foreach (var name in names)
+                {
+                    foreach (var interval in HistoryIntervals.All)
+                    {
+                        Assert.Equal(await ReadAsync(name, interval),
+                            await reopened.ReadHistoryAsync(name, interval, 0, long.MaxValue, CancellationToken.None));
+                    }
+                }
+            }
+            finally
+            {
+                await reopened.DisposeAsync();
+            }
+            // Opened (the whole log folded) and closed: nothing left in the log.
+            Assert.Equal(0, QueryCount(crashed.Path, "SELECT count(*) FROM history_log"));
+        }
+        Assert.True(checkedMidFold >= 3, $"Only {checkedMidFold} copies were taken in the middle of a fold cycle.");
+        Assert.Equal(0, QueryCount(DataDir, "SELECT count(*) FROM history_log WHERE seq <= 20"));
+
+        foreach (var name in names)
+        {
+            var net = (await ReadAsync(name, HistoryInterval.Day)).Sum(bucket => bucket.Increments - bucket.Decrements);
+            Assert.Equal((await Store.GetAsync(name))?.Value ?? 0, net);
+        }
+    }
+
+    /// <summary>Upkeep folds the history log once commits pause (not while they go on, which fold as they go).</summary>
+    [Fact]
+    public async Task AnIdleStoreFoldsItsHistoryLog()
+    {
+        await Store.CommitAsync(CounterCommand.Increment("a", 5), CounterCommand.Increment("b", 1));
+        Clock.NowMs = T + 60_000;
+        await Store.CommitAsync(CounterCommand.Decrement("a", 2));
+        var before = await Task.WhenAll(HistoryIntervals.All.Select(interval => ReadAsync("a", interval)));
+
+        await Store.MaintainAsync(CancellationToken.None);
+        Assert.Equal(2, QueryCount(DataDir, "SELECT count(*) FROM history_log"));
+        await Store.MaintainAsync(CancellationToken.None);
+        Assert.Equal(0, QueryCount(DataDir, "SELECT count(*) FROM history_log"));
+        Assert.Equal(4, QueryCount(DataDir, "SELECT count(*) FROM history WHERE name = 'a'")); // 2 minutes, 1 hour, 1 day
+
+        Assert.Equal(before, await Task.WhenAll(HistoryIntervals.All.Select(interval => ReadAsync("a", interval))));
+        Assert.Equal([new HistoryBucket(Day, 1, 0, 0, 1)], await ReadAsync("b", HistoryInterval.Day));
+    }
+
+    private static long QueryCount(string dataDir, string sql)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDir, "tally.db")};Mode=ReadOnly;Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return (long)command.ExecuteScalar()!;
     }
 }
 

@@ -158,12 +158,17 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     }
 
     /// <summary>
-    /// Idle upkeep: one bounded fold step of the counter log (see <see cref="CounterLog"/>), so that an
-    /// idle server empties its log. Runs on the commit loop, never alongside a commit.
+    /// Idle upkeep: one bounded fold step of the counter log (see <see cref="CounterLog"/>) and of the history log
+    /// (<see cref="SqliteHistory"/>), so that an idle server empties its logs. Runs on the commit loop, never alongside a commit.
     /// </summary>
     public override async ValueTask MaintainAsync(CancellationToken cancellationToken)
     {
         await base.MaintainAsync(cancellationToken);
+        // The history log holds written changes only (with Durability=async, flushed ones): it folds whenever idle.
+        if (_writer is { } historyWriter && WriteFailure is null)
+        {
+            _history?.MaintenanceStep(historyWriter);
+        }
         // With Durability=async the cache may hold acknowledged changes not yet written: folding one
         // of them now would write part of a batch ahead of the rest. The flush goes first.
         if (_writer is not { } writer || _log is not { HasBacklog: true } log || UnflushedSince is not null || WriteFailure is not null)
@@ -269,11 +274,22 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
                 _history!.Write(transaction, history);
             }
             WriteAlerts(transaction);
-            transaction.Commit();
+            if (history is not null)
+            {
+                _history!.Commit(transaction);
+            }
+            else
+            {
+                transaction.Commit();
+            }
         }
         catch
         {
             log.RolledBack();
+            if (history is not null)
+            {
+                _history?.RolledBack();
+            }
             throw;
         }
         log.Committed();
@@ -292,6 +308,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
             source.BackupDatabase(destination);
             // The copy's own log folded into its counters table: the file reads whole with any SQLite tool.
             CounterLog.FoldCopy(destination);
+            SqliteHistory.FoldAll(destination);
         }
         catch (SqliteException ex)
         {
@@ -386,6 +403,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
                 {
                     // A stopped Tally leaves its counters table complete, the log empty.
                     Write(new Dictionary<string, Counter?>(), [], history: null, fold: true);
+                    SqliteHistory.FoldAll(writer);
                 }
                 // Everything into the main file, so a stopped Tally leaves one self-contained file behind.
                 SqliteSchema.Execute(writer, "PRAGMA wal_checkpoint(TRUNCATE)");
@@ -446,7 +464,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     private void PrepareWrites(SqliteConnection connection)
     {
         _log = new CounterLog(connection, _options.Value.CounterLogFoldAfter);
-        _history = new SqliteHistory(connection, DatabasePath);
+        _history = new SqliteHistory(connection, DatabasePath, _options.Value.CounterLogFoldAfter);
 
         // A record that is older than the retention window is replaced, not refused. Format 1: an OutcomeCodec encoding.
         _insertRecord = SqliteSchema.Prepare(connection,

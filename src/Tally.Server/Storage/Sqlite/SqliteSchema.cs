@@ -9,7 +9,7 @@ namespace Tally.Server.Storage.Sqlite;
 internal static class SqliteSchema
 {
     public const int ApplicationId = 0x54414C59; // "TALY"
-    public const int CurrentVersion = 6;
+    public const int CurrentVersion = 7;
 
     private static readonly string[] Migrations =
     [
@@ -125,6 +125,14 @@ internal static class SqliteSchema
         );
         CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_id, seq);
         CREATE INDEX alert_deliveries_at ON alert_deliveries (at);
+        """,
+        // Version 7: the history log (SqliteHistory.cs). Each commit appends one row, its minute buckets encoded in
+        // entries (or a counter's history cleared); folds add them to the history table, counter by counter in name
+        // order, and history_folded (one row at most) says how far the running fold got: the names up to name, of the
+        // rows up to upto.
+        """
+        CREATE TABLE history_log (seq INTEGER PRIMARY KEY, entries BLOB NOT NULL);
+        CREATE TABLE history_folded (id INTEGER PRIMARY KEY CHECK (id = 1), upto INTEGER NOT NULL, name TEXT NOT NULL);
         """,
     ];
 
