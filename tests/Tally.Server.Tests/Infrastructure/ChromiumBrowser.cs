@@ -27,6 +27,8 @@ public sealed class ChromiumBrowser : IAsyncLifetime
             throw new FileNotFoundException($"Browser tests need Debian's Chromium at {ExecutablePath}: install the package 'chromium' (test.sh does).");
         }
         _playwright = await Playwright.CreateAsync();
+        // Expect(...) waits 5 s by default: too short for a page on a loaded 2-core test machine. A wait, not a timing claim.
+        Assertions.SetDefaultExpectTimeout(15_000);
         // Headless, no GPU; Playwright adds --no-sandbox itself (the tests may run as root).
         _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {
