@@ -41,8 +41,17 @@ internal static class Globals
     /// <summary>Standard error, for messages and progress bars (so standard output stays data).</summary>
     public static IAnsiConsole Error { get; } = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
 
+    /// <summary>How long an ordinary command's attempt waits for the answer to begin before it is retried (then exit 3).</summary>
+    public static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>The same for a stream or a transfer (watch, export, import, backup): an upload or a big backup takes a while.</summary>
+    public static readonly TimeSpan TransferAttemptTimeout = TimeSpan.FromHours(1);
+
     /// <summary>Runs a command's body with a client; maps what went wrong to the exit codes.</summary>
-    public static void SetClientAction(this Command command, Func<ParseResult, TallyClient, CancellationToken, Task<int>> action) =>
+    /// <param name="command">The command.</param>
+    /// <param name="action">Its body.</param>
+    /// <param name="transfer">A stream or a transfer: attempts get <see cref="TransferAttemptTimeout"/>, not <see cref="AttemptTimeout"/>.</param>
+    public static void SetClientAction(this Command command, Func<ParseResult, TallyClient, CancellationToken, Task<int>> action, bool transfer = false) =>
         command.SetAction(async (parse, cancellationToken) =>
         {
             var url = parse.GetValue(Url) ?? Environment.GetEnvironmentVariable("TALLY_URL") ?? DefaultUrl;
@@ -61,6 +70,7 @@ internal static class Globals
                 options.MaxRetryAttempts = 2;
                 options.RetryDelay = TimeSpan.FromMilliseconds(300);
                 options.MaxRetryAfter = TimeSpan.FromSeconds(5);
+                options.AttemptTimeout = transfer ? TransferAttemptTimeout : AttemptTimeout;
             });
             await using var provider = services.BuildServiceProvider();
             var client = provider.GetRequiredService<TallyClient>();
@@ -77,6 +87,18 @@ internal static class Globals
             {
                 await Console.Error.WriteLineAsync($"tally: cannot reach {baseAddress}: {ex.Message}");
                 return Unreachable;
+            }
+            catch (HttpIOException lost)
+            {
+                // The connection broke while an answer was being read (watch, export, backup).
+                await Console.Error.WriteLineAsync($"tally: lost the connection to {baseAddress}: {lost.Message}");
+                return Unreachable;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // A file the command reads or writes: the message names it.
+                await Console.Error.WriteLineAsync($"tally: {ex.Message}");
+                return Usage;
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {

@@ -76,6 +76,36 @@ internal sealed record ImportOutput(int Imported);
 
 internal sealed record DeletedOutput(string Deleted);
 
+/// <summary>Files the commands write.</summary>
+internal static class Files
+{
+    /// <summary>
+    /// Writes <paramref name="path"/> through <paramref name="write"/> into <c>&lt;path&gt;.partial</c> beside it and moves that
+    /// into place only when complete: a failed or cancelled transfer never leaves a truncated file under the target's name.
+    /// </summary>
+    public static async Task<T> WriteWholeAsync<T>(string path, Func<Stream, Task<T>> write)
+    {
+        var target = Path.GetFullPath(path);
+        var partial = target + ".partial";
+        var stream = File.Create(partial);
+        T result;
+        try
+        {
+            await using (stream)
+            {
+                result = await write(stream);
+            }
+        }
+        catch
+        {
+            File.Delete(partial);
+            throw;
+        }
+        File.Move(partial, target, overwrite: true);
+        return result;
+    }
+}
+
 /// <summary>A progress bar on standard error while a transfer runs (only on a terminal: scripts get no noise).</summary>
 internal static class Transfer
 {

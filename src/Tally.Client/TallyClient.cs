@@ -7,6 +7,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using Polly;
 
 namespace Tally.Client;
 
@@ -21,6 +22,10 @@ public sealed class TallyClient
 {
     /// <summary>The header that makes a change safe to repeat.</summary>
     public const string IdempotencyKeyHeader = "Idempotency-Key";
+
+    /// <summary>Set in the call's resilience context when an attempt was retried after its answer was lost (a dropped
+    /// connection, a timeout): the server may have applied that attempt.</summary>
+    internal static readonly ResiliencePropertyKey<bool> AnswerLost = new("Tally.Client.AnswerLost");
 
     private static readonly MediaTypeHeaderValue Json = new("application/json");
     private readonly HttpClient _http;
@@ -208,8 +213,9 @@ public sealed class TallyClient
     /// <summary>Deletes an alert with its states, undelivered events and delivery attempts.</summary>
     /// <param name="id">The alert's id.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="AlertNotFoundException">No such alert (not thrown when a retry after a lost answer finds it already deleted).</exception>
     public Task DeleteAlertAsync(string id, CancellationToken cancellationToken = default) =>
-        SendAsync(new HttpRequestMessage(HttpMethod.Delete, AlertPath(id)), cancellationToken);
+        DeleteUnkeyedAsync(AlertPath(id), "alert_not_found", cancellationToken);
 
     /// <summary>The alert's latest webhook delivery attempts, newest first.</summary>
     /// <param name="id">The alert's id.</param>
@@ -219,14 +225,22 @@ public sealed class TallyClient
         (await SendAsync(new HttpRequestMessage(HttpMethod.Get, $"{AlertPath(id)}/deliveries" + Query(("limit", Number(limit)))),
             TallyJson.Default.ItemsPageAlertDelivery, cancellationToken).ConfigureAwait(false)).Items;
 
-    /// <summary>Live events of one counter: its current state first (if it exists), then every committed change.</summary>
+    /// <summary>
+    /// Live events of one counter: its current state first (if it exists), then its latest state at most every
+    /// <c>Events:CoalesceMs</c> of the service (100 ms by default) while it changes; intermediate values may be skipped
+    /// (every change is an event only when the service sets <c>Events:CoalesceMs=0</c>). A deletion is always sent.
+    /// </summary>
     /// <param name="name">The counter's name.</param>
     /// <param name="lastEventId">Resume after this event id.</param>
     /// <param name="cancellationToken">Ends the stream.</param>
     public IAsyncEnumerable<TallyEvent> WatchAsync(string name, string? lastEventId = null, CancellationToken cancellationToken = default) =>
         StreamAsync($"{CounterPath(name)}/events", lastEventId, cancellationToken);
 
-    /// <summary>Live events of every counter under a prefix: the first 1,000 counters' states, then every committed change.</summary>
+    /// <summary>
+    /// Live events of every counter under a prefix: the first 1,000 counters' states, then the latest state of each counter
+    /// that changes, at most every <c>Events:CoalesceMs</c> of the service (100 ms by default); intermediate values may be
+    /// skipped (every change is an event only when the service sets <c>Events:CoalesceMs=0</c>). Deletions and alerts are always sent.
+    /// </summary>
     /// <param name="prefix">The prefix (null or "": the key's own).</param>
     /// <param name="lastEventId">Resume after this event id.</param>
     /// <param name="cancellationToken">Ends the stream.</param>
@@ -255,8 +269,12 @@ public sealed class TallyClient
     /// <summary>Revokes an API key (admin).</summary>
     /// <param name="id">The key's id.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task RevokeKeyAsync(string id, CancellationToken cancellationToken = default) =>
-        SendAsync(new HttpRequestMessage(HttpMethod.Delete, "/admin/keys/" + Uri.EscapeDataString(id)), cancellationToken);
+    /// <exception cref="ApiKeyNotFoundException">No such key (not thrown when a retry after a lost answer finds it already revoked).</exception>
+    public Task RevokeKeyAsync(string id, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(id);
+        return DeleteUnkeyedAsync("/admin/keys/" + Uri.EscapeDataString(id), "key_not_found", cancellationToken);
+    }
 
     /// <summary>Writes every counter as JSON lines (<c>GET /admin/export</c>) to <paramref name="destination"/> (admin).</summary>
     /// <param name="destination">Where the lines go.</param>
@@ -379,6 +397,30 @@ public sealed class TallyClient
     private async Task SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         using var response = await SendRawAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A DELETE without an Idempotency-Key (alerts, keys). It is retried like any DELETE; when an attempt's answer was
+    /// lost, that attempt may have deleted the thing, so the retry's 404 <paramref name="notFoundCode"/> is that success.
+    /// </summary>
+    private async Task DeleteUnkeyedAsync(string path, string notFoundCode, CancellationToken cancellationToken)
+    {
+        var context = ResilienceContextPool.Shared.Get(cancellationToken);
+        try
+        {
+            var request = new HttpRequestMessage(HttpMethod.Delete, path);
+            // The resilience handler runs its pipeline in this context, so the retry's OnRetry marks it.
+            request.SetResilienceContext(context);
+            await SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NotFoundException problem) when (problem.Code == notFoundCode && context.Properties.GetValue(AnswerLost, false))
+        {
+            // Deleted by the attempt whose answer was lost.
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
     }
 
     /// <summary>Sends, and throws the problem of any answer that is not a success.</summary>

@@ -16,7 +16,8 @@ public static class TallyClientServiceCollectionExtensions
     /// (503, 429 with a <c>Retry-After</c> up to <see cref="TallyClientOptions.MaxRetryAfter"/>, other 5xx, 408, a lost
     /// connection, an attempt timeout, and 409 <c>idempotency_key_in_flight</c> for a keyed change) are retried, honouring <c>Retry-After</c>, but only for requests that are safe to
     /// repeat: GET, HEAD, PUT and DELETE, and changes carrying the client's <c>Idempotency-Key</c> (which every counter
-    /// change and batch does, the same key on every attempt), so a retry never counts twice.
+    /// change and batch does, the same key on every attempt), so a retry never counts twice. A DELETE of an alert or a key
+    /// (which carry no key) that was retried after a lost answer and then finds nothing to delete counts as done.
     /// </summary>
     /// <param name="services">The services.</param>
     /// <param name="configure">Sets <see cref="TallyClientOptions.BaseAddress"/>, <see cref="TallyClientOptions.ApiKey"/>, ….</param>
@@ -43,10 +44,24 @@ public static class TallyClientServiceCollectionExtensions
             var options = provider.GetRequiredService<IOptions<TallyClientOptions>>().Value;
             resilience.AttemptTimeout.Timeout = options.AttemptTimeout;
             resilience.TotalRequestTimeout.Timeout = options.AttemptTimeout * (options.MaxRetryAttempts + 1) + options.MaxRetryAfter * options.MaxRetryAttempts;
-            resilience.CircuitBreaker.SamplingDuration = options.AttemptTimeout * 2;
+            // The breaker opens for 5 s when, within the sampling window, at least 100 requests were sampled and 10 % of them
+            // failed transiently. The window is 30 s, or twice AttemptTimeout when that is longer (the handler requires it).
+            resilience.CircuitBreaker.FailureRatio = 0.1;
+            resilience.CircuitBreaker.MinimumThroughput = 100;
+            resilience.CircuitBreaker.BreakDuration = TimeSpan.FromSeconds(5);
+            resilience.CircuitBreaker.SamplingDuration = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(30).Ticks, options.AttemptTimeout.Ticks * 2));
             resilience.Retry.MaxRetryAttempts = Math.Max(1, options.MaxRetryAttempts);
             resilience.Retry.Delay = options.RetryDelay;
             resilience.Retry.ShouldRetryAfterHeader = true;
+            resilience.Retry.OnRetry = args =>
+            {
+                // No answer (a lost connection, a timeout): the attempt may have been applied. An unkeyed DELETE reads this.
+                if (args.Outcome.Exception is not null)
+                {
+                    args.Context.Properties.Set(TallyClient.AnswerLost, true);
+                }
+                return default;
+            };
             var enabled = options.MaxRetryAttempts > 0;
             var maxRetryAfter = options.MaxRetryAfter;
             resilience.Retry.ShouldHandle = async args =>

@@ -63,7 +63,7 @@ public sealed class CounterNotFoundException(string code, int status, string? ti
 public sealed class AlertNotFoundException(string code, int status, string? title, string? detail) : NotFoundException(code, status, title, detail);
 
 /// <summary>404 <c>key_not_found</c>.</summary>
-public sealed class KeyNotFoundException(string code, int status, string? title, string? detail) : NotFoundException(code, status, title, detail);
+public sealed class ApiKeyNotFoundException(string code, int status, string? title, string? detail) : NotFoundException(code, status, title, detail);
 
 /// <summary>409 <c>out_of_range</c>: the change would cross a bound or overflow; nothing changed.</summary>
 public sealed class CounterOutOfRangeException(string code, int status, string? title, string? detail) : TallyException(code, status, title, detail)
@@ -108,14 +108,16 @@ public sealed class RateLimitedException(string code, int status, string? title,
     public TimeSpan? RetryAfter { get; internal init; }
 }
 
-/// <summary>503 <c>store_unavailable</c>: the change was not acknowledged. Retried by the client with the same Idempotency-Key.</summary>
+/// <summary>503: the service cannot answer now (<c>store_unavailable</c>: the change was not acknowledged;
+/// <c>identity_provider_unavailable</c>: a JWT could not be checked). Retried by the client (a change with the same Idempotency-Key).</summary>
 public sealed class StoreUnavailableException(string code, int status, string? title, string? detail) : TallyException(code, status, title, detail)
 {
     /// <summary>How long Tally asked to wait, or null.</summary>
     public TimeSpan? RetryAfter { get; internal init; }
 }
 
-/// <summary>Another status Tally answered: 405, 408, 413, 415, 500.</summary>
+/// <summary>Another status Tally answered: 405 <c>method_not_allowed</c>, 408 <c>request_timeout</c>, 413 <c>payload_too_large</c>,
+/// 415 <c>unsupported_media_type</c>, 500 <c>internal_error</c> (and any other 5xx but 503).</summary>
 public sealed class ProtocolException(string code, int status, string? title, string? detail) : TallyException(code, status, title, detail);
 
 internal static class Problems
@@ -166,7 +168,7 @@ internal static class Problems
             "counter_exists" => new CounterExistsException(code, status, title, detail),
             "counter_not_found" => new CounterNotFoundException(code, status, title, detail),
             "alert_not_found" => new AlertNotFoundException(code, status, title, detail),
-            "key_not_found" => new KeyNotFoundException(code, status, title, detail),
+            "key_not_found" => new ApiKeyNotFoundException(code, status, title, detail),
             "unauthorized" => new UnauthorizedException(code, status, title, detail),
             "forbidden" => new ForbiddenException(code, status, title, detail),
             "counter_quota_exceeded" or "alert_quota_exceeded" => new QuotaExceededException(code, status, title, detail),
@@ -176,9 +178,10 @@ internal static class Problems
                 Error = problem.ValueKind == JsonValueKind.Object && problem.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.Object
                     ? From(error, status) : null,
             },
-            "store_unavailable" => new StoreUnavailableException(code, status, title, detail) { RetryAfter = retryAfter },
+            "store_unavailable" or "identity_provider_unavailable" => new StoreUnavailableException(code, status, title, detail) { RetryAfter = retryAfter },
             "version_exhausted" or "key_not_revocable" or "last_admin_key" => new ConflictException(code, status, title, detail),
             _ when status == 429 => new RateLimitedException(code, status, title, detail) { RetryAfter = retryAfter },
+            _ when status == 503 => new StoreUnavailableException(code, status, title, detail) { RetryAfter = retryAfter },
             _ when status == 404 => new NotFoundException(code, status, title, detail),
             _ when status == 400 => new InvalidRequestException(code, status, title, detail),
             _ when status is 405 or 408 or 413 or 415 or >= 500 => new ProtocolException(code, status, title, detail),

@@ -25,7 +25,7 @@ public sealed class AdminClientTests
 
         await admin.RevokeKeyAsync(created.Id);
         await Assert.ThrowsAsync<UnauthorizedException>(() => reader.GetAsync("shop:a"));
-        var missing = await Assert.ThrowsAsync<KeyNotFoundException>(() => admin.RevokeKeyAsync(created.Id));
+        var missing = await Assert.ThrowsAsync<ApiKeyNotFoundException>(() => admin.RevokeKeyAsync(created.Id));
         Assert.Equal("key_not_found", missing.Code);
     }
 

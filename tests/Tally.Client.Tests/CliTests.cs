@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Tally.Client.Tests.Infrastructure;
 
 namespace Tally.Client.Tests;
@@ -94,6 +95,78 @@ public sealed class CliTests(ServerFixture fixture) : IClassFixture<ServerFixtur
 
         Assert.True(result.ExitCode == 3, result.ToString());
         Assert.Contains("cannot reach", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AHungServiceExitsThreeAfterShortAttempts()
+    {
+        await using var hung = new BrokenService(BrokenService.Behaviour.Hang);
+
+        // Three attempts of 10 s and two short delays; Cli.RunWithAsync gives up at a minute (the library's 100 s would take 5).
+        var result = await Cli.RunWithAsync(null, "get", "a", "--url", hung.BaseAddress.ToString(), "--key", "whatever");
+
+        Assert.True(result.ExitCode == 3, result.ToString());
+        Assert.Contains("cannot reach", result.Error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("export")]
+    [InlineData("backup")]
+    public async Task AConnectionLostMidTransferExitsThreeAndKeepsTheOldFile(string command)
+    {
+        await using var broken = new BrokenService(BrokenService.Behaviour.BreakMidBody);
+        var directory = Directory.CreateTempSubdirectory("tally-cli-broken-").FullName;
+        try
+        {
+            var file = Path.Combine(directory, "target");
+            await File.WriteAllTextAsync(file, "the previous copy");
+
+            var result = await Cli.RunWithAsync(null, command, file, "--url", broken.BaseAddress.ToString(), "--key", "whatever");
+
+            Assert.True(result.ExitCode == 3, result.ToString());
+            Assert.StartsWith("tally: lost the connection to", result.Error, StringComparison.Ordinal);
+            Assert.Single(result.Error.TrimEnd('\n').Split('\n'));
+            Assert.Equal("the previous copy", await File.ReadAllTextAsync(file));
+            Assert.Equal(["target"], Directory.GetFiles(directory).Select(Path.GetFileName));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task AFileThatCannotBeWrittenExitsOneWithOneLine()
+    {
+        var nowhere = Path.Combine(Path.GetTempPath(), "tally-no-such-directory-" + Guid.NewGuid().ToString("N"), "export.jsonl");
+
+        var result = await Cli.RunAsync(Server, "export", nowhere);
+
+        Assert.True(result.ExitCode == 1, result.ToString());
+        Assert.Single(result.Error.TrimEnd('\n').Split('\n'));
+        Assert.StartsWith("tally: ", result.Error, StringComparison.Ordinal);
+        Assert.Contains("tally-no-such-directory-", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheNextPageHintKeepsThePrefixAndTheLimit()
+    {
+        Assert.Equal(0, (await Cli.RunAsync(Server, "inc", "pg:a")).ExitCode);
+        Assert.Equal(0, (await Cli.RunAsync(Server, "inc", "pg:b")).ExitCode);
+
+        var first = await Cli.RunAsync(Server, "ls", "--prefix", "pg:", "--limit", "1");
+
+        Assert.True(first.ExitCode == 0, first.ToString());
+        // Without colour codes, should the console decide the output takes them.
+        var hint = Regex.Replace(first.Output, "\u001b\\[[0-9;]*m", "").Split('\n').Single(line => line.StartsWith("More: ", StringComparison.Ordinal));
+        Assert.StartsWith("More: tally ls --prefix pg: --limit 1 --after ", hint, StringComparison.Ordinal);
+        Assert.EndsWith(", or --all.", hint.TrimEnd(), StringComparison.Ordinal);
+        // The hint, run as printed, shows the next page.
+        var suggested = hint["More: tally ".Length..hint.LastIndexOf(", or --all.", StringComparison.Ordinal)].Split(' ');
+        var next = await Cli.RunAsync(Server, [.. suggested, "--json"]);
+        Assert.True(next.ExitCode == 0, next.ToString());
+        using var page = JsonDocument.Parse(next.Output);
+        Assert.Equal(["pg:b"], page.RootElement.GetProperty("items").EnumerateArray().Select(item => item.GetProperty("name").GetString()));
     }
 
     [Theory]

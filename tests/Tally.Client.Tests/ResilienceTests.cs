@@ -111,6 +111,47 @@ public sealed class ResilienceTests : IDisposable
     }
 
     [Fact]
+    public async Task ARevokeWhoseAnswerWasLostSucceedsThoughItsRetryFindsNoKey()
+    {
+        var created = await _server.CreateTallyClient().CreateKeyAsync(new ApiKeyRequest("lost-answer", ["read"]));
+        var handler = new RecordingHandler { LoseAnswerOf = [1] };
+        var client = _server.CreateTallyClient(builder: http => http.AddHttpMessageHandler(() => handler));
+
+        await client.RevokeKeyAsync(created.Id);
+
+        Assert.Equal(["DELETE", "DELETE"], handler.Attempts.Select(attempt => attempt.Method));
+        Assert.DoesNotContain(await _server.CreateTallyClient().ListKeysAsync(), key => key.Id == created.Id);
+    }
+
+    [Fact]
+    public async Task AnAlertDeleteWhoseAnswerWasLostSucceedsThoughItsRetryFindsNoAlert()
+    {
+        using var server = new TallyServer(settings: new Dictionary<string, string?> { ["Alerts:AllowedHosts"] = "127.0.0.1" });
+        await server.CreateTallyClient().PutAlertAsync("lost", new AlertDefinition { Counter = "c", Above = 1, Webhook = "http://127.0.0.1:9/hook" });
+        var handler = new RecordingHandler { LoseAnswerOf = [1] };
+        var client = server.CreateTallyClient(builder: http => http.AddHttpMessageHandler(() => handler));
+
+        await client.DeleteAlertAsync("lost");
+
+        Assert.Equal(["DELETE", "DELETE"], handler.Attempts.Select(attempt => attempt.Method));
+        await Assert.ThrowsAsync<AlertNotFoundException>(() => server.CreateTallyClient().GetAlertAsync("lost"));
+    }
+
+    [Fact]
+    public async Task ADeleteOfNothingRetriedAfterAnAnswerStillThrows()
+    {
+        // A 503 is an answer: the first attempt did not delete anything, so the retry's 404 is the truth.
+        var handler = new RecordingHandler { Answer503To = [1] };
+        var client = _server.CreateTallyClient(builder: http => http.AddHttpMessageHandler(() => handler));
+
+        var missing = await Assert.ThrowsAsync<ApiKeyNotFoundException>(() => client.RevokeKeyAsync("no-such-key"));
+
+        Assert.Equal("key_not_found", missing.Code);
+        Assert.Equal(2, handler.Attempts.Count);
+        await Assert.ThrowsAsync<AlertNotFoundException>(() => _server.CreateTallyClient().DeleteAlertAsync("no-such-alert"));
+    }
+
+    [Fact]
     public async Task RetriesCanBeTurnedOff()
     {
         var handler = new RecordingHandler { LoseAnswerOf = [1] };

@@ -12,23 +12,8 @@ internal static class BackupCommand
         command.SetClientAction(async (parse, client, cancellationToken) =>
         {
             var target = parse.GetValue(file)!;
-            var partial = target.FullName + ".partial";
-            long bytes;
-            // Written beside the target and moved into place whole: a failed backup never leaves a truncated file under its name.
-            await using (var stream = File.Create(partial))
-            {
-                try
-                {
-                    bytes = await Transfer.RunAsync("backup", progress => client.BackupAsync(stream, progress, cancellationToken));
-                }
-                catch
-                {
-                    await stream.DisposeAsync();
-                    File.Delete(partial);
-                    throw;
-                }
-            }
-            File.Move(partial, target.FullName, overwrite: true);
+            var bytes = await Files.WriteWholeAsync(target.FullName,
+                stream => Transfer.RunAsync("backup", progress => client.BackupAsync(stream, progress, cancellationToken)));
             if (parse.GetValue(Globals.Json))
             {
                 Output.Json(new BackupOutput(target.FullName, bytes), CliJson.Default.BackupOutput);
@@ -38,7 +23,7 @@ internal static class BackupCommand
                 Globals.Out.MarkupLineInterpolated($"Wrote {bytes:N0} bytes to [bold]{target.FullName}[/].");
             }
             return Globals.Success;
-        });
+        }, transfer: true);
         return command;
     }
 }

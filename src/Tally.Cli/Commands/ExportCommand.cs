@@ -22,11 +22,8 @@ internal static class ExportCommand
                 await client.ExportAsync(stdout, cancellationToken: cancellationToken);
                 return Globals.Success;
             }
-            long bytes;
-            await using (var stream = File.Create(path))
-            {
-                bytes = await Transfer.RunAsync("export", progress => client.ExportAsync(stream, progress, cancellationToken));
-            }
+            var bytes = await Files.WriteWholeAsync(path,
+                stream => Transfer.RunAsync("export", progress => client.ExportAsync(stream, progress, cancellationToken)));
             if (parse.GetValue(Globals.Json))
             {
                 Output.Json(new BackupOutput(Path.GetFullPath(path), bytes), CliJson.Default.BackupOutput);
@@ -36,7 +33,7 @@ internal static class ExportCommand
                 Globals.Out.MarkupLineInterpolated($"Wrote {bytes:N0} bytes to [bold]{Path.GetFullPath(path)}[/].");
             }
             return Globals.Success;
-        });
+        }, transfer: true);
         return command;
     }
 }

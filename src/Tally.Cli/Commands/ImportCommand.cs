@@ -27,7 +27,7 @@ internal static class ImportCommand
                 Globals.Out.MarkupLineInterpolated($"Imported {imported:N0} counters.");
             }
             return Globals.Success;
-        });
+        }, transfer: true);
         return command;
     }
 }

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Text;
 using Spectre.Console;
 using Tally.Client;
 
@@ -31,10 +33,31 @@ internal static class LsCommand
             Globals.Out.Write(Output.CounterTable(items));
             if (page.Next is { } next)
             {
-                Globals.Out.MarkupLineInterpolated($"[grey]More: tally ls --after {next}, or --all.[/]");
+                Globals.Out.MarkupLineInterpolated($"[grey]More: {NextPage(parse.GetValue(prefix), parse.GetValue(limit), next)}, or --all.[/]");
             }
             return Globals.Success;
         });
         return command;
     }
+
+    /// <summary>The command for the following page: the same prefix and limit, after the last name shown.</summary>
+    private static string NextPage(string? prefix, int? limit, string next)
+    {
+        var command = new StringBuilder("tally ls");
+        if (prefix is not null)
+        {
+            command.Append(" --prefix ").Append(Quote(prefix));
+        }
+        if (limit is { } size)
+        {
+            command.Append(" --limit ").Append(size.ToString(CultureInfo.InvariantCulture));
+        }
+        return command.Append(" --after ").Append(Quote(next)).ToString();
+    }
+
+    /// <summary>A word as a POSIX shell reads it back: as is when plain, else in single quotes.</summary>
+    private static string Quote(string word) =>
+        word.Length > 0 && word.All(c => char.IsAsciiLetterOrDigit(c) || c is ':' or '.' or '_' or '-' or '/' or '@' or '+' or '=' or ',')
+            ? word
+            : "'" + word.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 }

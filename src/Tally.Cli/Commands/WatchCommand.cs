@@ -46,7 +46,7 @@ internal static class WatchCommand
             }
             await LiveAsync(events, limit);
             return Globals.Success;
-        });
+        }, transfer: true);
         return command;
     }
 
