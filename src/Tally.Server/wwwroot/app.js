@@ -11,7 +11,8 @@ const $ = (selector) => document.querySelector(selector);
 const state = {
   key: sessionStorage.getItem(KEY_STORAGE),
   me: null,            // GET /auth/me: { id, name, scopes, prefix, … }
-  counters: new Map(), // name -> counter, for the list view
+  counters: new Map(), // name -> counter, the rows the list view shows (no more: a busy prefix names many more)
+  list: null,          // the list view's { more, changes, timer } while it is open (see showList)
   stream: null,        // the AbortController of the open event stream
   chart: null,
   timeRange: [0, 0],   // the chart's time axis, in Unix seconds
@@ -226,26 +227,73 @@ function listQuery() {
   return { prefix: $('#prefix').value.trim(), order: $('#order').value };
 }
 
+/**
+ * The list keeps only the counters it shows, taking each change from the event stream. Where a change may let one it
+ * does not know into the rows (a shown counter deleted, or in the top by value fallen to the last row) while the
+ * server has more, it fetches the page again, at most once a second, with the changes that came meanwhile applied over it.
+ */
 async function showList() {
   show('#list-view');
   destroyChart();
+  clearTimeout(state.list?.timer);
   const { prefix, order } = listQuery();
-  const query = new URLSearchParams({ prefix, limit: String(order === 'value_desc' ? TOP_LIMIT : LIST_LIMIT) });
-  if (order === 'value_desc') query.set('order', 'value_desc');
-  const page = await api('GET', `/counters?${query}`);
-  state.counters = new Map(page.items.map((counter) => [counter.name, counter]));
-  renderList();
+  const list = { prefix, order, limit: order === 'value_desc' ? TOP_LIMIT : LIST_LIMIT, more: false, changes: null, timer: 0 };
+  state.list = list;
+  state.counters = new Map();
+  await loadList(list);
   if (can('write')) refreshAlerts().catch(handleError);
   watch(`/events?${new URLSearchParams({ prefix })}`, (type, data) => {
-    if (type === 'counter') {
-      state.counters.set(data.name, data);
-    } else if (type === 'deleted') {
-      state.counters.delete(data.name);
-    } else {
-      return;
-    }
+    if (type !== 'counter' && type !== 'deleted') return;
+    list.changes?.set(data.name, type === 'counter' ? data : null);
+    const before = state.counters.get(data.name);
+    if (type === 'deleted' && !before) return;
+    const last = applyChange(list, data.name, type === 'counter' ? data : null);
     renderList(data.name);
+    const fell = before && type === 'counter' && list.order === 'value_desc' && last === data.name
+      && BigInt(data.value) < BigInt(before.value);
+    if (list.more && (type === 'deleted' || fell)) scheduleListLoad(list);
   });
+}
+
+/** GET of the list's page, with the changes the stream brought while it was under way applied over it. */
+async function loadList(list) {
+  const query = new URLSearchParams({ prefix: list.prefix, limit: String(list.limit) });
+  if (list.order === 'value_desc') query.set('order', 'value_desc');
+  list.changes = new Map();
+  let page;
+  try {
+    page = await api('GET', `/counters?${query}`);
+  } catch (error) {
+    list.changes = null;
+    throw error;
+  }
+  if (state.list !== list || $('#list-view').hidden) return; // another view meanwhile
+  const changes = list.changes;
+  list.changes = null;
+  list.more = page.items.length >= list.limit;
+  state.counters = new Map(page.items.map((counter) => [counter.name, counter]));
+  for (const [name, counter] of changes) applyChange(list, name, counter);
+  renderList();
+}
+
+function scheduleListLoad(list) {
+  if (list.timer) return;
+  list.timer = setTimeout(() => {
+    list.timer = 0;
+    if (state.list === list && !$('#list-view').hidden) loadList(list).catch(handleError);
+  }, 1000);
+}
+
+/** A counter's new state (null: deleted) into the list, which then drops what no longer fits; returns the last row's name. */
+function applyChange(list, name, counter) {
+  if (counter) state.counters.set(name, counter);
+  else state.counters.delete(name);
+  const rows = [...state.counters.values()].sort(compareCounters(list.order));
+  if (rows.length > list.limit) {
+    state.counters = new Map(rows.slice(0, list.limit).map((row) => [row.name, row]));
+    list.more = true;
+  }
+  return rows.length > 0 ? rows[Math.min(rows.length, list.limit) - 1].name : null;
 }
 
 function compareCounters(order) {
@@ -256,9 +304,8 @@ function compareCounters(order) {
 }
 
 function renderList(changed) {
-  const { order, prefix } = listQuery();
-  const limit = order === 'value_desc' ? TOP_LIMIT : LIST_LIMIT;
-  const rows = [...state.counters.values()].sort(compareCounters(order)).slice(0, limit);
+  const { order, prefix } = state.list ?? listQuery();
+  const rows = [...state.counters.values()].sort(compareCounters(order));
   const body = $('#counters tbody');
   body.replaceChildren(...rows.map((counter) => {
     const row = document.createElement('tr');

@@ -64,6 +64,42 @@ public sealed class DashboardTests(ChromiumBrowser chromium) : IClassFixture<Chr
         AssertNoPageErrors();
     }
 
+    /// <summary>
+    /// The list holds only the rows it shows: a counter pushed out of the top 20 is dropped, and one the page never had
+    /// comes in when a shown one is deleted or falls to the last row (the page fetched again).
+    /// </summary>
+    [Fact]
+    public async Task TheTopByValueStaysRightAsCountersLeaveIt()
+    {
+        for (var i = 0; i < 22; i++)
+        {
+            await _admin.SetUpCounterAsync($"n:{i:D2}", $$"""{"value": {{i}}}""");
+        }
+        var page = await OpenAsync();
+        await SignInAsync(page, TallyProcess.AdminKey);
+        await page.GetByLabel("Name prefix").FillAsync("n:");
+        await page.GetByLabel("Show").SelectOptionAsync("value_desc");
+        var rows = page.Locator("#counters tbody tr");
+        await Expect(rows).ToHaveCountAsync(20);
+        await Expect(rows.Last).ToHaveAttributeAsync("data-name", "n:02");
+        await Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Live");
+
+        (await _admin.IncrementAsync("n:00", """{"by": 100}""")).EnsureSuccessStatusCode();
+        await Expect(rows.First).ToHaveAttributeAsync("data-name", "n:00");
+        await Expect(rows.Last).ToHaveAttributeAsync("data-name", "n:03");
+        await Expect(rows).ToHaveCountAsync(20);
+
+        Assert.Equal(System.Net.HttpStatusCode.NoContent, (await _admin.DeleteAsync("/counters/n:21")).StatusCode);
+        await Expect(rows.Last).ToHaveAttributeAsync("data-name", "n:02");
+        await Expect(rows).ToHaveCountAsync(20);
+
+        (await _admin.DecrementAsync("n:20", """{"by": 100}""")).EnsureSuccessStatusCode();
+        await Expect(rows.Last).ToHaveAttributeAsync("data-name", "n:01");
+        await Expect(page.Locator("#counters tr[data-name='n:20']")).ToHaveCountAsync(0);
+        await Expect(rows).ToHaveCountAsync(20);
+        AssertNoPageErrors();
+    }
+
     [Fact]
     public async Task ACreatedCounterHasAPageWithItsValueControlsAndAHistoryChart()
     {

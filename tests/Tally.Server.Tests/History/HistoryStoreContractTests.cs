@@ -1,3 +1,4 @@
+using Tally.Server.Backup;
 using Tally.Server.Batch;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
@@ -311,6 +312,43 @@ public sealed class SqliteHistoryTests : PersistentHistoryStoreContractTests
             var net = (await ReadAsync(name, HistoryInterval.Day)).Sum(bucket => bucket.Increments - bucket.Decrements);
             Assert.Equal((await Store.GetAsync(name))?.Value ?? 0, net);
         }
+    }
+
+    /// <summary>
+    /// A prune while the pruned buckets are still in the history log: neither the fold of a clean stop (then the start)
+    /// nor the fold in a backup's copy brings them back.
+    /// </summary>
+    [Fact]
+    public async Task FoldingTheLogNeverBringsBackAPrunedBucket()
+    {
+        var retention = new HistoryOptions { MinuteRetentionHours = 1 };
+        await ReopenAsync(retention);
+        await Store.CommitAsync(CounterCommand.Increment("a", 1));
+        Clock.NowMs = T + HistoryIntervals.HourMs;
+        await Store.CommitAsync(CounterCommand.Increment("a", 2));
+        Clock.NowMs = T + HistoryIntervals.HourMs + 30 * HistoryIntervals.MinuteMs;
+        await Store.MaintainAsync(CancellationToken.None); // prunes the first minute; commits just went on, so no fold yet
+        Assert.Equal(2, QueryCount(DataDir, "SELECT count(*) FROM history_log"));
+        var kept = new HistoryBucket(Minute + HistoryIntervals.HourMs, 2, 0, 0, 3);
+        Assert.Equal([kept], await ReadAsync("a", HistoryInterval.Minute));
+
+        using var copy = new TempDirectory();
+        await ((IBackupSource)Store).BackupToAsync(Path.Combine(copy.Path, "tally.db"), CancellationToken.None);
+        var restored = StoreTesting.Create("sqlite", copy.Path, Clock, history: retention);
+        await restored.OpenAsync(CancellationToken.None);
+        try
+        {
+            Assert.Equal([kept], await restored.ReadHistoryAsync("a", HistoryInterval.Minute, 0, long.MaxValue, CancellationToken.None));
+        }
+        finally
+        {
+            await restored.DisposeAsync();
+        }
+
+        await ReopenAsync(retention);
+        Assert.Equal([kept], await ReadAsync("a", HistoryInterval.Minute));
+        Assert.Equal(1, QueryCount(DataDir, $"SELECT count(*) FROM history WHERE name = 'a' AND period = {(int)HistoryInterval.Minute}"));
+        Assert.Equal([new HistoryBucket(Day, 3, 0, 0, 3)], await ReadAsync("a", HistoryInterval.Day));
     }
 
     /// <summary>Upkeep folds the history log once commits pause (not while they go on, which fold as they go).</summary>

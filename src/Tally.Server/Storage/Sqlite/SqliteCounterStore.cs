@@ -20,6 +20,8 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     private readonly IOptions<TallyOptions> _options;
     private readonly ILogger<SqliteCounterStore> _logger;
     private readonly TallyMetrics _metrics;
+    private readonly HistoryOptions _historyOptions;
+    private readonly TimeProvider _clock;
 
     private readonly Lock _healthLock = new();
     private SqliteConnection? _writer;
@@ -43,6 +45,8 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         Alerts = alerts;
         _metrics = metrics;
         _options = options;
+        _historyOptions = history.Value;
+        _clock = clock;
         _logger = logger;
         AcknowledgeBeforeWrite = options.Value.Durability == DurabilityMode.Async;
         Backups = new BackupFiles(options.Value.DataDir, logger);
@@ -308,7 +312,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
             source.BackupDatabase(destination);
             // The copy's own log folded into its counters table: the file reads whole with any SQLite tool.
             CounterLog.FoldCopy(destination);
-            SqliteHistory.FoldAll(destination);
+            SqliteHistory.FoldAll(destination, _historyOptions, _clock.GetUtcNow().ToUnixTimeMilliseconds());
         }
         catch (SqliteException ex)
         {
@@ -403,7 +407,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
                 {
                     // A stopped Tally leaves its counters table complete, the log empty.
                     Write(new Dictionary<string, Counter?>(), [], history: null, fold: true);
-                    SqliteHistory.FoldAll(writer);
+                    SqliteHistory.FoldAll(writer, _historyOptions, _clock.GetUtcNow().ToUnixTimeMilliseconds());
                 }
                 // Everything into the main file, so a stopped Tally leaves one self-contained file behind.
                 SqliteSchema.Execute(writer, "PRAGMA wal_checkpoint(TRUNCATE)");
@@ -464,7 +468,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     private void PrepareWrites(SqliteConnection connection)
     {
         _log = new CounterLog(connection, _options.Value.CounterLogFoldAfter);
-        _history = new SqliteHistory(connection, DatabasePath, _options.Value.CounterLogFoldAfter);
+        _history = new SqliteHistory(connection, DatabasePath, _options.Value.CounterLogFoldAfter, _historyOptions, _clock.GetUtcNow().ToUnixTimeMilliseconds());
 
         // A record that is older than the retention window is replaced, not refused. Format 1: an OutcomeCodec encoding.
         _insertRecord = SqliteSchema.Prepare(connection,

@@ -17,7 +17,9 @@ namespace Tally.Server.Storage.Sqlite;
 /// it got, in the same transaction; the step that folds the last deletes the log rows up to the freeze. A step is
 /// proportional to what its commit appended, so the log stays bounded. At start-up, on a clean close and in a backup's
 /// copy the whole log is folded at once, skipping what <c>history_folded</c> says was folded already: so a counter's
-/// buckets are the same whether a kill came before, during or after a fold.
+/// buckets are the same whether a kill came before, during or after a fold. Pruning cannot delete from the log (a row
+/// holds a whole commit), so folding leaves out the buckets already past their retention, which a prune may have
+/// deleted from <c>history</c> and from memory.
 /// </para>
 /// Requests read on read-only connections of their own (WAL lets them read while the writer writes); a lock keeps
 /// a read from seeing a fold step committed to the file but still in memory.
@@ -64,13 +66,14 @@ internal sealed class SqliteHistory : IDisposable
 
     /// <summary>Folds whatever log an earlier run left (a kill, an older backup) and prepares the writes on <paramref name="writer"/>.</summary>
     /// <param name="foldAfter">CounterLogFoldAfter, which sizes the history log's cycles and steps too.</param>
-    public SqliteHistory(SqliteConnection writer, string databasePath, int foldAfter)
+    /// <param name="retention">With <paramref name="now"/>, which logged buckets are past their retention and not folded.</param>
+    public SqliteHistory(SqliteConnection writer, string databasePath, int foldAfter, HistoryOptions retention, long now)
     {
         _databasePath = databasePath;
         _cycleAfterNames = (int)Math.Min(int.MaxValue, foldAfter * 5L);
         _foldStep = Math.Max(1, foldAfter / 200);
         _maintenanceFold = Math.Max(1000, foldAfter / 4);
-        FoldAll(writer);
+        FoldAll(writer, retention, now);
         _writes = new BucketWrites(writer);
         _append = SqliteSchema.Prepare(writer, "INSERT INTO history_log (seq, entries) VALUES ($seq, $entries)", "$seq", "$entries");
         // The oldest first, along the key.
@@ -264,9 +267,10 @@ internal sealed class SqliteHistory : IDisposable
 
     /// <summary>
     /// Folds the whole log in one transaction on <paramref name="connection"/> (at start-up, on close, in a backup's copy),
-    /// leaving it and <c>history_folded</c> empty.
+    /// leaving it and <c>history_folded</c> empty. Buckets past their retention at <paramref name="now"/> are left out:
+    /// a prune may already have deleted them, and a fold must not bring them back.
     /// </summary>
-    public static void FoldAll(SqliteConnection connection)
+    public static void FoldAll(SqliteConnection connection, HistoryOptions retention, long now)
     {
         using var transaction = connection.BeginTransaction();
         long foldedUpTo = 0;
@@ -282,12 +286,14 @@ internal sealed class SqliteHistory : IDisposable
             }
         }
         var pending = new HistoryWrites();
+        var logged = false;
         using (var command = connection.CreateCommand())
         {
             command.CommandText = "SELECT seq, entries FROM history_log ORDER BY seq";
             using var rows = command.ExecuteReader();
             while (rows.Read())
             {
+                logged = true;
                 var seq = rows.GetInt64(0);
                 foreach (var (name, minute) in Decode((byte[])rows.GetValue(1)))
                 {
@@ -299,10 +305,14 @@ internal sealed class SqliteHistory : IDisposable
                 }
             }
         }
-        if (pending.IsEmpty && foldedName is null)
+        if (!logged && foldedName is null)
         {
             transaction.Rollback();
             return;
+        }
+        foreach (var interval in HistoryIntervals.All)
+        {
+            pending.DropBefore(interval, retention.OldestKept(interval, now));
         }
         using (var writes = new BucketWrites(connection))
         {
