@@ -162,6 +162,21 @@ public class OpenApiTests
         Assert.Empty(contract.CheckExamples());
     }
 
+    /// <summary>The problem example is the server's own answer, word for word, to the failure it shows.</summary>
+    [Fact]
+    public async Task TheProblemExampleIsWhatTheServerAnswers()
+    {
+        await using var app = new TallyApplication("memory");
+        var client = app.CreateClient();
+        var document = JsonNode.Parse(await client.GetStringAsync("/openapi/v1.json"))!;
+        var example = document["components"]!["schemas"]!["ProblemDetails"]!["examples"]![0]!;
+        await client.SetUpCounterAsync("downloads:v2", """{"value": 998, "max": 1000}""");
+
+        var answer = await (await client.IncrementAsync("downloads:v2", """{"by": 5}""")).ReadProblemAsync(HttpStatusCode.Conflict, "out_of_range");
+
+        Assert.True(JsonNode.DeepEquals(answer, example), $"the example {example.ToJsonString()} is not the answer {answer.ToJsonString()}");
+    }
+
     /// <summary>The check of every answer (TallyApplication) fails when the document and the answers disagree.</summary>
     [Fact]
     public async Task TheResponseCheckFailsWhenTheDocumentIsWrong()
