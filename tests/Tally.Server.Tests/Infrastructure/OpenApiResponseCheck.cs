@@ -205,4 +205,4 @@ internal sealed class OpenApiResponseCheck : IStartupFilter
 }
 
 /// <summary>An answer that disagrees with the service's OpenAPI document; thrown to the client of the request.</summary>
-public sealed class OpenApiMismatchException(string message) : Exception(message);
+internal sealed class OpenApiMismatchException(string message) : Exception(message);
