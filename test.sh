@@ -35,7 +35,7 @@ fi
 command -v dotnet >/dev/null || { echo "test.sh: the .NET 10 SDK is required (dotnet not found)." >&2; exit 1; }
 
 # The OpenAPI linter (@redocly/cli, pinned in tests/tools/package.json and package-lock.json) for the process layer.
-command -v npm >/dev/null || { echo "test.sh: npm (Node.js 20 or newer) is required to install the OpenAPI linter (tests/tools)." >&2; exit 1; }
+command -v npm >/dev/null || { echo "test.sh: npm (Node.js 20.19 or newer, on 22: 22.12 or newer; npm 10 or newer) is required to install the OpenAPI linter (tests/tools)." >&2; exit 1; }
 pinned=$(cd tests/tools && node -p "require('./package.json').dependencies['@redocly/cli']")
 installed=$(cd tests/tools && node -p "require('./node_modules/@redocly/cli/package.json').version" 2>/dev/null || true)
 if [ "$installed" != "$pinned" ]; then

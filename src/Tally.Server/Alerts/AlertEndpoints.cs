@@ -222,7 +222,7 @@ internal static class AlertEndpoints
                 case "counter":
                     if (member.Value.ValueKind != JsonValueKind.String || !CounterName.IsValid(member.Value.GetString()))
                     {
-                        return Problems.Create(InvalidAlert, "'counter' must be a counter name: ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$.");
+                        return Problems.Create(InvalidAlert, $"'counter' must be a counter name: {CounterName.Pattern}.");
                     }
                     counter = member.Value.GetString();
                     break;

@@ -136,7 +136,13 @@ internal static class AdminKeyEndpoints
         long? maxCounters = null, maxAmount = null;
         foreach (var member in root.EnumerateObject())
         {
-            switch (RequestMembers.CreateApiKey.Contains(member.Name) ? member.Name : null)
+            // The members are those CreateApiKeyRequest declares (the document's schema); a name outside it is refused
+            // even if a case below still reads it.
+            if (!RequestMembers.CreateApiKey.Contains(member.Name))
+            {
+                return UnknownMember(member.Name);
+            }
+            switch (member.Name)
             {
                 case "name":
                     if (ParseName(member.Value, out name) is { } badName)
@@ -171,8 +177,7 @@ internal static class AdminKeyEndpoints
                     }
                     break;
                 default:
-                    return Problems.Create(Problems.InvalidBody,
-                        $"Unknown member '{CounterPrefixAuthorizationHandler.Truncate(member.Name)}'; a key has name, scopes, prefix, maxCounters and maxAmount.");
+                    return UnknownMember(member.Name);
             }
         }
         if (name is null)
@@ -192,6 +197,9 @@ internal static class AdminKeyEndpoints
         request = new CreateKeyRequest(name, scopes, prefix, new KeyLimits(maxCounters, maxAmount));
         return null;
     }
+
+    private static ProblemHttpResult UnknownMember(string name) => Problems.Create(Problems.InvalidBody,
+        $"Unknown member '{CounterPrefixAuthorizationHandler.Truncate(name)}'; a key has name, scopes, prefix, maxCounters and maxAmount.");
 
     private static ProblemHttpResult? ParseName(JsonElement element, out string? name)
     {

@@ -1,4 +1,7 @@
+using System.Collections.Frozen;
+using System.Reflection;
 using System.Security.Cryptography;
+using System.Text.Json.Serialization;
 using System.Text;
 using Tally.Server.Configuration;
 
@@ -35,7 +38,14 @@ internal sealed record ApiKey(string Id, string Name, ApiScopes Scopes, string P
     /// <summary>The caller's id with <c>Auth=off</c>.</summary>
     public const string AnonymousId = "anonymous";
 
-    public static readonly string[] ScopeNames = ["read", "increment", "write", "admin"];
+    /// <summary>
+    /// The scope names as the API spells them, in order: taken from <see cref="ApiScopeName"/>, the enum the request
+    /// schema shows, so the document and the parser share one list. Each maps to the <see cref="ApiScopes"/> flag of the same name.
+    /// </summary>
+    public static readonly string[] ScopeNames = [.. Enum.GetValues<ApiScopeName>().Select(NameOf)];
+
+    private static readonly FrozenDictionary<string, ApiScopes> ScopesByName =
+        Enum.GetValues<ApiScopeName>().ToFrozenDictionary(NameOf, scope => Enum.Parse<ApiScopes>(scope.ToString()), StringComparer.Ordinal);
 
     /// <summary>Scopes with what they imply: admin grants everything, write grants increment.</summary>
     public static ApiScopes Effective(ApiScopes scopes) =>
@@ -55,14 +65,11 @@ internal sealed record ApiKey(string Id, string Name, ApiScopes Scopes, string P
         [.. ScopeNames.Where(name => scopes.HasFlag(Parse(name)))];
 
     /// <summary>One scope name (<c>read</c>, <c>increment</c>, <c>write</c>, <c>admin</c>), or <see cref="ApiScopes.None"/>.</summary>
-    public static ApiScopes Parse(string? name) => name switch
-    {
-        "read" => ApiScopes.Read,
-        "increment" => ApiScopes.Increment,
-        "write" => ApiScopes.Write,
-        "admin" => ApiScopes.Admin,
-        _ => ApiScopes.None,
-    };
+    public static ApiScopes Parse(string? name) =>
+        name is not null && ScopesByName.TryGetValue(name, out var scope) ? scope : ApiScopes.None;
+
+    private static string NameOf(ApiScopeName scope) =>
+        typeof(ApiScopeName).GetField(scope.ToString())!.GetCustomAttribute<JsonStringEnumMemberNameAttribute>()!.Name;
 }
 
 /// <summary>How far a key may go; null means no limit.</summary>

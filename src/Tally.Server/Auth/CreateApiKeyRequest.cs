@@ -29,6 +29,7 @@ internal sealed record CreateApiKeyRequest
     public long? MaxAmount { get; init; }
 }
 
+/// <summary>The scopes by name: the one list (<see cref="ApiKey.ScopeNames"/> reads it); each member is named as its <see cref="ApiScopes"/> flag.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<ApiScopeName>))]
 internal enum ApiScopeName
 {

@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using System.Runtime.InteropServices;
 using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
@@ -15,8 +16,8 @@ namespace Tally.Server.Auth;
 
 /// <summary>
 /// JWT bearer tokens beside API keys. The default scheme is a policy scheme that reads the bearer value:
-/// three base64url segments joined by dots is a JWT (ASP.NET Core's JwtBearer validates it), anything else
-/// an API key (<see cref="ApiKeyAuthenticationHandler"/>). A validated token becomes the same
+/// a value shaped like a JWT (<see cref="LooksLikeJwt"/>) that is not the configured <c>AdminKey</c> goes to
+/// ASP.NET Core's JwtBearer, anything else to the API keys (<see cref="ApiKeyAuthenticationHandler"/>). A validated token becomes the same
 /// <see cref="Caller"/> an API key does: scopes from <c>scope</c>/<c>scp</c>, prefix from <c>tally_prefix</c>.
 /// </summary>
 internal static class JwtAuthentication
@@ -56,14 +57,38 @@ internal static class JwtAuthentication
             && !context.Request.Headers.ContainsKey(ApiKeyAuthenticationHandler.ApiKeyHeader)
             && authorization[0] is { } value
             && value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
-            && LooksLikeJwt(value.AsSpan("Bearer ".Length).Trim())
+            && IsJwt(value.AsSpan("Bearer ".Length).Trim(), services.GetRequiredService<IOptions<TallyOptions>>().Value.AdminKey)
                 ? JwtScheme
                 : ApiKeyAuthenticationHandler.SchemeName;
     }
 
-    /// <summary>A compact JWS: three non-empty base64url segments (API keys have no dots).</summary>
+    /// <summary>
+    /// Whether a bearer value goes to JwtBearer. Issued API keys have no dots, but the configured AdminKey may be any
+    /// printable ASCII, even JWT-shaped ("eyJhbGci.x.y"): that one value always stays an API key.
+    /// </summary>
+    internal static bool IsJwt(ReadOnlySpan<char> token, string? adminKey) =>
+        LooksLikeJwt(token) && !IsAdminKey(token, adminKey);
+
+    private static bool IsAdminKey(ReadOnlySpan<char> token, string? adminKey)
+    {
+        if (string.IsNullOrEmpty(adminKey))
+        {
+            return false;
+        }
+        // Both are printable ASCII here (LooksLikeJwt; TallyOptionsValidator), so chars compare as bytes would.
+        return CryptographicOperations.FixedTimeEquals(MemoryMarshal.AsBytes(token), MemoryMarshal.AsBytes(adminKey.AsSpan()));
+    }
+
+    /// <summary>
+    /// A compact JWS: three non-empty base64url segments, the first beginning <c>eyJ</c> (every JOSE header is a JSON
+    /// object, <c>{"</c> in base64url). Issued API keys have no dots.
+    /// </summary>
     internal static bool LooksLikeJwt(ReadOnlySpan<char> token)
     {
+        if (!token.StartsWith("eyJ", StringComparison.Ordinal))
+        {
+            return false;
+        }
         var segments = 0;
         foreach (var range in token.Split('.'))
         {

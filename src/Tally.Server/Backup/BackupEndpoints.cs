@@ -267,7 +267,7 @@ internal static class BackupEndpoints
                     name = element.ValueKind == JsonValueKind.String ? element.GetString() : null;
                     if (!CounterName.IsValid(name))
                     {
-                        return Invalid(ErrorCodes.InvalidName, lineNumber, "'name' must be a counter name matching ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$.");
+                        return Invalid(ErrorCodes.InvalidName, lineNumber, $"'name' must be a counter name matching {CounterName.Pattern}.");
                     }
                     break;
                 case "value" or "initial":

@@ -93,7 +93,7 @@ internal static class BatchParsing
         var name = op.TryGetProperty("name", out var nameElement) && nameElement.ValueKind == JsonValueKind.String ? nameElement.GetString() : null;
         if (!CounterName.IsValid(name))
         {
-            return Invalid(ErrorCodes.InvalidName, index, "'name' must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$.");
+            return Invalid(ErrorCodes.InvalidName, index, $"'name' must match {CounterName.Pattern}.");
         }
         if (kind is not null && RequestMembers.BatchOperations.ContainsKey(kind) && UnknownMember(op, kind) is { } unknown)
         {

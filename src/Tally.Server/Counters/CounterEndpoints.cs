@@ -183,7 +183,7 @@ internal static class CounterEndpoints
     }
 
     internal static ProblemHttpResult InvalidName(string name) =>
-        Problems.Create(ErrorCodes.InvalidName, $"'{Truncate(name)}' is not a valid counter name: use ^[A-Za-z0-9][A-Za-z0-9._:-]{{0,127}}$.");
+        Problems.Create(ErrorCodes.InvalidName, $"'{Truncate(name)}' is not a valid counter name: use {CounterName.Pattern}.");
 
     private static string Truncate(string text) => text.Length <= 140 ? text : text[..140] + "…";
 }

@@ -10,7 +10,7 @@ namespace Tally.Server.Counters;
 internal static class CounterFailures
 {
     public static CommandResult InvalidName() =>
-        CommandResult.Fail(ErrorCodes.InvalidName, "Counter names match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$.");
+        CommandResult.Fail(ErrorCodes.InvalidName, $"Counter names match {CounterName.Pattern}.");
 
     public static CommandResult CounterExists(Counter current) =>
         CommandResult.Fail(ErrorCodes.CounterExists, $"Counter '{current.Name}' already exists (If-None-Match: *).", current);

@@ -1,8 +1,12 @@
+using System.Buffers;
 using System.Globalization;
+using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.OpenApi;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.OpenApi;
+using Tally.Server.Counters;
 using Tally.Server.Http;
+using Tally.Server.Pipeline;
 
 namespace Tally.Server.Docs;
 
@@ -13,12 +17,6 @@ namespace Tally.Server.Docs;
 internal static class OpenApiDocumentParts
 {
     public const string ProblemSchema = "ProblemDetails";
-
-    private const string ProblemExample = """
-        {"type":"urn:tally:problem:out_of_range","title":"Out of range","status":409,
-         "detail":"Incrementing 'downloads:v2' by 5 would leave its range [-2^63, 1000]; the value stays 998.",
-         "code":"out_of_range","value":998,"min":null,"max":1000}
-        """;
 
     private static readonly Dictionary<string, string> TagDescriptions = new()
     {
@@ -151,8 +149,20 @@ internal static class OpenApiDocumentParts
                 ["error"] = new OpenApiSchemaReference(ProblemSchema),
             },
             AdditionalPropertiesAllowed = false,
-            Examples = [OpenApiSetup.Json(ProblemExample)],
+            Examples = [ProblemExample()],
         };
+    }
+
+    /// <summary>
+    /// The server's own answer to an increment past a bound, rendered as it would be sent: the catalog's title and
+    /// status, <see cref="CounterFailures"/>' words, so the example cannot drift from what a client gets.
+    /// </summary>
+    internal static JsonNode ProblemExample()
+    {
+        var counter = new Counter("downloads:v2", Value: 998, Initial: 0, Min: null, Max: 1000, Version: 17, CreatedAt: 0, UpdatedAt: 0);
+        var body = new ArrayBufferWriter<byte>();
+        ResponseRenderer.Write(new RequestOutcome(CounterFailures.OutOfRange(counter.Name, 5, negate: false, counter)), body, mayRead: true);
+        return JsonNode.Parse(body.WrittenSpan)!;
     }
 
     private static OpenApiPathItem Probe(OpenApiDocument document, string summary, string healthy, bool ready)

@@ -47,7 +47,7 @@ internal static class OpenApiOperations
         {
             if (parameter is { In: ParameterLocation.Path, Name: "name" })
             {
-                parameter.Schema = OpenApiSetup.Text("A counter name.", CounterNamePattern.Pattern);
+                parameter.Schema = OpenApiSetup.Text("A counter name.", CounterName.Pattern);
             }
         }
 
@@ -186,11 +186,11 @@ internal static class OpenApiOperations
                 break;
             case "after":
                 parameter.Description = "The 'next' of the previous page: list names after this one.";
-                parameter.Schema = OpenApiSetup.Text(pattern: CounterNamePattern.Pattern);
+                parameter.Schema = OpenApiSetup.Text(pattern: CounterName.Pattern);
                 break;
             case "prefix":
                 parameter.Description = "Only counters whose names start with this (a key with a prefix lists inside it).";
-                parameter.Schema = OpenApiSetup.Text(pattern: "^([A-Za-z0-9][A-Za-z0-9._:-]{0,127})?$");
+                parameter.Schema = OpenApiSetup.Text(pattern: CounterName.PrefixPattern);
                 break;
         }
     }

@@ -42,7 +42,7 @@ internal static class OpenApiSchemas
             }
             if (attributes.GetCustomAttributes(typeof(CounterNamePatternAttribute), inherit: true) is [_, ..])
             {
-                schema.Pattern = CounterNamePattern.Pattern;
+                schema.Pattern = CounterName.Pattern;
             }
         }
 

@@ -32,8 +32,8 @@ internal static class OpenApiSetup
             options.RoutePrefix = "docs";
             options.SwaggerEndpoint(DocumentPath, "Tally v1");
             options.DocumentTitle = "Tally API";
-            // "Authorize" keeps the key across reloads of the page, so every "Try it out" sends it.
-            options.EnablePersistAuthorization();
+            // No EnablePersistAuthorization: it would keep the pasted key (often the admin key) in the browser's
+            // localStorage on this origin, across restarts. "Authorize" holds it for the page's lifetime only.
             options.EnableTryItOutByDefault();
         });
         return app;

@@ -157,6 +157,33 @@ public sealed class JwtAuthenticationTests : IDisposable
         Assert.DoesNotContain("error=", Assert.Single(none.Headers.WwwAuthenticate).Parameter ?? string.Empty, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("abcdefgh.ijklmnop.qrstuvwx")]
+    [InlineData("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJl")]
+    public async Task AnAdminKeyShapedLikeAJwtStaysTheAdminKey(string adminKey)
+    {
+        await using var app = App(new() { ["AdminKey"] = adminKey });
+
+        Assert.Equal(HttpStatusCode.OK, (await app.CreateClientWithKey(adminKey).GetAsync("/admin/keys")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.CreateClientWithKey(adminKey, asApiKeyHeader: true).GetAsync("/admin/keys")).StatusCode);
+        // A real token beside it still goes to JwtBearer, and a near miss of the admin key is no admin key.
+        Assert.Equal(HttpStatusCode.OK, (await WithToken(app, _issuer.Token("alice", "tally:read")).GetAsync("/counters")).StatusCode);
+        await (await app.CreateClientWithKey(adminKey + "x").GetAsync("/admin/keys")).ReadProblemAsync(HttpStatusCode.Unauthorized, "unauthorized");
+    }
+
+    [Theory]
+    [InlineData("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", null, true)]
+    [InlineData("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", false)]
+    [InlineData("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lX", true)]
+    [InlineData("abcdefgh.ijklmnop.qrstuvwx", null, false)] // no JSON header
+    [InlineData("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0", null, false)] // two segments
+    [InlineData("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln.eA", null, false)] // four
+    [InlineData("eyJhbGciOiJSUzI1NiJ9..c2ln", null, false)] // an empty one
+    [InlineData("eyJhbGciOiJSUzI1NiJ9.eyJz!WIiOiJ4In0.c2ln", null, false)] // not base64url
+    [InlineData("tly_0123456789abcdef", null, false)] // an issued key
+    public void OnlyAJwtShapedValueThatIsNotTheAdminKeyGoesToJwtBearer(string value, string? adminKey, bool jwt) =>
+        Assert.Equal(jwt, JwtAuthentication.IsJwt(value, adminKey));
+
     [Fact]
     public async Task WithoutJwtSettingsATokenIsAnUnknownKey()
     {

@@ -10,13 +10,22 @@ namespace Tally.Server.Tests.Infrastructure;
 
 /// <summary>
 /// Checks every answer the in-process service gives against its own OpenAPI document (<see cref="OpenApiContract"/>).
-/// It sits outermost in the test host's pipeline, so it sees what any client of the test gets; the mismatches are
-/// kept and <see cref="TallyApplication"/> fails the test with them when it is disposed.
+/// It sits outermost in the test host's pipeline, so it sees what any client of the test gets.
 /// </summary>
 /// <remarks>
+/// <para>
+/// A mismatch fails the request that showed it: the middleware throws <see cref="OpenApiMismatchException"/> after the
+/// answer, and the test server hands an exception thrown by the application to its client (the body being read is
+/// aborted with it, or the call throws it when nothing was sent yet). So the test fails at the call, with the mismatch,
+/// before its own assertions, and never has a failure of its own hidden. A mismatch no client can be told of any
+/// more (an event stream whose client has left) is kept in <see cref="Mismatches"/>, which
+/// <see cref="TallyApplication"/> reports when it is disposed.
+/// </para>
+/// <para>
 /// A middleware rather than a <c>DelegatingHandler</c>: <c>WebApplicationFactory</c> builds its clients without
 /// a hook for handlers, and tests also call <c>CreateDefaultClient</c> and the test server directly.
 /// Streams (text/event-stream) are checked for status and media type only: their bodies never end.
+/// </para>
 /// </remarks>
 internal sealed class OpenApiResponseCheck : IStartupFilter
 {
@@ -52,17 +61,14 @@ internal sealed class OpenApiResponseCheck : IStartupFilter
         }
         // Loaded before the answer: a stream may end only when the host stops and its services are gone.
         var contract = await ContractAsync(context.RequestServices);
-        if (path == "/events" || path.EndsWith("/events", StringComparison.Ordinal))
+        if (IsEventStream(path))
         {
             // Event streams keep the server's own body writer: a wrapped one may hold back the first flush, which
             // carries the headers. Their status and media type are checked when the stream ends; they have no body schema.
             await next(context);
             if (!context.RequestAborted.IsCancellationRequested || context.Response.StatusCode != StatusCodes.Status200OK)
             {
-                foreach (var mismatch in contract.Check(context.Request.Method, path, context.Response.StatusCode, context.Response.ContentType, default))
-                {
-                    Mismatches.Enqueue(mismatch);
-                }
+                Report(context, path, contract.Check(context.Request.Method, path, context.Response.StatusCode, context.Response.ContentType, default));
             }
             return;
         }
@@ -82,10 +88,41 @@ internal sealed class OpenApiResponseCheck : IStartupFilter
             return; // a stream the client closed: its status was checked when it started
         }
         var body = capture.Captured is { } captured ? captured.GetBuffer().AsSpan(0, (int)captured.Length) : default;
-        foreach (var mismatch in contract.Check(context.Request.Method, path, context.Response.StatusCode, context.Response.ContentType, body))
+        Report(context, path, contract.Check(context.Request.Method, path, context.Response.StatusCode, context.Response.ContentType, body));
+    }
+
+    /// <summary>The event routes, exactly: <c>/events</c> and <c>/counters/{name}/events</c> (not a counter named "events").</summary>
+    internal static bool IsEventStream(string path)
+    {
+        const string counters = "/counters/", events = "/events";
+        if (path == events)
         {
-            Mismatches.Enqueue(mismatch);
+            return true;
         }
+        if (!path.StartsWith(counters, StringComparison.Ordinal) || !path.EndsWith(events, StringComparison.Ordinal))
+        {
+            return false;
+        }
+        var name = path.AsSpan(counters.Length, Math.Max(0, path.Length - counters.Length - events.Length));
+        return name.Length > 0 && !name.Contains('/');
+    }
+
+    private void Report(HttpContext context, string path, IReadOnlyList<string> mismatches)
+    {
+        if (mismatches.Count == 0)
+        {
+            return;
+        }
+        if (context.RequestAborted.IsCancellationRequested)
+        {
+            foreach (var mismatch in mismatches)
+            {
+                Mismatches.Enqueue(mismatch);
+            }
+            return;
+        }
+        throw new OpenApiMismatchException($"{context.Request.Method} {path}: the answer disagrees with the OpenAPI document (/openapi/v1.json):\n"
+            + string.Join("\n", mismatches.Distinct().Take(20)));
     }
 
     private async Task<OpenApiContract> ContractAsync(IServiceProvider services)
@@ -166,3 +203,6 @@ internal sealed class OpenApiResponseCheck : IStartupFilter
         }
     }
 }
+
+/// <summary>An answer that disagrees with the service's OpenAPI document; thrown to the client of the request.</summary>
+internal sealed class OpenApiMismatchException(string message) : Exception(message);

@@ -18,7 +18,7 @@ public class OpenApiLintTests
     {
         var tools = Path.Combine(DeployFiles.RepositoryRoot, "tests", "tools");
         var redocly = Path.Combine(tools, "node_modules", ".bin", "redocly");
-        Assert.True(File.Exists(redocly), $"{redocly} is missing: run ./test.sh, or npm ci in tests/tools (Node 20 and npm).");
+        Assert.True(File.Exists(redocly), $"{redocly} is missing: run ./test.sh, or npm ci in tests/tools (Node.js 20.19 or newer, on 22: 22.12 or newer; npm 10 or newer).");
 
         await using var app = new TallyApplication("memory");
         var text = await app.CreateClientWithKey(null).GetStringAsync("/openapi/v1.json");

@@ -93,7 +93,10 @@ public class OpenApiTests
         }
 
         var config = await anonymous.GetStringAsync("/docs/index.js");
-        Assert.Contains("\"persistAuthorization\":true", config.Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
+        // The key given to "Authorize" is not kept in localStorage (Swagger UI's default, persistAuthorization false).
+        var settings = config.Replace(" ", "", StringComparison.Ordinal);
+        Assert.Contains("\"persistAuthorization\":false", settings, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"persistAuthorization\":true", settings, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -157,6 +160,21 @@ public class OpenApiTests
         await using var app = new TallyApplication("memory");
         var contract = OpenApiContract.Of(await app.CreateClientWithKey(null).GetStringAsync("/openapi/v1.json"));
         Assert.Empty(contract.CheckExamples());
+    }
+
+    /// <summary>The problem example is the server's own answer, word for word, to the failure it shows.</summary>
+    [Fact]
+    public async Task TheProblemExampleIsWhatTheServerAnswers()
+    {
+        await using var app = new TallyApplication("memory");
+        var client = app.CreateClient();
+        var document = JsonNode.Parse(await client.GetStringAsync("/openapi/v1.json"))!;
+        var example = document["components"]!["schemas"]!["ProblemDetails"]!["examples"]![0]!;
+        await client.SetUpCounterAsync("downloads:v2", """{"value": 998, "max": 1000}""");
+
+        var answer = await (await client.IncrementAsync("downloads:v2", """{"by": 5}""")).ReadProblemAsync(HttpStatusCode.Conflict, "out_of_range");
+
+        Assert.True(JsonNode.DeepEquals(answer, example), $"the example {example.ToJsonString()} is not the answer {answer.ToJsonString()}");
     }
 
     /// <summary>The check of every answer (TallyApplication) fails when the document and the answers disagree.</summary>
