@@ -87,7 +87,13 @@ internal static class Files
     {
         var target = Path.GetFullPath(path);
         var partial = target + ".partial";
-        var stream = File.Create(partial);
+        // Owner only: a backup holds webhook secrets and key hashes, an export every value (the service's own files are 0600).
+        var stream = OperatingSystem.IsWindows()
+            ? File.Create(partial)
+            : new FileStream(partial, new FileStreamOptions
+            {
+                Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            });
         T result;
         try
         {

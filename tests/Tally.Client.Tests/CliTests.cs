@@ -181,6 +181,7 @@ public sealed class CliTests(ServerFixture fixture) : IClassFixture<ServerFixtur
 
         Assert.True(result.ExitCode == 1, result.ToString());
         Assert.NotEqual("", result.Error);
+        Assert.True(result.Output == "", $"A usage error wrote to standard output, which is for data only.\n{result}");
     }
 
     [Theory]
@@ -287,6 +288,13 @@ public sealed class CliTests(ServerFixture fixture) : IClassFixture<ServerFixtur
             Assert.True(backup.ExitCode == 0, backup.ToString());
             Assert.Equal("SQLite format 3\0"u8.ToArray(), File.ReadAllBytes(backupFile)[..16]);
             Assert.False(File.Exists(backupFile + ".partial"));
+            // A backup holds webhook secrets and key hashes, an export every value: readable by their owner only.
+            Assert.False(OperatingSystem.IsWindows(), "The CLI tests run on Linux.");
+            if (!OperatingSystem.IsWindows())
+            {
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(backupFile));
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+            }
 
             var missing = await Cli.RunAsync(Server, "import", Path.Combine(directory, "nothing.jsonl"));
             Assert.True(missing.ExitCode == 1, missing.ToString());
