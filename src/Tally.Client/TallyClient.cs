@@ -31,12 +31,23 @@ public sealed class TallyClient
     private readonly HttpClient _http;
 
     /// <summary>A client over an <see cref="HttpClient"/> whose <c>BaseAddress</c> (and authorization) are set.</summary>
-    /// <param name="http">The HttpClient, as the factory configures it.</param>
+    /// <param name="http">
+    /// The HttpClient, as the factory configures it. Its <c>BaseAddress</c> may have a path (a service behind a proxy at
+    /// <c>https://example.com/tally/</c>): requests go below it. End such a path with a slash here;
+    /// <c>AddTallyClient</c> adds it itself.
+    /// </param>
     public TallyClient(HttpClient http)
     {
         ArgumentNullException.ThrowIfNull(http);
         _http = http;
     }
+
+    /// <summary>
+    /// The address with a trailing slash: the client's paths are relative, and <c>http://host/tally</c> would resolve
+    /// them against <c>http://host/</c>, dropping <c>tally</c>.
+    /// </summary>
+    internal static Uri AsDirectory(Uri address) =>
+        address.IsAbsoluteUri && !address.AbsolutePath.EndsWith('/') ? new UriBuilder(address) { Path = address.AbsolutePath + "/" }.Uri : address;
 
     /// <summary>Reads a counter.</summary>
     /// <param name="name">The counter's name.</param>
@@ -101,7 +112,7 @@ public sealed class TallyClient
     /// <param name="limit">1 to 1000 (default 100).</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     public Task<CounterPage> ListAsync(string? prefix = null, string? after = null, int? limit = null, CancellationToken cancellationToken = default) =>
-        SendAsync(new HttpRequestMessage(HttpMethod.Get, "/counters" + Query(("prefix", prefix), ("after", after), ("limit", Number(limit)))),
+        SendAsync(new HttpRequestMessage(HttpMethod.Get, "counters" + Query(("prefix", prefix), ("after", after), ("limit", Number(limit)))),
             TallyJson.Default.CounterPage, cancellationToken);
 
     /// <summary>Every counter under <paramref name="prefix"/> in name order, page after page.</summary>
@@ -130,7 +141,7 @@ public sealed class TallyClient
     public async Task<IReadOnlyList<Counter>> TopAsync(string? prefix = null, int? limit = null, CancellationToken cancellationToken = default)
     {
         var page = await SendAsync(new HttpRequestMessage(HttpMethod.Get,
-            "/counters" + Query(("prefix", prefix), ("order", "value_desc"), ("limit", Number(limit)))),
+            "counters" + Query(("prefix", prefix), ("order", "value_desc"), ("limit", Number(limit)))),
             TallyJson.Default.ItemsPageCounter, cancellationToken).ConfigureAwait(false);
         return page.Items;
     }
@@ -155,7 +166,7 @@ public sealed class TallyClient
             json.WriteEndArray();
             json.WriteEndObject();
         });
-        using var response = await SendRawAsync(Change(HttpMethod.Post, "/batch", null, body), HttpCompletionOption.ResponseContentRead, cancellationToken)
+        using var response = await SendRawAsync(Change(HttpMethod.Post, "batch", null, body), HttpCompletionOption.ResponseContentRead, cancellationToken)
             .ConfigureAwait(false);
         using var document = JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false));
         var results = new List<BatchResult>();
@@ -208,7 +219,7 @@ public sealed class TallyClient
     /// <summary>The alerts this key may manage, in id order.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
     public async Task<IReadOnlyList<Alert>> ListAlertsAsync(CancellationToken cancellationToken = default) =>
-        (await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/alerts"), TallyJson.Default.ItemsPageAlert, cancellationToken).ConfigureAwait(false)).Items;
+        (await SendAsync(new HttpRequestMessage(HttpMethod.Get, "alerts"), TallyJson.Default.ItemsPageAlert, cancellationToken).ConfigureAwait(false)).Items;
 
     /// <summary>Deletes an alert with its states, undelivered events and delivery attempts.</summary>
     /// <param name="id">The alert's id.</param>
@@ -245,7 +256,7 @@ public sealed class TallyClient
     /// <param name="lastEventId">Resume after this event id.</param>
     /// <param name="cancellationToken">Ends the stream.</param>
     public IAsyncEnumerable<TallyEvent> WatchPrefixAsync(string? prefix = null, string? lastEventId = null, CancellationToken cancellationToken = default) =>
-        StreamAsync("/events" + Query(("prefix", prefix)), lastEventId, cancellationToken);
+        StreamAsync("events" + Query(("prefix", prefix)), lastEventId, cancellationToken);
 
     /// <summary>Creates an API key (admin).</summary>
     /// <param name="request">Its name, scopes, prefix and limits.</param>
@@ -254,7 +265,7 @@ public sealed class TallyClient
     public Task<CreatedApiKey> CreateKeyAsync(ApiKeyRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var message = new HttpRequestMessage(HttpMethod.Post, "/admin/keys")
+        var message = new HttpRequestMessage(HttpMethod.Post, "admin/keys")
         {
             Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(request, TallyJson.Default.ApiKeyRequest)) { Headers = { ContentType = Json } },
         };
@@ -264,7 +275,7 @@ public sealed class TallyClient
     /// <summary>The stored API keys, oldest first, without secrets (admin).</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
     public async Task<IReadOnlyList<ApiKeyInfo>> ListKeysAsync(CancellationToken cancellationToken = default) =>
-        (await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/admin/keys"), TallyJson.Default.ItemsPageApiKeyInfo, cancellationToken).ConfigureAwait(false)).Items;
+        (await SendAsync(new HttpRequestMessage(HttpMethod.Get, "admin/keys"), TallyJson.Default.ItemsPageApiKeyInfo, cancellationToken).ConfigureAwait(false)).Items;
 
     /// <summary>Revokes an API key (admin).</summary>
     /// <param name="id">The key's id.</param>
@@ -273,7 +284,7 @@ public sealed class TallyClient
     public Task RevokeKeyAsync(string id, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(id);
-        return DeleteUnkeyedAsync("/admin/keys/" + Uri.EscapeDataString(id), "key_not_found", cancellationToken);
+        return DeleteUnkeyedAsync("admin/keys/" + Uri.EscapeDataString(id), "key_not_found", cancellationToken);
     }
 
     /// <summary>Writes every counter as JSON lines (<c>GET /admin/export</c>) to <paramref name="destination"/> (admin).</summary>
@@ -282,13 +293,13 @@ public sealed class TallyClient
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The bytes written.</returns>
     public Task<long> ExportAsync(Stream destination, IProgress<TransferProgress>? progress = null, CancellationToken cancellationToken = default) =>
-        DownloadAsync("/admin/export", destination, progress, cancellationToken);
+        DownloadAsync("admin/export", destination, progress, cancellationToken);
 
     /// <summary>Every counter of an export, one at a time (admin).</summary>
     /// <param name="cancellationToken">Cancels the enumeration.</param>
     public async IAsyncEnumerable<Counter> ExportCountersAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        using var response = await SendRawAsync(new HttpRequestMessage(HttpMethod.Get, "/admin/export"), HttpCompletionOption.ResponseHeadersRead, cancellationToken)
+        using var response = await SendRawAsync(new HttpRequestMessage(HttpMethod.Get, "admin/export"), HttpCompletionOption.ResponseHeadersRead, cancellationToken)
             .ConfigureAwait(false);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), Encoding.UTF8);
         while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
@@ -308,7 +319,7 @@ public sealed class TallyClient
     public async Task<int> ImportAsync(Stream source, IProgress<TransferProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(source);
-        var request = new HttpRequestMessage(HttpMethod.Post, "/admin/import") { Content = new ProgressContent(source, progress) };
+        var request = new HttpRequestMessage(HttpMethod.Post, "admin/import") { Content = new ProgressContent(source, progress) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ndjson");
         var result = await SendAsync(request, TallyJson.Default.ImportResult, cancellationToken).ConfigureAwait(false);
         return result.Imported;
@@ -321,7 +332,7 @@ public sealed class TallyClient
     /// <returns>The bytes written.</returns>
     /// <exception cref="InvalidRequestException"><c>backup_not_supported</c> on another store.</exception>
     public Task<long> BackupAsync(Stream destination, IProgress<TransferProgress>? progress = null, CancellationToken cancellationToken = default) =>
-        DownloadAsync("/admin/backup", destination, progress, cancellationToken);
+        DownloadAsync("admin/backup", destination, progress, cancellationToken);
 
     private async Task<long> DownloadAsync(string path, Stream destination, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
     {
@@ -469,13 +480,13 @@ public sealed class TallyClient
     private static string CounterPath(string name)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
-        return "/counters/" + Uri.EscapeDataString(name);
+        return "counters/" + Uri.EscapeDataString(name);
     }
 
     private static string AlertPath(string id)
     {
         ArgumentException.ThrowIfNullOrEmpty(id);
-        return "/alerts/" + Uri.EscapeDataString(id);
+        return "alerts/" + Uri.EscapeDataString(id);
     }
 
     private static string? Number(int? value) => value?.ToString(CultureInfo.InvariantCulture);

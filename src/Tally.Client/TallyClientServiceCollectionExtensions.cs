@@ -31,7 +31,7 @@ public static class TallyClientServiceCollectionExtensions
         var builder = services.AddHttpClient<TallyClient>((provider, http) =>
         {
             var options = provider.GetRequiredService<IOptions<TallyClientOptions>>().Value;
-            http.BaseAddress = options.BaseAddress;
+            http.BaseAddress = TallyClient.AsDirectory(options.BaseAddress!);
             // Timeouts are the resilience pipeline's (per attempt); a live event stream or a long download must not end at 100 s.
             http.Timeout = Timeout.InfiniteTimeSpan;
             if (!string.IsNullOrEmpty(options.ApiKey))

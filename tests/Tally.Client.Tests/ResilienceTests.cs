@@ -42,6 +42,23 @@ public sealed class ResilienceTests : IDisposable
         Assert.Contains("\"batched\"", attempts[1].Body, StringComparison.Ordinal);
     }
 
+    /// <summary>A service behind a proxy at a path: every request goes below that path, with or without a trailing slash.</summary>
+    [Theory]
+    [InlineData("tally")]
+    [InlineData("tally/")]
+    public async Task ABaseAddressWithAPathKeepsIt(string path)
+    {
+        var handler = new RecordingHandler();
+        var client = _server.CreateTallyClient(
+            options => options.BaseAddress = new Uri(_server.BaseAddress, path), http => http.AddHttpMessageHandler(() => handler));
+
+        // Nothing serves /tally/ here: the service's 404 for the unknown route is the answer.
+        await Assert.ThrowsAnyAsync<TallyException>(() => client.GetAsync("page:home"));
+        await Assert.ThrowsAnyAsync<TallyException>(() => client.ListAsync());
+
+        Assert.Equal(["/tally/counters/page%3Ahome", "/tally/counters"], handler.Attempts.Select(attempt => attempt.Path));
+    }
+
     [Fact]
     public async Task EachCallHasAKeyOfItsOwn()
     {
