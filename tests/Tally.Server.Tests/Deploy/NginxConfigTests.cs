@@ -1,6 +1,14 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Tally.Server.Tests.Infrastructure;
 
 namespace Tally.Server.Tests.Deploy;
@@ -172,61 +180,19 @@ public class NginxConfigTests
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    /// <summary>An HTTP server on 127.0.0.1 that answers 200 with what it received, as JSON, and records each request.</summary>
+    /// <summary>
+    /// Kestrel on 127.0.0.1 (a port the system picks) that answers 200 with what it received, as JSON, and records
+    /// each request. Not HttpListener: its managed Close re-binds the port to remove a prefix, which fails when the
+    /// port was taken meanwhile.
+    /// </summary>
     private sealed class EchoServer : IAsyncDisposable
     {
-        private readonly HttpListener _listener;
-        private readonly Task _loop;
+        private readonly WebApplication _app;
         private readonly List<string> _requests = [];
 
-        private EchoServer(HttpListener listener, int port, string name)
-        {
-            _listener = listener;
-            Port = port;
-            _loop = Task.Run(async () =>
-            {
-                while (_listener.IsListening)
-                {
-                    HttpListenerContext context;
-                    try
-                    {
-                        context = await _listener.GetContextAsync();
-                    }
-                    catch (Exception) when (!_listener.IsListening)
-                    {
-                        return;
-                    }
-                    catch (HttpListenerException)
-                    {
-                        return;
-                    }
-                    using var reader = new StreamReader(context.Request.InputStream);
-                    var body = await reader.ReadToEndAsync();
-                    var request = context.Request;
-                    lock (_requests)
-                    {
-                        _requests.Add($"{request.HttpMethod} {request.Url!.AbsolutePath} {request.Headers["Idempotency-Key"]} {request.Headers["If-Match"]}");
-                    }
-                    var echo = new JsonObject
-                    {
-                        ["server"] = name,
-                        ["method"] = request.HttpMethod,
-                        ["path"] = request.Url!.AbsolutePath,
-                        ["idempotencyKey"] = request.Headers["Idempotency-Key"],
-                        ["ifMatch"] = request.Headers["If-Match"],
-                        ["body"] = body,
-                    };
-                    var bytes = System.Text.Encoding.UTF8.GetBytes(echo.ToJsonString());
-                    context.Response.StatusCode = 200;
-                    context.Response.ContentType = "application/json";
-                    context.Response.ContentLength64 = bytes.Length;
-                    await context.Response.OutputStream.WriteAsync(bytes);
-                    context.Response.Close();
-                }
-            });
-        }
+        private EchoServer(WebApplication app) => _app = app;
 
-        public int Port { get; }
+        public int Port { get; private set; }
 
         public IReadOnlyList<string> Requests
         {
@@ -239,30 +205,40 @@ public class NginxConfigTests
             }
         }
 
-        public static Task<EchoServer> StartAsync(string name)
+        public static async Task<EchoServer> StartAsync(string name)
         {
-            for (var attempt = 0; ; attempt++)
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.ClearProviders();
+            builder.WebHost.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
+            var app = builder.Build();
+            var server = new EchoServer(app);
+            app.Run(async context =>
             {
-                var port = FreePort();
-                var listener = new HttpListener();
-                listener.Prefixes.Add($"http://127.0.0.1:{port}/");
-                try
+                using var reader = new StreamReader(context.Request.Body);
+                var body = await reader.ReadToEndAsync();
+                var request = context.Request;
+                string? idempotencyKey = request.Headers["Idempotency-Key"];
+                string? ifMatch = request.Headers["If-Match"];
+                lock (server._requests)
                 {
-                    listener.Start();
-                    return Task.FromResult(new EchoServer(listener, port, name));
+                    server._requests.Add($"{request.Method} {request.Path} {idempotencyKey} {ifMatch}");
                 }
-                catch (HttpListenerException) when (attempt < 5)
+                await context.Response.WriteAsJsonAsync(new JsonObject
                 {
-                    listener.Close();
-                }
-            }
+                    ["server"] = name,
+                    ["method"] = request.Method,
+                    ["path"] = request.Path.Value,
+                    ["idempotencyKey"] = idempotencyKey,
+                    ["ifMatch"] = ifMatch,
+                    ["body"] = body,
+                });
+            });
+            await app.StartAsync();
+            var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
+            server.Port = new Uri(address).Port;
+            return server;
         }
 
-        public async ValueTask DisposeAsync()
-        {
-            _listener.Stop();
-            _listener.Close();
-            await _loop;
-        }
+        public async ValueTask DisposeAsync() => await _app.DisposeAsync();
     }
 }
