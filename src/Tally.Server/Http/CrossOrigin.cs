@@ -81,8 +81,28 @@ internal static class CrossOrigin
     /// </summary>
     public static WebApplication UseTallyCors(this WebApplication app)
     {
-        if (app.Services.GetRequiredService<IOptions<CrossOriginOptions>>().Value.AllowedOrigins.Length > 0)
+        var origins = app.Services.GetRequiredService<IOptions<CrossOriginOptions>>().Value.AllowedOrigins;
+        if (origins.Length > 0)
         {
+            if (origins is not ["*"])
+            {
+                // Whether an answer carries Access-Control-Allow-Origin depends on the request's Origin (also when it
+                // has none), so a shared cache must key on it. The CORS middleware says so only for an allowed origin
+                // among several.
+                app.Use((context, next) =>
+                {
+                    context.Response.OnStarting(static state =>
+                    {
+                        var headers = ((HttpContext)state).Response.Headers;
+                        if (!headers.Vary.Any(value => value is not null && value.Contains(HeaderNames.Origin, StringComparison.OrdinalIgnoreCase)))
+                        {
+                            headers.Append(HeaderNames.Vary, HeaderNames.Origin);
+                        }
+                        return Task.CompletedTask;
+                    }, context);
+                    return next(context);
+                });
+            }
             app.UseCors(Policy);
         }
         return app;

@@ -73,6 +73,43 @@ public class CorsTests
         Assert.DoesNotContain("x-debug", Header(response, "Access-Control-Allow-Headers") ?? string.Empty, StringComparison.OrdinalIgnoreCase);
     }
 
+    [Theory]
+    [InlineData(Allowed)]
+    [InlineData(Other)]
+    [InlineData(null)]
+    public async Task EveryAnswerVariesByOriginSoASharedCacheKeepsThemApart(string? origin)
+    {
+        await using var app = App(Allowed);
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/healthz");
+        if (origin is not null)
+        {
+            request.Headers.Add("Origin", origin);
+        }
+
+        var response = await app.CreateClientWithKey(null).SendAsync(request);
+
+        Assert.Equal("Origin", Header(response, "Vary"));
+        Assert.Equal(origin == Allowed ? Allowed : null, Header(response, "Access-Control-Allow-Origin"));
+    }
+
+    [Theory]
+    [InlineData(Allowed)]
+    [InlineData(Other)]
+    [InlineData(null)]
+    public async Task WithSeveralOriginsVaryNamesOriginOnce(string? origin)
+    {
+        await using var app = App(Allowed, "http://127.0.0.1:8080");
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/healthz");
+        if (origin is not null)
+        {
+            request.Headers.Add("Origin", origin);
+        }
+
+        var response = await app.CreateClientWithKey(null).SendAsync(request);
+
+        Assert.Equal("Origin", Header(response, "Vary"));
+    }
+
     [Fact]
     public async Task ByDefaultThereAreNoCorsHeadersAtAll()
     {
