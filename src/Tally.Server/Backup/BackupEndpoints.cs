@@ -38,7 +38,8 @@ internal static class BackupEndpoints
             .Produces<CounterResponse>(StatusCodes.Status200OK, "application/x-ndjson");
         group.MapPost("/import", Import).WithName("Import").WithSummary("Write counters from an export (JSON lines), versions and times included")
             .WithMetadata(new DocumentedBody(typeof(CounterResponse), "application/x-ndjson")).Produces<ImportResponse>(StatusCodes.Status200OK)
-            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict);
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         return group;
     }
 
@@ -111,6 +112,10 @@ internal static class BackupEndpoints
     /// </summary>
     private static async Task<IResult> Import(HttpContext context, CommitPipeline pipeline)
     {
+        if (ImportMediaTypeProblem(context.Request.ContentType) is { } unsupported)
+        {
+            return unsupported;
+        }
         if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
         {
             limit.MaxRequestBodySize = MaxImportBytes;
@@ -162,6 +167,30 @@ internal static class BackupEndpoints
     }
 
     /// <summary>Checks one line (without its newline) and adds its command; a blank line adds nothing.</summary>
+    /// <summary>
+    /// Null for JSON lines in UTF-8 (<c>application/x-ndjson</c>, <c>application/jsonl</c>, or JSON); else the 415.
+    /// curl's <c>--data-binary</c> says <c>application/x-www-form-urlencoded</c> unless told otherwise, and a form is
+    /// not an export.
+    /// </summary>
+    private static IResult? ImportMediaTypeProblem(string? contentType)
+    {
+        const string Expected = "Send the export's JSON lines with Content-Type: application/x-ndjson";
+        if (string.IsNullOrWhiteSpace(contentType))
+        {
+            return Problems.Create(Problems.UnsupportedMediaType, $"The body has no Content-Type. {Expected}.");
+        }
+        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var mediaType) || mediaType.MediaType.Value is not { } type
+            || !(type.Equals("application/x-ndjson", StringComparison.OrdinalIgnoreCase) || type.Equals("application/jsonl", StringComparison.OrdinalIgnoreCase)
+                || type.Equals("application/json", StringComparison.OrdinalIgnoreCase)))
+        {
+            return Problems.Create(Problems.UnsupportedMediaType, $"{Expected} (got '{(contentType.Length <= 100 ? contentType : contentType[..100] + "…")}').");
+        }
+        var charset = Microsoft.Net.Http.Headers.HeaderUtilities.RemoveQuotes(mediaType.Charset);
+        return charset.Length > 0 && !charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase)
+            ? Problems.Create(Problems.UnsupportedMediaType, $"{Expected}, in UTF-8 (charset '{charset}' is not supported).")
+            : null;
+    }
+
     private static IResult? AddLine(ReadOnlySequence<byte> line, int lineNumber, List<CounterCommand> commands)
     {
         if (line.Length > 0 && line.Slice(line.Length - 1).FirstSpan[0] == (byte)'\r')

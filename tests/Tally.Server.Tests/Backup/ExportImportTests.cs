@@ -261,6 +261,42 @@ public class ExportImportTests
         await client.AssertMissingAsync("valid");
     }
 
+    [Theory]
+    [InlineData(null)]
+    [InlineData("application/x-www-form-urlencoded")]
+    [InlineData("text/plain")]
+    [InlineData("application/x-ndjson; charset=utf-16")]
+    public async Task AnImportThatIsNotJsonLinesInUtf8Gets415AndImportsNothing(string? contentType)
+    {
+        await using var app = new TallyApplication("memory");
+        var client = app.CreateClient();
+        using var content = new ByteArrayContent(Encoding.UTF8.GetBytes(ValidLine + "\n"));
+        if (contentType is not null)
+        {
+            content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        }
+
+        var problem = await (await client.PostAsync("/admin/import", content)).ReadProblemAsync(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
+
+        Assert.Contains("application/x-ndjson", (string?)problem["detail"], StringComparison.Ordinal);
+        await client.AssertMissingAsync("valid");
+    }
+
+    [Theory]
+    [InlineData("application/x-ndjson")]
+    [InlineData("application/jsonl; charset=utf-8")]
+    [InlineData("application/json")]
+    public async Task AnImportAsJsonLinesIsTaken(string contentType)
+    {
+        await using var app = new TallyApplication("memory");
+        var client = app.CreateClient();
+        using var content = new ByteArrayContent(Encoding.UTF8.GetBytes(ValidLine + "\n"));
+        content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/admin/import", content)).StatusCode);
+        Assert.Equal(1, (long)(await client.GetCounterAsync("valid")).Value);
+    }
+
     [Fact]
     [Trait("Layer", "Process")]
     public async Task ImportTakesTimesWithAnOffsetOnAHostOutsideUtc()

@@ -28,14 +28,14 @@ public class ImportProcessTests(ITestOutputHelper output)
         {
             await tally.WaitUntilReadyAsync();
             using var client = tally.CreateClient();
-            using (var setUp = await client.PostAsync("/admin/import", new ByteArrayContent(Lines(Existing, _ => 0, version: 1))))
+            using (var setUp = await client.PostAsync("/admin/import", new ByteArrayContent(Lines(Existing, _ => 0, version: 1)) { Headers = { ContentType = new("application/x-ndjson") } }))
             {
                 Assert.Equal(HttpStatusCode.OK, setUp.StatusCode);
             }
 
             using var importer = new HttpClient { BaseAddress = tally.BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
             importer.DefaultRequestHeaders.Authorization = new("Bearer", TallyProcess.AdminKey);
-            var import = importer.PostAsync("/admin/import", new StreamContent(body, 64 * 1024));
+            var import = importer.PostAsync("/admin/import", new StreamContent(body, 64 * 1024) { Headers = { ContentType = new("application/x-ndjson") } });
 
             // Kill while the server commits: once any new value shows (a partial commit), or once the WAL has
             // grown by megabytes (one large transaction under way, invisible until it commits).
