@@ -960,7 +960,12 @@ def render_compare(doc, rounds, by_key, w, chart):
             good = [r for r in rs if r is not None]
             per = ", ".join("n/a" if r is None else f"{r:.2f}" for r in rs)
             med_r = statistics.median(good) if good else None
-            cost = "—" if med_r is None else f"{(1 - med_r) * 100:.0f}%"
+            if med_r is None:
+                cost = "—"
+            elif med_r <= 1:
+                cost = f"{(1 - med_r) * 100:.0f}%"
+            else:
+                cost = f"none measured (on {(med_r - 1) * 100:.0f}% faster)"
             w(f"| {label} | {per} | {'—' if med_r is None else f'{med_r:.2f}×'} | {cost} |")
         w("")
     w("Every round's row:")
@@ -976,6 +981,7 @@ def render_compare(doc, rounds, by_key, w, chart):
 # ---------------------------------------------------------------- charts
 
 CHARTS_DIR = "images"
+CHARTS = ("connections", "counters", "side")
 
 
 def chart_setup():
@@ -1013,35 +1019,60 @@ def run_caption(doc, rows):
     return text + (" ⚠ rows of different runs" if len(ids) > 1 else "")
 
 
-def line_chart(plt, doc, rows, xlabel, title, path, logx):
-    """Increments/s (left axis) and p99 latency (right axis) against the x of each row."""
-    pts = sorted((x, s) for x, s in rows)
-    xs = [x for x, _ in pts]
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    ax.plot(xs, [rate(s) for _, s in pts], marker="o", color="#1f77b4", label="increments/s")
-    for x, s in pts:
-        ax.annotate(f"{rate(s):,.0f}", (x, rate(s)), textcoords="offset points", xytext=(0, 6), ha="center",
-                    fontsize=8, color="#1f77b4")
-    ax.set_ylim(bottom=0, top=max(rate(s) for _, s in pts) * 1.2)
+def line_chart(plt, doc, series, xlabel, title, path, logx):
+    """Increments/s (left axis, solid) and p99 latency (right axis, dashed) against the x of each row;
+    series: [(name, [(x, row), ...]), ...], the first drawn darker."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax2 = ax.twinx()
+    ax2.spines["top"].set_visible(False)
+    shades = [("#1f77b4", "#d62728"), ("#9ecae1", "#fc9272")]
+    handles, xs_all, top, top99, all_rows = [], set(), 0, 0, []
+    for k, (name, rows) in enumerate(series):
+        pts = sorted(rows, key=lambda p: p[0])
+        xs = [x for x, _ in pts]
+        xs_all.update(xs)
+        all_rows += [s for _, s in pts]
+        blue, red = shades[min(k, len(shades) - 1)]
+        suffix = f", {name}" if name else ""
+        rates = [rate(s) for _, s in pts]
+        handles += ax.plot(xs, rates, marker="o", color=blue, label=f"increments/s{suffix}")
+        top = max(top, max(rates))
+        for x, v in zip(xs, rates if k == 0 else []):  # the first series' figures; the tables hold the others
+            ax.annotate(f"{v:,.0f}", (x, v), textcoords="offset points", xytext=(0, 6), ha="center",
+                        fontsize=7.5, color=blue)
+        p99 = [(s.get("latency_ms") or {}).get("p99") for _, s in pts]
+        if all(v is not None for v in p99):
+            handles += ax2.plot(xs, p99, marker="s", linestyle="--", color=red, label=f"p99 ms{suffix}")
+            top99 = max(top99, max(p99))
+    ax.set_ylim(bottom=0, top=top * 1.2 or 1)
+    ax2.set_ylim(bottom=0, top=top99 * 1.3 or 1)
     thousands_axis(ax.yaxis)
     ax.set_ylabel("increments/s")
+    ax2.set_ylabel("p99 latency, ms", color="#d62728")
     ax.set_xlabel(xlabel)
     if logx:
         ax.set_xscale("log")
-    ax.set_xticks(xs)
-    ax.set_xticklabels([f"{x:,}" for x in xs])
+    ticks = sorted(xs_all)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{x:,}" for x in ticks])
     ax.minorticks_off()
-    p99 = [((s.get("latency_ms") or {}).get("p99")) for _, s in pts]
-    if all(v is not None for v in p99):
-        ax2 = ax.twinx()
-        ax2.plot(xs, p99, marker="s", linestyle="--", color="#d62728", label="p99 ms")
-        ax2.set_ylabel("p99 latency, ms", color="#d62728")
-        ax2.set_ylim(bottom=0, top=max(p99) * 1.3 or 1)
-        ax2.spines["top"].set_visible(False)
-        lines = ax.get_lines()[:1] + ax2.get_lines()
-        ax.legend(lines, [ln.get_label() for ln in lines], loc="upper left", frameon=False)
-    ax.set_title(f"{title}\n{run_caption(doc, [s for _, s in pts])}", fontsize=9)
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", frameon=False, fontsize=7.5)
+    ax.set_title(f"{title}\n{run_caption(doc, all_rows)}", fontsize=9)
     save(plt, fig, path)
+
+
+def peer_color(peer):
+    """Grey: Redis itself; orange: the Flask service; light blue: an empty request; blue: the embedded store
+    (lighter with history off); green: Tally's other engines."""
+    if peer.startswith("redis_incr"):
+        return "#7f7f7f"
+    if peer == "flask_redis":
+        return "#ff7f0e"
+    if peer == "healthz":
+        return "#aec7e8"
+    if peer in ("pg_hot", "redis_hot"):
+        return "#2ca02c"
+    return "#6baed6" if peer.endswith("_nohist") else "#1f77b4"
 
 
 def bar_chart(plt, doc, rounds, path, spread_n):
@@ -1050,14 +1081,12 @@ def bar_chart(plt, doc, rounds, path, spread_n):
     for peer in order:
         vals = [rate(s) for s in rounds[peer] if has_numbers(s)]
         if vals:
-            data.append((peer_label(peer, spread_n), statistics.median(vals), min(vals), max(vals),
-                         rounds[peer][0].get("subject")))
+            data.append((peer_label(peer, spread_n), statistics.median(vals), min(vals), max(vals), peer_color(peer)))
     if not data:
         return False
     fig, ax = plt.subplots(figsize=(7.2, 0.32 * len(data) + 1.2))
     ys = list(range(len(data)))[::-1]
-    colors = {"tally": "#1f77b4", "redis": "#7f7f7f", "flask": "#ff7f0e"}
-    ax.barh(ys, [d[1] for d in data], color=[colors.get(d[4], "#2ca02c") for d in data],
+    ax.barh(ys, [d[1] for d in data], color=[d[4] for d in data],
             xerr=[[d[1] - d[2] for d in data], [d[3] - d[1] for d in data]], ecolor="#333333", capsize=2)
     for y, d in zip(ys, data):
         ax.text(d[3], y, f"  {d[1]:,.0f}", va="center", fontsize=7.5)
@@ -1084,21 +1113,27 @@ def make_charts(doc, rounds, md_path):
         made[name] = f"{CHARTS_DIR}/bench-{name}.svg"
         return os.path.join(out_dir, f"bench-{name}.svg")
 
-    conn = [(s["connections"], s) for s in doc["scenarios"]
-            if s["group"] == "connections" and has_numbers(s) and s.get("connections")]
-    if len(conn) >= 2:
-        line_chart(plt, doc, conn, "connections (wrk -c)", "Tally, sync, hot counter: throughput against connections",
+    conn = [s for s in doc["scenarios"] if s["group"] == "connections" and has_numbers(s) and s.get("connections")]
+    on = [(s["connections"], s) for s in conn if s.get("history") != "off"]
+    off = [(s["connections"], s) for s in conn if s.get("history") == "off"]
+    if len(on) >= 2:
+        series = [("history on" if off else "", on)] + ([("history off", off)] if off else [])
+        line_chart(plt, doc, series, "connections (wrk -c)", "Tally, sync, hot counter: throughput against connections",
                    target("connections"), True)
     cnt = [(s["counters"], s) for s in doc["scenarios"]
            if s["group"] == "counters" and has_numbers(s) and s.get("counters")]
     if len(cnt) >= 2:
-        line_chart(plt, doc, cnt, "counters the increments spread over",
+        line_chart(plt, doc, [("", cnt)], "counters the increments spread over",
                    "Tally, sync: throughput against the number of counters", target("counters"), True)
     if rounds:
         spread_n = (run_of(doc, next(iter(rounds.values()))[0]).get("settings") or st).get("spread_counters")
         path = target("side")
         if not bar_chart(plt, doc, rounds, path, spread_n):
             del made["side"]
+    for name in CHARTS:
+        stale = os.path.join(out_dir, f"bench-{name}.svg")
+        if name not in made and os.path.exists(stale):
+            os.remove(stale)  # its group is no longer on the page
     return made
 
 
@@ -1141,26 +1176,31 @@ def render_targets(doc, by_key, rounds, extras_run, w):
                 v = ratio(sa, sb)
                 add(label, f"{v:.2f}×", f"≥ {target:.2f}×", v >= target, [sa, sb], f"`{fallback[0]}` / `{fallback[1]}`")
                 return
-        missing(label, f"≥ {target:.2f}×", "the compare group (or the tally group) was not run")
+        missing(label, f"≥ {target:.2f}×", f"no `compare` rows of `{a}` and `{b}`"
+                + (f", nor `{fallback[0]}` and `{fallback[1]}`" if fallback else ""))
 
     spread_n = num(st.get("spread_counters") or 10000)
     cmp_ratio("sync increment, hot counter / `GET /healthz`", "sync_hot", "healthz", 0.85,
               ("http/inc_hot_sync", "http/healthz"))
-    cmp_ratio("  same, history off", "sync_hot_nohist", "healthz", 0.85)
+    cmp_ratio("↳ same, history off", "sync_hot_nohist", "healthz", 0.85)
     cmp_ratio(f"sync increment over {spread_n} counters / `GET /healthz`", "sync_spread", "healthz", 0.8,
               ("http/inc_spread_sync", "http/healthz"))
-    cmp_ratio("  same, history off", "sync_spread_nohist", "healthz", 0.8)
+    cmp_ratio("↳ same, history off", "sync_spread_nohist", "healthz", 0.8)
     s = by_key.get("connections/c64")
     if s and has_numbers(s) and (s.get("latency_ms") or {}).get("p99") is not None:
         p99 = s["latency_ms"]["p99"]
         add("p99 at 64 connections (sync, hot counter)", f"{ms(p99)} ms", "< 5 ms", p99 < 5, [s], "`connections/c64`")
     else:
         missing("p99 at 64 connections (sync, hot counter)", "< 5 ms", "no `connections/c64` row (tally group, sweep without 64)")
+    s = by_key.get("connections/c64_nohist")
+    if s and has_numbers(s) and (s.get("latency_ms") or {}).get("p99") is not None:
+        p99 = s["latency_ms"]["p99"]
+        add("↳ same, history off", f"{ms(p99)} ms", "< 5 ms", p99 < 5, [s], "`connections/c64_nohist`")
     for work, fb in (("hot", ("http/inc_hot_async", "http/inc_hot_sync")),
                      ("spread", ("http/inc_spread_async", "http/inc_spread_sync"))):
         what = "hot counter" if work == "hot" else f"{spread_n} counters"
         cmp_ratio(f"async / sync, {what}", f"async_{work}", f"sync_{work}", 1.0, fb)
-        cmp_ratio(f"  same, history off", f"async_{work}_nohist", f"sync_{work}_nohist", 1.0)
+        cmp_ratio("↳ same, history off", f"async_{work}_nohist", f"sync_{work}_nohist", 1.0)
     big = [s for s in doc["scenarios"] if s["group"] == "counters" and (s.get("counters") or 0) > 100000]
     big = big[0] if big else None
     if not big:
@@ -1204,9 +1244,9 @@ def render_targets(doc, by_key, rounds, extras_run, w):
     w("")
     w("Each figure from rows of one run (a ratio of rows from different runs is not judged). The throughput ratios "
       "come from the side-by-side group (its rounds, alternating), else from the `http` group; "
-      "\"same, history off\": the same ratio with `--History:Enabled false` on the Tally side.")
+      "\"↳ same, history off\": the same figure with `--History:Enabled false` on the Tally side.")
     w("")
-    w("| target | measured | target | | run | from |")
+    w("| what | measured | target | | run | from |")
     w("|---|---:|---:|---|---|---|")
     for r in rows_out:
         w(r)
@@ -1350,7 +1390,7 @@ def render(doc, charts=None):
     render_history(doc, by_key, w)
     render_events(doc, by_key, w)
 
-    w("## Side by side")
+    w("## Ratios")
     w("")
     for label, a, b in RATIOS:
         sa, sb = by_key.get(a), by_key.get(b)

@@ -64,6 +64,7 @@ else
 fi
 COMPARE_ENGINES=${BENCH_COMPARE_ENGINES-"postgres redis"} # empty: the embedded store only
 COMPARE_HISTORY_OFF=${BENCH_COMPARE_HISTORY_OFF:-1}
+SWEEP_HISTORY_OFF=${BENCH_SWEEP_HISTORY_OFF:-1} # the connection sweep also with history off
 # History and events groups (see bench/README.md): pairs measured A/B, the order alternating.
 if [[ $QUICK == 1 ]]; then
   HISTORY_REPS=${BENCH_HISTORY_REPS:-2}
@@ -434,12 +435,30 @@ group_tally() {
     /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
   tally_retire
 
-  local c
+  # The sweep with history on (the default) and, with SWEEP_HISTORY_OFF=1, off: the two back to back,
+  # the order alternating from one connection count to the next.
+  local c h i=0 modes
   for c in $CONN_SWEEP; do
-    tally_fresh "connections-c$c" sync
-    COUNTERS=1 tally_scenario connections "c$c" "$c connection$( ((c == 1)) || echo s), hot counter, sync" "$c" \
-      /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
-    tally_retire
+    modes=(on)
+    if [[ $SWEEP_HISTORY_OFF == 1 ]]; then
+      if ((i % 2)); then modes=(off on); else modes=(on off); fi
+    fi
+    for h in "${modes[@]}"; do
+      local id="c$c" title="$c connection$( ((c == 1)) || echo s), hot counter, sync"
+      TALLY_EXTRA_ARGS=()
+      if [[ $h == off ]]; then
+        id="c${c}_nohist" title="$title, history off"
+        TALLY_EXTRA_ARGS=(--History:Enabled false)
+      fi
+      tally_fresh "connections-$id" sync
+      TALLY_EXTRA_ARGS=()
+      SCENARIO_FIELDS=(--field "history=$h")
+      COUNTERS=1 tally_scenario connections "$id" "$title" "$c" \
+        /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+      SCENARIO_FIELDS=()
+      tally_retire
+    done
+    i=$((i + 1))
   done
 }
 
@@ -1471,6 +1490,7 @@ main() {
     --setting "spread_counters=$SPREAD" --setting "big_counters=$BIG" --setting "batch_size=$BATCH" \
     --setting "redis_requests=$REDIS_N" --setting "flask_gunicorn_args=$FLASK_ARGS" \
     --setting "compare_reps=$COMPARE_REPS" --setting "compare_engines=$COMPARE_ENGINES" --setting "compare_history_off=$COMPARE_HISTORY_OFF" \
+    --setting "sweep_history_off=$SWEEP_HISTORY_OFF" \
     --setting "groups=$ONLY" --setting "tally_revision=$rev" --setting "peak_rss_scope=$PEAK_SCOPE" \
     --setting "tally_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability <sync|async> --AdminKey <key> (every request sends it; the *, Auth=off* rows use --Auth off)" \
     --setting "redis_server_command=${REDIS_SERVER_CMD:-}" --setting "gunicorn_command=${GUNICORN_CMD:-}" \

@@ -27,6 +27,7 @@ public sealed class BenchReportTests : IDisposable
         // Async 8,000 in both rounds against sync 9,000 and 10,800: below 1.
         Assert.Matches(@"\| async / sync, hot counter \| 0\.81× \| ≥ 1\.00× \| \*\*missed\*\* \|", page);
         Assert.Matches(@"\| p99 at 64 connections \(sync, hot counter\) \| 4\.20 ms \| < 5 ms \| met \|", page);
+        Assert.Matches(@"\| ↳ same, history off \| 5\.50 ms \| < 5 ms \| \*\*missed\*\* \|", page);
         Assert.Matches(@"\| `POST /batch` of 1,000 increments, sync \| 1,200,000 increments/s \| ≥ 1,000,000/s \| met \|", page);
         Assert.Matches(@"\| restart to ready with 1,000,000 counters \| 1\.50 s \| < 2 s \| met \|", page);
         // The 1,000,000-counter row is of another run than the 10,000-counter row: not judged.
@@ -61,7 +62,9 @@ public sealed class BenchReportTests : IDisposable
             Assert.True(again.Length < 100_000, $"images/{chart} has {again.Length} bytes; text as text keeps it small.");
         }
         // The figures are in the charts: the 64-connection rate on the connection chart, a peer on the side-by-side one.
-        Assert.Contains("27,000", File.ReadAllText(Path.Combine(directory, "images", "bench-connections.svg")), StringComparison.Ordinal);
+        var connections = File.ReadAllText(Path.Combine(directory, "images", "bench-connections.svg"));
+        Assert.Contains("27,000", connections, StringComparison.Ordinal);
+        Assert.Contains("increments/s, history off", connections, StringComparison.Ordinal);
         Assert.Contains("Redis INCR, appendfsync always", File.ReadAllText(Path.Combine(directory, "images", "bench-side.svg")), StringComparison.Ordinal);
     }
 
@@ -114,6 +117,12 @@ public sealed class BenchReportTests : IDisposable
             Row("connections", "c64", 27_000, 4.2, connections: 64),
             Row("connections", "c256", 30_000, 20, connections: 256),
         };
+        foreach (var (connections, rate, p99) in new[] { (1, 2_100, 1.0), (64, 28_000, 5.5) })
+        {
+            var off = Row("connections", $"c{connections}_nohist", rate, p99, connections: connections);
+            off["history"] = "off";
+            rows.Add(off);
+        }
         var alias = Row("counters", "n10000", 8_000, 7, counters: 10000);
         alias["same_as"] = "http/inc_spread_sync";
         rows.Add(Row("counters", "n1", 8_000, 6));
