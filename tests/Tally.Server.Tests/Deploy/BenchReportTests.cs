@@ -66,6 +66,8 @@ public sealed class BenchReportTests : IDisposable
         Assert.Contains("27,000", connections, StringComparison.Ordinal);
         Assert.Contains("increments/s, history off", connections, StringComparison.Ordinal);
         Assert.Contains("Redis INCR, appendfsync always", File.ReadAllText(Path.Combine(directory, "images", "bench-side.svg")), StringComparison.Ordinal);
+        // The counters chart mixes rows of two runs (1,000,000 counters from the older one), and says so.
+        Assert.Contains("rows of different runs", File.ReadAllText(Path.Combine(directory, "images", "bench-counters.svg")), StringComparison.Ordinal);
     }
 
     private async Task<string> RenderAsync()
