@@ -10,13 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the tests use (each test runs its own instance on 127.0.0.1): sqlite3, PyYAML and Prometheus
-# (promtool) for the deployment checks and metrics; curl, jq and python3 for the README's examples; PostgreSQL 15 (initdb and
+# (promtool) for the deployment checks and metrics; matplotlib for the benchmark report's charts (bench/report.py); curl, jq and python3 for the README's examples; PostgreSQL 15 (initdb and
 # postgres in /usr/lib/postgresql/15/bin, not on PATH) for the postgres store; Redis 7 (redis-server) for the redis
 # store; nginx in front of several instances; openssl for the secret recipes of deploy/secrets/README.md; chromium for
 # the browser tests (Playwright cannot download its browsers here); nodejs and npm, unless an npm is on PATH already, for
 # the build of the dashboard (uPlot from npm).
 # The tests never use a service these packages may start: each starts private servers of its own (tests/README.md).
-packages=(sqlite3 python3 python3-yaml prometheus curl jq postgresql-15 redis-server nginx openssl chromium)
+packages=(sqlite3 python3 python3-yaml python3-matplotlib prometheus curl jq postgresql-15 redis-server nginx openssl chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

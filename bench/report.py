@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Renders docs/benchmarks.md from docs/benchmarks.json (stdlib only).
+"""Renders docs/benchmarks.md from docs/benchmarks.json, and its charts (SVG, matplotlib) into
+images/ beside it.
 
 usage: report.py benchmarks.json benchmarks.md
 
@@ -10,6 +11,7 @@ in the block of every run still on the page.
 """
 
 import json
+import os
 import re
 import statistics
 import sys
@@ -17,7 +19,6 @@ import sys
 # (group id, heading, what holds for every row besides the connection count)
 GROUPS = [
     ("http", "Tally over HTTP", None),
-    ("compare", "Comparison subjects", None),
     ("connections", "Tally: throughput against connections", "Durability=sync, one hot counter"),
     ("counters", "Tally: throughput against the number of counters", "Durability=sync"),
 ]
@@ -825,10 +826,440 @@ def render_events(doc, by_key, w):
         w("")
 
 
-def render(doc):
+# ---------------------------------------------------------------- side by side (compare group)
+
+# The compare group's subjects in the order the page shows them: (peer, label).
+PEERS = [
+    ("redis_incr", "Redis INCR, no persistence"),
+    ("redis_incr_durable", "Redis INCR, appendfsync always"),
+    ("flask_redis", "Flask + Redis (seed service)"),
+    ("healthz", "Tally GET /healthz"),
+    ("sync_hot", "Tally sync, hot counter"),
+    ("sync_hot_nohist", "Tally sync, hot counter, history off"),
+    ("async_hot", "Tally async, hot counter"),
+    ("async_hot_nohist", "Tally async, hot counter, history off"),
+    ("sync_spread", "Tally sync, 10,000 counters"),
+    ("sync_spread_nohist", "Tally sync, 10,000 counters, history off"),
+    ("async_spread", "Tally async, 10,000 counters"),
+    ("async_spread_nohist", "Tally async, 10,000 counters, history off"),
+    ("pg_hot", "Tally on PostgreSQL, hot counter"),
+    ("redis_hot", "Tally on Redis, hot counter"),
+]
+PEER_LABEL = dict(PEERS)
+
+
+def peer_label(peer, spread=None):
+    label = PEER_LABEL.get(peer, peer)
+    return label.replace("10,000", num(spread)) if spread else label
+
+
+def compare_rounds(doc):
+    """{peer: [row, ...]} of the compare group, by round. A row from before the rounds (id redis_incr, no
+    "peer" field) is its own peer's only round."""
+    out = {}
+    for s in doc["scenarios"]:
+        if s["group"] == "compare":
+            out.setdefault(s.get("peer") or s["id"], []).append(s)
+    for rows in out.values():
+        rows.sort(key=lambda s: s.get("rep") or 1)
+    return out
+
+
+def median_row(peer, rows):
+    """One row standing for a peer's rounds: the medians of its rates and latencies (over the rounds with
+    figures); the first round's other fields."""
+    good = [s for s in rows if has_numbers(s)]
+    base = dict(good[0] if good else rows[0])
+    base["id"] = peer
+    base["title"] = re.sub(r" \(round \d+\)$", "", base["title"])
+    base["rounds"] = len(rows)
+    if len(good) > 1:
+        for key in ("requests_per_s", "increments_per_s"):
+            vals = [s[key] for s in good if s.get(key) is not None]
+            if vals:
+                base[key] = statistics.median(vals)
+        lat = {}
+        for k in ("p50", "p90", "p99", "mean"):
+            vals = [(s.get("latency_ms") or {}).get(k) for s in good]
+            vals = [v for v in vals if v is not None]
+            if vals:
+                lat[k] = statistics.median(vals)
+        base["latency_ms"] = lat
+        base["peak_rss_kb"] = max((s.get("peak_rss_kb") or 0) for s in good) or None
+        base["note"] = "; ".join(filter(None, [f"median of {len(good)} rounds", base.get("note")]))
+    return base
+
+
+def round_ratios(rounds, a, b):
+    """Per round (same round number, measured minutes apart at most): rate(a) / rate(b)."""
+    rb = {s.get("rep") or 1: s for s in rounds.get(b, [])}
+    out = []
+    for s in rounds.get(a, []):
+        t = rb.get(s.get("rep") or 1)
+        if t is not None:
+            out.append(ratio(s, t))
+    return out
+
+
+def render_compare(doc, rounds, by_key, w, chart):
+    if not rounds:
+        return
+    rows = [s for rs in rounds.values() for s in rs]
+    st = run_of(doc, rows[0]).get("settings") or doc["settings"]
+    spread_n = st.get("spread_counters")
+    w(f"## Side by side ({rows[0].get('connections')} connections, one run)")
+    w("")
+    from_run(doc, rows, w)
+    n = max(len(v) for v in rounds.values())
+    w(f"Every subject measured in the same run, {n} round{'s, the order reversed in even rounds' if n != 1 else ''}; "
+      "each measurement on fresh instances: a new `redis-server` without persistence for the plain `INCR` and the "
+      "Flask + Redis service (`bench/flask_counter/app.py` under gunicorn); the private `appendfsync always` Redis "
+      "emptied (`FLUSHALL` and an AOF rewrite) for the durable `INCR` and for Tally on Redis; a new database on a private "
+      "PostgreSQL 15 (`fsync=on`) for Tally on PostgreSQL; a new Tally process on a new, empty data directory for "
+      "every Tally row (`--Auth off`, rate limit off, history on unless the row says off). Redis rows are "
+      "`redis-benchmark -t incr` (no HTTP); the others are wrk with the same script as everywhere on this page. "
+      "A figure is the median over the rounds; *min – max* the spread of the rounds.")
+    w("")
+    if chart:
+        w(f"![Increments per second, side by side]({chart})")
+        w("")
+        w("*The bar is the median of the rounds, the whisker their min – max.*")
+        w("")
+    ref = rounds.get("sync_hot")
+    w("| subject | increments/s (median) | min – max | p50 ms | p99 ms | peak RSS MiB | / Tally sync, hot counter | notes |")
+    w("|---|---:|---:|---:|---:|---:|---:|---|")
+    order = [p for p, _ in PEERS if p in rounds] + [p for p in rounds if p not in PEER_LABEL]
+    for peer in order:
+        m = by_key[f"compare/{peer}"]
+        good = [rate(s) for s in rounds[peer] if has_numbers(s)]
+        if not good:
+            text = STATUS_TEXT.get(rounds[peer][0]["status"], rounds[peer][0]["status"])
+            w(f"| {peer_label(peer, spread_n)} | {text} | — | — | — | — | — | {notes(rounds[peer][0])} |")
+            continue
+        lat = m.get("latency_ms") or {}
+        rel = "—"
+        if ref and peer != "sync_hot":
+            rs = [r for r in round_ratios(rounds, peer, "sync_hot") if r is not None]
+            if rs:
+                rel = f"{statistics.median(rs):.2f}×"
+        errs = " ⚠" if any(s["status"] == "errors" for s in rounds[peer]) else ""
+        w(f"| {peer_label(peer, spread_n)} | {num(statistics.median(good))}{errs} | {num(min(good))} – {num(max(good))} "
+          f"| {ms(lat.get('p50'))} | {ms(lat.get('p99'))} | {mib(m.get('peak_rss_kb'))} | {rel} "
+          f"| {'; '.join(filter(None, [s.get('note') for s in rounds[peer][:1]] + [e for s in rounds[peer] for e in [s.get('flush_note')] if e and s.get('increments_per_flush') is not None]))} |")
+    w("")
+    hist = [(f"{d} {'hot counter' if work == 'hot' else num(spread_n) + ' counters'}", f"{d}_{work}", f"{d}_{work}_nohist")
+            for work in ("hot", "spread") for d in ("sync", "async")]
+    hist = [h for h in hist if h[1] in rounds and h[2] in rounds]
+    if hist:
+        w("The cost of history (embedded store, the rows above): increments/s with history on over off, per round.")
+        w("")
+        w("| workload | on / off per round | median | history costs |")
+        w("|---|---|---:|---:|")
+        for label, on, off in hist:
+            rs = round_ratios(rounds, on, off)
+            good = [r for r in rs if r is not None]
+            per = ", ".join("n/a" if r is None else f"{r:.2f}" for r in rs)
+            med_r = statistics.median(good) if good else None
+            if med_r is None:
+                cost = "—"
+            elif med_r <= 1:
+                cost = f"{(1 - med_r) * 100:.0f}%"
+            else:
+                cost = f"none measured (on {(med_r - 1) * 100:.0f}% faster)"
+            w(f"| {label} | {per} | {'—' if med_r is None else f'{med_r:.2f}×'} | {cost} |")
+        w("")
+    w("Every round's row:")
+    w("")
+    w("| scenario | requests/s | increments/s | p50 ms | p99 ms | increments per flush | peak RSS MiB | notes |")
+    w("|---|---:|---:|---:|---:|---:|---:|---|")
+    for peer in order:
+        for s in rounds[peer]:
+            w(scenario_row(s))
+    w("")
+
+
+# ---------------------------------------------------------------- charts
+
+CHARTS_DIR = "images"
+CHARTS = ("connections", "counters", "side")
+
+
+def chart_setup():
+    try:
+        import matplotlib
+    except ImportError:
+        sys.exit("report.py: the charts need matplotlib (Debian: apt-get install python3-matplotlib; "
+                 "bench/run.sh installs it and runs this script with /usr/bin/python3)")
+    matplotlib.use("Agg")
+    matplotlib.rcParams.update({
+        "svg.hashsalt": "tally-benchmarks",  # fixed ids: the same figures give the same file
+        "svg.fonttype": "none",               # text as text: small files
+        "font.size": 9,
+        "axes.spines.top": False,
+    })
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def thousands_axis(axis):
+    from matplotlib.ticker import FuncFormatter
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+
+
+def save(plt, fig, path):
+    fig.tight_layout()
+    fig.savefig(path, format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+
+
+def run_caption(doc, rows):
+    ids = list(dict.fromkeys(s.get("run") or doc["generated_at"] for s in rows))
+    quick = any((run_of(doc, r).get("settings") or {}).get("quick") == 1 for r in ids)
+    text = "run of " + ", ".join(short_run(r) for r in ids) + (" (smoke run)" if quick else "")
+    return text + (" ⚠ rows of different runs" if len(ids) > 1 else "")
+
+
+def line_chart(plt, doc, series, xlabel, title, path, logx):
+    """Increments/s (left axis, solid) and p99 latency (right axis, dashed) against the x of each row;
+    series: [(name, [(x, row), ...]), ...], the first drawn darker."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax2 = ax.twinx()
+    ax2.spines["top"].set_visible(False)
+    shades = [("#1f77b4", "#d62728"), ("#9ecae1", "#fc9272")]
+    handles, xs_all, top, top99, all_rows = [], set(), 0, 0, []
+    for k, (name, rows) in enumerate(series):
+        pts = sorted(rows, key=lambda p: p[0])
+        xs = [x for x, _ in pts]
+        xs_all.update(xs)
+        all_rows += [s for _, s in pts]
+        blue, red = shades[min(k, len(shades) - 1)]
+        suffix = f", {name}" if name else ""
+        rates = [rate(s) for _, s in pts]
+        handles += ax.plot(xs, rates, marker="o", color=blue, label=f"increments/s{suffix}")
+        top = max(top, max(rates))
+        for x, v in zip(xs, rates if k == 0 else []):  # the first series' figures; the tables hold the others
+            ax.annotate(f"{v:,.0f}", (x, v), textcoords="offset points", xytext=(0, 6), ha="center",
+                        fontsize=7.5, color=blue)
+        p99 = [(s.get("latency_ms") or {}).get("p99") for _, s in pts]
+        if all(v is not None for v in p99):
+            handles += ax2.plot(xs, p99, marker="s", linestyle="--", color=red, label=f"p99 ms{suffix}")
+            top99 = max(top99, max(p99))
+    ax.set_ylim(bottom=0, top=top * 1.2 or 1)
+    ax2.set_ylim(bottom=0, top=top99 * 1.3 or 1)
+    thousands_axis(ax.yaxis)
+    ax.set_ylabel("increments/s")
+    ax2.set_ylabel("p99 latency, ms", color="#d62728")
+    ax.set_xlabel(xlabel)
+    if logx:
+        ax.set_xscale("log")
+    ticks = sorted(xs_all)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{x:,}" for x in ticks])
+    ax.minorticks_off()
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", frameon=False, fontsize=7.5)
+    ax.set_title(f"{title}\n{run_caption(doc, all_rows)}", fontsize=9)
+    save(plt, fig, path)
+
+
+def peer_color(peer):
+    """Grey: Redis itself; orange: the Flask service; light blue: an empty request; blue: the embedded store
+    (lighter with history off); green: Tally's other engines."""
+    if peer.startswith("redis_incr"):
+        return "#7f7f7f"
+    if peer == "flask_redis":
+        return "#ff7f0e"
+    if peer == "healthz":
+        return "#aec7e8"
+    if peer in ("pg_hot", "redis_hot"):
+        return "#2ca02c"
+    return "#6baed6" if peer.endswith("_nohist") else "#1f77b4"
+
+
+def bar_chart(plt, doc, rounds, path, spread_n):
+    order = [p for p, _ in PEERS if p in rounds] + [p for p in rounds if p not in PEER_LABEL]
+    data = []
+    for peer in order:
+        vals = [rate(s) for s in rounds[peer] if has_numbers(s)]
+        if vals:
+            data.append((peer_label(peer, spread_n), statistics.median(vals), min(vals), max(vals), peer_color(peer)))
+    if not data:
+        return False
+    fig, ax = plt.subplots(figsize=(7.2, 0.32 * len(data) + 1.2))
+    ys = list(range(len(data)))[::-1]
+    ax.barh(ys, [d[1] for d in data], color=[d[4] for d in data],
+            xerr=[[d[1] - d[2] for d in data], [d[3] - d[1] for d in data]], ecolor="#333333", capsize=2)
+    for y, d in zip(ys, data):
+        ax.text(d[3], y, f"  {d[1]:,.0f}", va="center", fontsize=7.5)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([d[0] for d in data])
+    ax.set_xlabel("increments/s (GET /healthz: requests/s)")
+    ax.set_xlim(0, max(d[3] for d in data) * 1.18)
+    thousands_axis(ax.xaxis)
+    rows = [s for rs in rounds.values() for s in rs]
+    ax.set_title(f"Side by side, {rows[0].get('connections')} connections\n{run_caption(doc, rows)}", fontsize=9)
+    save(plt, fig, path)
+    return True
+
+
+def make_charts(doc, rounds, md_path):
+    """Writes the page's charts into images/ beside it; {name: path relative to the page}."""
+    plt = chart_setup()
+    out_dir = os.path.join(os.path.dirname(os.path.abspath(md_path)), CHARTS_DIR)
+    os.makedirs(out_dir, exist_ok=True)
+    made = {}
+    st = doc["settings"]
+
+    def target(name):
+        made[name] = f"{CHARTS_DIR}/bench-{name}.svg"
+        return os.path.join(out_dir, f"bench-{name}.svg")
+
+    conn = [s for s in doc["scenarios"] if s["group"] == "connections" and has_numbers(s) and s.get("connections")]
+    on = [(s["connections"], s) for s in conn if s.get("history") != "off"]
+    off = [(s["connections"], s) for s in conn if s.get("history") == "off"]
+    if len(on) >= 2:
+        series = [("history on" if off else "", on)] + ([("history off", off)] if off else [])
+        line_chart(plt, doc, series, "connections (wrk -c)", "Tally, sync, hot counter: throughput against connections",
+                   target("connections"), True)
+    cnt = [(s["counters"], s) for s in doc["scenarios"]
+           if s["group"] == "counters" and has_numbers(s) and s.get("counters")]
+    if len(cnt) >= 2:
+        line_chart(plt, doc, [("", cnt)], "counters the increments spread over",
+                   "Tally, sync: throughput against the number of counters", target("counters"), True)
+    if rounds:
+        spread_n = (run_of(doc, next(iter(rounds.values()))[0]).get("settings") or st).get("spread_counters")
+        path = target("side")
+        if not bar_chart(plt, doc, rounds, path, spread_n):
+            del made["side"]
+    for name in CHARTS:
+        stale = os.path.join(out_dir, f"bench-{name}.svg")
+        if name not in made and os.path.exists(stale):
+            os.remove(stale)  # its group is no longer on the page
+    return made
+
+
+# ---------------------------------------------------------------- targets (issue 14)
+
+def render_targets(doc, by_key, rounds, extras_run, w):
+    """Issue 14's targets, each with its measured figure and met/missed, each from rows of one run."""
+    st = doc["settings"]
+    rows_out = []
+
+    def add(label, figure, target, ok, srcs, note=""):
+        ids = list(dict.fromkeys(s.get("run") if isinstance(s, dict) else s for s in srcs if s))
+        if len(ids) > 1:
+            verdict_text, figure = "n/a: rows of different runs", f"({figure})"
+        elif ok is None:
+            verdict_text = "n/a"
+        else:
+            verdict_text = "met" if ok else "**missed**"
+        run = ", ".join(short_run(r) for r in ids) or "—"
+        quick = any((run_of(doc, r).get("settings") or {}).get("quick") == 1 for r in ids)
+        rows_out.append(f"| {label} | {figure} | {target} | {verdict_text} | {run}{' (smoke)' if quick else ''} "
+                        f"| {note} |")
+
+    def missing(label, target, why):
+        rows_out.append(f"| {label} | not measured | {target} | n/a | — | {why} |")
+
+    def cmp_ratio(label, a, b, target, fallback=None):
+        """Median of the per-round ratios of two compare peers; else the fallback rows of one group."""
+        if a in rounds and b in rounds:
+            rs = [r for r in round_ratios(rounds, a, b) if r is not None]
+            if rs:
+                v = statistics.median(rs)
+                per = ", ".join(f"{r:.2f}" for r in rs)
+                add(label, f"{v:.2f}×", f"≥ {target:.2f}×", v >= target,
+                    rounds[a] + rounds[b], f"compare group, median of the rounds ({per})")
+                return
+        if fallback:
+            sa, sb = by_key.get(fallback[0]), by_key.get(fallback[1])
+            if sa and sb and ratio(sa, sb) is not None:
+                v = ratio(sa, sb)
+                add(label, f"{v:.2f}×", f"≥ {target:.2f}×", v >= target, [sa, sb], f"`{fallback[0]}` / `{fallback[1]}`")
+                return
+        missing(label, f"≥ {target:.2f}×", f"no `compare` rows of `{a}` and `{b}`"
+                + (f", nor `{fallback[0]}` and `{fallback[1]}`" if fallback else ""))
+
+    spread_n = num(st.get("spread_counters") or 10000)
+    cmp_ratio("sync increment, hot counter / `GET /healthz`", "sync_hot", "healthz", 0.85,
+              ("http/inc_hot_sync", "http/healthz"))
+    cmp_ratio("↳ same, history off", "sync_hot_nohist", "healthz", 0.85)
+    cmp_ratio(f"sync increment over {spread_n} counters / `GET /healthz`", "sync_spread", "healthz", 0.8,
+              ("http/inc_spread_sync", "http/healthz"))
+    cmp_ratio("↳ same, history off", "sync_spread_nohist", "healthz", 0.8)
+    s = by_key.get("connections/c64")
+    if s and has_numbers(s) and (s.get("latency_ms") or {}).get("p99") is not None:
+        p99 = s["latency_ms"]["p99"]
+        add("p99 at 64 connections (sync, hot counter)", f"{ms(p99)} ms", "< 5 ms", p99 < 5, [s], "`connections/c64`")
+    else:
+        missing("p99 at 64 connections (sync, hot counter)", "< 5 ms", "no `connections/c64` row (tally group, sweep without 64)")
+    s = by_key.get("connections/c64_nohist")
+    if s and has_numbers(s) and (s.get("latency_ms") or {}).get("p99") is not None:
+        p99 = s["latency_ms"]["p99"]
+        add("↳ same, history off", f"{ms(p99)} ms", "< 5 ms", p99 < 5, [s], "`connections/c64_nohist`")
+    for work, fb in (("hot", ("http/inc_hot_async", "http/inc_hot_sync")),
+                     ("spread", ("http/inc_spread_async", "http/inc_spread_sync"))):
+        what = "hot counter" if work == "hot" else f"{spread_n} counters"
+        cmp_ratio(f"async / sync, {what}", f"async_{work}", f"sync_{work}", 1.0, fb)
+        cmp_ratio("↳ same, history off", f"async_{work}_nohist", f"sync_{work}_nohist", 1.0)
+    big = [s for s in doc["scenarios"] if s["group"] == "counters" and (s.get("counters") or 0) > 100000]
+    big = big[0] if big else None
+    if not big:
+        big = next((s for s in doc["scenarios"] if s["group"] == "counters"
+                    and s.get("counters") and not s.get("same_as") and s["counters"] > (st.get("spread_counters") or 10000)), None)
+    mid = next((s for s in doc["scenarios"] if s["group"] == "counters" and s.get("counters") == (st.get("spread_counters") or 10000)), None)
+    if big:
+        nb = num(big.get("counters"))
+        small = " (smoke run: fewer counters than 1,000,000)" if big.get("counters", 0) < 1000000 else ""
+        if mid and ratio(big, mid) is not None:
+            v = ratio(big, mid)
+            add(f"{nb} counters / {num(mid.get('counters'))} counters, increments/s", f"{v:.2f}×", "≥ 0.80×", v >= 0.8,
+                [big, mid], f"`counters/{big['id']}` / `{mid.get('same_as') or 'counters/' + mid['id']}`{small}")
+        else:
+            missing(f"{nb} counters / {spread_n} counters", "≥ 0.80×", "the 10,000-counter row is missing (run `tally` with `big`)")
+        p99 = (big.get("latency_ms") or {}).get("p99") if has_numbers(big) else None
+        if p99 is not None:
+            add(f"p99 over {nb} counters", f"{ms(p99)} ms", "< 10 ms", p99 < 10, [big],
+                f"`counters/{big['id']}`{small}")
+        if big.get("peak_rss_kb"):
+            mb = big["peak_rss_kb"] * 1024 / 1e6
+            add(f"RSS serving {nb} counters (peak during the measurement)", f"{mb:,.0f} MB", "< 250 MB", mb < 250, [big],
+                f"`counters/{big['id']}`, VmHWM {mib(big['peak_rss_kb'])} MiB{small}")
+    else:
+        missing("1,000,000 counters / 10,000 counters", "≥ 0.80×", "the `big` group was not run")
+    x = doc.get("extras", {}).get("counters_load")
+    if x and x.get("restart_to_ready_ms") is not None:
+        sec = x["restart_to_ready_ms"] / 1000
+        add(f"restart to ready with {num(x.get('counters_loaded'))} counters", f"{sec:.2f} s", "< 2 s", sec < 2,
+            [extras_run.get("counters_load", doc["generated_at"])], "until `/readyz` answers 200")
+    else:
+        missing("restart to ready with 1,000,000 counters", "< 2 s", "the `big` group was not run")
+    s = by_key.get("http/batch_sync")
+    if s and has_numbers(s) and s.get("increments_per_s"):
+        add(f"`POST /batch` of {num(s.get('ops_per_request'))} increments, sync", f"{num(s['increments_per_s'])} increments/s",
+            "≥ 1,000,000/s", s["increments_per_s"] >= 1e6, [s], "`http/batch_sync`")
+    else:
+        missing("`POST /batch` of 1,000 increments", "≥ 1,000,000/s", "no `http/batch_sync` row")
+
+    w("## Targets (issue 14)")
+    w("")
+    w("Each figure from rows of one run (a ratio of rows from different runs is not judged). The throughput ratios "
+      "come from the side-by-side group (its rounds, alternating), else from the `http` group; "
+      "\"↳ same, history off\": the same figure with `--History:Enabled false` on the Tally side.")
+    w("")
+    w("| what | measured | target | | run | from |")
+    w("|---|---:|---:|---|---|---|")
+    for r in rows_out:
+        w(r)
+    w("")
+
+def render(doc, charts=None):
     m, st = doc["machine"], doc["settings"]
     scen = doc["scenarios"]
+    charts = charts or {}
     by_key = {f"{s['group']}/{s['id']}": s for s in scen}
+    rounds = compare_rounds(doc)
+    for peer, rows in rounds.items():
+        by_key[f"compare/{peer}"] = median_row(peer, rows)
     out = []
     w = out.append
 
@@ -910,7 +1341,12 @@ def render(doc):
       "`tally_store_writes_total` in `GET /metrics` during the scenario (operations per durable write transaction; with `Durability=async` one write holds many in-memory commits).")
     w("- Latency is wrk's: per request, measured from the client, closed loop (each connection waits for "
       "its answer before sending the next request).")
+    w("- Every Tally scenario of the `http`, `connections` and `compare` groups runs on a new Tally process with a "
+      "new, empty data directory, stopped and removed after it (and the page cache written back with `sync`), so "
+      "no scenario inherits another's data, counters or backlog.")
     w("")
+    render_targets(doc, by_key, rounds, doc.get("extras_run") or {}, w)
+    render_compare(doc, rounds, by_key, w, charts.get("side"))
 
     for gid, title, qualifier in GROUPS:
         rows = [s for s in scen if s["group"] == gid]
@@ -928,6 +1364,9 @@ def render(doc):
         for s in rows:
             w(scenario_row(s))
         w("")
+        if charts.get(gid):
+            w(f"![{title}]({charts[gid]})")
+            w("")
         if gid == "counters" and "counters_load" in doc.get("extras", {}):
             x = doc["extras"]["counters_load"]
             w(f"Loading {num(x.get('counters_target'))} counters ({x.get('load_method')}):")
@@ -951,7 +1390,7 @@ def render(doc):
     render_history(doc, by_key, w)
     render_events(doc, by_key, w)
 
-    w("## Side by side")
+    w("## Ratios")
     w("")
     for label, a, b in RATIOS:
         sa, sb = by_key.get(a), by_key.get(b)
@@ -1055,7 +1494,8 @@ def main():
         sys.exit(__doc__)
     with open(sys.argv[1], encoding="utf-8") as f:
         doc = json.load(f)
-    text = keep_reading(render(doc), sys.argv[2])
+    charts = make_charts(doc, compare_rounds(doc), sys.argv[2])
+    text = keep_reading(render(doc, charts), sys.argv[2])
     with open(sys.argv[2], "w", encoding="utf-8") as f:
         f.write(text)
 

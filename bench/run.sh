@@ -56,6 +56,15 @@ else
 fi
 read -ra REDIS_TALLY_ARGS <<<"${BENCH_REDIS_TALLY_ARGS:-}"
 REDIS_EMBEDDED_CONTROL=${BENCH_REDIS_EMBEDDED_CONTROL:-1}
+# Compare group (side by side, see bench/README.md).
+if [[ $QUICK == 1 ]]; then
+  COMPARE_REPS=${BENCH_COMPARE_REPS:-1}
+else
+  COMPARE_REPS=${BENCH_COMPARE_REPS:-2}
+fi
+COMPARE_ENGINES=${BENCH_COMPARE_ENGINES-"postgres redis"} # empty: the embedded store only
+COMPARE_HISTORY_OFF=${BENCH_COMPARE_HISTORY_OFF:-1}
+SWEEP_HISTORY_OFF=${BENCH_SWEEP_HISTORY_OFF:-1} # the connection sweep also with history off
 # History and events groups (see bench/README.md): pairs measured A/B, the order alternating.
 if [[ $QUICK == 1 ]]; then
   HISTORY_REPS=${BENCH_HISTORY_REPS:-2}
@@ -191,10 +200,11 @@ install_missing() {
   $PY_SYS -c 'import flask' 2>/dev/null || pkgs+=(python3-flask)
   $PY_SYS -c 'import redis' 2>/dev/null || pkgs+=(python3-redis)
   $PY_SYS -c 'import gunicorn' 2>/dev/null || pkgs+=(gunicorn)
+  $PY_SYS -c 'import matplotlib' 2>/dev/null || pkgs+=(python3-matplotlib) # the report's charts
   if wants postgres || wants redis; then
     [[ -x $NGINX ]] || pkgs+=(nginx)
   fi
-  if wants postgres || history_on postgres; then
+  if wants postgres || history_on postgres || { wants compare && [[ " $COMPARE_ENGINES " == *" postgres "* ]]; }; then
     { [[ -x $PG_BIN/postgres && -x $PG_BIN/initdb && -x $PG_BIN/pgbench && -x $PG_BIN/psql ]]; } || pkgs+=(postgresql-15)
     command -v setpriv >/dev/null || pkgs+=(util-linux)
   fi
@@ -367,45 +377,89 @@ tally_scenario() {
 
 BATCH_PROBE='POST /batch {"ops":[{"op":"increment","name":"b:0","by":1}]}'
 
+# tally_fresh LABEL DURABILITY [AUTH]: a new Tally on a new, empty data directory, so a scenario
+# inherits nothing from an earlier one (counters, the SQLite WAL, a backlog of the counter log).
+tally_fresh() {
+  READY_NOTE=
+  FRESH_DIR=$WORK/data-$1
+  rm -rf "$FRESH_DIR"
+  start_tally "$1" "$2" "$FRESH_DIR" "${3:-on}"
+}
+
+# tally_retire: stops it, removes its data directory and writes back dirty pages, so the next
+# scenario does not pay for this one's disk writes.
+tally_retire() {
+  stop_tally
+  [[ ${BENCH_KEEP_TMP:-0} == 1 ]] || rm -rf "$FRESH_DIR"
+  sync
+}
+
+# Every scenario on a fresh instance and data directory; sync and async of one workload back to back.
 group_tally() {
   local d
+  DURABILITY=sync
+  tally_fresh http-healthz sync
+  tally_scenario http healthz "GET /healthz" "$CONNS" /healthz "GET /healthz" 0 WRK_MODE=get
+  tally_retire
   for d in sync async; do
     DURABILITY=$d
-    READY_NOTE=
-    start_tally "http-$d" "$d" "$WORK/data-http-$d"
-    if [[ $d == sync ]]; then
-      tally_scenario http healthz "GET /healthz" "$CONNS" /healthz "GET /healthz" 0 WRK_MODE=get
-    fi
+    tally_fresh "http-inc_hot_$d" "$d"
     COUNTERS=1 tally_scenario http "inc_hot_$d" "POST /counters/hot/increment, $d" "$CONNS" \
       /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+    tally_retire
+  done
+  for d in sync async; do
+    DURABILITY=$d
+    tally_fresh "http-inc_spread_$d" "$d"
     COUNTERS=$SPREAD tally_scenario http "inc_spread_$d" "increment over $(thousands "$SPREAD") counters, $d" "$CONNS" / \
       "POST /counters/c:0/increment" 1 WRK_MODE=random WRK_PREFIX=c: WRK_NAMES="$SPREAD"
-    if [[ $d == sync ]]; then
-      COUNTERS=1 tally_scenario http get_hot "GET /counters/hot" "$CONNS" /counters/hot "GET /counters/hot" 0 WRK_MODE=get
-      COUNTERS=$BATCH tally_scenario http batch_sync "POST /batch, $(thousands "$BATCH") increments per request, sync" "$CONNS" / \
-        "$BATCH_PROBE" "$BATCH" WRK_MODE=batch WRK_BATCH="$BATCH"
-    fi
-    stop_tally
+    tally_retire
   done
+  DURABILITY=sync
+  tally_fresh http-get_hot sync
+  # The counter read must exist (the probe would see 404 on a fresh instance).
+  http_code POST "$TALLY_URL/counters/hot/increment" >/dev/null
+  COUNTERS=1 tally_scenario http get_hot "GET /counters/hot" "$CONNS" /counters/hot "GET /counters/hot" 0 WRK_MODE=get
+  tally_retire
+  tally_fresh http-batch_sync sync
+  COUNTERS=$BATCH tally_scenario http batch_sync "POST /batch, $(thousands "$BATCH") increments per request, sync" "$CONNS" / \
+    "$BATCH_PROBE" "$BATCH" WRK_MODE=batch WRK_BATCH="$BATCH"
+  tally_retire
 
   # The cost of authentication: the same two requests with Auth=off.
-  DURABILITY=sync
-  READY_NOTE=
-  start_tally http-noauth sync "$WORK/data-http-noauth" off
+  tally_fresh http-healthz_noauth sync off
   tally_scenario http healthz_noauth "GET /healthz, Auth=off" "$CONNS" /healthz "GET /healthz" 0 WRK_MODE=get
+  tally_retire
+  tally_fresh http-inc_hot_sync_noauth sync off
   COUNTERS=1 tally_scenario http inc_hot_sync_noauth "POST /counters/hot/increment, sync, Auth=off" "$CONNS" \
     /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
-  stop_tally
+  tally_retire
 
-  DURABILITY=sync
-  READY_NOTE=
-  start_tally connections sync "$WORK/data-connections"
-  local c
+  # The sweep with history on (the default) and, with SWEEP_HISTORY_OFF=1, off: the two back to back,
+  # the order alternating from one connection count to the next.
+  local c h i=0 modes
   for c in $CONN_SWEEP; do
-    COUNTERS=1 tally_scenario connections "c$c" "$c connection$( ((c == 1)) || echo s), hot counter, sync" "$c" \
-      /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+    modes=(on)
+    if [[ $SWEEP_HISTORY_OFF == 1 ]]; then
+      if ((i % 2)); then modes=(off on); else modes=(on off); fi
+    fi
+    for h in "${modes[@]}"; do
+      local id="c$c" title="$c connection$( ((c == 1)) || echo s), hot counter, sync"
+      TALLY_EXTRA_ARGS=()
+      if [[ $h == off ]]; then
+        id="c${c}_nohist" title="$title, history off"
+        TALLY_EXTRA_ARGS=(--History:Enabled false)
+      fi
+      tally_fresh "connections-$id" sync
+      TALLY_EXTRA_ARGS=()
+      SCENARIO_FIELDS=(--field "history=$h")
+      COUNTERS=1 tally_scenario connections "$id" "$title" "$c" \
+        /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+      SCENARIO_FIELDS=()
+      tally_retire
+    done
+    i=$((i + 1))
   done
-  stop_tally
 }
 
 # wrk_load COUNT OPS_PER_REQUEST CONNS: creates counters m:0 .. m:COUNT-1;
@@ -496,60 +550,159 @@ group_big() {
 
 # ---------------------------------------------------------------- comparison
 
-group_compare() {
-  local port raw=$RAW_DIR/compare i
-  port=$(free_port)
-  local redis_cmd=(redis-server --port "$port" --save '' --appendonly no --bind 127.0.0.1)
-  "${redis_cmd[@]}" --logfile "$RAW_DIR/redis.log" &
-  local redis_pid=$!
-  PIDS+=("$redis_pid")
+# redis_plain_start: a redis-server without persistence on a free port (the compare group's INCR
+# peer and the Flask service's store). Sets PLAIN_REDIS_PID, PLAIN_REDIS_PORT.
+redis_plain_start() {
+  local i
+  PLAIN_REDIS_PORT=$(free_port)
+  local cmd=(redis-server --port "$PLAIN_REDIS_PORT" --save '' --appendonly no --bind 127.0.0.1)
+  "${cmd[@]}" --logfile "$RAW_DIR/redis.log" &
+  PLAIN_REDIS_PID=$!
+  PIDS+=("$PLAIN_REDIS_PID")
   for ((i = 0; i < 100; i++)); do
-    [[ $(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) == PONG ]] && break
+    [[ $(redis-cli -h 127.0.0.1 -p "$PLAIN_REDIS_PORT" ping 2>/dev/null) == PONG ]] && break
     sleep 0.1
   done
-  alive "$redis_pid" || die "redis-server did not start (see $RAW_DIR/redis.log)"
-  log "redis-server ready on 127.0.0.1:$port, pid $redis_pid"
-  REDIS_SERVER_CMD=$(shell_words "${redis_cmd[@]}")
+  alive "$PLAIN_REDIS_PID" || die "redis-server did not start (see $RAW_DIR/redis.log)"
+  REDIS_SERVER_CMD=$(shell_words "${cmd[@]}")
+}
 
-  redis-benchmark -h 127.0.0.1 -p "$port" -c "$CONNS" -n 20000 -t incr -q >/dev/null 2>&1 || true
-  reset_peak "$redis_pid"
-  local bench_cmd=(redis-benchmark -h 127.0.0.1 -p "$port" -c "$CONNS" -n "$REDIS_N" -t incr --csv)
-  "${bench_cmd[@]}" >"$raw-redis-incr.csv" 2>&1 || log "redis-benchmark exited with status $?"
-  python3 bench/collect.py add --results "$RESULTS" --group compare --id redis_incr \
-    --title "Redis INCR (redis-benchmark)" --subject redis --connections "$CONNS" --ops-per-request 1 \
-    --redis-csv "$raw-redis-incr.csv" --peak-rss-kb "$(proc_kb VmHWM "$redis_pid")" \
-    --peak-rss-scope "$PEAK_SCOPE" --command "$(shell_words "${bench_cmd[@]}")" \
-    --note "redis-server without persistence (--save '' --appendonly no): no disk work at all"
-  log "compare/redis_incr: $(tail -1 "$raw-redis-incr.csv")"
+# compare_fields PEER REP: what every compare row carries besides its figures.
+compare_fields() {
+  SCENARIO_FIELDS=(--field "peer=$1" --field "rep=$2" ${3:+--field "history=$3"})
+}
 
-  local fport flask_args
-  fport=$(free_port)
-  read -ra flask_args <<<"$FLASK_ARGS"
-  local gcmd=($PY_SYS -m gunicorn "${flask_args[@]}" -b "127.0.0.1:$fport" --chdir bench/flask_counter app:app)
-  REDIS_PORT=$port "${gcmd[@]}" --error-logfile "$RAW_DIR/gunicorn.log" &
-  local gpid=$!
-  PIDS+=("$gpid")
-  for ((i = 0; i < 300; i++)); do
-    [[ $(http_code POST "http://127.0.0.1:$fport/counters/ready/increment") == 200 ]] && break
-    alive "$gpid" || die "gunicorn exited (see $RAW_DIR/gunicorn.log)"
-    sleep 0.1
+# compare_redis_benchmark ID TITLE PORT PID N NOTE [durable]: redis-benchmark -t incr, 50 clients.
+compare_redis_benchmark() {
+  local id=$1 title=$2 port=$3 pid=$4 n=$5 note=$6 raw=$RAW_DIR/compare-$1
+  redis-benchmark -h 127.0.0.1 -p "$port" -c "$CONNS" -n "$((n / 5 < 20000 ? n / 5 : 20000))" -t incr -q >/dev/null 2>&1 || true
+  [[ -z ${7:-} ]] || redis_fresh
+  reset_peak "$pid"
+  local cmd=(redis-benchmark -h 127.0.0.1 -p "$port" -c "$CONNS" -n "$n" -t incr --csv)
+  timeout 300 "${cmd[@]}" >"$raw.csv" 2>&1 || log "redis-benchmark exited with status $?"
+  python3 bench/collect.py add --results "$RESULTS" --group compare --id "$id" --title "$title" --subject redis \
+    --connections "$CONNS" --counters 1 --ops-per-request 1 --redis-csv "$raw.csv" \
+    --peak-rss-kb "$(proc_kb VmHWM "$pid")" --peak-rss-scope "$PEAK_SCOPE" \
+    --command "$(shell_words "${cmd[@]}")" --note "$note" ${SCENARIO_FIELDS[@]+"${SCENARIO_FIELDS[@]}"}
+  log "compare/$id: $(tail -1 "$raw.csv")"
+}
+
+# compare_measure PEER REP: one subject of the side-by-side group on fresh instances.
+compare_measure() {
+  local peer=$1 rep=$2 id="$1_r$2" d hist=on what
+  case $peer in
+    redis_incr)
+      compare_fields "$peer" "$rep"
+      redis_plain_start
+      compare_redis_benchmark "$id" "Redis INCR (redis-benchmark), no persistence (round $rep)" "$PLAIN_REDIS_PORT" \
+        "$PLAIN_REDIS_PID" "$REDIS_N" "redis-server --save '' --appendonly no: no disk work at all"
+      stop_pid "$PLAIN_REDIS_PID"
+      ;;
+    redis_incr_durable)
+      compare_fields "$peer" "$rep"
+      redis_fresh
+      compare_redis_benchmark "$id" "Redis INCR (redis-benchmark), appendfsync always (round $rep)" "$REDIS_D_PORT" \
+        "$REDIS_D_PID" "$REDIS_DURABLE_N" "redis-server --appendonly yes --appendfsync always: each reply after its AOF write is fsynced" durable
+      ;;
+    flask_redis)
+      compare_fields "$peer" "$rep"
+      redis_plain_start
+      local fport flask_args i raw=$RAW_DIR/compare-$id
+      fport=$(free_port)
+      read -ra flask_args <<<"$FLASK_ARGS"
+      local gcmd=($PY_SYS -m gunicorn "${flask_args[@]}" -b "127.0.0.1:$fport" --chdir bench/flask_counter app:app)
+      REDIS_PORT=$PLAIN_REDIS_PORT "${gcmd[@]}" --error-logfile "$RAW_DIR/gunicorn.log" &
+      local gpid=$!
+      PIDS+=("$gpid")
+      for ((i = 0; i < 300; i++)); do
+        [[ $(http_code POST "http://127.0.0.1:$fport/counters/ready/increment") == 200 ]] && break
+        alive "$gpid" || die "gunicorn exited (see $RAW_DIR/gunicorn.log)"
+        sleep 0.1
+      done
+      GUNICORN_CMD="REDIS_PORT=<port> $(shell_words "${gcmd[@]}")"
+      local url=http://127.0.0.1:$fport/counters/hot/increment
+      if ((WARMUP > 0)); then run_wrk "$raw.warmup.txt" "$CONNS" "$WARMUP" "$url" WRK_MODE=post; fi
+      # shellcheck disable=SC2046 # one pid per word
+      local gpids=("$gpid" $(pgrep -P "$gpid" || true))
+      reset_peak "${gpids[@]}"
+      run_wrk "$raw.txt" "$CONNS" "$DURATION" "$url" WRK_MODE=post
+      python3 bench/collect.py add --results "$RESULTS" --group compare --id "$id" \
+        --title "Flask + Redis INCR under gunicorn (round $rep)" --subject flask --connections "$CONNS" --counters 1 \
+        --threads "$((CONNS < THREADS ? CONNS : THREADS))" --ops-per-request 1 --wrk "$raw.txt" \
+        --peak-rss-kb "$(proc_kb VmHWM "${gpids[@]}")" --peak-rss-scope "$PEAK_SCOPE" --command "$WRK_CMD" \
+        --note "bench/flask_counter/app.py; gunicorn ${FLASK_ARGS}; RSS summed over master and workers" "${SCENARIO_FIELDS[@]}"
+      grep -E '^Requests/sec' "$raw.txt" | sed "s|^|[bench] compare/$id: |" >&2 || true
+      stop_pid "$gpid"
+      stop_pid "$PLAIN_REDIS_PID"
+      ;;
+    healthz)
+      compare_fields "$peer" "$rep"
+      DURABILITY=sync
+      tally_fresh "compare-$id" sync off
+      tally_scenario compare "$id" "Tally GET /healthz (round $rep)" "$CONNS" /healthz "GET /healthz" 0 WRK_MODE=get
+      tally_retire
+      ;;
+    sync_* | async_*)
+      d=${peer%%_*}
+      [[ $peer != *_nohist ]] || hist=off
+      compare_fields "$peer" "$rep" "$hist"
+      DURABILITY=$d
+      TALLY_EXTRA_ARGS=()
+      [[ $hist == on ]] || TALLY_EXTRA_ARGS=(--History:Enabled false)
+      tally_fresh "compare-$id" "$d" off
+      TALLY_EXTRA_ARGS=()
+      if [[ $peer == *_hot* ]]; then
+        COUNTERS=1 tally_scenario compare "$id" "Tally embedded, $d, hot counter, history $hist (round $rep)" "$CONNS" \
+          /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+      else
+        COUNTERS=$SPREAD tally_scenario compare "$id" "Tally embedded, $d, $(thousands "$SPREAD") counters, history $hist (round $rep)" "$CONNS" / \
+          "POST /counters/c:0/increment" 1 WRK_MODE=random WRK_PREFIX=c: WRK_NAMES="$SPREAD"
+      fi
+      tally_retire
+      ;;
+    pg_hot | redis_hot)
+      compare_fields "$peer" "$rep" on
+      DURABILITY=sync
+      if [[ $peer == pg_hot ]]; then
+        pg_tally_start "compare_pg_hot_r$rep" 1
+        what="Tally on PostgreSQL"
+      else
+        redis_tally_start "compare-hot-r$rep" 1
+        what="Tally on Redis (appendfsync always)"
+      fi
+      COUNTERS=1 tally_scenario compare "$id" "$what, 1 instance, hot counter (round $rep)" "$CONNS" \
+        /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
+      if [[ $peer == pg_hot ]]; then pg_tally_stop; else redis_tally_stop; fi
+      ;;
+    *) die "compare: unknown peer $peer" ;;
+  esac
+  SCENARIO_FIELDS=()
+}
+
+# Side by side in one run: Redis INCR without persistence and with appendfsync always, the seed's
+# Flask + Redis service, Tally's GET /healthz and its embedded store (sync and async, hot counter and
+# SPREAD names, history on and off), and the PostgreSQL and Redis engines. Every subject on fresh
+# instances (Tally: a new data directory; Redis emptied; PostgreSQL: a new database); COMPARE_REPS
+# rounds, the order reversed in even rounds, so a drift of the machine's load falls on all alike.
+group_compare() {
+  local peers=(redis_incr redis_incr_durable flask_redis healthz sync_hot async_hot sync_spread async_spread)
+  [[ $COMPARE_HISTORY_OFF != 1 ]] || peers+=(sync_hot_nohist async_hot_nohist sync_spread_nohist async_spread_nohist)
+  [[ " $COMPARE_ENGINES " != *" postgres "* ]] || peers+=(pg_hot)
+  [[ " $COMPARE_ENGINES " != *" redis "* ]] || peers+=(redis_hot)
+  local rep i order
+  REDIS_INST_PIDS=() REDIS_TALLY_LOGS=()
+  redis_durable_start
+  [[ " $COMPARE_ENGINES " != *" postgres "* ]] || pg_start
+  for ((rep = 1; rep <= COMPARE_REPS; rep++)); do
+    order=("${peers[@]}")
+    if ((rep % 2 == 0)); then
+      order=()
+      for ((i = ${#peers[@]} - 1; i >= 0; i--)); do order+=("${peers[i]}"); done
+    fi
+    for i in "${order[@]}"; do compare_measure "$i" "$rep"; done
   done
-  log "Flask + Redis under gunicorn ready on 127.0.0.1:$fport ($FLASK_ARGS)"
-  GUNICORN_CMD="REDIS_PORT=$port $(shell_words "${gcmd[@]}")"
-  local url=http://127.0.0.1:$fport/counters/hot/increment
-  if ((WARMUP > 0)); then run_wrk "$raw-flask.warmup.txt" "$CONNS" "$WARMUP" "$url" WRK_MODE=post; fi
-  # shellcheck disable=SC2046 # one pid per word
-  local gpids=("$gpid" $(pgrep -P "$gpid" || true))
-  reset_peak "${gpids[@]}"
-  run_wrk "$raw-flask.txt" "$CONNS" "$DURATION" "$url" WRK_MODE=post
-  python3 bench/collect.py add --results "$RESULTS" --group compare --id flask_redis \
-    --title "Flask + Redis INCR under gunicorn" --subject flask --connections "$CONNS" \
-    --threads "$((CONNS < THREADS ? CONNS : THREADS))" --ops-per-request 1 --wrk "$raw-flask.txt" \
-    --peak-rss-kb "$(proc_kb VmHWM "${gpids[@]}")" --peak-rss-scope "$PEAK_SCOPE" --command "$WRK_CMD" \
-    --note "bench/flask_counter/app.py; gunicorn ${FLASK_ARGS}; RSS summed over master and workers"
-  grep -E '^Requests/sec' "$raw-flask.txt" | sed 's|^|[bench] compare/flask_redis: |' >&2 || true
-  stop_pid "$gpid"
-  stop_pid "$redis_pid"
+  [[ " $COMPARE_ENGINES " != *" postgres "* ]] || pg_stop
+  redis_durable_stop
 }
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -602,6 +755,7 @@ pg_stop() {
   [[ -n $PG_PID ]] || return 0
   stop_pid "$PG_PID" 30 INT
   PG_PID=
+  [[ ${BENCH_KEEP_TMP:-0} == 1 ]] || { rm -rf "$PG_TMP"; PG_TMP=; }
 }
 
 pg_fresh_db() {
@@ -895,6 +1049,7 @@ redis_durable_stop() {
   [[ -n $REDIS_D_PID ]] || return 0
   stop_pid "$REDIS_D_PID" 30
   REDIS_D_PID=
+  [[ ${BENCH_KEEP_TMP:-0} == 1 ]] || { rm -rf "$REDIS_D_TMP"; REDIS_D_TMP=; }
 }
 
 # Every scenario starts on an empty Redis with a compacted AOF: FLUSHALL (the
@@ -1312,7 +1467,7 @@ main() {
   WORK=$(mktemp -d)
   log "raw output: $RAW_DIR"
   install_missing
-  if wants tally || wants big || wants postgres || wants redis || wants history || wants events; then build_tally; fi
+  if wants tally || wants compare || wants big || wants postgres || wants redis || wants history || wants events; then build_tally; fi
 
   local rev
   rev=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
@@ -1334,6 +1489,8 @@ main() {
     --setting "wrk_threads=$THREADS" --setting "connections=$CONNS" --setting "connection_sweep=$CONN_SWEEP" \
     --setting "spread_counters=$SPREAD" --setting "big_counters=$BIG" --setting "batch_size=$BATCH" \
     --setting "redis_requests=$REDIS_N" --setting "flask_gunicorn_args=$FLASK_ARGS" \
+    --setting "compare_reps=$COMPARE_REPS" --setting "compare_engines=$COMPARE_ENGINES" --setting "compare_history_off=$COMPARE_HISTORY_OFF" \
+    --setting "sweep_history_off=$SWEEP_HISTORY_OFF" \
     --setting "groups=$ONLY" --setting "tally_revision=$rev" --setting "peak_rss_scope=$PEAK_SCOPE" \
     --setting "tally_command=cd <publish> && TALLY_RATELIMIT__PERMITSPERSECOND=0 dotnet Tally.Server.dll --urls http://127.0.0.1:<port> --DataDir <fresh dir> --Durability <sync|async> --AdminKey <key> (every request sends it; the *, Auth=off* rows use --Auth off)" \
     --setting "redis_server_command=${REDIS_SERVER_CMD:-}" --setting "gunicorn_command=${GUNICORN_CMD:-}" \
@@ -1353,7 +1510,7 @@ main() {
     --setting "redis_version=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')" \
     --setting "gunicorn_version=$($PY_SYS -c 'import gunicorn; print(gunicorn.__version__)' 2>/dev/null || echo '?')" \
     --setting "flask_version=$($PY_SYS -c 'import importlib.metadata as m; print(m.version("flask"))' 2>/dev/null || echo '?')"
-  python3 bench/report.py "$OUT_DIR/benchmarks.json" "$OUT_DIR/benchmarks.md"
+  $PY_SYS bench/report.py "$OUT_DIR/benchmarks.json" "$OUT_DIR/benchmarks.md"
   log "wrote $OUT_DIR/benchmarks.json and $OUT_DIR/benchmarks.md"
 }
 
