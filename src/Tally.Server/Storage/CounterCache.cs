@@ -64,6 +64,9 @@ internal sealed class CounterCache
 
     public Counter? Get(string name) => _counters.GetValueOrDefault(name);
 
+    /// <summary>Every counter, in no particular order (a moment's view: changes made meanwhile may or may not show).</summary>
+    public IEnumerable<Counter> All => _counters.Select(entry => entry.Value);
+
     public IReadOnlyList<Counter> List(string prefix, string? after, int limit)
     {
         var page = new List<Counter>(Math.Min(limit, 1024));
