@@ -388,22 +388,13 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
         {
             _recordBytes[caller] = bytes;
         }
-        string? after = null;
-        while (true)
+        // Straight through the table, not in name order: the single writer runs this, so nothing changes meanwhile.
+        foreach (var counter in Cache.All)
         {
-            var page = Cache.List(string.Empty, after, 10_000);
-            foreach (var counter in page)
+            if (counter.CreatedBy is { } owner)
             {
-                if (counter.CreatedBy is { } owner)
-                {
-                    _owned[owner] = _owned.GetValueOrDefault(owner) + 1;
-                }
+                _owned[owner] = _owned.GetValueOrDefault(owner) + 1;
             }
-            if (page.Count < 10_000)
-            {
-                break;
-            }
-            after = page[^1].Name;
         }
         _usageLoaded = true;
     }

@@ -24,14 +24,37 @@ internal sealed class CounterCache
 
     public int Count => _counters.Count;
 
-    /// <summary>Sizes the table for a load of <paramref name="capacity"/> counters, so that it is not resized again and again.</summary>
-    public void Reserve(int capacity)
+    /// <summary>
+    /// Fills an empty cache with the stored counters, distinct names, usually in ordinal order already (the counters
+    /// table read along its key): the table sized once, the name index built without a search per name.
+    /// </summary>
+    public void Load(IReadOnlyList<Counter> sortedByName)
     {
-        if (_counters.IsEmpty)
+        if (!_counters.IsEmpty)
         {
-            _counters = new ConcurrentDictionary<string, Counter>(Environment.ProcessorCount, capacity, StringComparer.Ordinal);
-            _sizedFor = capacity;
+            throw new InvalidOperationException("Load fills an empty cache only.");
         }
+        var capacity = sortedByName.Count + sortedByName.Count / 4 + 16;
+        var table = new ConcurrentDictionary<string, Counter>(Environment.ProcessorCount, capacity, StringComparer.Ordinal);
+        var names = new string[sortedByName.Count];
+        for (var i = 0; i < names.Length; i++)
+        {
+            var counter = sortedByName[i];
+            names[i] = counter.Name;
+            table[counter.Name] = counter;
+        }
+        for (var i = 1; i < names.Length; i++)
+        {
+            if (string.CompareOrdinal(names[i - 1], names[i]) >= 0)
+            {
+                // Not in ordinal order after all (a collation that differs from it): sorted here, once.
+                Array.Sort(names, StringComparer.Ordinal);
+                break;
+            }
+        }
+        _names.Load(names);
+        _counters = table;
+        _sizedFor = capacity;
     }
 
     /// <summary>The number of counters the table is sized for; it falls back towards <see cref="Count"/> after deletions.</summary>
@@ -40,6 +63,9 @@ internal sealed class CounterCache
     internal SortedNameIndex Names => _names;
 
     public Counter? Get(string name) => _counters.GetValueOrDefault(name);
+
+    /// <summary>Every counter, in no particular order (a moment's view: changes made meanwhile may or may not show).</summary>
+    public IEnumerable<Counter> All => _counters.Select(entry => entry.Value);
 
     public IReadOnlyList<Counter> List(string prefix, string? after, int limit)
     {

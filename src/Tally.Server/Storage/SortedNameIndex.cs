@@ -27,12 +27,50 @@ internal sealed class SortedNameIndex
             }
             chunk.Insert(~at, name);
             Count++;
-            if (chunk.Count >= ChunkCapacity)
+            if (chunk.Count >= ChunkCapacity && chunkIndex == _chunks.Count - 1 && ~at == chunk.Count - 1)
+            {
+                // A name after every other (a load in name order): a new last chunk, so that the full one stays full.
+                chunk.RemoveAt(chunk.Count - 1);
+                _chunks.Add(new List<string>(ChunkCapacity) { name });
+            }
+            else if (chunk.Count >= ChunkCapacity)
             {
                 var half = chunk.GetRange(chunk.Count / 2, chunk.Count - chunk.Count / 2);
                 chunk.RemoveRange(chunk.Count / 2, half.Count);
                 _chunks.Insert(chunkIndex + 1, half);
             }
+        }
+    }
+
+    /// <summary>
+    /// Fills an empty index from names already in ordinal order (a load at start-up), in chunks three quarters full:
+    /// no search per name, and room for names added later without a split at once.
+    /// </summary>
+    public void Load(IReadOnlyList<string> sortedNames)
+    {
+        lock (_lock)
+        {
+            if (Count > 0)
+            {
+                throw new InvalidOperationException("Load fills an empty index only.");
+            }
+            const int fill = ChunkCapacity * 3 / 4;
+            _chunks.Clear();
+            _chunks.Capacity = Math.Max(1, (sortedNames.Count + fill - 1) / fill);
+            for (var start = 0; start < sortedNames.Count; start += fill)
+            {
+                var chunk = new List<string>(ChunkCapacity);
+                for (var i = start; i < Math.Min(start + fill, sortedNames.Count); i++)
+                {
+                    chunk.Add(sortedNames[i]);
+                }
+                _chunks.Add(chunk);
+            }
+            if (_chunks.Count == 0)
+            {
+                _chunks.Add([]);
+            }
+            Count = sortedNames.Count;
         }
     }
 

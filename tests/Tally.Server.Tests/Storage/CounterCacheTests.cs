@@ -40,6 +40,46 @@ public class CounterCacheTests
     }
 
     [Fact]
+    public void ALoadInNameOrderFillsTheNameIndexAndLaterChangesKeepItsOrder()
+    {
+        var cache = new CounterCache();
+        const int loaded = 10_000;
+        cache.Load([.. Enumerable.Range(0, loaded).Select(i => Counter($"n{i * 2:D6}", i))]);
+
+        Assert.Equal(loaded, cache.Count);
+        Assert.Equal(loaded, cache.Names.Count);
+        // Chunks three quarters full (384 names), not half: about 27 of them, each with room for 512.
+        var (chunks, slots) = cache.Names.Footprint();
+        Assert.True(chunks <= loaded / 384 + 1 && slots <= (loaded / 384 + 1) * 512 + 64, $"{chunks} chunks with room for {slots} names hold {loaded} loaded names.");
+
+        // Names between, before and after the loaded ones, and deletions, keep one ordinal order.
+        cache.Set("n000003", Counter("n000003", -1));
+        cache.Set("a", Counter("a", -2));
+        cache.Set("z", Counter("z", -3));
+        cache.Set("n000004", null);
+        var expected = Enumerable.Range(0, loaded).Select(i => $"n{i * 2:D6}").Where(name => name != "n000004")
+            .Append("n000003").Append("a").Append("z").Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(expected, cache.List("", null, 100_000).Select(counter => counter.Name));
+        Assert.Equal(expected.Count, cache.All.Count());
+        Assert.Equal(-1, cache.Get("n000003")?.Value);
+        Assert.Equal(4999, cache.Get("n009998")?.Value);
+    }
+
+    [Fact]
+    public void NamesAddedInOrderFillTheirChunks()
+    {
+        var cache = new CounterCache();
+        for (var i = 0; i < 10_000; i++)
+        {
+            cache.Set($"n{i:D6}", Counter($"n{i:D6}", i));
+        }
+        // An ascending load fills each chunk (511 names) rather than leaving every one half full.
+        var (chunks, _) = cache.Names.Footprint();
+        Assert.True(chunks <= 10_000 / 511 + 1, $"{chunks} chunks for 10,000 names added in order.");
+        Assert.Equal(Enumerable.Range(0, 10_000).Select(i => $"n{i:D6}"), cache.List("", null, 100_000).Select(counter => counter.Name));
+    }
+
+    [Fact]
     public async Task ReadersSeeEveryLiveCounterWhileTheTableShrinks()
     {
         var cache = new CounterCache();

@@ -26,10 +26,78 @@ public class CounterLogUpkeepTests
             most = Math.Max(most, LogRows(dataDir.Path));
         }
 
-        // 30,000 rows were appended; the log never held more than a few fold thresholds.
-        Assert.True(most <= 3 * foldAfter + 2 * batchSize, $"The counter log reached {most} rows (threshold {foldAfter}, batches of {batchSize}).");
+        // 30,000 rows were appended; the log never held more than about two cycle thresholds (an eighth of the
+        // counters once that is above foldAfter: 3,750 at the end) and a few commits.
+        var threshold = Math.Max(foldAfter, batches * batchSize / 8);
+        Assert.True(most <= 2 * threshold + 3 * batchSize, $"The counter log reached {most} rows (threshold {threshold}, batches of {batchSize}).");
         Assert.Equal(batches * batchSize, store.Count);
         Assert.Equal(batches * batchSize, Count(dataDir.Path, "SELECT count(*) FROM counters") + LogOnlyNames(dataDir.Path));
+    }
+
+    [Fact]
+    public async Task ScatteredIncrementsOverManyCountersWaitForAnEighthOfThemAndLoseNothing()
+    {
+        using var dataDir = new TempDirectory();
+        const int foldAfter = 100, counters = 4000, batchSize = 50;
+        var clock = new ManualClock(1_700_000_000_000);
+        var store = StoreTesting.CreateSqlite(dataDir.Path, clock, foldAfter);
+        await store.OpenAsync(CancellationToken.None);
+        var expected = new Dictionary<string, long>();
+        try
+        {
+            for (var start = 0; start < counters; start += 500)
+            {
+                await store.CommitAsync([.. Enumerable.Range(start, 500).Select(i => CounterCommand.Increment($"s{i:D5}", 1))]);
+            }
+            for (var i = 0; i < counters; i++)
+            {
+                expected[$"s{i:D5}"] = 1;
+            }
+            // Settle the creation's cycles, so that the scattered increments below start on an empty log.
+            for (var calls = 0; calls < 20 && LogRows(dataDir.Path) > 0; calls++)
+            {
+                await store.MaintainAsync(CancellationToken.None);
+            }
+            Assert.Equal(0, LogRows(dataDir.Path));
+
+            var random = new Random(14);
+            long most = 0;
+            var afterFirstCycle = false;
+            for (var b = 0; b < 200; b++)
+            {
+                var names = Enumerable.Range(0, batchSize).Select(_ => $"s{random.Next(counters):D5}").Distinct().ToList();
+                await store.CommitAsync([.. names.Select(name => CounterCommand.Increment(name, 2))]);
+                foreach (var name in names)
+                {
+                    expected[name] += 2;
+                }
+                var rows = LogRows(dataDir.Path);
+                // The first drop: a cycle ended and truncated the log.
+                afterFirstCycle |= rows < most;
+                most = Math.Max(most, rows);
+            }
+
+            // With 4,000 counters a cycle waits for 500 logged names (an eighth), not for foldAfter (100): a fold step
+            // then finds several names per page of the counters table. And the log stays bounded by about twice that.
+            var threshold = counters / 8;
+            Assert.True(afterFirstCycle, "No fold cycle ran in 10,000 scattered increments.");
+            Assert.True(most >= threshold, $"A fold cycle started at {most} logged rows, before an eighth of the counters ({threshold}).");
+            Assert.True(most <= 2 * threshold + 3 * batchSize, $"The counter log reached {most} rows (threshold {threshold}).");
+
+            await store.DisposeAsync();
+            store = StoreTesting.CreateSqlite(dataDir.Path, clock, foldAfter);
+            await store.OpenAsync(CancellationToken.None);
+            Assert.Equal(counters, store.Count);
+            foreach (var (name, value) in expected)
+            {
+                Assert.Equal(value, (await store.GetAsync(name))?.Value);
+            }
+            Assert.Equal(expected.Values.Sum(), Count(dataDir.Path, "SELECT sum(value) FROM counters"));
+        }
+        finally
+        {
+            await store.DisposeAsync();
+        }
     }
 
     [Fact]

@@ -17,18 +17,25 @@ namespace Tally.Server.Storage.Sqlite;
 /// null value is a deletion (its rows go with the cycle that folds it).
 /// </para>
 /// <para>
-/// The log stays bounded under any workload: a commit that appends k rows folds 2k + step names
-/// (step = CounterLogFoldAfter / 40), so a cycle always drains faster than commits refill the log,
-/// and each cycle starts with at most about half the rows of the one before plus what the trigger
-/// allows (10 × CounterLogFoldAfter rows) and one commit. When the commit loop is idle it calls
-/// <see cref="MaintenanceStep"/>, which folds a larger step without a commit's changes and starts a
-/// cycle below the thresholds, so an idle server empties its log.
+/// What a fold costs is the pages of <c>counters</c> it rewrites, not the rows: the names of a cycle are
+/// folded in name order, and a cycle starts only once it names at least an eighth of all counters
+/// (and at least CounterLogFoldAfter), so that with a million counters scattered increments still fold many names per
+/// page, and a commit's share stays a few pages whatever the number of counters.
+/// </para>
+/// <para>
+/// The log stays bounded under any workload: a commit that appends k rows folds 1.25k + step names
+/// (step = CounterLogFoldAfter / 400), so a cycle drains faster than commits refill the log: a cycle of
+/// D names lets at most 0.8 D rows in, and starts with at most what the trigger allows (T names or
+/// 10 T rows, T the threshold above) plus one commit. Folding runs through most commits in small steps
+/// rather than in bursts. When the commit loop is idle it calls <see cref="MaintenanceStep"/>, which folds
+/// a larger step without a commit's changes and starts a cycle below the thresholds, so an idle server
+/// empties its log.
 /// </para>
 /// </summary>
 internal sealed class CounterLog : IDisposable
 {
     private readonly int _foldAfterNames;
-    // A commit folds twice what it appended plus this step (500 by default), at least.
+    // A commit folds 1.25 times what it appended plus this step (50 by default), at least.
     private readonly int _foldPerCommit;
     // An idle upkeep call folds this many names (5,000 by default: some tens of milliseconds, once a second).
     private readonly int _foldPerMaintenance;
@@ -44,12 +51,13 @@ internal sealed class CounterLog : IDisposable
     private long _rowsBeforeCycle;
     private long _lastSeq;
 
-    // The fold cycle in progress: names logged up to _foldUpTo whose state is still to be written.
-    private Queue<string>? _folding;
+    // The fold cycle in progress: the names logged up to _foldUpTo, in ordinal order; those from _foldNext on are still to be written.
+    private string[]? _folding;
+    private int _foldNext;
     private long _foldUpTo;
 
     // What the current transaction did, undone if it rolls back.
-    private readonly List<string> _foldedInTransaction = [];
+    private int _foldedInTransaction;
     private bool _truncatedInTransaction;
     private bool _truncatedAll;
 
@@ -57,7 +65,7 @@ internal sealed class CounterLog : IDisposable
     public CounterLog(SqliteConnection connection, int foldAfterNames)
     {
         _foldAfterNames = foldAfterNames;
-        _foldPerCommit = Math.Max(1, foldAfterNames / 40);
+        _foldPerCommit = Math.Max(1, foldAfterNames / 400);
         _foldPerMaintenance = Math.Max(1000, foldAfterNames / 4);
         _append = SqliteSchema.Prepare(connection,
             "INSERT INTO counter_log (seq, name, value, initial, min, max, version, created_at, updated_at, created_by) VALUES ($seq, $name, $value, $initial, $min, $max, $version, $created, $updated, $createdBy)",
@@ -75,6 +83,9 @@ internal sealed class CounterLog : IDisposable
 
     /// <summary>Whether the log holds rows that idle upkeep could fold.</summary>
     public bool HasBacklog => _folding is not null || _rowsSinceCycle > 0;
+
+    /// <summary>Distinct names a cycle waits for (ten times as many rows): an eighth of the counters, at least CounterLogFoldAfter.</summary>
+    public long ThresholdFor(long counters) => Math.Max(_foldAfterNames, counters / 8);
 
     /// <summary>Rows in the log, as far as this process knows (for tests and diagnostics).</summary>
     public long Rows => _rowsSinceCycle + (_folding is null ? 0 : _rowsBeforeCycle);
@@ -95,21 +106,43 @@ internal sealed class CounterLog : IDisposable
         }
     }
 
-    /// <summary>A counter from columns name, value, initial, min, max, version, created_at, updated_at, created_by (in that order).</summary>
-    public static Counter ReadCounter(SqliteDataReader reader, string name) => new(name, reader.GetInt64(1), reader.GetInt64(2),
-        reader.IsDBNull(3) ? null : reader.GetInt64(3),
-        reader.IsDBNull(4) ? null : reader.GetInt64(4),
-        reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7),
-        reader.IsDBNull(8) ? null : string.Intern(reader.GetString(8)));
+    /// <summary>
+    /// A counter from columns name, value, initial, min, max, version, created_at, updated_at, created_by (in that order).
+    /// The few creators (API key ids) are shared through <paramref name="creators"/>, one string each, not one per counter.
+    /// </summary>
+    public static Counter ReadCounter(SqliteDataReader reader, string name, Dictionary<string, string>? creators = null)
+    {
+        string? createdBy = null;
+        if (!reader.IsDBNull(8))
+        {
+            var read = reader.GetString(8);
+            if (creators is null)
+            {
+                createdBy = string.Intern(read);
+            }
+            else if (!creators.TryGetValue(read, out createdBy))
+            {
+                createdBy = string.Intern(read);
+                creators[read] = createdBy;
+            }
+        }
+        return new(name, reader.GetInt64(1), reader.GetInt64(2),
+            reader.IsDBNull(3) ? null : reader.GetInt64(3),
+            reader.IsDBNull(4) ? null : reader.GetInt64(4),
+            reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7),
+            createdBy);
+    }
 
     /// <summary>
     /// Writes one commit's counter changes inside <paramref name="transaction"/>, and a step of the fold
     /// cycle if one is running. <paramref name="committed"/> gives the committed state of counters this
-    /// commit does not change. <paramref name="foldAll"/> (on close) folds the whole log and empties it.
+    /// commit does not change; <paramref name="counters"/> is how many there are (it sets the cycle threshold).
+    /// <paramref name="foldAll"/> (on close) folds the whole log and empties it.
     /// </summary>
-    public void Write(SqliteTransaction transaction, IReadOnlyDictionary<string, Counter?> changes, Func<string, Counter?> committed, bool foldAll = false)
+    public void Write(
+        SqliteTransaction transaction, IReadOnlyDictionary<string, Counter?> changes, Func<string, Counter?> committed, long counters, bool foldAll = false)
     {
-        _foldedInTransaction.Clear();
+        _foldedInTransaction = 0;
         _truncatedInTransaction = false;
         _truncatedAll = false;
         foreach (var command in (SqliteCommand[])[_append, _upsert, _delete, _truncate])
@@ -118,9 +151,14 @@ internal sealed class CounterLog : IDisposable
         }
         if (foldAll)
         {
-            var names = new HashSet<string>(_dirty, StringComparer.Ordinal);
-            names.UnionWith(_folding ?? Enumerable.Empty<string>());
-            names.UnionWith(changes.Keys);
+            var pending = new HashSet<string>(_dirty, StringComparer.Ordinal);
+            if (_folding is not null)
+            {
+                pending.UnionWith(_folding.Skip(_foldNext));
+            }
+            pending.UnionWith(changes.Keys);
+            var names = pending.ToArray();
+            Array.Sort(names, StringComparer.Ordinal);
             foreach (var name in names)
             {
                 WriteState(name, changes.TryGetValue(name, out var changed) ? changed : committed(name));
@@ -140,14 +178,15 @@ internal sealed class CounterLog : IDisposable
         }
         _rowsSinceCycle += changes.Count;
 
-        if (_folding is null && (_dirty.Count >= _foldAfterNames || _rowsSinceCycle >= _foldAfterNames * 10L))
+        var threshold = ThresholdFor(counters);
+        if (_folding is null && (_dirty.Count >= threshold || _rowsSinceCycle >= threshold * 10))
         {
             StartCycle();
         }
         if (_folding is not null)
         {
             // Proportional to what this commit appended: the backlog cannot outgrow the folding.
-            FoldStep(changes, committed, 2L * changes.Count + _foldPerCommit);
+            FoldStep(changes, committed, changes.Count + (changes.Count + 3) / 4 + _foldPerCommit);
         }
     }
 
@@ -158,7 +197,7 @@ internal sealed class CounterLog : IDisposable
     /// </summary>
     public void MaintenanceStep(SqliteTransaction transaction, Func<string, Counter?> committed)
     {
-        _foldedInTransaction.Clear();
+        _foldedInTransaction = 0;
         _truncatedInTransaction = false;
         _truncatedAll = false;
         foreach (var command in (SqliteCommand[])[_append, _upsert, _delete, _truncate])
@@ -179,7 +218,10 @@ internal sealed class CounterLog : IDisposable
 
     private void StartCycle()
     {
-        _folding = new Queue<string>(_dirty);
+        // In name order: consecutive names share pages of the counters table, so a step rewrites few pages.
+        _folding = [.. _dirty];
+        Array.Sort(_folding, StringComparer.Ordinal);
+        _foldNext = 0;
         _foldUpTo = _lastSeq;
         _rowsBeforeCycle = _rowsSinceCycle;
         // A fresh set: the old one's table keeps the size of the largest backlog otherwise.
@@ -200,7 +242,7 @@ internal sealed class CounterLog : IDisposable
             _dirty = new HashSet<string>(StringComparer.Ordinal);
             _rowsSinceCycle = 0;
         }
-        _foldedInTransaction.Clear();
+        _foldedInTransaction = 0;
     }
 
     /// <summary>
@@ -209,12 +251,11 @@ internal sealed class CounterLog : IDisposable
     /// </summary>
     public void RolledBack()
     {
-        if (_folding is not null && _foldedInTransaction.Count > 0)
+        if (_folding is not null)
         {
-            var retry = new Queue<string>(_foldedInTransaction.Concat(_folding));
-            _folding = retry;
+            _foldNext -= _foldedInTransaction;
         }
-        _foldedInTransaction.Clear();
+        _foldedInTransaction = 0;
         _truncatedInTransaction = false;
         _truncatedAll = false;
     }
@@ -246,13 +287,15 @@ internal sealed class CounterLog : IDisposable
 
     private void FoldStep(IReadOnlyDictionary<string, Counter?> changes, Func<string, Counter?> committed, long count)
     {
-        for (var i = 0L; i < count && _folding!.TryDequeue(out var name); i++)
+        var folding = _folding!;
+        for (var i = 0L; i < count && _foldNext < folding.Length; i++)
         {
-            // Recorded before the write: if it throws, the rollback must put this name back too.
-            _foldedInTransaction.Add(name);
+            var name = folding[_foldNext++];
+            // Counted before the write: if it throws, the rollback must put this name back too.
+            _foldedInTransaction++;
             WriteState(name, changes.TryGetValue(name, out var changed) ? changed : committed(name));
         }
-        if (_folding!.Count == 0)
+        if (_foldNext == folding.Length)
         {
             _truncate.Parameters[0].Value = _foldUpTo;
             _truncate.ExecuteNonQuery();

@@ -58,6 +58,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
 
     public override async Task OpenAsync(CancellationToken cancellationToken)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var dataDir = _options.Value.DataDir;
         try
         {
@@ -130,8 +131,9 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
                 $"{DatabasePath} cannot be read as a Tally data file ({ex.Message}). It may be corrupt; it was not changed. Restore it from a backup or move it away.", ex);
         }
 
-        _logger.LogInformation("SQLite store open at {Path} with {Count} counters (durability {Durability})",
-            Path.GetFullPath(DatabasePath), Cache.Count, _options.Value.Durability);
+        _logger.LogInformation("SQLite store open at {Path} with {Count} counters (durability {Durability}) in {Milliseconds} ms (counters read in {LoadMilliseconds} ms)",
+            Path.GetFullPath(DatabasePath), Cache.Count, _options.Value.Durability,
+            (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, _loadMilliseconds);
     }
 
     /// <summary>
@@ -260,7 +262,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         using var transaction = writer.BeginTransaction();
         try
         {
-            log.Write(transaction, changes, Cache.Get, fold);
+            log.Write(transaction, changes, Cache.Get, Cache.Count, fold);
             _insertRecord!.Transaction = transaction;
             foreach (var record in records)
             {
@@ -426,24 +428,34 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
         return ValueTask.CompletedTask;
     }
 
+    private long _loadMilliseconds;
+
     private void Load(SqliteConnection connection)
     {
-        var count = SqliteSchema.Scalar(connection, "SELECT count(*) FROM counters");
-        Cache.Reserve((int)Math.Min(count + count / 4 + 16, int.MaxValue));
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT name, value, initial, min, max, version, created_at, updated_at, created_by FROM counters ORDER BY name";
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        // One pass along the table's key (so in name order, each name once), then the cache built in bulk.
+        var stored = new List<Counter>();
+        using (var command = connection.CreateCommand())
         {
-            var name = reader.GetString(0);
-            Cache.Set(name, CounterLog.ReadCounter(reader, name));
+            command.CommandText = "SELECT name, value, initial, min, max, version, created_at, updated_at, created_by FROM counters ORDER BY name";
+            using var reader = command.ExecuteReader();
+            var creators = new Dictionary<string, string>(StringComparer.Ordinal);
+            while (reader.Read())
+            {
+                var name = reader.GetString(0);
+                stored.Add(CounterLog.ReadCounter(reader, name, creators));
+            }
         }
+        var count = stored.Count;
+        Cache.Load(stored);
+        stored = null;
         _log!.Replay(connection, Cache);
         if (count > 100_000)
         {
             // Hand back what reading a large file left behind before serving begins.
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         }
+        _loadMilliseconds = (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
     }
 
     protected override IReadOnlyList<HistoryBucket> ReadStoredHistory(string name, HistoryInterval interval, long from, long to)
