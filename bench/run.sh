@@ -375,6 +375,10 @@ group_tally() {
     start_tally "http-$d" "$d" "$WORK/data-http-$d"
     if [[ $d == sync ]]; then
       tally_scenario http healthz "GET /healthz" "$CONNS" /healthz "GET /healthz" 0 WRK_MODE=get
+    elif ((WARMUP > 0)); then
+      # The same warm-up as the sync instance had from its healthz row: a fresh process compiles its
+      # request path for several seconds (tiered JIT), and async measured cold lost to sync measured warm.
+      run_wrk "$RAW_DIR/http-healthz-$d.warmup.txt" "$CONNS" "$((WARMUP + DURATION))" "$TALLY_URL/healthz" WRK_MODE=get
     fi
     COUNTERS=1 tally_scenario http "inc_hot_$d" "POST /counters/hot/increment, $d" "$CONNS" \
       /counters/hot/increment "POST /counters/hot/increment" 1 WRK_MODE=post
