@@ -16,7 +16,9 @@ if [[ $QUICK == 1 ]]; then
   REDIS_N=${BENCH_REDIS_REQUESTS:-100000}
 else
   DURATION=${BENCH_DURATION:-10}
-  WARMUP=${BENCH_WARMUP:-2}
+  # Every Tally scenario starts a fresh process, which compiles its request path for several seconds
+  # (tiered JIT): measured after 2 s of warm-up, a cold process lost to a warm one.
+  WARMUP=${BENCH_WARMUP:-4}
   CONN_SWEEP=${BENCH_CONN_SWEEP:-"1 8 64 256"}
   BIG=${BENCH_BIG_COUNTERS:-1000000}
   REDIS_N=${BENCH_REDIS_REQUESTS:-1000000}

@@ -13,7 +13,7 @@ namespace Tally.Server.Auth;
 /// </summary>
 internal abstract class ApiKeyStore : IAsyncDisposable
 {
-    private readonly ConcurrentDictionary<string, ApiKey> _byHash = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<KeyHash, ApiKey> _byHash = new();
     private readonly SemaphoreSlim _writes = new(1, 1);
     private readonly ApiKey? _configured;
     private readonly TimeProvider _clock;
@@ -38,12 +38,15 @@ internal abstract class ApiKeyStore : IAsyncDisposable
     {
         foreach (var key in await LoadAsync(cancellationToken))
         {
-            _byHash[Convert.ToHexString(key.Hash)] = key;
+            _byHash[KeyHash.Of(key.Hash)] = key;
         }
     }
 
     /// <summary>The key whose secret this is, or null. The hashes are compared in constant time.</summary>
-    public ApiKey? Find(string secret)
+    public ApiKey? Find(string secret) => Find(secret.AsSpan());
+
+    /// <inheritdoc cref="Find(string)"/>
+    public ApiKey? Find(ReadOnlySpan<char> secret)
     {
         if (secret.Length is 0 or > ApiKeySecret.MaxLength)
         {
@@ -60,7 +63,7 @@ internal abstract class ApiKeyStore : IAsyncDisposable
         {
             found = _configured;
         }
-        if (_byHash.TryGetValue(Convert.ToHexString(hash), out var stored) && CryptographicOperations.FixedTimeEquals(hash, stored.Hash))
+        if (_byHash.TryGetValue(KeyHash.Of(hash), out var stored) && CryptographicOperations.FixedTimeEquals(hash, stored.Hash))
         {
             found = stored;
         }
@@ -82,7 +85,7 @@ internal abstract class ApiKeyStore : IAsyncDisposable
         try
         {
             await InsertAsync(key, cancellationToken);
-            _byHash[Convert.ToHexString(key.Hash)] = key;
+            _byHash[KeyHash.Of(key.Hash)] = key;
         }
         finally
         {
@@ -107,7 +110,7 @@ internal abstract class ApiKeyStore : IAsyncDisposable
             {
                 return null;
             }
-            _byHash[Convert.ToHexString(key.Hash)] = key;
+            _byHash[KeyHash.Of(key.Hash)] = key;
         }
         finally
         {
@@ -187,7 +190,7 @@ internal abstract class ApiKeyStore : IAsyncDisposable
 
     private void ReplaceAll(IReadOnlyList<ApiKey> keys)
     {
-        var current = keys.ToDictionary(key => Convert.ToHexString(key.Hash), StringComparer.Ordinal);
+        var current = keys.ToDictionary(key => KeyHash.Of(key.Hash));
         foreach (var hash in _byHash.Keys)
         {
             if (!current.ContainsKey(hash))
@@ -224,6 +227,26 @@ internal abstract class ApiKeyStore : IAsyncDisposable
     protected abstract Task InsertAsync(ApiKey key, CancellationToken cancellationToken);
 
     protected abstract Task DeleteAsync(string id, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// A SHA-256 as a dictionary key: four words compared and hashed in place, so looking a presented key up
+/// allocates nothing (a hex string of the hash used to be made per request).
+/// </summary>
+internal readonly record struct KeyHash(ulong A, ulong B, ulong C, ulong D)
+{
+    public static KeyHash Of(ReadOnlySpan<byte> sha256)
+    {
+        if (sha256.Length != SHA256.HashSizeInBytes)
+        {
+            throw new ArgumentException("A SHA-256 hash is 32 bytes.", nameof(sha256));
+        }
+        return new KeyHash(
+            System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(sha256),
+            System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(sha256[8..]),
+            System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(sha256[16..]),
+            System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(sha256[24..]));
+    }
 }
 
 internal enum RevocationOutcome

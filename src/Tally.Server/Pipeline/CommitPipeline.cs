@@ -88,44 +88,44 @@ internal sealed class CommitPipeline(
         var reader = _queue.Reader;
         var batch = new List<PendingRequest>(options.Value.MaxBatchSize);
         var flushInterval = TimeSpan.FromMilliseconds(options.Value.FlushIntervalMs);
-        Task<bool>? waiting = null;
         var lastBatch = 0;
         var lastMaintenance = System.Diagnostics.Stopwatch.GetTimestamp();
+        using var alarm = new Alarm(_queue.Writer);
         while (true)
         {
             if (!reader.TryPeek(out _))
             {
-                waiting ??= reader.WaitToReadAsync().AsTask();
                 if (_deferred?.UnflushedSince is { } since)
                 {
                     // Durability=async: wait for work, but no longer than the flush deadline.
                     var remaining = flushInterval - System.Diagnostics.Stopwatch.GetElapsedTime(since);
-                    if (remaining <= TimeSpan.Zero || !await ArrivesWithin(waiting, remaining))
+                    if (remaining <= TimeSpan.Zero)
                     {
                         await FlushAsync();
                         continue;
                     }
+                    alarm.RingWithin(remaining);
                 }
                 // Idle: wake now and then for the store's upkeep, so it never depends on traffic.
-                var untilMaintenance = MaintenanceInterval - System.Diagnostics.Stopwatch.GetElapsedTime(lastMaintenance);
-                if (_upkeep is not null && (untilMaintenance <= TimeSpan.Zero || !await ArrivesWithin(waiting, untilMaintenance)))
+                if (_upkeep is not null)
                 {
-                    await MaintainAsync(_upkeep);
-                    lastMaintenance = System.Diagnostics.Stopwatch.GetTimestamp();
-                    continue;
+                    var untilMaintenance = MaintenanceInterval - System.Diagnostics.Stopwatch.GetElapsedTime(lastMaintenance);
+                    if (untilMaintenance <= TimeSpan.Zero)
+                    {
+                        await MaintainAsync(_upkeep);
+                        lastMaintenance = System.Diagnostics.Stopwatch.GetTimestamp();
+                        continue;
+                    }
+                    alarm.RingWithin(untilMaintenance);
                 }
-                var more = await waiting;
-                waiting = null;
-                if (!more)
+                // No allocation here: this wait happens once per commit under load (a timed wait used to cost a
+                // timer, a delay task and a WhenAny each time); the alarm wakes it through the queue instead.
+                if (!await reader.WaitToReadAsync())
                 {
                     break;
                 }
             }
 
-            if (waiting is { IsCompleted: true })
-            {
-                waiting = null; // work came in without this wait; a stale wake-up would commit an empty batch
-            }
             if (lastBatch >= 4)
             {
                 // Busy: let the request threads that are about to enqueue do so, so this commit's one
@@ -134,7 +134,14 @@ internal sealed class CommitPipeline(
             }
             while (batch.Count < options.Value.MaxBatchSize && reader.TryRead(out var pending))
             {
-                batch.Add(pending);
+                if (!ReferenceEquals(pending, Alarm.WakeUp))
+                {
+                    batch.Add(pending);
+                }
+            }
+            if (batch.Count == 0)
+            {
+                continue; // only the alarm: back to the deadlines above
             }
             lastBatch = batch.Count;
             await CommitAsync(batch);
@@ -164,12 +171,44 @@ internal sealed class CommitPipeline(
         }
     }
 
-    /// <summary>Whether <paramref name="waiting"/> completes within <paramref name="timeout"/>.</summary>
-    private static async Task<bool> ArrivesWithin(Task<bool> waiting, TimeSpan timeout)
+    /// <summary>
+    /// Wakes the idle loop at a deadline (the async flush, the store's upkeep) by putting <see cref="WakeUp"/> in the
+    /// queue, which the loop skips. One timer for the pipeline's life, moved only when a deadline is earlier than the
+    /// one it holds, so the wait between two commits under load costs no allocation and usually no timer change.
+    /// </summary>
+    private sealed class Alarm : IDisposable
     {
-        using var timer = new CancellationTokenSource(timeout);
-        var delay = Task.Delay(Timeout.Infinite, timer.Token);
-        return await Task.WhenAny(waiting, delay) == waiting;
+        /// <summary>Not a request: the alarm's mark in the queue.</summary>
+        public static readonly PendingRequest WakeUp = PendingRequest.For(CounterCommand.Get(string.Empty));
+
+        private readonly Timer _timer;
+        private long _due = long.MaxValue; // Stopwatch timestamp the timer is set for; MaxValue: not set
+
+        public Alarm(ChannelWriter<PendingRequest> queue)
+        {
+            _timer = new Timer(static state =>
+            {
+                var (alarm, writer) = ((Alarm, ChannelWriter<PendingRequest>))state!;
+                Interlocked.Exchange(ref alarm._due, long.MaxValue);
+                writer.TryWrite(WakeUp); // a full queue or a stopping pipeline needs no wake-up
+            }, (this, queue), Timeout.Infinite, Timeout.Infinite);
+        }
+
+        /// <summary>Makes sure the alarm rings within <paramref name="delay"/> (perhaps sooner, for an earlier deadline).</summary>
+        public void RingWithin(TimeSpan delay)
+        {
+            var due = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(delay.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+            var current = Interlocked.Read(ref _due);
+            if (current <= due)
+            {
+                return;
+            }
+            Interlocked.Exchange(ref _due, due);
+            // Timers round down to whole milliseconds; rounding up keeps a deadline from ringing just before it.
+            _timer.Change((long)Math.Ceiling(Math.Max(delay.TotalMilliseconds, 1)), Timeout.Infinite);
+        }
+
+        public void Dispose() => _timer.Dispose();
     }
 
     private async Task CommitAsync(List<PendingRequest> batch)
