@@ -107,6 +107,9 @@ public sealed class PostgresHistoryTests(PostgresFixture postgres) : PersistentH
             Assert.Equal(-1, await ((PostgresCounterStore)Store).FoldStepAsync(CancellationToken.None));
             await Store.MaintainAsync(CancellationToken.None);
             Assert.Equal(1, await CountAsync("SELECT count(*) FROM history_log"));
+            // A session lock outlives a pooled connection's close: given back explicitly.
+            await using var unlocking = new NpgsqlCommand($"SELECT pg_advisory_unlock({PostgresCounterStore.FoldLock})", other);
+            await unlocking.ExecuteNonQueryAsync();
         }
         Assert.Equal(1, await ((PostgresCounterStore)Store).FoldStepAsync(CancellationToken.None));
         Assert.Equal(0, await CountAsync("SELECT count(*) FROM history_log"));
@@ -183,6 +186,25 @@ public sealed class PostgresHistoryTests(PostgresFixture postgres) : PersistentH
             await stores[1].DisposeAsync();
             await stores[2].DisposeAsync();
         }
+    }
+
+    /// <summary>A version-3 database (buckets upserted by commits, no log) gains the log and keeps its buckets.</summary>
+    [Fact]
+    public async Task ADatabaseFromBeforeTheLogGainsItAndKeepsItsBuckets()
+    {
+        await Store.CommitAsync(CounterCommand.Increment("a", 5));
+        await Store.MaintainAsync(CancellationToken.None);
+        await Store.DisposeAsync();
+        await CountAsync("SELECT count(*) FROM (SELECT 1) AS x; DROP TABLE history_log; UPDATE tally_schema SET version = 3");
+
+        Store = CreateStore(null);
+        await Store.OpenAsync(CancellationToken.None);
+        Assert.Equal(PostgresSchema.CurrentVersion, await CountAsync("SELECT max(version)::bigint FROM tally_schema"));
+        await Store.CommitAsync(CounterCommand.Decrement("a", 2));
+
+        Assert.Equal(1, await CountAsync("SELECT count(*) FROM history_log"));
+        Assert.Equal([new HistoryBucket(Minute, 5, 2, 0, 3)], await ReadAsync("a", HistoryInterval.Minute));
+        Assert.Equal([new HistoryBucket(Day, 5, 2, 0, 3)], await ReadAsync("a", HistoryInterval.Day));
     }
 
     private async Task<HistoryBucket[][]> ReadAllAsync(string[] names) =>
