@@ -104,14 +104,14 @@ public sealed class PostgresHistoryTests(PostgresFixture postgres) : PersistentH
             await other.OpenAsync();
             await using var locking = new NpgsqlCommand($"SELECT pg_advisory_lock({PostgresCounterStore.FoldLock})", other);
             await locking.ExecuteNonQueryAsync();
-            Assert.Equal(-1, await ((PostgresCounterStore)Store).FoldStepAsync(CancellationToken.None));
+            Assert.Equal(-1, (await ((PostgresCounterStore)Store).FoldStepAsync(CancellationToken.None)).Rows);
             await Store.MaintainAsync(CancellationToken.None);
             Assert.Equal(1, await CountAsync("SELECT count(*) FROM history_log"));
             // A session lock outlives a pooled connection's close: given back explicitly.
             await using var unlocking = new NpgsqlCommand($"SELECT pg_advisory_unlock({PostgresCounterStore.FoldLock})", other);
             await unlocking.ExecuteNonQueryAsync();
         }
-        Assert.Equal(1, await ((PostgresCounterStore)Store).FoldStepAsync(CancellationToken.None));
+        Assert.Equal((1, false), await ((PostgresCounterStore)Store).FoldStepAsync(CancellationToken.None));
         Assert.Equal(0, await CountAsync("SELECT count(*) FROM history_log"));
         Assert.Equal([new HistoryBucket(Minute, 5, 0, 0, 5)], await ReadAsync("a", HistoryInterval.Minute));
     }
@@ -135,7 +135,7 @@ public sealed class PostgresHistoryTests(PostgresFixture postgres) : PersistentH
             {
                 while (!done.IsCancellationRequested)
                 {
-                    if (await store.FoldStepAsync(CancellationToken.None) > 0)
+                    if ((await store.FoldStepAsync(CancellationToken.None)).Rows > 0)
                     {
                         Interlocked.Increment(ref folded);
                     }

@@ -48,12 +48,18 @@ internal sealed class PostgresCounterStore(
 
     /// <summary>
     /// How often, under load, an instance folds the history log: each counter's entries of that long become one upsert
-    /// per interval, and a read scans at most about that much log. Idle, upkeep folds about every second.
+    /// per interval (over 10,000 names at 2,000 increments/s, one for about 6 increments), and a read scans about that
+    /// much log. Idle, upkeep folds about every second.
     /// </summary>
-    private const long FoldEveryMs = 10_000;
+    private const long FoldEveryMs = 30_000;
 
-    /// <summary>Log rows (commits) per fold step, each step a transaction of its own.</summary>
-    internal const int FoldStepRows = 1000;
+    /// <summary>
+    /// A fold step, a transaction of its own, takes the oldest log rows (commits) up to this many entries (counters
+    /// changed or deleted; a commit's row is never split) or <see cref="FoldStepRows"/> rows.
+    /// </summary>
+    internal const int FoldStepEntries = 50_000;
+
+    internal const int FoldStepRows = 10_000;
 
     private readonly CancellationTokenSource _stopping = new();
     private Task _fold = Task.CompletedTask;
@@ -619,7 +625,7 @@ internal sealed class PostgresCounterStore(
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
         try
         {
-            while (await FoldStepAsync(linked.Token) == FoldStepRows)
+            while (await FoldStepAsync(linked.Token) is { Full: true })
             {
             }
         }
@@ -636,9 +642,9 @@ internal sealed class PostgresCounterStore(
     /// rows in seq order is safe though commits in flight hold lower seqs: a counter's entries commit in seq order (its
     /// row lock comes first), so a step never holds a counter's later entry without its earlier ones, and a later step
     /// only later ones. Buckets already past their retention are left out (a prune may have deleted them).
-    /// Returns the rows folded, or -1 when another instance holds the lock.
+    /// Returns the rows folded (-1 when another instance holds the lock), and whether the step was as large as allowed.
     /// </summary>
-    internal async Task<int> FoldStepAsync(CancellationToken cancellationToken)
+    internal async Task<(int Rows, bool Full)> FoldStepAsync(CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
@@ -647,16 +653,23 @@ internal sealed class PostgresCounterStore(
         {
             if (!(bool)(await locking.ExecuteScalarAsync(cancellationToken))!)
             {
-                return -1;
+                return (-1, false);
             }
         }
         var rows = new List<(long Seq, long Minute, string[]? Cleared, string[] Names, long[] Increments, long[] Decrements, long[] Sets, long[] Ends)>();
+        var entries = 0L;
         await using (var take = new NpgsqlCommand("""
-            DELETE FROM history_log WHERE seq IN (SELECT seq FROM history_log ORDER BY seq LIMIT $1)
+            WITH oldest AS (
+                SELECT seq, sum(cardinality(names) + coalesce(cardinality(cleared), 0)) OVER (ORDER BY seq) AS upto,
+                    cardinality(names) + coalesce(cardinality(cleared), 0) AS own
+                FROM history_log ORDER BY seq LIMIT $1
+            )
+            DELETE FROM history_log WHERE seq IN (SELECT seq FROM oldest WHERE upto - own < $2)
             RETURNING seq, minute, cleared, names, increments, decrements, sets, ends
             """, connection, transaction))
         {
             take.Parameters.Add(new NpgsqlParameter<int> { TypedValue = FoldStepRows });
+            take.Parameters.Add(new NpgsqlParameter<long> { TypedValue = FoldStepEntries });
             await using var reader = await take.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
@@ -667,7 +680,7 @@ internal sealed class PostgresCounterStore(
         }
         if (rows.Count == 0)
         {
-            return 0;
+            return (0, false);
         }
         rows.Sort((a, b) => a.Seq.CompareTo(b.Seq));
         var folded = new HistoryWrites();
@@ -677,6 +690,7 @@ internal sealed class PostgresCounterStore(
             {
                 folded.Add(name, null);
             }
+            entries += row.Names.Length + (row.Cleared?.Length ?? 0);
             for (var i = 0; i < row.Names.Length; i++)
             {
                 folded.Add(row.Names[i], new HistoryBucket(row.Minute, row.Increments[i], row.Decrements[i], row.Sets[i], row.Ends[i]));
@@ -695,7 +709,7 @@ internal sealed class PostgresCounterStore(
             }
         }
         await transaction.CommitAsync(cancellationToken);
-        return rows.Count;
+        return (rows.Count, rows.Count == FoldStepRows || entries >= FoldStepEntries);
     }
 
     /// <summary>
