@@ -64,6 +64,8 @@ internal sealed class PostgresCounterStore(
     private readonly CancellationTokenSource _stopping = new();
     private Task _fold = Task.CompletedTask;
     private long _nextFoldAt;
+    private long _commits;
+    private long _commitsAtUpkeep;
 
     public long Count => Interlocked.Read(ref _count);
 
@@ -162,6 +164,7 @@ internal sealed class PostgresCounterStore(
             {
                 var outcomes = await CommitOnceAsync(batch, names, cancellationToken);
                 metrics.RecordStoreWrite();
+                _commits++;
                 FoldInBackgroundIfDue();
                 await PruneIfDueAsync(cancellationToken);
                 return outcomes;
@@ -188,12 +191,16 @@ internal sealed class PostgresCounterStore(
             logger.LogDebug("Upkeep skipped: PostgreSQL does not answer ({Reason})", ex.Message);
             return;
         }
-        // Idle: the log is folded now (or the fold under way awaited), so an idle database holds no log.
-        if (_fold.IsCompleted)
+        // Upkeep also runs in the short pauses of a busy loop: a fold there would hold up the next commit, and fold a
+        // second of log, too little to add many commits of a counter together. Only once commits stopped (none since
+        // the last upkeep), one step here, so an idle database ends with no log.
+        var committing = _commits != _commitsAtUpkeep;
+        _commitsAtUpkeep = _commits;
+        if (!committing && _fold.IsCompleted)
         {
-            _fold = FoldAsync(cancellationToken);
+            _fold = FoldAsync(cancellationToken, steps: 1);
+            await _fold;
         }
-        await _fold;
         await PruneIfDueAsync(cancellationToken);
     }
 
@@ -619,13 +626,16 @@ internal sealed class PostgresCounterStore(
         _fold = Task.Run(() => FoldAsync(_stopping.Token));
     }
 
-    /// <summary>Fold steps until the log is shorter than a step, or another instance is folding. Failures wait for the next fold.</summary>
-    private async Task FoldAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Fold steps (at most <paramref name="steps"/>) until the log is shorter than a step, or another instance is folding.
+    /// Failures wait for the next fold.
+    /// </summary>
+    private async Task FoldAsync(CancellationToken cancellationToken, int steps = int.MaxValue)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
         try
         {
-            while (await FoldStepAsync(linked.Token) is { Full: true })
+            for (var step = 0; step < steps && await FoldStepAsync(linked.Token) is { Full: true }; step++)
             {
             }
         }
