@@ -49,7 +49,7 @@ internal sealed class PostgresCounterStore(
     /// <summary>
     /// How often, under load, an instance folds the history log: each counter's entries of that long become one upsert
     /// per interval (over 10,000 names at 2,000 increments/s, one for about 6 increments), and a read scans about that
-    /// much log. Idle, upkeep folds about every second.
+    /// much log. Once commits stop, upkeep folds a step about every second.
     /// </summary>
     private const long FoldEveryMs = 30_000;
 
