@@ -43,6 +43,30 @@ internal sealed class PostgresCounterStore(
     /// <summary>Expired history buckets deleted per interval and step.</summary>
     private const int HistoryPruneStep = 2000;
 
+    /// <summary>The advisory lock a fold step holds (transaction-scoped): one folder at a time over all instances.</summary>
+    internal const long FoldLock = 0x54414C59_00000002; // "TALY", 2
+
+    /// <summary>
+    /// How often, under load, an instance folds the history log: each counter's entries of that long become one upsert
+    /// per interval (over 10,000 names at 2,000 increments/s, one for about 6 increments), and a read scans about that
+    /// much log. Once commits stop, upkeep folds a step about every second.
+    /// </summary>
+    private const long FoldEveryMs = 30_000;
+
+    /// <summary>
+    /// A fold step, a transaction of its own, takes the oldest log rows (commits) up to this many entries (counters
+    /// changed or deleted; a commit's row is never split) or <see cref="FoldStepRows"/> rows.
+    /// </summary>
+    internal const int FoldStepEntries = 50_000;
+
+    internal const int FoldStepRows = 10_000;
+
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _fold = Task.CompletedTask;
+    private long _nextFoldAt;
+    private long _commits;
+    private long _commitsAtUpkeep;
+
     public long Count => Interlocked.Read(ref _count);
 
     public async Task OpenAsync(CancellationToken cancellationToken)
@@ -140,6 +164,8 @@ internal sealed class PostgresCounterStore(
             {
                 var outcomes = await CommitOnceAsync(batch, names, cancellationToken);
                 metrics.RecordStoreWrite();
+                _commits++;
+                FoldInBackgroundIfDue();
                 await PruneIfDueAsync(cancellationToken);
                 return outcomes;
             }
@@ -164,6 +190,16 @@ internal sealed class PostgresCounterStore(
             // Readiness reports the outage; upkeep simply waits for the database to answer again.
             logger.LogDebug("Upkeep skipped: PostgreSQL does not answer ({Reason})", ex.Message);
             return;
+        }
+        // Upkeep also runs in the short pauses of a busy loop: a fold there would hold up the next commit, and fold a
+        // second of log, too little to add many commits of a counter together. Only once commits stopped (none since
+        // the last upkeep), one step here, so an idle database ends with no log.
+        var committing = _commits != _commitsAtUpkeep;
+        _commitsAtUpkeep = _commits;
+        if (!committing && _fold.IsCompleted)
+        {
+            _fold = FoldAsync(cancellationToken, steps: 1);
+            await _fold;
         }
         await PruneIfDueAsync(cancellationToken);
     }
@@ -205,7 +241,16 @@ internal sealed class PostgresCounterStore(
         }
     }
 
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask; // the data source is the container's, shared with the key store
+    /// <summary>Stops a background fold (its step rolls back; the log stays for the next fold). The data source is the container's.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_stopping.IsCancellationRequested)
+        {
+            return;
+        }
+        await _stopping.CancelAsync();
+        await _fold;
+    }
 
     private async Task<IReadOnlyList<RequestOutcome>> CommitOnceAsync(IReadOnlyList<PendingRequest> batch, string[] names, CancellationToken cancellationToken)
     {
@@ -229,7 +274,8 @@ internal sealed class PostgresCounterStore(
         var plan = _applier.Apply(batch, _state, now);
         RecordHistory(batch, plan, now);
         var alertOutcome = watched.Length > 0 ? AlertEvaluator.Evaluate(alertSet, CounterChanges.Of(batch, plan.Outcomes), _alertStates, now) : null;
-        await WriteAsync(connection, transaction, plan, placeholders, notBefore, _history, alertOutcome, events, cancellationToken);
+        await WriteAsync(connection, transaction, plan, placeholders, notBefore, _history, HistoryIntervals.StartOf(HistoryInterval.Minute, now),
+            alertOutcome, events, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         Interlocked.Add(ref _count, plan.CounterDelta);
         if (alertOutcome is not null)
@@ -329,7 +375,7 @@ internal sealed class PostgresCounterStore(
     /// <summary>One round trip: changed rows, deletions, unused placeholders, records, history, the quotas' counts, and the commit's notification.</summary>
     private static async Task WriteAsync(
         NpgsqlConnection connection, NpgsqlTransaction transaction, CommitPlan plan, string[] placeholders, long notBefore, HistoryWrites history,
-        AlertOutcome? alerts, PostgresEventRelay? events, CancellationToken cancellationToken)
+        long minute, AlertOutcome? alerts, PostgresEventRelay? events, CancellationToken cancellationToken)
     {
         await using var write = new NpgsqlBatch(connection, transaction);
         var changed = plan.Changes.Values.OfType<Counter>().ToArray();
@@ -354,7 +400,7 @@ internal sealed class PostgresCounterStore(
         {
             write.BatchCommands.Add(Command("DELETE FROM counters WHERE name = ANY($1) AND value IS NULL", [placeholders]));
         }
-        AddHistoryWrites(write, history);
+        AddHistoryLog(write, history, minute);
         if (plan.Records.Count > 0)
         {
             var records = plan.Records.Values.ToArray();
@@ -400,9 +446,63 @@ internal sealed class PostgresCounterStore(
     }
 
     /// <summary>
-    /// The history of the commit, in its write round trip: the history of deleted counters, then every bucket delta as
-    /// one upsert of arrays (sums saturate at 2^63-1 rather than overflow). The counters' row locks, taken in name order,
-    /// cover their history rows: no two commits write one counter's buckets at once.
+    /// The history of the commit, in its write round trip: the stored history of deleted counters is deleted, and one row
+    /// appended to <c>history_log</c> with the commit's minute buckets (and the deletions, so that a fold or a read drops
+    /// what the log held of them from before). Upserting the minute, hour and day buckets of every changed counter here
+    /// cost three index probes and row versions per counter; the log row is one insert per commit, however many
+    /// counters it changed, and <see cref="FoldAsync"/> adds it to the buckets later, many commits of a counter at once.
+    /// </summary>
+    private static void AddHistoryLog(NpgsqlBatch write, HistoryWrites history, long minute)
+    {
+        if (history.IsEmpty)
+        {
+            return;
+        }
+        var cleared = new List<string>();
+        var count = 0;
+        foreach (var counter in history.Counters)
+        {
+            if (counter.ClearsStored)
+            {
+                cleared.Add(counter.Name);
+            }
+            count += counter.Deltas.Count(delta => delta.Interval == HistoryInterval.Minute);
+        }
+        if (cleared.Count > 0)
+        {
+            write.BatchCommands.Add(Command("DELETE FROM history WHERE name = ANY($1)", [cleared.ToArray()]));
+        }
+        var names = new string[count];
+        var increments = new long[count];
+        var decrements = new long[count];
+        var sets = new long[count];
+        var ends = new long[count];
+        var i = 0;
+        foreach (var counter in history.Counters)
+        {
+            foreach (var delta in counter.Deltas)
+            {
+                if (delta.Interval != HistoryInterval.Minute)
+                {
+                    continue;
+                }
+                names[i] = counter.Name;
+                increments[i] = delta.Bucket.Increments;
+                decrements[i] = delta.Bucket.Decrements;
+                sets[i] = delta.Bucket.Sets;
+                ends[i] = delta.Bucket.Value;
+                i++;
+            }
+        }
+        write.BatchCommands.Add(Command("""
+            INSERT INTO history_log (minute, cleared, names, increments, decrements, sets, ends)
+            VALUES ($1, NULLIF($2::text[], '{}'), $3, $4, $5, $6, $7)
+            """, [minute, cleared.ToArray(), names, increments, decrements, sets, ends]));
+    }
+
+    /// <summary>
+    /// A fold's writes into the buckets: the history of deleted counters, then every bucket delta as one upsert of arrays
+    /// (sums saturate at 2^63-1 rather than overflow), in name order.
     /// </summary>
     private static void AddHistoryWrites(NpgsqlBatch write, HistoryWrites history)
     {
@@ -453,14 +553,24 @@ internal sealed class PostgresCounterStore(
             """, [names, periods, starts, increments, decrements, sets, values]));
     }
 
+    /// <summary>
+    /// The stored buckets with the log's entries of the counter added, in one statement (one snapshot: a fold that
+    /// commits meanwhile moved entries from the log to the buckets either wholly before it or wholly after). The log
+    /// part scans the log, which folding keeps to about <see cref="FoldEveryMs"/> of commits.
+    /// </summary>
     public async ValueTask<IReadOnlyList<HistoryBucket>> ReadHistoryAsync(
         string name, HistoryInterval interval, long from, long to, CancellationToken cancellationToken)
     {
         try
         {
             await using var command = dataSource.CreateCommand("""
-                SELECT start, increments, decrements, sets, value FROM history
-                WHERE name = $1 AND period = $2 AND start >= $3 AND start < $4 ORDER BY start
+                SELECT false, 0::bigint AS seq, start, increments, decrements, sets, value, false FROM history
+                WHERE name = $1 AND period = $2 AND start >= $3 AND start < $4
+                UNION ALL
+                SELECT true, seq, minute, increments[at], decrements[at], sets[at], ends[at], coalesce($1 = ANY(cleared), false)
+                FROM (SELECT seq, minute, cleared, increments, decrements, sets, ends, array_position(names, $1::text) AS at FROM history_log) AS l
+                WHERE at IS NOT NULL OR $1 = ANY(cleared)
+                ORDER BY 1, 2, 3
                 """);
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
             command.Parameters.Add(new NpgsqlParameter<short> { TypedValue = (short)interval });
@@ -468,16 +578,148 @@ internal sealed class PostgresCounterStore(
             command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = to });
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             var buckets = new List<HistoryBucket>();
+            HistoryWrites? logged = null;
             while (await reader.ReadAsync(cancellationToken))
             {
-                buckets.Add(new HistoryBucket(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4)));
+                if (!reader.GetBoolean(0))
+                {
+                    buckets.Add(new HistoryBucket(reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6)));
+                    continue;
+                }
+                logged ??= new HistoryWrites();
+                if (reader.GetBoolean(7))
+                {
+                    logged.Add(name, null);
+                }
+                if (!reader.IsDBNull(3))
+                {
+                    logged.Add(name, new HistoryBucket(reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6)));
+                }
             }
-            return buckets;
+            if (logged?.Find(name) is not { } write)
+            {
+                return buckets;
+            }
+            // As a fold would: a bucket past its retention is never written from the log.
+            logged.DropBefore(interval, history.Value.OldestKept(interval, clock.GetUtcNow().ToUnixTimeMilliseconds()));
+            return write.Over(interval, buckets, from, to);
         }
         catch (Exception ex) when (IsUnavailable(ex, cancellationToken))
         {
             throw Unavailable(ex);
         }
+    }
+
+    /// <summary>Under load, after a commit: a fold in the background every <see cref="FoldEveryMs"/>, never two at once on this instance.</summary>
+    private void FoldInBackgroundIfDue()
+    {
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        if (_nextFoldAt == 0)
+        {
+            _nextFoldAt = now + FoldEveryMs; // the first one an interval after the first commit
+        }
+        if (now < _nextFoldAt || !_fold.IsCompleted)
+        {
+            return;
+        }
+        _nextFoldAt = now + FoldEveryMs;
+        _fold = Task.Run(() => FoldAsync(_stopping.Token));
+    }
+
+    /// <summary>
+    /// Fold steps (at most <paramref name="steps"/>) until the log is shorter than a step, or another instance is folding.
+    /// Failures wait for the next fold.
+    /// </summary>
+    private async Task FoldAsync(CancellationToken cancellationToken, int steps = int.MaxValue)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+        try
+        {
+            for (var step = 0; step < steps && await FoldStepAsync(linked.Token) is { Full: true }; step++)
+            {
+            }
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException or InvalidOperationException)
+        {
+            logger.LogDebug("Folding the history log failed; it is tried again later ({Reason})", ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// One fold step, one transaction: under the fold lock (taken without waiting: another instance folding skips this
+    /// one), the oldest <see cref="FoldStepRows"/> log rows are deleted and added to the buckets, per counter the sums of
+    /// all its entries and the last entry's value. A kill rolls the whole step back. Taking a prefix of the committed
+    /// rows in seq order is safe though commits in flight hold lower seqs: a counter's entries commit in seq order (its
+    /// row lock comes first), so a step never holds a counter's later entry without its earlier ones, and a later step
+    /// only later ones. Buckets already past their retention are left out (a prune may have deleted them).
+    /// Returns the rows folded (-1 when another instance holds the lock), and whether the step was as large as allowed.
+    /// </summary>
+    internal async Task<(int Rows, bool Full)> FoldStepAsync(CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var locking = new NpgsqlCommand($"SELECT pg_try_advisory_xact_lock({FoldLock})", connection, transaction))
+        {
+            if (!(bool)(await locking.ExecuteScalarAsync(cancellationToken))!)
+            {
+                return (-1, false);
+            }
+        }
+        var rows = new List<(long Seq, long Minute, string[]? Cleared, string[] Names, long[] Increments, long[] Decrements, long[] Sets, long[] Ends)>();
+        var entries = 0L;
+        await using (var take = new NpgsqlCommand("""
+            WITH oldest AS (
+                SELECT seq, sum(cardinality(names) + coalesce(cardinality(cleared), 0)) OVER (ORDER BY seq) AS upto,
+                    cardinality(names) + coalesce(cardinality(cleared), 0) AS own
+                FROM history_log ORDER BY seq LIMIT $1
+            )
+            DELETE FROM history_log WHERE seq IN (SELECT seq FROM oldest WHERE upto - own < $2)
+            RETURNING seq, minute, cleared, names, increments, decrements, sets, ends
+            """, connection, transaction))
+        {
+            take.Parameters.Add(new NpgsqlParameter<int> { TypedValue = FoldStepRows });
+            take.Parameters.Add(new NpgsqlParameter<long> { TypedValue = FoldStepEntries });
+            await using var reader = await take.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                rows.Add((reader.GetInt64(0), reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetFieldValue<string[]>(2),
+                    reader.GetFieldValue<string[]>(3), reader.GetFieldValue<long[]>(4), reader.GetFieldValue<long[]>(5),
+                    reader.GetFieldValue<long[]>(6), reader.GetFieldValue<long[]>(7)));
+            }
+        }
+        if (rows.Count == 0)
+        {
+            return (0, false);
+        }
+        rows.Sort((a, b) => a.Seq.CompareTo(b.Seq));
+        var folded = new HistoryWrites();
+        foreach (var row in rows)
+        {
+            foreach (var name in row.Cleared ?? [])
+            {
+                folded.Add(name, null);
+            }
+            entries += row.Names.Length + (row.Cleared?.Length ?? 0);
+            for (var i = 0; i < row.Names.Length; i++)
+            {
+                folded.Add(row.Names[i], new HistoryBucket(row.Minute, row.Increments[i], row.Decrements[i], row.Sets[i], row.Ends[i]));
+            }
+        }
+        foreach (var interval in HistoryIntervals.All)
+        {
+            folded.DropBefore(interval, history.Value.OldestKept(interval, now));
+        }
+        await using (var write = new NpgsqlBatch(connection, transaction))
+        {
+            AddHistoryWrites(write, folded);
+            if (write.BatchCommands.Count > 0)
+            {
+                await write.ExecuteNonQueryAsync(cancellationToken);
+            }
+        }
+        await transaction.CommitAsync(cancellationToken);
+        return (rows.Count, rows.Count == FoldStepRows || entries >= FoldStepEntries);
     }
 
     /// <summary>

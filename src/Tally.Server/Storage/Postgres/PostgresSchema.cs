@@ -9,7 +9,7 @@ namespace Tally.Server.Storage.Postgres;
 /// </summary>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 3;
+    public const int CurrentVersion = 4;
 
     /// <summary>The advisory lock every instance takes while it checks or migrates the schema.</summary>
     private const long MigrationLock = 0x54414C59_00000001; // "TALY", 1
@@ -122,6 +122,22 @@ internal static class PostgresSchema
         );
         CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_id, seq);
         CREATE INDEX alert_deliveries_at ON alert_deliveries (at);
+        """,
+        // Version 4: the history log (PostgresCounterStore, History). A commit appends one row instead of upserting three
+        // buckets per changed counter: the minute its changes fall in, the names whose history it deleted, and per changed
+        // counter its minute bucket (parallel arrays). seq comes from a sequence without a cache, after the counters' row
+        // locks, so one counter's entries are in seq order. Folded into history in the background, oldest seq first.
+        """
+        CREATE TABLE history_log (
+            seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            minute     bigint   NOT NULL,
+            cleared    text[]   NULL,
+            names      text[]   NOT NULL,
+            increments bigint[] NOT NULL,
+            decrements bigint[] NOT NULL,
+            sets       bigint[] NOT NULL,
+            ends       bigint[] NOT NULL
+        );
         """,
     ];
 
