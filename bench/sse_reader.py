@@ -3,9 +3,16 @@
 
   sse_reader.py --url http://127.0.0.1:PORT/counters/hot/events --streams 1000 --out FILE
                 [--ready FILE] [--open-batch 100] [--max-seconds 900] [--no-reconnect]
+                [--read-every-ms 20]
 
 Opens --streams HTTP/1.1 connections to the URL (GET, `Accept: text/event-stream`,
-`Connection: close`) and reads them all in one thread with epoll. Per stream it
+`Connection: close`) and reads them all in one thread with epoll. Once every
+stream is open it reads in rounds, at most one every --read-every-ms: a round
+takes everything that arrived on every stream since the last (0: read each
+stream as soon as it has data). The reader shares the machine's cores with
+Tally, and waking it for each stream's write costs both sides CPU the benchmark
+would otherwise count against Tally; a round every 20 ms, a fifth of Tally's
+default Events:CoalesceMs, leaves what each stream receives unchanged. Per stream it
 counts the events (`event: counter` lines; Kestrel sends each event as one chunk,
 so the chunk framing never splits one, and a line cut between two reads is
 counted once) and heartbeats, and keeps the last event id. The number in an id
@@ -27,7 +34,7 @@ import errno
 import json
 import os
 import resource
-import selectors
+import select
 import signal
 import socket
 import statistics
@@ -67,7 +74,8 @@ class Reader:
         self.path = (u.path or "/") + (f"?{u.query}" if u.query else "")
         self.host = u.netloc
         self.args = args
-        self.sel = selectors.EpollSelector()
+        self.ep = select.epoll()
+        self.by_fd = {}
         self.streams = [Stream(i) for i in range(args.streams)]
         self.pending = list(reversed(self.streams))  # to open, popped from the end
         self.opening = 0
@@ -105,21 +113,27 @@ class Reader:
         s.head = b""
         s.opens += 1
         self.opening += 1
-        self.sel.register(sock, selectors.EVENT_WRITE, s)
+        self.by_fd[sock.fileno()] = s
+        self.ep.register(sock.fileno(), select.EPOLLOUT)
 
     def fill(self):
         while self.pending and self.opening < self.args.open_batch and not self.stopping:
             self.open(self.pending.pop())
 
+    def forget(self, s):
+        fd = s.sock.fileno()
+        try:
+            self.ep.unregister(fd)
+        except (OSError, ValueError):
+            pass
+        self.by_fd.pop(fd, None)
+        s.sock.close()
+        s.sock = None
+
     def drop(self, s, reopen):
         """The stream's connection is gone: count it, and open it again."""
         if s.sock is not None:
-            try:
-                self.sel.unregister(s.sock)
-            except (KeyError, ValueError):
-                pass
-            s.sock.close()
-            s.sock = None
+            self.forget(s)
         if s.state in ("connecting", "headers"):
             self.opening -= 1
         if s.state == "body" and not self.stopping:
@@ -140,10 +154,10 @@ class Reader:
                 return
             s.sock.send(self.request(s))  # ~150 bytes into an empty socket buffer: sent whole
             s.state = "headers"
-            self.sel.modify(s.sock, selectors.EVENT_READ, s)
+            self.ep.modify(s.sock.fileno(), select.EPOLLIN)
             return
         try:
-            data = s.sock.recv(262144)
+            data = s.sock.recv(65536)
         except BlockingIOError:
             return
         except OSError:
@@ -169,9 +183,7 @@ class Reader:
                 if self.refusal_sample is None:
                     self.refusal_sample = body[:300].decode("utf-8", "replace")
                 s.state = "refused"
-                self.sel.unregister(s.sock)
-                s.sock.close()
-                s.sock = None
+                self.forget(s)
                 return
             s.state = "body"
             if not body:
@@ -223,6 +235,7 @@ class Reader:
             "connect_errors": self.connect_errors,
             "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
             "reconnect": self.args.reconnect,
+            "read_every_ms": self.args.read_every_ms,
         }
         # Per stream over its life: events counted against the span of ids it saw (first to last, inclusive);
         # fewer counted than the span means events it skipped (the initial state may cover one).
@@ -263,10 +276,24 @@ class Reader:
 
     def run(self):
         deadline = self.t0 + self.args.max_seconds
+        every = self.args.read_every_ms / 1000
+        next_round = 0.0
         while not self.stopping and time.monotonic() < deadline:
             self.fill()
-            for key, mask in self.sel.select(0.2):
-                self.on_ready(key.data, mask)
+            timeout = 0.2
+            if every and self.ready_at is not None:
+                # Rounds: wait for the next one asleep (not in epoll), so the streams' writes do not wake this
+                # process one by one; then take all that is ready at once.
+                pause = next_round - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                next_round = time.monotonic() + every
+                timeout = 0
+            ready = self.ep.poll(timeout, len(self.streams) + 16)
+            for fd, mask in ready:
+                s = self.by_fd.get(fd)
+                if s is not None:
+                    self.on_ready(s, mask)
             if self.ready_at is None and self.answered == len(self.streams):
                 self.ready_at = time.monotonic()
                 if self.args.ready:
@@ -297,6 +324,8 @@ def main():
     p.add_argument("--open-batch", type=int, default=100, help="connections being opened at once")
     p.add_argument("--max-seconds", type=float, default=900)
     p.add_argument("--no-reconnect", dest="reconnect", action="store_false")
+    p.add_argument("--read-every-ms", type=float, default=20,
+                   help="once all streams are open, read them in rounds at most this often (0: as data comes)")
     args = p.parse_args()
     reader = Reader(args)
 
