@@ -241,6 +241,8 @@ async function showList() {
   state.list = list;
   state.counters = new Map();
   await loadList(list);
+  // Another list (the prefix typed on, the order changed) was asked for while this one loaded: it watches, not this one.
+  if (state.list !== list) return;
   if (can('write')) refreshAlerts().catch(handleError);
   watch(`/events?${new URLSearchParams({ prefix })}`, (type, data) => {
     if (type !== 'counter' && type !== 'deleted') return;
