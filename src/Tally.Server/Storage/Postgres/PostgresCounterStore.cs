@@ -196,8 +196,11 @@ internal sealed class PostgresCounterStore(
         // the last upkeep), one step here, so an idle database ends with no log.
         var committing = _commits != _commitsAtUpkeep;
         _commitsAtUpkeep = _commits;
-        if (!committing && _fold.IsCompleted)
+        if (!committing)
         {
+            // A background fold still under way may write buckets that the prune below cannot see yet (its rows are
+            // uncommitted): it ends first, so what it wrote past retention is pruned now, not a minute later.
+            await _fold;
             _fold = FoldAsync(cancellationToken, steps: 1);
             await _fold;
         }
