@@ -112,7 +112,11 @@ internal static class BackupEndpoints
     /// </summary>
     private static async Task<IResult> Import(HttpContext context, CommitPipeline pipeline)
     {
-        if (ImportMediaTypeProblem(context.Request.ContentType) is { } unsupported)
+        // curl's --data-binary says application/x-www-form-urlencoded unless told otherwise, and a form is not an export.
+        if (RequestBody.MediaTypeProblem(context.Request.ContentType, "Send the export's JSON lines with Content-Type: application/x-ndjson",
+                static type => type.Equals("application/x-ndjson", StringComparison.OrdinalIgnoreCase)
+                    || type.Equals("application/jsonl", StringComparison.OrdinalIgnoreCase)
+                    || type.Equals("application/json", StringComparison.OrdinalIgnoreCase)) is { } unsupported)
         {
             return unsupported;
         }
@@ -167,30 +171,6 @@ internal static class BackupEndpoints
     }
 
     /// <summary>Checks one line (without its newline) and adds its command; a blank line adds nothing.</summary>
-    /// <summary>
-    /// Null for JSON lines in UTF-8 (<c>application/x-ndjson</c>, <c>application/jsonl</c>, or JSON); else the 415.
-    /// curl's <c>--data-binary</c> says <c>application/x-www-form-urlencoded</c> unless told otherwise, and a form is
-    /// not an export.
-    /// </summary>
-    private static IResult? ImportMediaTypeProblem(string? contentType)
-    {
-        const string Expected = "Send the export's JSON lines with Content-Type: application/x-ndjson";
-        if (string.IsNullOrWhiteSpace(contentType))
-        {
-            return Problems.Create(Problems.UnsupportedMediaType, $"The body has no Content-Type. {Expected}.");
-        }
-        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var mediaType) || mediaType.MediaType.Value is not { } type
-            || !(type.Equals("application/x-ndjson", StringComparison.OrdinalIgnoreCase) || type.Equals("application/jsonl", StringComparison.OrdinalIgnoreCase)
-                || type.Equals("application/json", StringComparison.OrdinalIgnoreCase)))
-        {
-            return Problems.Create(Problems.UnsupportedMediaType, $"{Expected} (got '{(contentType.Length <= 100 ? contentType : contentType[..100] + "…")}').");
-        }
-        var charset = Microsoft.Net.Http.Headers.HeaderUtilities.RemoveQuotes(mediaType.Charset);
-        return charset.Length > 0 && !charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase)
-            ? Problems.Create(Problems.UnsupportedMediaType, $"{Expected}, in UTF-8 (charset '{charset}' is not supported).")
-            : null;
-    }
-
     private static IResult? AddLine(ReadOnlySequence<byte> line, int lineNumber, List<CounterCommand> commands)
     {
         if (line.Length > 0 && line.Slice(line.Length - 1).FirstSpan[0] == (byte)'\r')

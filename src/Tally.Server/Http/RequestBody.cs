@@ -100,24 +100,27 @@ internal static class RequestBody
     /// Null for JSON in UTF-8 (application/json or any +json type, charset absent or utf-8); else the 415.
     /// A body without a media type is refused too: guessing JSON would accept what the client never said it sent.
     /// </summary>
-    private static IResult? MediaTypeProblem(string? contentType)
+    private static IResult? MediaTypeProblem(string? contentType) => MediaTypeProblem(contentType, "Send the body as JSON with Content-Type: application/json",
+        static type => type.Equals("application/json", StringComparison.OrdinalIgnoreCase) || type.EndsWith("+json", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>
+    /// Null when <paramref name="contentType"/> is one <paramref name="accepted"/> takes, in UTF-8 (charset absent or
+    /// utf-8); else a 415 whose detail starts with <paramref name="expected"/>. No Content-Type at all is a 415 too.
+    /// </summary>
+    public static IResult? MediaTypeProblem(string? contentType, string expected, Func<string, bool> accepted)
     {
         if (string.IsNullOrWhiteSpace(contentType))
         {
-            return Problems.Create(Problems.UnsupportedMediaType,
-                "The body has no Content-Type: send it as JSON with Content-Type: application/json.");
+            return Problems.Create(Problems.UnsupportedMediaType, $"The body has no Content-Type. {expected}.");
         }
-        if (!MediaTypeHeaderValue.TryParse(contentType, out var mediaType) || mediaType.MediaType.Value is not { } type
-            || !(type.Equals("application/json", StringComparison.OrdinalIgnoreCase) || type.EndsWith("+json", StringComparison.OrdinalIgnoreCase)))
+        if (!MediaTypeHeaderValue.TryParse(contentType, out var mediaType) || mediaType.MediaType.Value is not { } type || !accepted(type))
         {
-            return Problems.Create(Problems.UnsupportedMediaType,
-                $"Send the body as JSON with Content-Type: application/json (got '{Truncate(contentType)}').");
+            return Problems.Create(Problems.UnsupportedMediaType, $"{expected} (got '{Truncate(contentType)}').");
         }
         var charset = HeaderUtilities.RemoveQuotes(mediaType.Charset);
         if (charset.Length > 0 && !charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase))
         {
-            return Problems.Create(Problems.UnsupportedMediaType,
-                $"Send the body as UTF-8 JSON with Content-Type: application/json (charset '{Truncate(charset.Value!)}' is not supported).");
+            return Problems.Create(Problems.UnsupportedMediaType, $"{expected}, in UTF-8 (charset '{Truncate(charset.Value!)}' is not supported).");
         }
         return null;
     }

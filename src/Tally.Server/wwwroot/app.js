@@ -17,6 +17,7 @@ const state = {
   chart: null,
   timeRange: [0, 0],   // the chart's time axis, in Unix seconds
   historyTimer: 0,
+  view: null,          // the view last asked for: one that finds another asked for after an await stops there
 };
 
 // ---- The API -------------------------------------------------------------------------------------------------
@@ -213,6 +214,7 @@ function signOut() {
 }
 
 function show(view) {
+  state.view = null; // the caller sets its own once it is shown
   for (const id of ['#sign-in', '#list-view', '#counter-view']) $(id).hidden = id !== view;
   // Keyboard users land on the new view, not on a control that just disappeared.
   const focused = document.activeElement;
@@ -239,10 +241,12 @@ async function showList() {
   const { prefix, order } = listQuery();
   const list = { prefix, order, limit: order === 'value_desc' ? TOP_LIMIT : LIST_LIMIT, more: false, changes: null, timer: 0 };
   state.list = list;
+  state.view = list;
   state.counters = new Map();
   await loadList(list);
-  // Another list (the prefix typed on, the order changed) was asked for while this one loaded: it watches, not this one.
-  if (state.list !== list) return;
+  // Another view (a list with the prefix typed on or the order changed, a counter) was asked for while this one
+  // loaded: it watches, not this one.
+  if (state.view !== list) return;
   if (can('write')) refreshAlerts().catch(handleError);
   watch(`/events?${new URLSearchParams({ prefix })}`, (type, data) => {
     if (type !== 'counter' && type !== 'deleted') return;
@@ -434,9 +438,13 @@ async function showCounter(name) {
   $('#counter-value').textContent = '…';
   $('#counter-facts').replaceChildren();
   destroyChart();
+  const view = { counter: name };
+  state.view = view;
   const counter = await api('GET', `/counters/${encodeURIComponent(name)}`);
+  if (state.view !== view) return;
   renderCounter(counter);
   await refreshHistory(name);
+  if (state.view !== view) return;
   watch(`/counters/${encodeURIComponent(name)}/events`, (type, data) => {
     if (type === 'counter' && data.name === name) {
       renderCounter(data);

@@ -263,9 +263,7 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
         var expected = 20 + 20 * elapsed.TotalSeconds;
         var outcome = $"{admitted} of {sent} increments admitted in {elapsed.TotalSeconds:0.00} s by three instances sharing 20/s with a burst of 20 (expected about {expected:0})";
         Assert.True(sent >= 4 * expected, $"too few requests to tell a cluster's limit from an instance's: {outcome}");
-        // The upper bound is the point (each instance alone would admit twice as many). The lower one only catches a
-        // share too small, such as one counting four instances (half): on a loaded machine the two buckets fill unevenly.
-        Assert.True(admitted >= expected * 0.6 && admitted <= expected * 1.25, outcome);
+        Assert.True(admitted >= expected * 0.75 && admitted <= expected * 1.25, outcome);
     }
 
     private static Task<HttpResponseMessage> Keyed(HttpClient client, string counter, string key)

@@ -196,11 +196,14 @@ internal sealed class PostgresCounterStore(
         // the last upkeep), one step here, so an idle database ends with no log.
         var committing = _commits != _commitsAtUpkeep;
         _commitsAtUpkeep = _commits;
+        if (!_fold.IsCompleted)
+        {
+            // A background fold under way: upkeep runs on the commit loop, so it never waits for one; what that fold
+            // writes (its rows uncommitted, invisible to a prune now) is folded and pruned at the next upkeep.
+            return;
+        }
         if (!committing)
         {
-            // A background fold still under way may write buckets that the prune below cannot see yet (its rows are
-            // uncommitted): it ends first, so what it wrote past retention is pruned now, not a minute later.
-            await _fold;
             _fold = FoldAsync(cancellationToken, steps: 1);
             await _fold;
         }
@@ -449,9 +452,10 @@ internal sealed class PostgresCounterStore(
     }
 
     /// <summary>
-    /// The history of the commit, in its write round trip: the stored history of deleted counters is deleted, and one row
-    /// appended to <c>history_log</c> with the commit's minute buckets (and the deletions, so that a fold or a read drops
-    /// what the log held of them from before). Upserting the minute, hour and day buckets of every changed counter here
+    /// The history of the commit, in its write round trip: one row appended to <c>history_log</c> with the commit's minute
+    /// buckets and its deletions. A read drops what was stored or logged of a deleted counter before its deletion, and
+    /// the fold that reaches the row deletes the stored buckets: a commit never writes <c>history</c>, so it never waits
+    /// for a fold's row locks. Upserting the minute, hour and day buckets of every changed counter here
     /// cost three index probes and row versions per counter; the log row is one insert per commit, however many
     /// counters it changed, and <see cref="FoldAsync"/> adds it to the buckets later, many commits of a counter at once.
     /// </summary>
@@ -470,10 +474,6 @@ internal sealed class PostgresCounterStore(
                 cleared.Add(counter.Name);
             }
             count += counter.Deltas.Count(delta => delta.Interval == HistoryInterval.Minute);
-        }
-        if (cleared.Count > 0)
-        {
-            write.BatchCommands.Add(Command("DELETE FROM history WHERE name = ANY($1)", [cleared.ToArray()]));
         }
         var names = new string[count];
         var increments = new long[count];

@@ -67,7 +67,8 @@ internal static class PostgresSchema
         """,
         // Version 2: history. Per counter, interval (period 0 minute, 1 hour, 2 day) and bucket start (Unix ms, UTC):
         // the sums added and subtracted, the number of sets, the value at the bucket's end. Written by the commit
-        // that changed the counter, under its row lock; pruned oldest first along history_prune.
+        // that changed the counter up to version 3; from version 4 by the fold of history_log. Pruned oldest first
+        // along history_prune.
         """
         CREATE TABLE history (
             name       text COLLATE "C" NOT NULL,

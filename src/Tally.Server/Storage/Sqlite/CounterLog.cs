@@ -84,7 +84,7 @@ internal sealed class CounterLog : IDisposable
     /// <summary>Whether the log holds rows that idle upkeep could fold.</summary>
     public bool HasBacklog => _folding is not null || _rowsSinceCycle > 0;
 
-    /// <summary>Distinct names a cycle waits for (ten times as many rows): an eighth of the counters, at least CounterLogFoldAfter.</summary>
+    /// <summary>Distinct names a cycle waits for: an eighth of the counters, at least CounterLogFoldAfter (rows: ten times CounterLogFoldAfter, so a crash replays little).</summary>
     public long ThresholdFor(long counters) => Math.Max(_foldAfterNames, counters / 8);
 
     /// <summary>Rows in the log, as far as this process knows (for tests and diagnostics).</summary>
@@ -179,7 +179,7 @@ internal sealed class CounterLog : IDisposable
         _rowsSinceCycle += changes.Count;
 
         var threshold = ThresholdFor(counters);
-        if (_folding is null && (_dirty.Count >= threshold || _rowsSinceCycle >= threshold * 10))
+        if (_folding is null && (_dirty.Count >= threshold || _rowsSinceCycle >= _foldAfterNames * 10L))
         {
             StartCycle();
         }
