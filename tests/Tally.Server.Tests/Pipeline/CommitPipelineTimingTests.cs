@@ -42,17 +42,17 @@ public class CommitPipelineTimingTests
         // A burst of new names leaves them in the log (below the fold threshold no commit folds). Upkeep may already
         // run between the burst's commits on a slow machine; then another burst, until a backlog is seen.
         var names = 0;
-        for (var burst = 0; burst < 5 && (burst == 0 || Count(dataDir.Path, "SELECT count(*) FROM counter_log") == 0); burst++)
+        for (var burst = 0; burst < 5 && (burst == 0 || StoreTesting.CountInDataFile(dataDir.Path, "SELECT count(*) FROM counter_log") == 0); burst++)
         {
             var results = await Task.WhenAll(Enumerable.Range(names, 3000).Select(i => run.Pipeline.SubmitAsync(CounterCommand.Increment($"n{i:D5}", 1))));
             Assert.All(results, result => Assert.Equal(CommandStatus.Ok, result.Status));
             names += 3000;
         }
-        Assert.True(Count(dataDir.Path, "SELECT count(*) FROM counter_log") > 0, "every burst was folded at once; nothing is left for upkeep to show");
+        Assert.True(StoreTesting.CountInDataFile(dataDir.Path, "SELECT count(*) FROM counter_log") > 0, "every burst was folded at once; nothing is left for upkeep to show");
 
         // Far below the fold threshold: only the idle upkeep, woken by the loop's alarm, empties the log.
-        await Eventually(() => Count(dataDir.Path, "SELECT count(*) FROM counter_log") == 0, "the idle server never folded its counter log");
-        Assert.Equal(names, Count(dataDir.Path, "SELECT count(*) FROM counters"));
+        await Eventually(() => StoreTesting.CountInDataFile(dataDir.Path, "SELECT count(*) FROM counter_log") == 0, "the idle server never folded its counter log");
+        Assert.Equal(names, StoreTesting.CountInDataFile(dataDir.Path, "SELECT count(*) FROM counters"));
     }
 
     private static async Task Eventually(Func<bool> condition, string failure)
@@ -66,21 +66,7 @@ public class CommitPipelineTimingTests
     }
 
     private static bool Written(string dataDir, string name) =>
-        Count(dataDir, $"SELECT (SELECT count(*) FROM counter_log WHERE name = '{name}') + (SELECT count(*) FROM counters WHERE name = '{name}')") > 0;
-
-    private static long Count(string dataDir, string sql)
-    {
-        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = Path.Combine(dataDir, "tally.db"),
-            Mode = SqliteOpenMode.ReadOnly,
-            Pooling = false,
-        }.ToString());
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        return command.ExecuteScalar() is long value ? value : 0;
-    }
+        StoreTesting.CountInDataFile(dataDir, $"SELECT (SELECT count(*) FROM counter_log WHERE name = '{name}') + (SELECT count(*) FROM counters WHERE name = '{name}')") > 0;
 
     private sealed class Run(SqliteCounterStore store, CommitPipeline pipeline) : IAsyncDisposable
     {

@@ -31,7 +31,7 @@ public class CounterLogUpkeepTests
         var threshold = Math.Max(foldAfter, batches * batchSize / 8);
         Assert.True(most <= 2 * threshold + 3 * batchSize, $"The counter log reached {most} rows (threshold {threshold}, batches of {batchSize}).");
         Assert.Equal(batches * batchSize, store.Count);
-        Assert.Equal(batches * batchSize, Count(dataDir.Path, "SELECT count(*) FROM counters") + LogOnlyNames(dataDir.Path));
+        Assert.Equal(batches * batchSize, StoreTesting.CountInDataFile(dataDir.Path, "SELECT count(*) FROM counters") + LogOnlyNames(dataDir.Path));
     }
 
     [Fact]
@@ -92,7 +92,7 @@ public class CounterLogUpkeepTests
             {
                 Assert.Equal(value, (await store.GetAsync(name))?.Value);
             }
-            Assert.Equal(expected.Values.Sum(), Count(dataDir.Path, "SELECT sum(value) FROM counters"));
+            Assert.Equal(expected.Values.Sum(), StoreTesting.CountInDataFile(dataDir.Path, "SELECT sum(value) FROM counters"));
         }
         finally
         {
@@ -126,9 +126,9 @@ public class CounterLogUpkeepTests
 
             Assert.Equal(0, LogRows(dataDir.Path));
             Assert.True(calls > 1, "One call folded 8,000 names: the step is not bounded.");
-            Assert.Equal(7000, Count(dataDir.Path, "SELECT count(*) FROM counters"));
-            Assert.Equal(0, Count(dataDir.Path, "SELECT count(*) FROM counters WHERE name LIKE 'n0-%'"));
-            Assert.Equal(1000L, Count(dataDir.Path, "SELECT value FROM counters WHERE name = 'n7-0999'"));
+            Assert.Equal(7000, StoreTesting.CountInDataFile(dataDir.Path, "SELECT count(*) FROM counters"));
+            Assert.Equal(0, StoreTesting.CountInDataFile(dataDir.Path, "SELECT count(*) FROM counters WHERE name LIKE 'n0-%'"));
+            Assert.Equal(1000L, StoreTesting.CountInDataFile(dataDir.Path, "SELECT value FROM counters WHERE name = 'n7-0999'"));
 
             // Nothing left to do: upkeep writes nothing, and the state is intact after a restart.
             await store.MaintainAsync(CancellationToken.None);
@@ -159,10 +159,10 @@ public class CounterLogUpkeepTests
 
         await store.MaintainAsync(CancellationToken.None);
 
-        Assert.Equal(0, Count(dataDir.Path, "SELECT count(*) FROM counters"));
+        Assert.Equal(0, StoreTesting.CountInDataFile(dataDir.Path, "SELECT count(*) FROM counters"));
         await store.FlushAsync(CancellationToken.None);
         await store.MaintainAsync(CancellationToken.None);
-        Assert.Equal(4L, Count(dataDir.Path, "SELECT sum(value) FROM counters"));
+        Assert.Equal(4L, StoreTesting.CountInDataFile(dataDir.Path, "SELECT sum(value) FROM counters"));
         Assert.Equal(0, LogRows(dataDir.Path));
     }
 
@@ -196,7 +196,7 @@ public class CounterLogUpkeepTests
                 await store.MaintainAsync(CancellationToken.None);
             }
             Assert.Equal(0, LogRows(dataDir.Path));
-            Assert.Equal(0, Count(dataDir.Path, "SELECT count(*) FROM counters"));
+            Assert.Equal(0, StoreTesting.CountInDataFile(dataDir.Path, "SELECT count(*) FROM counters"));
 
             // A restart has nothing to replay and starts empty.
             await store.DisposeAsync();
@@ -210,23 +210,9 @@ public class CounterLogUpkeepTests
         }
     }
 
-    private static long LogRows(string dataDir) => Count(dataDir, "SELECT count(*) FROM counter_log");
+    private static long LogRows(string dataDir) => StoreTesting.CountInDataFile(dataDir, "SELECT count(*) FROM counter_log");
 
     /// <summary>Names whose only state is in the log (not yet folded into the counters table).</summary>
     private static long LogOnlyNames(string dataDir) =>
-        Count(dataDir, "SELECT count(DISTINCT name) FROM counter_log WHERE name NOT IN (SELECT name FROM counters)");
-
-    private static long Count(string dataDir, string sql)
-    {
-        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = Path.Combine(dataDir, "tally.db"),
-            Mode = SqliteOpenMode.ReadOnly,
-            Pooling = false,
-        }.ToString());
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        return command.ExecuteScalar() is long value ? value : 0;
-    }
+        StoreTesting.CountInDataFile(dataDir, "SELECT count(DISTINCT name) FROM counter_log WHERE name NOT IN (SELECT name FROM counters)");
 }

@@ -21,6 +21,21 @@ internal sealed class ManualClock(long nowMs) : TimeProvider
 
 internal static class StoreTesting
 {
+    /// <summary>A count read straight from the SQLite file in <paramref name="dataDir"/> (read-only, its own connection): what is on disk.</summary>
+    internal static long CountInDataFile(string dataDir, string sql)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection(new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder
+        {
+            DataSource = Path.Combine(dataDir, "tally.db"),
+            Mode = Microsoft.Data.Sqlite.SqliteOpenMode.ReadOnly,
+            Pooling = false,
+        }.ToString());
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return command.ExecuteScalar() is long value ? value : 0;
+    }
+
     // Shared services the stores and the pipeline take (metrics, logging); built once, never holding test data.
     internal static readonly IServiceProvider Shared = new ServiceCollection()
         .AddLogging()
