@@ -35,8 +35,31 @@ internal static class Globals
         Recursive = true,
     };
 
-    /// <summary>Standard output for people (tables, charts).</summary>
-    public static IAnsiConsole Out { get; } = AnsiConsole.Console;
+    /// <summary>
+    /// Standard output for people (tables, charts). Piped into a file or another program it has no terminal width, so
+    /// it gets a wide one: a table is as wide as its content instead of wrapping numbers at 80 columns.
+    /// </summary>
+    public static IAnsiConsole Out { get; } = CreateOut();
+
+    /// <summary>Standard output is a file or a pipe, not a terminal.</summary>
+    public static bool Piped => Console.IsOutputRedirected;
+
+    private static IAnsiConsole CreateOut()
+    {
+        if (!Piped)
+        {
+            return AnsiConsole.Console;
+        }
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(Console.Out),
+            Interactive = InteractionSupport.No,
+        });
+        console.Profile.Width = PipedWidth;
+        return console;
+    }
+
+    private const int PipedWidth = 1000;
 
     /// <summary>Standard error, for messages and progress bars (so standard output stays data).</summary>
     public static IAnsiConsole Error { get; } = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });

@@ -257,6 +257,33 @@ public sealed class CliTests(ServerFixture fixture) : IClassFixture<ServerFixtur
     }
 
     [Fact]
+    public async Task WatchPipedPrintsALinePerEvent()
+    {
+        Assert.Equal(0, (await Cli.RunAsync(Server, "inc", "watched:line", "--by", "7")).ExitCode);
+
+        var result = await Cli.RunAsync(Server, "watch", "watched:line", "--count", "1");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var fields = Assert.Single(result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)).Split('\t');
+        Assert.Equal(["watched:line", "7"], fields[1..]);
+        Assert.EndsWith("Z", fields[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task PipedTablesKeepEachRowOnOneLine()
+    {
+        // Piped output has no terminal width: 80 columns would wrap this name and split the number over lines.
+        var name = "wide:" + new string('n', 90);
+        Assert.Equal(0, (await Cli.RunAsync(Server, "set", name, "1234567890123456789", "--max", "9000000000000000000")).ExitCode);
+
+        var ls = await Cli.RunAsync(Server, "ls", "-p", "wide:");
+
+        Assert.True(ls.ExitCode == 0, ls.ToString());
+        Assert.Contains(ls.Output.Split('\n'), line => line.Contains(name, StringComparison.Ordinal)
+            && line.Contains("1,234,567,890,123,456,789", StringComparison.Ordinal) && line.Contains("9,000,000,000,000,000,000", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task ExportImportAndBackupWriteAndReadFiles()
     {
         Assert.Equal(0, (await Cli.RunAsync(Server, "inc", "moved:a", "--by", "11")).ExitCode);

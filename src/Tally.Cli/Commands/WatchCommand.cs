@@ -44,7 +44,14 @@ internal static class WatchCommand
                 }
                 return Globals.Success;
             }
-            await LiveAsync(events, limit);
+            if (Globals.Piped)
+            {
+                await LinesAsync(events, limit);
+            }
+            else
+            {
+                await LiveAsync(events, limit);
+            }
             return Globals.Success;
         }, transfer: true);
         return command;
@@ -64,6 +71,30 @@ internal static class WatchCommand
             json.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>
+    /// Piped (no terminal to redraw a table in): one line per event, <c>time name value</c>, <c>deleted name</c> or
+    /// <c>alert name</c>, columns separated by a tab.
+    /// </summary>
+    private static async Task LinesAsync(IAsyncEnumerable<TallyEvent> events, int? limit)
+    {
+        var seen = 0;
+        await foreach (var item in events)
+        {
+            var line = item.Kind switch
+            {
+                TallyEventKind.Counter => $"{Output.Time(item.Counter!.UpdatedAt)}\t{item.Counter.Name}\t{item.Counter.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
+                TallyEventKind.Deleted => $"deleted\t{item.Name}",
+                _ => $"alert\t{item.Name}",
+            };
+            await Console.Out.WriteLineAsync(line);
+            await Console.Out.FlushAsync();
+            if (++seen == limit)
+            {
+                break;
+            }
+        }
     }
 
     /// <summary>A table of the counters seen, updated in place as events arrive.</summary>
