@@ -126,6 +126,8 @@ internal static class BackupEndpoints
         }
 
         var commands = new List<CounterCommand>();
+        // The line each name came on: an export holds each counter once, so a name twice is a mistake, not "the last wins".
+        var lines = new Dictionary<string, int>(StringComparer.Ordinal);
         var reader = context.Request.BodyReader;
         var lineNumber = 0;
         while (true)
@@ -135,12 +137,12 @@ internal static class BackupEndpoints
             IResult? problem = null;
             while (problem is null && buffer.PositionOf((byte)'\n') is { } end)
             {
-                problem = AddLine(buffer.Slice(0, end), ++lineNumber, commands);
+                problem = AddLine(buffer.Slice(0, end), ++lineNumber, commands, lines);
                 buffer = buffer.Slice(buffer.GetPosition(1, end));
             }
             if (problem is null && read.IsCompleted && buffer.Length > 0)
             {
-                problem = AddLine(buffer, ++lineNumber, commands);
+                problem = AddLine(buffer, ++lineNumber, commands, lines);
                 buffer = buffer.Slice(buffer.End);
             }
             if (problem is null && buffer.Length > MaxImportLineBytes + 1)
@@ -171,7 +173,7 @@ internal static class BackupEndpoints
     }
 
     /// <summary>Checks one line (without its newline) and adds its command; a blank line adds nothing.</summary>
-    private static IResult? AddLine(ReadOnlySequence<byte> line, int lineNumber, List<CounterCommand> commands)
+    private static IResult? AddLine(ReadOnlySequence<byte> line, int lineNumber, List<CounterCommand> commands, Dictionary<string, int> lines)
     {
         if (line.Length > 0 && line.Slice(line.Length - 1).FirstSpan[0] == (byte)'\r')
         {
@@ -210,6 +212,11 @@ internal static class BackupEndpoints
             if (ParseLine(bytes, lineNumber, out var command) is { } problem)
             {
                 return problem;
+            }
+            if (!lines.TryAdd(command.Name, lineNumber))
+            {
+                return Problems.Create(Problems.InvalidBody,
+                    $"Line {lineNumber}: the counter '{command.Name}' is on line {lines[command.Name]} already; an export holds each counter once.");
             }
             commands.Add(command);
             return null;

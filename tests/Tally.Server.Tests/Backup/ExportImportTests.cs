@@ -153,6 +153,21 @@ public class ExportImportTests
         Assert.Equal(1L, (await client.GetCounterAsync("other")).Value);
     }
 
+    [Fact]
+    public async Task ACounterTwiceInOneImportIsRefusedAndNothingIsWritten()
+    {
+        await using var app = new TallyApplication("memory");
+        var client = app.CreateClient();
+        var other = ValidLine.Replace("\"valid\"", "\"other\"", StringComparison.Ordinal);
+
+        var response = await ImportAsync(client, string.Join("\n", ValidLine, other, ValidLine.Replace("\"value\": 1", "\"value\": 2", StringComparison.Ordinal)));
+
+        var problem = await response.ReadProblemAsync(HttpStatusCode.BadRequest, "invalid_body");
+        Assert.Equal("Line 3: the counter 'valid' is on line 1 already; an export holds each counter once.", (string?)problem["detail"]);
+        await client.AssertMissingAsync("valid");
+        await client.AssertMissingAsync("other");
+    }
+
     [Theory]
     [InlineData("""{"name": "a", "value": 1""", "invalid_json")]
     [InlineData("""not json""", "invalid_json")]
