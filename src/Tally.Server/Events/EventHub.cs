@@ -354,7 +354,18 @@ internal sealed class EventHub : ICommitObserver
         {
             if (subscription.Stream is { } stream && subscription.TryBeginWrite(stream.Batch))
             {
-                stream.Send();
+                try
+                {
+                    stream.Send();
+                }
+                catch (Exception ex)
+                {
+                    // On the tick's thread: one stream's failure must neither end the others' delivery nor the process.
+                    _logger.LogError(ex, "Writing to an event stream failed; the stream ends");
+                    subscription.End(dropped: true);
+                    subscription.EndWrite(stream.Batch);
+                    subscription.Abort?.Invoke();
+                }
             }
         }
     }
