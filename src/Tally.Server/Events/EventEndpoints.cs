@@ -59,13 +59,13 @@ internal static class EventEndpoints
         }
         context.Response.RegisterForDispose(subscription);
         subscription.Abort = context.Abort;
-        IReadOnlyList<SseItem<string>> first;
+        IReadOnlyList<byte[]> first;
         InitialState? shown = null;
         try
         {
             if (opening.Replay is { } missed)
             {
-                first = missed.ConvertAll(e => e.ToItem());
+                first = missed.ConvertAll(e => e.Frame);
             }
             else
             {
@@ -79,7 +79,7 @@ internal static class EventEndpoints
             throw;
         }
         var stream = new EventStream(subscription, first, shown, context.Response,
-            TimeSpan.FromMilliseconds(options.HeartbeatIntervalMs), options.CoalesceMs > 0 ? hub.NextTick : null, clock);
+            TimeSpan.FromMilliseconds(options.HeartbeatIntervalMs), clock);
         return Stream(context, stream.ReadAllAsync(context.RequestAborted));
     }
 
@@ -118,14 +118,14 @@ internal static class EventEndpoints
     /// The initial state as events, numbered by the sequence the stream opened at: the last one carries it plainly
     /// (a client that got the whole state may resume from it), the others as parts of it.
     /// </summary>
-    private static (List<SseItem<string>> Items, InitialState Shown) Initial(List<Counter> counters, EventHub hub, long opened)
+    private static (List<byte[]> Frames, InitialState Shown) Initial(List<Counter> counters, EventHub hub, long opened)
     {
-        var items = new List<SseItem<string>>(counters.Count);
+        var items = new List<byte[]>(counters.Count);
         var seen = new Dictionary<string, (long, long)>(counters.Count, StringComparer.Ordinal);
         for (var i = 0; i < counters.Count; i++)
         {
             var id = i == counters.Count - 1 ? EventIds.Format(hub.InstanceId, opened) : EventIds.Format(hub.InstanceId, opened, i + 1);
-            items.Add(new SseItem<string>(EventJson.Counter(counters[i]), HubEvent.TypeOf(EventKind.Counter)) { EventId = id });
+            items.Add(EventFrames.Of(HubEvent.TypeOf(EventKind.Counter), id, EventJson.Counter(counters[i])));
             seen[counters[i].Name] = (counters[i].CreatedAt, counters[i].Version);
         }
         // Events published up to now may already be in what was read.

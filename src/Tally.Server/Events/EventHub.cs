@@ -12,10 +12,18 @@ namespace Tally.Server.Events;
 /// instances', through a relay) become numbered events; each goes into a ring of recent events, for
 /// <c>Last-Event-ID</c>, and is offered to every open stream that watches its counter. Nothing here waits: a
 /// stream that has too much pending, or whose client has not taken a write for <see cref="EventOptions.WriteTimeoutMs"/>,
-/// is dropped, so a slow client never slows a commit. An offer is cheap (<see cref="EventSubscription.Offer"/>: a
-/// lock, a store, a wake-up only for a writer that waits); with conflation the writing — a write and a flush per
-/// stream — happens at most once per <see cref="EventOptions.CoalesceMs"/>, however many events came meanwhile.
+/// is dropped, so a slow client never slows a commit.
 /// </summary>
+/// <remarks>
+/// A commit only numbers its events, keeps them in the ring and stages them: its cost does not grow with the number
+/// of open streams. Delivery is the tick's, once per <see cref="EventOptions.CoalesceMs"/> after something was staged
+/// (with 0, a work item queued at once): it conflates what was staged to the latest state per counter (deleted and
+/// alert events all stay, in order), offers each event to the streams that watch its counter
+/// (<see cref="EventSubscription.Offer"/>: a lock and a store), then, outside the hub's lock, writes to each stream
+/// that got something, on the tick's own thread, one after the other (<see cref="EventStream.Send"/>): an event's
+/// frame is made once and the same bytes go to every stream, a stream costs one copy and one flush per tick, and no
+/// stream's writer is woken on a thread of its own.
+/// </remarks>
 /// <remarks>
 /// Free when nobody listens: with no stream open (and none for <see cref="ResumeWindow"/>), a commit costs a read of
 /// two fields — no allocation, no lock. Events are then not made, so a resume across such a time is impossible;
@@ -41,10 +49,17 @@ internal sealed class EventHub : ICommitObserver
     private readonly List<EventSubscription> _slow = [];
     private readonly long _writeTimeoutTicks;
     private readonly TimeProvider _clock;
-    private readonly Lock _tickGate = new();
-    private TaskCompletionSource? _tick;
+    private readonly bool _conflate;
+
+    /// <summary>Events staged for the next delivery: the deleted and alert ones (with conflation), or all.</summary>
+    private List<HubEvent> _staged = [];
+
+    /// <summary>Conflation: the latest state staged of each counter.</summary>
+    private readonly Dictionary<string, HubEvent> _stagedLatest = new(StringComparer.Ordinal);
+
+    private bool _deliveryScheduled;
     private ITimer? _ticker;
-    private long _tickerGeneration;
+    private long _deliveries;
 
     /// <summary>The last number given to an event (or to a gap).</summary>
     private long _sequence;
@@ -64,6 +79,7 @@ internal sealed class EventHub : ICommitObserver
         _logger = logger;
         _ring = new HubEvent?[_options.ResumeBuffer];
         _writeTimeoutTicks = _options.WriteTimeoutMs * Stopwatch.Frequency / 1000;
+        _conflate = _options.CoalesceMs > 0;
         _quietSince = Stopwatch.GetTimestamp() - ResumeWindowTicks;
         metrics.ObserveOpenStreams(() => Volatile.Read(ref _streams));
         // Open streams would hold a graceful stop for its whole timeout: they end as it begins, and clients reconnect elsewhere.
@@ -90,46 +106,6 @@ internal sealed class EventHub : ICommitObserver
     /// <summary>Whether events are being made: a stream is open, or one closed within <see cref="ResumeWindow"/>.</summary>
     public bool IsRecording =>
         Volatile.Read(ref _streams) > 0 || Stopwatch.GetTimestamp() - Volatile.Read(ref _quietSince) < ResumeWindowTicks;
-
-    /// <summary>
-    /// Completes at the next tick, every <see cref="EventOptions.CoalesceMs"/>, when the streams with something pending
-    /// write. The timer runs while streams wait for it: one tick that nobody waited for stops it.
-    /// </summary>
-    public Task NextTick()
-    {
-        lock (_tickGate)
-        {
-            if (_ticker is null)
-            {
-                var interval = TimeSpan.FromMilliseconds(_options.CoalesceMs);
-                _ticker = _clock.CreateTimer(static state => ((TickerState)state!).Hub.Tick(((TickerState)state!).Generation),
-                    new TickerState(this, ++_tickerGeneration), interval, interval);
-            }
-            return (_tick ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
-        }
-    }
-
-    private void Tick(long generation)
-    {
-        TaskCompletionSource? tick;
-        lock (_tickGate)
-        {
-            if (generation != _tickerGeneration)
-            {
-                return; // a stopped timer's late callback
-            }
-            tick = _tick;
-            _tick = null;
-            if (tick is null)
-            {
-                _ticker?.Dispose();
-                _ticker = null;
-            }
-        }
-        tick?.TrySetResult();
-    }
-
-    private sealed record TickerState(EventHub Hub, long Generation);
 
     /// <summary>This instance committed: on the commit loop, so it returns at once when nobody listens.</summary>
     public void Committed(IReadOnlyList<PendingRequest> batch, IReadOnlyList<RequestOutcome> outcomes)
@@ -169,8 +145,7 @@ internal sealed class EventHub : ICommitObserver
         {
             var e = new HubEvent(InstanceId, ++_sequence, EventKind.Alert, counterName, null, json);
             Record(e);
-            Deliver(e, Stopwatch.GetTimestamp());
-            EndSlowStreams();
+            Stage(e);
         }
         _metrics.RecordEventsPublished(1, remote: false);
     }
@@ -200,7 +175,7 @@ internal sealed class EventHub : ICommitObserver
                 // Nothing was recorded while nobody listened: what came before cannot be resumed.
                 _floor = ++_sequence;
             }
-            var subscription = new EventSubscription(this, keyId, filter, _options.StreamBuffer, conflate: _options.CoalesceMs > 0)
+            var subscription = new EventSubscription(this, keyId, filter, _options.StreamBuffer, conflate: _conflate)
             {
                 StartSequence = _sequence,
             };
@@ -292,7 +267,6 @@ internal sealed class EventHub : ICommitObserver
     private void Publish(IReadOnlyList<KeyValuePair<string, Counter?>> states, bool remote)
     {
         var published = 0;
-        var now = Stopwatch.GetTimestamp();
         lock (_gate)
         {
             foreach (var (name, state) in states)
@@ -303,12 +277,97 @@ internal sealed class EventHub : ICommitObserver
                 }
                 var e = new HubEvent(InstanceId, ++_sequence, state is null ? EventKind.Deleted : EventKind.Counter, name, state);
                 Record(e);
-                Deliver(e, now);
+                Stage(e);
                 published++;
+            }
+        }
+        _metrics.RecordEventsPublished(published, remote);
+    }
+
+    /// <summary>Under the lock: <paramref name="e"/> waits for the next delivery, which is scheduled if none is.</summary>
+    private void Stage(HubEvent e)
+    {
+        if (_streams == 0)
+        {
+            return; // recorded for a resume, but no stream to deliver to
+        }
+        if (_conflate && e.Kind == EventKind.Counter)
+        {
+            _stagedLatest[e.Name] = e;
+        }
+        else
+        {
+            _staged.Add(e);
+        }
+        if (_deliveryScheduled)
+        {
+            return;
+        }
+        _deliveryScheduled = true;
+        if (_conflate)
+        {
+            _ticker ??= _clock.CreateTimer(static hub => ((EventHub)hub!).Deliver(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _ticker.Change(TimeSpan.FromMilliseconds(_options.CoalesceMs), Timeout.InfiniteTimeSpan);
+        }
+        else
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static hub => hub.Deliver(), this, preferLocal: false);
+        }
+    }
+
+    /// <summary>
+    /// The tick: what was staged is offered to the streams that watch it, under the lock, then written to each stream
+    /// that got something, outside it (a commit never waits for a write).
+    /// </summary>
+    private void Deliver()
+    {
+        List<HubEvent> events;
+        var writers = new List<EventSubscription>();
+        lock (_gate)
+        {
+            _deliveryScheduled = false;
+            events = _staged;
+            if (_stagedLatest.Count > 0)
+            {
+                events.AddRange(_stagedLatest.Values);
+                _stagedLatest.Clear();
+                events.Sort(static (x, y) => x.Sequence.CompareTo(y.Sequence));
+            }
+            if (events.Count == 0)
+            {
+                return;
+            }
+            _staged = [];
+            var delivery = ++_deliveries;
+            var now = Stopwatch.GetTimestamp();
+            foreach (var e in events)
+            {
+                Deliver(e, now, delivery, writers);
             }
             EndSlowStreams();
         }
-        _metrics.RecordEventsPublished(published, remote);
+        foreach (var e in events)
+        {
+            _ = e.Frame; // made once, here, rather than by whichever stream writes it first
+        }
+        foreach (var subscription in writers)
+        {
+            if (subscription.Stream is { } stream && subscription.TryBeginWrite(stream.Batch))
+            {
+                try
+                {
+                    stream.Send();
+                }
+                catch (Exception ex)
+                {
+                    // On the tick's thread: one stream's failure must neither end the others' delivery nor the process.
+                    _logger.LogError(ex, "Writing to an event stream failed; the stream ends");
+                    subscription.End(dropped: true);
+                    subscription.EndWrite(stream.Batch);
+                    subscription.Abort?.Invoke();
+                }
+            }
+        }
     }
 
     private void Record(HubEvent e)
@@ -326,29 +385,34 @@ internal sealed class EventHub : ICommitObserver
         slot = e;
     }
 
-    private void Deliver(HubEvent e, long now)
+    private void Deliver(HubEvent e, long now, long delivery, List<EventSubscription> writers)
     {
         if (_byName.TryGetValue(e.Name, out var watchers))
         {
             foreach (var subscription in watchers)
             {
-                Offer(subscription, e, now);
+                Offer(subscription, e, now, delivery, writers);
             }
         }
         foreach (var subscription in _byPrefix)
         {
             if (e.Name.StartsWith(subscription.Filter.Prefix, StringComparison.Ordinal))
             {
-                Offer(subscription, e, now);
+                Offer(subscription, e, now, delivery, writers);
             }
         }
     }
 
-    private void Offer(EventSubscription subscription, HubEvent e, long now)
+    private void Offer(EventSubscription subscription, HubEvent e, long now, long delivery, List<EventSubscription> writers)
     {
-        if (!subscription.Receiving)
+        if (!subscription.Receiving || e.Sequence <= subscription.StartSequence)
         {
-            return;
+            return; // a stream opened after the event was staged: its opening showed it (initial state or replay)
+        }
+        if (subscription.Delivery != delivery)
+        {
+            subscription.Delivery = delivery;
+            writers.Add(subscription);
         }
         var stalled = subscription.Stalled(now, _writeTimeoutTicks);
         if (!subscription.Offer(e) || stalled)

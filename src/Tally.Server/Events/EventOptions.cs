@@ -27,8 +27,9 @@ internal sealed class EventOptions
     /// skipped), deleted and alert events all. 0: no conflation, every event is sent.
     /// </summary>
     /// <remarks>
-    /// A write to a stream (a send on its socket) is what a stream costs, some 10–30 µs of CPU: at 100 ms, 1,000 streams
-    /// on hot counters cost 10,000 writes a second, however fast the counters change (bench/README.md, the events group).
+    /// A write to a stream (a copy of the event's frame, made once for all streams, and a send on its socket) is what a
+    /// stream costs, some 10 µs of CPU: at 100 ms, 1,000 streams on hot counters cost 10,000 writes a second, however
+    /// fast the counters change (bench/README.md, the events group).
     /// </remarks>
     public int CoalesceMs { get; set; } = 100;
 

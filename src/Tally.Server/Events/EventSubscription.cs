@@ -14,8 +14,9 @@ internal readonly record struct EventFilter(string? Name, string Prefix)
 }
 
 /// <summary>
-/// One open stream as the hub sees it: its filter, its key, and the events pending for its client. The hub offers
-/// events without ever waiting; the stream's writer takes all that is pending at once.
+/// One open stream as the hub sees it: its filter, its key, the events pending for its client, and who may write to
+/// its response now. The hub offers events without ever waiting; whoever delivers them (the hub's tick, mostly)
+/// then takes all that is pending and writes it, one writer at a time (<see cref="TryBeginWrite"/>, <see cref="EndWrite"/>).
 /// </summary>
 /// <remarks>
 /// With conflation (<see cref="EventOptions.CoalesceMs"/> above 0) a counter's pending state is replaced by a newer
@@ -31,6 +32,7 @@ internal sealed class EventSubscription : IDisposable
     private readonly Lock _lock = new();
     private readonly int _capacity;
     private readonly bool _conflate;
+    private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Every event (no conflation), or the deleted and alert events (conflation).</summary>
     private readonly List<HubEvent> _queue = [];
@@ -41,7 +43,13 @@ internal sealed class EventSubscription : IDisposable
     /// <summary>Conflation, a prefix stream: the latest state not sent yet of each counter.</summary>
     private readonly Dictionary<string, HubEvent>? _latestByName;
 
-    private TaskCompletionSource? _wake;
+    /// <summary>Its writer has started (the initial state was sent) and not finished: the hub may write to it.</summary>
+    private bool _attached;
+
+    /// <summary>Someone writes to the response now; nobody else may.</summary>
+    private bool _busy;
+
+    private TaskCompletionSource? _idle;
     private long _writingSince;
 
     internal EventSubscription(EventHub hub, string keyId, EventFilter filter, int capacity, bool conflate)
@@ -70,16 +78,24 @@ internal sealed class EventSubscription : IDisposable
     /// <summary>Ends the response at once (set by the endpoint): a dropped stream whose write hangs is cut off.</summary>
     public Action? Abort { get; set; }
 
+    /// <summary>Writes what is pending to the response (set by the stream's writer once it started).</summary>
+    internal EventStream? Stream { get; set; }
+
+    /// <summary>Completes when the hub ends the stream (dropped, or the instance stopping) or it closes.</summary>
+    internal Task Ended => _ended.Task;
+
+    /// <summary>The hub's last delivery that offered it something (the hub's, under its lock).</summary>
+    internal long Delivery { get; set; }
+
     /// <summary>Counted in the hub's limits until closed.</summary>
     internal bool Closed { get; set; }
 
     /// <summary>Receiving events (not dropped, not ended).</summary>
     internal bool Receiving { get; private set; } = true;
 
-    /// <summary>Pends <paramref name="e"/> and wakes the writer if it waits; false when past the capacity.</summary>
+    /// <summary>Pends <paramref name="e"/>; false when past the capacity.</summary>
     internal bool Offer(HubEvent e)
     {
-        TaskCompletionSource? wake;
         lock (_lock)
         {
             if (!_conflate || e.Kind != EventKind.Counter)
@@ -94,54 +110,110 @@ internal sealed class EventSubscription : IDisposable
             {
                 _latestByName[e.Name] = e;
             }
-            if (_queue.Count + (_latestByName?.Count ?? 0) > _capacity)
+            return _queue.Count + (_latestByName?.Count ?? 0) <= _capacity;
+        }
+    }
+
+    /// <summary>
+    /// Becomes the one writer when the stream's writer has started, nobody else writes, and something is pending (or
+    /// <paramref name="evenIfNothing"/>), moving what is pending into <paramref name="into"/> in sequence order.
+    /// </summary>
+    internal bool TryBeginWrite(List<HubEvent> into, bool evenIfNothing = false)
+    {
+        lock (_lock)
+        {
+            if (_busy || !_attached || Dropped)
             {
                 return false;
             }
-            wake = _wake;
-            _wake = null;
-        }
-        wake?.TrySetResult();
-        return true;
-    }
-
-    /// <summary>Null when something is pending or the stream ended; else a task that completes when either happens.</summary>
-    internal Task? WhenPending()
-    {
-        lock (_lock)
-        {
-            if (!Receiving || _queue.Count > 0 || _latest is not null || _latestByName is { Count: > 0 })
+            Take(into);
+            if (into.Count == 0 && !evenIfNothing)
             {
-                return null;
+                return false;
             }
-            _wake ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            return _wake.Task;
+            _busy = true;
+            return true;
         }
     }
 
-    /// <summary>Moves what is pending into <paramref name="into"/>, in sequence order. False: ended, and nothing was pending.</summary>
-    internal bool TryTake(List<HubEvent> into)
+    /// <summary>
+    /// The writer is done; true when it must go on: more came meanwhile (now in <paramref name="into"/>), and it stays
+    /// the writer. False: it is no longer the writer.
+    /// </summary>
+    internal bool EndWrite(List<HubEvent> into)
+    {
+        TaskCompletionSource? idle;
+        lock (_lock)
+        {
+            if (_attached && !Dropped)
+            {
+                Take(into);
+                if (into.Count > 0)
+                {
+                    return true;
+                }
+            }
+            _busy = false;
+            idle = _idle;
+            _idle = null;
+        }
+        idle?.TrySetResult();
+        return false;
+    }
+
+    /// <summary>The stream's writer starts taking the hub's writes (after the initial state); what is pending is its to write.</summary>
+    internal void Attach(List<HubEvent> into)
     {
         lock (_lock)
         {
-            var start = into.Count;
-            into.AddRange(_queue);
-            _queue.Clear();
-            if (_latest is not null)
+            _attached = true;
+            _busy = true;
+            Take(into);
+        }
+    }
+
+    /// <summary>After <see cref="DetachAsync"/>: what is still pending, for the stream's last write.</summary>
+    internal void TakeRest(List<HubEvent> into)
+    {
+        lock (_lock)
+        {
+            Take(into);
+        }
+    }
+
+    /// <summary>The stream's writer ends: no more writes start; completes once the one under way (if any) is done.</summary>
+    internal Task DetachAsync()
+    {
+        lock (_lock)
+        {
+            _attached = false;
+            if (!_busy)
             {
-                into.Add(_latest);
-                _latest = null;
+                return Task.CompletedTask;
             }
-            if (_latestByName is { Count: > 0 })
-            {
-                into.AddRange(_latestByName.Values);
-                _latestByName.Clear();
-            }
-            if (into.Count - start > 1 && _conflate)
-            {
-                into.Sort(start, into.Count - start, BySequence.Instance);
-            }
-            return into.Count > start || Receiving;
+            _idle ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _idle.Task;
+        }
+    }
+
+    private void Take(List<HubEvent> into)
+    {
+        var start = into.Count;
+        into.AddRange(_queue);
+        _queue.Clear();
+        if (_latest is not null)
+        {
+            into.Add(_latest);
+            _latest = null;
+        }
+        if (_latestByName is { Count: > 0 })
+        {
+            into.AddRange(_latestByName.Values);
+            _latestByName.Clear();
+        }
+        if (into.Count - start > 1 && _conflate)
+        {
+            into.Sort(start, into.Count - start, BySequence.Instance);
         }
     }
 
@@ -160,15 +232,12 @@ internal sealed class EventSubscription : IDisposable
     /// <summary>No more events: the stream ends once its client has been sent what is pending (or at once, when dropped).</summary>
     internal void End(bool dropped)
     {
-        TaskCompletionSource? wake;
         lock (_lock)
         {
             Receiving = false;
             Dropped |= dropped;
-            wake = _wake;
-            _wake = null;
         }
-        wake?.TrySetResult();
+        _ended.TrySetResult();
     }
 
     public void Dispose() => _hub.Close(this);

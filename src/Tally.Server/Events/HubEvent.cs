@@ -1,4 +1,3 @@
-using System.Net.ServerSentEvents;
 using Tally.Server.Counters;
 
 namespace Tally.Server.Events;
@@ -14,8 +13,8 @@ internal enum EventKind
 }
 
 /// <summary>
-/// One event as the hub numbered it: shared by every stream it goes to and by the ring, so its data and id are made
-/// once, by the first stream that writes it (and so is its frame, the bytes every stream writes).
+/// One event as the hub numbered it: shared by every stream it goes to and by the ring, so its data, id and frame (the
+/// bytes every stream writes) are made once, when the hub delivers it.
 /// </summary>
 internal sealed class HubEvent(string instance, long sequence, EventKind kind, string name, Counter? state, string? data = null)
 {
@@ -38,8 +37,6 @@ internal sealed class HubEvent(string instance, long sequence, EventKind kind, s
     public string Data => _data ??= State is { } counter ? EventJson.Counter(counter) : EventJson.Deleted(Name);
 
     public string Type => TypeOf(Kind);
-
-    public SseItem<string> ToItem() => new(Data, Type) { EventId = Id };
 
     /// <summary>The event as written on the stream.</summary>
     public byte[] Frame => _frame ??= EventFrames.Of(Type, Id, Data);

@@ -117,6 +117,120 @@ public class EventStreamTests
     }
 
     [Fact]
+    public async Task AStateAndTheDeletionAfterItInOneTickAreSentInThatOrder()
+    {
+        await using var app = App(settings: ("Events:CoalesceMs", "1000"));
+        var client = app.CreateClient();
+        await client.SetUpCounterAsync("brief", """{"value": 1}""");
+        await using var stream = await EventStreamClient.OpenAsync(client, "/counters/brief/events");
+        Assert.Equal(1, (await stream.NextAsync()).Counter.Value);
+
+        await client.IncrementAsync("brief"); // staged: the tick is a second away, and the deletion joins it
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync("/counters/brief")).StatusCode);
+        var shown = await stream.NextAsync(2);
+        Assert.Equal([("counter", "2"), ("deleted", "brief")], shown.Select(message =>
+            (message.Event, message.Event == "counter" ? message.Counter.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)
+                : (string?)JsonNode.Parse(message.Data)!["name"])));
+        AssertIncreasing(shown);
+    }
+
+    [Fact]
+    public async Task AStreamResumedWhileAChangeWaitsForTheTickGetsThatChangeOnce()
+    {
+        // A commit's events wait for the next tick; a stream that opens meanwhile must not get them again at the tick
+        // when its opening already carried them (here: the events missed since Last-Event-ID).
+        await using var app = App(settings: ("Events:CoalesceMs", "1000"));
+        var client = app.CreateClient();
+        await client.IncrementAsync("waiting");
+        await using var watching = await EventStreamClient.OpenAsync(client, "/counters/waiting/events");
+        var first = await watching.NextAsync();
+        Assert.Equal(1, first.Counter.Value);
+
+        await client.IncrementAsync("waiting"); // staged: the tick is a second away
+        await using var resumed = await EventStreamClient.OpenAsync(client, "/counters/waiting/events", lastEventId: first.Id);
+        var missed = await resumed.NextAsync();
+        Assert.Equal((2L, 2L), (missed.Counter.Value, missed.Counter.Version));
+        var ticked = await watching.NextAsync();
+        Assert.Equal((2L, missed.Id), (ticked.Counter.Value, ticked.Id));
+        await resumed.NothingWithinAsync(TimeSpan.FromMilliseconds(1300));
+    }
+
+    [Fact]
+    public async Task AStreamOpenedWhileADeletionWaitsForTheTickStartsFromTheStateAfterIt()
+    {
+        await using var app = App(settings: ("Events:CoalesceMs", "1000"));
+        var client = app.CreateClient();
+        await client.SetUpCounterAsync("phoenix", """{"value": 5}""");
+        await using var watching = await EventStreamClient.OpenAsync(client, "/counters/phoenix/events");
+        Assert.Equal(5, (await watching.NextAsync()).Counter.Value);
+
+        // Deleted and created again before the tick: a stream opened now starts with the new counter, and the deletion
+        // from before it opened never follows (it would say the counter is gone while it exists).
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync("/counters/phoenix")).StatusCode);
+        await client.IncrementAsync("phoenix");
+        await using var late = await EventStreamClient.OpenAsync(client, "/counters/phoenix/events");
+        var initial = await late.NextAsync();
+        Assert.Equal(("counter", 1L, 1L), (initial.Event, initial.Counter.Value, initial.Counter.Version));
+
+        var seen = await watching.NextAsync(2);
+        Assert.Equal(["deleted", "counter"], seen.Select(message => message.Event));
+        Assert.Equal(1, seen[1].Counter.Value);
+        await late.NothingWithinAsync(TimeSpan.FromMilliseconds(1300));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(50)]
+    public async Task ManyStreamsOnOneCounterAllGetItsEvents(int coalesceMs)
+    {
+        // The hub serializes an event once and writes the same frame to every stream on its tick: each stream (counter
+        // and prefix streams alike) shows increasing ids and ends with the last state, under the same id.
+        await using var app = App(settings: [("Events:CoalesceMs", coalesceMs.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
+        var client = app.CreateClient();
+        await client.SetUpCounterAsync("shared", """{"value": 0}""");
+        var streams = new List<EventStreamClient>();
+        try
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                streams.Add(await EventStreamClient.OpenAsync(app.CreateClient(), i % 5 == 0 ? "/events?prefix=shar" : "/counters/shared/events"));
+            }
+            foreach (var stream in streams)
+            {
+                Assert.Equal(0, (await stream.NextAsync()).Counter.Value);
+            }
+            await Task.WhenAll(Enumerable.Range(0, 4).Select(async _ =>
+            {
+                for (var i = 0; i < 10; i++)
+                {
+                    await client.IncrementAsync("shared");
+                }
+            }));
+            var seen = new List<List<SseMessage>>();
+            foreach (var stream in streams)
+            {
+                var shown = await UntilAsync(stream, message => message.Counter.Value == 40);
+                AssertIncreasing(shown);
+                seen.Add(shown);
+            }
+            // Without conflation every stream shows every commit, all alike; with it, each shows the last state (a
+            // stream whose write was still under way at a tick may skip a state the others showed).
+            if (coalesceMs == 0)
+            {
+                Assert.All(seen, shown => Assert.Equal(seen[0].Select(message => (message.Id, message.Data)), shown.Select(message => (message.Id, message.Data))));
+            }
+            Assert.Single(seen.Select(shown => (shown[^1].Id, shown[^1].Data)).Distinct());
+        }
+        finally
+        {
+            foreach (var stream in streams)
+            {
+                await stream.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
     public async Task AResumeFromAConflatedEventGetsEveryChangeAfterIt()
     {
         await using var app = App(settings: ("Events:CoalesceMs", "1000"));
