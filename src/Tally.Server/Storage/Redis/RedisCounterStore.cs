@@ -27,6 +27,18 @@ internal sealed class RedisCounterStore(
     private static readonly TimeSpan UpkeepEvery = TimeSpan.FromSeconds(10);
     private const int PruneCallersPerStep = 100;
 
+    /// <summary>
+    /// How often, under load, an instance folds the history log (tally.lua's tally_v1_history_fold) in the background:
+    /// a counter's entries of that long become one write per bucket, and reads, which scan the unfolded log, stay cheap.
+    /// </summary>
+    internal long FoldEveryMs { get; set; } = 5_000;
+
+    /// <summary>Records (a counter changed or deleted in a commit) one fold call takes at most (whole entries, at least one): a few milliseconds of Redis.</summary>
+    internal const int FoldStepRecords = 2_000;
+
+    /// <summary>Fold steps an idle upkeep waits for; what is left then is folded in the background.</summary>
+    private const int IdleFoldSteps = 4;
+
     /// <summary>Operations per function call: a few milliseconds of Redis's time, during which it serves no one else.</summary>
     private const int MaxOperationsPerCall = 10_000;
 
@@ -38,6 +50,11 @@ internal sealed class RedisCounterStore(
     private long _count;
     private long _nextUpkeepAt;
     private string _pruneCursor = "0";
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _fold = Task.CompletedTask;
+    private long _nextFoldAt;
+    private long _commits;
+    private long _commitsAtUpkeep;
 
     private IDatabase Database => redis.GetDatabase();
 
@@ -180,6 +197,8 @@ internal sealed class RedisCounterStore(
             }
             start = end;
         }
+        _commits++;
+        FoldInBackgroundIfDue(now);
         if (now >= _nextUpkeepAt)
         {
             await UpkeepAsync(now);
@@ -262,7 +281,7 @@ internal sealed class RedisCounterStore(
         }
     }
 
-    /// <summary>History from the chunks tally.lua writes (RedisHistory); Redis expires them itself, so there is no pruning here.</summary>
+    /// <summary>History from the chunks and the unfolded log (RedisHistory); Redis expires the chunks itself, so there is no pruning here.</summary>
     public async ValueTask<IReadOnlyList<HistoryBucket>> ReadHistoryAsync(
         string name, HistoryInterval interval, long from, long to, CancellationToken cancellationToken)
     {
@@ -276,13 +295,80 @@ internal sealed class RedisCounterStore(
         }
     }
 
+    /// <summary>
+    /// Upkeep between commits. Once commits stopped (none since the last upkeep; in the short pauses of a busy loop a
+    /// fold would hold up the next commit), a few steps of folding the history log, the rest in the background, so that
+    /// an idle Redis ends with no log.
+    /// </summary>
     public async ValueTask MaintainAsync(CancellationToken cancellationToken)
     {
+        var committing = _commits != _commitsAtUpkeep;
+        _commitsAtUpkeep = _commits;
+        if (!committing && _fold.IsCompleted && !await FoldAsync(IdleFoldSteps))
+        {
+            _fold = Task.Run(() => FoldAsync(int.MaxValue));
+        }
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         if (now >= _nextUpkeepAt)
         {
             await UpkeepAsync(now);
         }
+    }
+
+    /// <summary>Under load, after a commit: a fold in the background every <see cref="FoldEveryMs"/>, never two at once on this instance.</summary>
+    private void FoldInBackgroundIfDue(long now)
+    {
+        if (_nextFoldAt == 0)
+        {
+            _nextFoldAt = now + FoldEveryMs; // the first one an interval after the first commit
+        }
+        if (now < _nextFoldAt || !_fold.IsCompleted)
+        {
+            return;
+        }
+        _nextFoldAt = now + FoldEveryMs;
+        _fold = Task.Run(() => FoldAsync(int.MaxValue));
+    }
+
+    /// <summary>
+    /// Fold steps (at most <paramref name="steps"/>) until one finds less than a full step, which took what was left.
+    /// Returns whether the log was folded to its end; failures wait for the next fold.
+    /// </summary>
+    private async Task<bool> FoldAsync(int steps)
+    {
+        try
+        {
+            for (var step = 0; step < steps; step++)
+            {
+                if (_stopping.IsCancellationRequested)
+                {
+                    return true;
+                }
+                if ((await FoldStepAsync(FoldStepRecords)).Records < FoldStepRecords)
+                {
+                    return true;
+                }
+            }
+            return false;
+        }
+        catch (Exception ex) when (IsUnavailable(ex) || ex is RedisException or ObjectDisposedException)
+        {
+            logger.LogDebug("Folding the history log failed; it is tried again later ({Reason})", ex.Message);
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// One call of tally_v1_history_fold: whole entries from the head of the log, until they hold at least
+    /// <paramref name="records"/> records, added to the buckets and removed from the log in one atomic step (so any
+    /// number of instances may fold at once). Returns the entries and records folded, and the entries left.
+    /// </summary>
+    internal async Task<(long Entries, long Records, long Left)> FoldStepAsync(int records)
+    {
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var reply = (long[])(await CallAsync(RedisLibrary.HistoryFold, readOnly: false,
+            now.ToString(CultureInfo.InvariantCulture), records.ToString(CultureInfo.InvariantCulture)))!;
+        return (reply[0], reply[1], reply[2]);
     }
 
     public async ValueTask<StoreHealth> CheckHealthAsync(CancellationToken cancellationToken)
@@ -304,7 +390,16 @@ internal sealed class RedisCounterStore(
         }
     }
 
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask; // the connection is the container's, shared with the key store
+    /// <summary>Lets a background fold finish its step (an atomic call: the rest of the log waits for the next fold). The connection is the container's, shared with the key store.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_stopping.IsCancellationRequested)
+        {
+            return;
+        }
+        await _stopping.CancelAsync();
+        await _fold;
+    }
 
     /// <summary>
     /// Every few seconds, after a commit or when idle: the count for metrics, and a step of giving back the bytes of

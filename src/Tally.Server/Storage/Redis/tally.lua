@@ -33,13 +33,14 @@ Keys (all under tally:)
   tally:alerts:d:<id>  list  the alert's delivery attempts (JSON), newest first
   tally:h:<p>:<chunk>:<name>  hash  history of one counter (see "History" below): bucket start -> "inc,dec,sets,value"
   tally:hk:<name>      zset  the counter's history chunks "<p>:<chunk>", scored by when they expire
+  tally:hl             list  the history log: one entry per commit, not yet folded into the chunks (see "History")
 ]]
 
 local MAX_LONG = '9223372036854775807'
 -- The library's revision within tally_v1 (same protocol, compatible additions): an instance replaces a loaded library
 -- only with a newer revision, so during a rolling upgrade an old instance never takes back a newer one's code.
 -- Raise it with every change to this file.
-local REVISION = 2
+local REVISION = 3
 local DONE_KEPT_MS = 600000
 local SCRATCH = 'tally:scratch'
 local FIELDS = { 'v', 'i', 'lo', 'hi', 'ver', 'ca', 'ua', 'by' }
@@ -354,11 +355,24 @@ end
 -- Bucket starts are not computed here: the commit document carries them, computed by HistoryIntervals in C#,
 -- with each bucket's chunk and expiry (RedisHistory.cs), so the two engines cannot bucket differently.
 --
--- Layout: the buckets of one period (m, h, d) fall into fixed chunks (an hour of minutes, a day of hours, 30
--- days of days); a chunk is a hash tally:h:<p>:<chunk>:<name>, field = bucket start, value = "inc,dec,sets,value",
--- that expires (relative TTL, Redis's clock) once its last bucket is past the retention: no pruning pass. The
--- zset tally:hk:<name> lists the counter's live chunks, so that deleting the counter deletes exactly those.
+-- Log and fold. A commit appends ONE entry to the list tally:hl (RPUSH), however many counters it changed:
+--   "<p>,<bucket start>,<chunk start>,<chunk expiry>;..." (one per period) "|" then ";<record>" per counter and a
+--   closing ";", a record being "!<name>" (the counter was deleted: its history goes) and/or
+--   "<name>,<increments>,<decrements>,<sets>,<value>" (its totals in this commit), in that order.
+-- tally_v1_history_fold (RedisCounterStore runs it in the background) takes entries from the head of the list,
+-- adds them up per counter and bucket, writes the buckets as a commit used to, and trims the list; being a function,
+-- it is atomic, so instances may fold at the same time and no entry is folded twice. A read (RedisHistory.ReadAsync)
+-- takes the buckets and tally_v1_history_log's pieces of the unfolded log in one MULTI/EXEC and adds them up as the
+-- fold would. Names are [A-Za-z0-9._:-], so ',', ';', '|' and '!' never occur in one.
+--
+-- Buckets: those of one period (m, h, d) fall into fixed chunks (an hour of minutes, a day of hours, 30 days of
+-- days); a chunk is a hash tally:h:<p>:<chunk>:<name>, field = bucket start, value = "inc,dec,sets,value", that
+-- expires (relative TTL, Redis's clock: its expiry by Tally's clock minus the fold's time) once its last bucket is
+-- past the retention: no pruning pass. A bucket whose chunk is past its expiry when folded is dropped. The zset
+-- tally:hk:<name> lists the counter's live chunks, so that deleting the counter deletes exactly those.
 -------------------------------------------------------------------------------------------------
+
+local HISTORY_LOG = 'tally:hl'
 
 local function saturating_add(a, b)
   return add(a, b) or MAX_LONG -- both are non-negative sums: the only overflow is past 2^63-1
@@ -372,21 +386,21 @@ local function clear_history(name)
   redis.call('DEL', index)
 end
 
--- period: { p, bucket start, chunk start, chunk TTL in ms, chunk expiry in Tally's ms }
-local function add_to_bucket(name, period, totals, now)
-  local p, start, chunk, ttl = period[1], period[2], period[3], period[4]
+-- b: { p, bucket start, chunk start, chunk expiry (Tally's ms), inc, dec, sets, value }; ttl in ms (> 0)
+local function add_to_bucket(name, b, ttl, now)
+  local p, start, chunk = b[1], b[2], b[3]
   local key = 'tally:h:' .. p .. ':' .. chunk .. ':' .. name
-  local inc, dec, sets = totals.inc, totals.dec, totals.sets
+  local inc, dec, sets = b[5], b[6], b[7]
   local old = redis.call('HGET', key, start)
   if old then
     local i, d, s = old:match('^([^,]*),([^,]*),([^,]*),')
     inc, dec, sets = saturating_add(i, inc), saturating_add(d, dec), saturating_add(s, sets)
   end
-  redis.call('HSET', key, start, inc .. ',' .. dec .. ',' .. sets .. ',' .. totals.value)
+  redis.call('HSET', key, start, inc .. ',' .. dec .. ',' .. sets .. ',' .. b[8])
   if not old then
     local index = 'tally:hk:' .. name
     redis.call('PEXPIRE', key, ttl)
-    redis.call('ZADD', index, period[5], p .. ':' .. chunk)
+    redis.call('ZADD', index, b[4], p .. ':' .. chunk)
     redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. now)
     redis.call('PEXPIRE', index, ttl, 'NX') -- the index lives as long as its longest-lived chunk
     redis.call('PEXPIRE', index, ttl, 'GT')
@@ -394,7 +408,8 @@ local function add_to_bucket(name, period, totals, now)
 end
 
 -- notes: the commit's changes in order, { name, kind, amount, value } (kind as in apply_rules, 'x' deleted).
-local function write_history(history, notes, now)
+-- Appends the commit's entry to the log (none when it changed no history).
+local function write_history(history, notes)
   local totals, order = {}, {}
   for _, n in ipairs(notes) do
     local name, kind = n[1], n[2]
@@ -419,17 +434,124 @@ local function write_history(history, notes, now)
       t.value = n[4]
     end
   end
+  local parts = {}
+  for _, period in ipairs(history.periods) do
+    parts[#parts + 1] = period[1] .. ',' .. period[2] .. ',' .. period[3] .. ',' .. period[5]
+  end
+  local header = table.concat(parts, ';')
+  parts = { header, '|' }
   for _, name in ipairs(order) do
     local t = totals[name]
     if t.clears then
-      clear_history(name)
+      parts[#parts + 1] = ';!' .. name
     end
     if t.value then
-      for _, period in ipairs(history.periods) do
-        add_to_bucket(name, period, t, now)
+      parts[#parts + 1] = ';' .. name .. ',' .. t.inc .. ',' .. t.dec .. ',' .. t.sets .. ',' .. t.value
+    end
+  end
+  if #parts > 2 then
+    parts[#parts + 1] = ';'
+    redis.call('RPUSH', HISTORY_LOG, table.concat(parts))
+  end
+end
+
+-- The periods of an entry's header: { p, bucket start, chunk start, chunk expiry } each.
+local function entry_periods(header)
+  local periods = {}
+  for p, start, chunk, expiry in header:gmatch('([^,;]+),([^,;]+),([^,;]+),([^,;]+)') do
+    periods[#periods + 1] = { p, start, chunk, expiry }
+  end
+  return periods
+end
+
+-- Folds entries from the head of the log: whole entries, until they hold at least ARGV[2] records (at least one
+-- entry). ARGV: now (Tally's ms), records. Returns { entries folded, records folded, entries left }.
+local FOLD_READ = 16
+local function history_fold(keys, args)
+  local now, budget = args[1], tonumber(args[2])
+  local now_ms = tonumber(now)
+  local counters, order = {}, {} -- name -> { clears, buckets = { key -> bucket }, keys = { key... } }
+  local taken, records = 0, 0
+  while records < budget do
+    local entries = redis.call('LRANGE', HISTORY_LOG, taken, taken + FOLD_READ - 1)
+    if #entries == 0 then break end
+    for _, entry in ipairs(entries) do
+      local bar = entry:find('|', 1, true)
+      local periods = entry_periods(entry:sub(1, bar - 1))
+      for record in entry:sub(bar + 1):gmatch('[^;]+') do
+        records = records + 1
+        local clears = record:byte(1) == 33 -- '!'
+        local name, inc, dec, sets, value
+        if clears then
+          name = record:sub(2)
+        else
+          name, inc, dec, sets, value = record:match('^([^,]+),([^,]+),([^,]+),([^,]+),([^,]+)$')
+        end
+        local c = counters[name]
+        if not c then
+          c = { clears = false, buckets = {}, keys = {} }
+          counters[name], order[#order + 1] = c, name
+        end
+        if clears then
+          c.clears, c.buckets, c.keys = true, {}, {}
+        else
+          for _, period in ipairs(periods) do
+            local key = period[1] .. period[2]
+            local b = c.buckets[key]
+            if b then
+              b[5], b[6], b[7], b[8] = saturating_add(b[5], inc), saturating_add(b[6], dec), saturating_add(b[7], sets), value
+            else
+              c.buckets[key] = { period[1], period[2], period[3], period[4], inc, dec, sets, value }
+              c.keys[#c.keys + 1] = key
+            end
+          end
+        end
+      end
+      taken = taken + 1
+      if records >= budget then break end
+    end
+  end
+  for _, name in ipairs(order) do
+    local c = counters[name]
+    if c.clears then
+      clear_history(name)
+    end
+    for _, key in ipairs(c.keys) do
+      local b = c.buckets[key]
+      local ttl = tonumber(b[4]) - now_ms
+      if ttl > 0 then
+        add_to_bucket(name, b, ttl, now)
       end
     end
   end
+  if taken > 0 then
+    redis.call('LTRIM', HISTORY_LOG, taken, -1)
+  end
+  return { taken, records, redis.call('LLEN', HISTORY_LOG) }
+end
+
+-- One counter's part of the unfolded log, oldest first: per entry that names it, "<header>|" then "!" when it was
+-- deleted, then "<increments>,<decrements>,<sets>,<value>" when it changed. ARGV: name.
+local function history_log(keys, args)
+  local name = args[1]
+  local changed, deleted = ';' .. name .. ',', ';!' .. name .. ';'
+  local out = {}
+  local length = redis.call('LLEN', HISTORY_LOG)
+  for from = 0, length - 1, 256 do
+    for _, entry in ipairs(redis.call('LRANGE', HISTORY_LOG, from, from + 255)) do
+      local bar = entry:find('|', 1, true)
+      local d = entry:find(deleted, bar, true)
+      local c = entry:find(changed, bar, true)
+      if d or c then
+        local piece = entry:sub(1, bar) .. (d and '!' or '')
+        if c then
+          piece = piece .. entry:sub(c + #changed, entry:find(';', c + 1, true) - 1)
+        end
+        out[#out + 1] = piece
+      end
+    end
+  end
+  return out
 end
 
 -------------------------------------------------------------------------------------------------
@@ -795,7 +917,7 @@ local function commit(keys, args)
     redis.call('HINCRBY', 'tally:rb', record.caller, record.size - old)
   end
   if doc.history then -- absent from a Tally older than history (a rolling upgrade): its commits record none
-    write_history(doc.history, notes, now)
+    write_history(doc.history, notes)
   end
   if doc.alerts then
     replies[#replies + 1] = 'A' .. firing_events .. ',' .. resolved_events
@@ -938,3 +1060,5 @@ redis.register_function('tally_v1_alert_finish', alert_finish)
 redis.register_function{ function_name = 'tally_v1_list', callback = list, flags = { 'no-writes' } }
 redis.register_function{ function_name = 'tally_v1_top', callback = top, flags = { 'no-writes' } }
 redis.register_function('tally_v1_prune', prune)
+redis.register_function('tally_v1_history_fold', history_fold)
+redis.register_function{ function_name = 'tally_v1_history_log', callback = history_log, flags = { 'no-writes' } }
