@@ -33,11 +33,18 @@ internal sealed class RedisCounterStore(
     /// </summary>
     internal long FoldEveryMs { get; set; } = 5_000;
 
-    /// <summary>Records (a counter changed or deleted in a commit) one fold call takes at most (whole entries, at least one): a few milliseconds of Redis.</summary>
-    internal const int FoldStepRecords = 2_000;
+    /// <summary>
+    /// Records (a counter changed or deleted in a commit) one fold call takes at most (whole entries, at least one): a
+    /// few milliseconds of Redis. Under load a part of the log holds about this much every <see cref="FoldEveryMs"/>,
+    /// so one call adds up all of it.
+    /// </summary>
+    internal const int FoldStepRecords = 4_000;
 
-    /// <summary>Fold steps an idle upkeep waits for; what is left then is folded in the background.</summary>
-    private const int IdleFoldSteps = 4;
+    /// <summary>The parts of the history log (tally.lua's LOG_PARTS): a fold call takes one.</summary>
+    internal const int LogParts = 32;
+
+    /// <summary>Fold steps an idle upkeep waits for (one per part of the log, and a few more); what is left then is folded in the background.</summary>
+    private const int IdleFoldSteps = LogParts + 8;
 
     /// <summary>Operations per function call: a few milliseconds of Redis's time, during which it serves no one else.</summary>
     private const int MaxOperationsPerCall = 10_000;
@@ -285,9 +292,19 @@ internal sealed class RedisCounterStore(
     public async ValueTask<IReadOnlyList<HistoryBucket>> ReadHistoryAsync(
         string name, HistoryInterval interval, long from, long to, CancellationToken cancellationToken)
     {
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         try
         {
-            return await RedisHistory.ReadAsync(Database, name, interval, from, to, clock.GetUtcNow().ToUnixTimeMilliseconds(), history.Value);
+            try
+            {
+                return await RedisHistory.ReadAsync(Database, name, interval, from, to, now, history.Value);
+            }
+            catch (RedisServerException ex) when (RedisLibrary.IsMissing(ex))
+            {
+                logger.LogWarning("Redis has no {Function} function (its functions were flushed?); loading the tally library again", RedisLibrary.HistoryLog);
+                await RedisLibrary.LoadAsync(Database);
+                return await RedisHistory.ReadAsync(Database, name, interval, from, to, now, history.Value);
+            }
         }
         catch (Exception ex) when (IsUnavailable(ex))
         {
@@ -331,43 +348,57 @@ internal sealed class RedisCounterStore(
     }
 
     /// <summary>
-    /// Fold steps (at most <paramref name="steps"/>) until one finds less than a full step, which took what was left.
-    /// Returns whether the log was folded to its end; failures wait for the next fold.
+    /// Folds each part of the log in turn, step after step until one finds less than a full step (which took what was
+    /// left), at most <paramref name="steps"/> steps in all. Returns whether every part was folded to its end (or a
+    /// failure stopped it: the rest waits for the next fold).
     /// </summary>
     private async Task<bool> FoldAsync(int steps)
     {
         try
         {
-            for (var step = 0; step < steps; step++)
+            var step = 0;
+            for (var part = 0; part < LogParts; part++)
             {
-                if (_stopping.IsCancellationRequested)
+                while (true)
                 {
-                    return true;
-                }
-                if ((await FoldStepAsync(FoldStepRecords)).Records < FoldStepRecords)
-                {
-                    return true;
+                    if (_stopping.IsCancellationRequested)
+                    {
+                        return true;
+                    }
+                    if (step++ == steps)
+                    {
+                        return false;
+                    }
+                    if ((await FoldStepAsync(part, FoldStepRecords)).Records < FoldStepRecords)
+                    {
+                        break;
+                    }
                 }
             }
-            return false;
+            return true;
         }
-        catch (Exception ex) when (IsUnavailable(ex) || ex is RedisException or ObjectDisposedException)
+        catch (Exception ex) when (IsUnavailable(ex) || ex is ObjectDisposedException)
         {
-            logger.LogDebug("Folding the history log failed; it is tried again later ({Reason})", ex.Message);
+            logger.LogDebug("Folding the history log skipped: Redis does not answer ({Reason})", ex.Message);
+            return true;
+        }
+        catch (RedisException ex)
+        {
+            logger.LogWarning(ex, "Folding the history log failed; it is tried again later");
             return true;
         }
     }
 
     /// <summary>
-    /// One call of tally_v1_history_fold: whole entries from the head of the log, until they hold at least
+    /// One call of tally_v1_history_fold: whole entries from the head of one part of the log, until they hold at least
     /// <paramref name="records"/> records, added to the buckets and removed from the log in one atomic step (so any
-    /// number of instances may fold at once). Returns the entries and records folded, and the entries left.
+    /// number of instances may fold at once). Returns the entries and records folded, and the entries left in the part.
     /// </summary>
-    internal async Task<(long Entries, long Records, long Left)> FoldStepAsync(int records)
+    internal async Task<(long Entries, long Records, long Left)> FoldStepAsync(int part, int records)
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         var reply = (long[])(await CallAsync(RedisLibrary.HistoryFold, readOnly: false,
-            now.ToString(CultureInfo.InvariantCulture), records.ToString(CultureInfo.InvariantCulture)))!;
+            now.ToString(CultureInfo.InvariantCulture), records.ToString(CultureInfo.InvariantCulture), part.ToString(CultureInfo.InvariantCulture)))!;
         return (reply[0], reply[1], reply[2]);
     }
 

@@ -33,7 +33,7 @@ Keys (all under tally:)
   tally:alerts:d:<id>  list  the alert's delivery attempts (JSON), newest first
   tally:h:<p>:<chunk>:<name>  hash  history of one counter (see "History" below): bucket start -> "inc,dec,sets,value"
   tally:hk:<name>      zset  the counter's history chunks "<p>:<chunk>", scored by when they expire
-  tally:hl             list  the history log: one entry per commit, not yet folded into the chunks (see "History")
+  tally:hl:<part>      list  the history log, in 32 parts by name: entries of commits not yet folded into the chunks (see "History")
 ]]
 
 local MAX_LONG = '9223372036854775807'
@@ -355,24 +355,38 @@ end
 -- Bucket starts are not computed here: the commit document carries them, computed by HistoryIntervals in C#,
 -- with each bucket's chunk and expiry (RedisHistory.cs), so the two engines cannot bucket differently.
 --
--- Log and fold. A commit appends ONE entry to the list tally:hl (RPUSH), however many counters it changed:
+-- Log and fold. A commit writes no bucket: it appends one entry to the history log, whatever it changed, and a
+-- fold adds the log to the buckets later, each counter's entries of many commits at once. The log is split by
+-- name into LOG_PARTS lists tally:hl:<part> (log_part), so that a fold step can take one part's whole backlog,
+-- adding up every commit of its counters, and still write only a share of all counters; a commit appends one
+-- entry (RPUSH) to each part it changed counters of. An entry:
 --   "<p>,<bucket start>,<chunk start>,<chunk expiry>;..." (one per period) "|" then ";<record>" per counter and a
 --   closing ";", a record being "!<name>" (the counter was deleted: its history goes) and/or
 --   "<name>,<increments>,<decrements>,<sets>,<value>" (its totals in this commit), in that order.
--- tally_v1_history_fold (RedisCounterStore runs it in the background) takes entries from the head of the list,
--- adds them up per counter and bucket, writes the buckets as a commit used to, and trims the list; being a function,
--- it is atomic, so instances may fold at the same time and no entry is folded twice. A read (RedisHistory.ReadAsync)
--- takes the buckets and tally_v1_history_log's pieces of the unfolded log in one MULTI/EXEC and adds them up as the
--- fold would. Names are [A-Za-z0-9._:-], so ',', ';', '|' and '!' never occur in one.
+-- tally_v1_history_fold (RedisCounterStore runs it in the background) takes entries from the head of one part,
+-- adds them up per counter and bucket, writes the buckets, and trims the list; being a function, it is atomic, so
+-- instances may fold at the same time and no entry is folded twice. A read (RedisHistory.ReadAsync) takes the
+-- buckets and tally_v1_history_log's pieces of the unfolded log in one MULTI/EXEC and adds them up as the fold
+-- would. Names are [A-Za-z0-9._:-], so ',', ';', '|' and '!' never occur in one.
 --
 -- Buckets: those of one period (m, h, d) fall into fixed chunks (an hour of minutes, a day of hours, 30 days of
 -- days); a chunk is a hash tally:h:<p>:<chunk>:<name>, field = bucket start, value = "inc,dec,sets,value", that
--- expires (relative TTL, Redis's clock: its expiry by Tally's clock minus the fold's time) once its last bucket is
--- past the retention: no pruning pass. A bucket whose chunk is past its expiry when folded is dropped. The zset
--- tally:hk:<name> lists the counter's live chunks, so that deleting the counter deletes exactly those.
+-- expires (relative TTL, Redis's clock: its expiry by Tally's clock minus the fold's time, set when the chunk is
+-- made) once its last bucket is past the retention: no pruning pass. A bucket whose chunk is past its expiry when
+-- folded is dropped. The zset tally:hk:<name> lists the counter's live chunks, so that deleting the counter deletes
+-- exactly those.
 -------------------------------------------------------------------------------------------------
 
-local HISTORY_LOG = 'tally:hl'
+local LOG_PARTS = 32
+
+-- The part of the history log a counter's entries go to.
+local function log_part(name)
+  local h = 0
+  for i = 1, #name do
+    h = (h * 31 + name:byte(i)) % 65536
+  end
+  return 'tally:hl:' .. (h % LOG_PARTS)
+end
 
 local function saturating_add(a, b)
   return add(a, b) or MAX_LONG -- both are non-negative sums: the only overflow is past 2^63-1
@@ -386,29 +400,49 @@ local function clear_history(name)
   redis.call('DEL', index)
 end
 
--- b: { p, bucket start, chunk start, chunk expiry (Tally's ms), inc, dec, sets, value }; ttl in ms (> 0)
-local function add_to_bucket(name, b, ttl, now)
-  local p, start, chunk = b[1], b[2], b[3]
-  local key = 'tally:h:' .. p .. ':' .. chunk .. ':' .. name
-  local inc, dec, sets = b[5], b[6], b[7]
-  local old = redis.call('HGET', key, start)
-  if old then
-    local i, d, s = old:match('^([^,]*),([^,]*),([^,]*),')
-    inc, dec, sets = saturating_add(i, inc), saturating_add(d, dec), saturating_add(s, sets)
+-- Adds one counter's folded buckets, grouped by chunk: { key, p, chunk, expiry, ttl, { start, inc, dec, sets, value }... },
+-- each chunk read and written with one command; a chunk made now gets its TTL and goes into the counter's index.
+local function add_to_chunks(name, chunks, now)
+  local index_args, index_ttl = {}, 0
+  for _, c in ipairs(chunks) do
+    local key, buckets = c[1], c[6]
+    local fields = {}
+    for i, b in ipairs(buckets) do
+      fields[i] = b[1]
+    end
+    local old = redis.call('HMGET', key, unpack(fields))
+    local set, fresh = {}, false
+    for i, b in ipairs(buckets) do
+      local inc, dec, sets = b[2], b[3], b[4]
+      if old[i] then
+        local oi, od, os = old[i]:match('^([^,]*),([^,]*),([^,]*),')
+        inc, dec, sets = saturating_add(oi, inc), saturating_add(od, dec), saturating_add(os, sets)
+      else
+        fresh = true
+      end
+      set[#set + 1] = b[1]
+      set[#set + 1] = inc .. ',' .. dec .. ',' .. sets .. ',' .. b[5]
+    end
+    redis.call('HSET', key, unpack(set))
+    -- Every chunk gets its TTL when it is made: one without a TTL is new.
+    if fresh and redis.call('PEXPIRE', key, string.format('%.0f', c[5]), 'NX') == 1 then
+      index_args[#index_args + 1] = c[4]
+      index_args[#index_args + 1] = c[2] .. ':' .. c[3]
+      if c[5] > index_ttl then index_ttl = c[5] end
+    end
   end
-  redis.call('HSET', key, start, inc .. ',' .. dec .. ',' .. sets .. ',' .. b[8])
-  if not old then
+  if #index_args > 0 then
     local index = 'tally:hk:' .. name
-    redis.call('PEXPIRE', key, ttl)
-    redis.call('ZADD', index, b[4], p .. ':' .. chunk)
+    redis.call('ZADD', index, unpack(index_args))
     redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. now)
-    redis.call('PEXPIRE', index, ttl, 'NX') -- the index lives as long as its longest-lived chunk
-    redis.call('PEXPIRE', index, ttl, 'GT')
+    index_ttl = string.format('%.0f', index_ttl)
+    redis.call('PEXPIRE', index, index_ttl, 'NX') -- the index lives as long as its longest-lived chunk
+    redis.call('PEXPIRE', index, index_ttl, 'GT')
   end
 end
 
 -- notes: the commit's changes in order, { name, kind, amount, value } (kind as in apply_rules, 'x' deleted).
--- Appends the commit's entry to the log (none when it changed no history).
+-- Appends the commit's entry to each part of the log it changed counters of (none when it changed no history).
 local function write_history(history, notes)
   local totals, order = {}, {}
   for _, n in ipairs(notes) do
@@ -434,24 +468,33 @@ local function write_history(history, notes)
       t.value = n[4]
     end
   end
-  local parts = {}
+  local header = {}
   for _, period in ipairs(history.periods) do
-    parts[#parts + 1] = period[1] .. ',' .. period[2] .. ',' .. period[3] .. ',' .. period[5]
+    header[#header + 1] = period[1] .. ',' .. period[2] .. ',' .. period[3] .. ',' .. period[5]
   end
-  local header = table.concat(parts, ';')
-  parts = { header, '|' }
+  header = table.concat(header, ';') .. '|'
+  local entries, parts = {}, {}
   for _, name in ipairs(order) do
     local t = totals[name]
-    if t.clears then
-      parts[#parts + 1] = ';!' .. name
-    end
-    if t.value then
-      parts[#parts + 1] = ';' .. name .. ',' .. t.inc .. ',' .. t.dec .. ',' .. t.sets .. ',' .. t.value
+    if t.clears or t.value then
+      local part = log_part(name)
+      local entry = entries[part]
+      if not entry then
+        entry = { header }
+        entries[part], parts[#parts + 1] = entry, part
+      end
+      if t.clears then
+        entry[#entry + 1] = ';!' .. name
+      end
+      if t.value then
+        entry[#entry + 1] = ';' .. name .. ',' .. t.inc .. ',' .. t.dec .. ',' .. t.sets .. ',' .. t.value
+      end
     end
   end
-  if #parts > 2 then
-    parts[#parts + 1] = ';'
-    redis.call('RPUSH', HISTORY_LOG, table.concat(parts))
+  for _, part in ipairs(parts) do
+    local entry = entries[part]
+    entry[#entry + 1] = ';'
+    redis.call('RPUSH', part, table.concat(entry))
   end
 end
 
@@ -464,16 +507,18 @@ local function entry_periods(header)
   return periods
 end
 
--- Folds entries from the head of the log: whole entries, until they hold at least ARGV[2] records (at least one
--- entry). ARGV: now (Tally's ms), records. Returns { entries folded, records folded, entries left }.
-local FOLD_READ = 16
+-- Folds entries from the head of one part of the log: whole entries, until they hold at least ARGV[2] records (at
+-- least one entry). ARGV: now (Tally's ms), records, part (0 to LOG_PARTS - 1). Returns { entries folded, records
+-- folded, entries left in the part }.
+local FOLD_READ = 64
 local function history_fold(keys, args)
-  local now, budget = args[1], tonumber(args[2])
+  local now, budget, log = args[1], tonumber(args[2]), 'tally:hl:' .. args[3]
   local now_ms = tonumber(now)
-  local counters, order = {}, {} -- name -> { clears, buckets = { key -> bucket }, keys = { key... } }
+  -- name -> { clears, chunks = { chunk key -> chunk }, order = { chunk... } }, chunk as add_to_chunks reads it
+  local counters, names = {}, {}
   local taken, records = 0, 0
   while records < budget do
-    local entries = redis.call('LRANGE', HISTORY_LOG, taken, taken + FOLD_READ - 1)
+    local entries = redis.call('LRANGE', log, taken, taken + FOLD_READ - 1)
     if #entries == 0 then break end
     for _, entry in ipairs(entries) do
       local bar = entry:find('|', 1, true)
@@ -489,20 +534,29 @@ local function history_fold(keys, args)
         end
         local c = counters[name]
         if not c then
-          c = { clears = false, buckets = {}, keys = {} }
-          counters[name], order[#order + 1] = c, name
+          c = { clears = false, chunks = {}, order = {} }
+          counters[name], names[#names + 1] = c, name
         end
         if clears then
-          c.clears, c.buckets, c.keys = true, {}, {}
+          c.clears, c.chunks, c.order = true, {}, {}
         else
           for _, period in ipairs(periods) do
-            local key = period[1] .. period[2]
-            local b = c.buckets[key]
-            if b then
-              b[5], b[6], b[7], b[8] = saturating_add(b[5], inc), saturating_add(b[6], dec), saturating_add(b[7], sets), value
-            else
-              c.buckets[key] = { period[1], period[2], period[3], period[4], inc, dec, sets, value }
-              c.keys[#c.keys + 1] = key
+            local ttl = tonumber(period[4]) - now_ms
+            if ttl > 0 then -- else past its retention: dropped
+              local key = 'tally:h:' .. period[1] .. ':' .. period[3] .. ':' .. name
+              local chunk = c.chunks[key]
+              if not chunk then
+                chunk = { key, period[1], period[3], period[4], ttl, {}, {} } -- [7]: bucket start -> bucket
+                c.chunks[key], c.order[#c.order + 1] = chunk, chunk
+              end
+              local b = chunk[7][period[2]]
+              if b then
+                b[2], b[3], b[4], b[5] = saturating_add(b[2], inc), saturating_add(b[3], dec), saturating_add(b[4], sets), value
+              else
+                b = { period[2], inc, dec, sets, value }
+                chunk[7][period[2]] = b
+                chunk[6][#chunk[6] + 1] = b
+              end
             end
           end
         end
@@ -511,34 +565,31 @@ local function history_fold(keys, args)
       if records >= budget then break end
     end
   end
-  for _, name in ipairs(order) do
+  for _, name in ipairs(names) do
     local c = counters[name]
     if c.clears then
       clear_history(name)
     end
-    for _, key in ipairs(c.keys) do
-      local b = c.buckets[key]
-      local ttl = tonumber(b[4]) - now_ms
-      if ttl > 0 then
-        add_to_bucket(name, b, ttl, now)
-      end
+    if #c.order > 0 then
+      add_to_chunks(name, c.order, now)
     end
   end
   if taken > 0 then
-    redis.call('LTRIM', HISTORY_LOG, taken, -1)
+    redis.call('LTRIM', log, taken, -1)
   end
-  return { taken, records, redis.call('LLEN', HISTORY_LOG) }
+  return { taken, records, redis.call('LLEN', log) }
 end
 
 -- One counter's part of the unfolded log, oldest first: per entry that names it, "<header>|" then "!" when it was
 -- deleted, then "<increments>,<decrements>,<sets>,<value>" when it changed. ARGV: name.
 local function history_log(keys, args)
   local name = args[1]
+  local log = log_part(name)
   local changed, deleted = ';' .. name .. ',', ';!' .. name .. ';'
   local out = {}
-  local length = redis.call('LLEN', HISTORY_LOG)
+  local length = redis.call('LLEN', log)
   for from = 0, length - 1, 256 do
-    for _, entry in ipairs(redis.call('LRANGE', HISTORY_LOG, from, from + 255)) do
+    for _, entry in ipairs(redis.call('LRANGE', log, from, from + 255)) do
       local bar = entry:find('|', 1, true)
       local d = entry:find(deleted, bar, true)
       local c = entry:find(changed, bar, true)
