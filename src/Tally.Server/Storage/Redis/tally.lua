@@ -392,6 +392,25 @@ local function saturating_add(a, b)
   return add(a, b) or MAX_LONG -- both are non-negative sums: the only overflow is past 2^63-1
 end
 
+-- Sums of history (non-negative) are added many at a time: each is kept as a Lua number while that is exact (below
+-- 2^53), else as a decimal string (saturating_add), and written out once (sum_text); a decimal conversion costs more
+-- than the addition.
+local EXACT_BELOW = 9007199254740992
+local function sum_text(a)
+  if type(a) == 'number' then return string.format('%.0f', a) end
+  return a
+end
+
+local function sum_add(a, b) -- each a number or a decimal string
+  if type(a) == 'string' and #a <= 15 then a = tonumber(a) end
+  if type(b) == 'string' and #b <= 15 then b = tonumber(b) end
+  if type(a) == 'number' and type(b) == 'number' then
+    local sum = a + b
+    if sum < EXACT_BELOW then return sum end -- both exact and the sum below 2^53: exact
+  end
+  return saturating_add(sum_text(a), sum_text(b))
+end
+
 local function clear_history(name)
   local index = 'tally:hk:' .. name
   for _, chunk in ipairs(redis.call('ZRANGE', index, 0, -1)) do
@@ -416,12 +435,12 @@ local function add_to_chunks(name, chunks, now)
       local inc, dec, sets = b[2], b[3], b[4]
       if old[i] then
         local oi, od, os = old[i]:match('^([^,]*),([^,]*),([^,]*),')
-        inc, dec, sets = saturating_add(oi, inc), saturating_add(od, dec), saturating_add(os, sets)
+        inc, dec, sets = sum_add(oi, inc), sum_add(od, dec), sum_add(os, sets)
       else
         fresh = true
       end
       set[#set + 1] = b[1]
-      set[#set + 1] = inc .. ',' .. dec .. ',' .. sets .. ',' .. b[5]
+      set[#set + 1] = sum_text(inc) .. ',' .. sum_text(dec) .. ',' .. sum_text(sets) .. ',' .. b[5]
     end
     redis.call('HSET', key, unpack(set))
     -- Every chunk gets its TTL when it is made: one without a TTL is new.
@@ -456,14 +475,14 @@ local function write_history(history, notes)
       t.clears, t.value = true, nil
     elseif history.record then
       if not t.value then
-        t.inc, t.dec, t.sets = '0', '0', '0'
+        t.inc, t.dec, t.sets = 0, 0, 0
       end
       if kind == 'i' then
-        t.inc = saturating_add(t.inc, n[3])
+        t.inc = t.inc == 0 and n[3] or sum_add(t.inc, n[3])
       elseif kind == 'd' then
-        t.dec = saturating_add(t.dec, n[3])
+        t.dec = t.dec == 0 and n[3] or sum_add(t.dec, n[3])
       else
-        t.sets = saturating_add(t.sets, '1')
+        t.sets = t.sets + 1 -- at most one per operation of the commit: far below 2^53
       end
       t.value = n[4]
     end
@@ -487,7 +506,7 @@ local function write_history(history, notes)
         entry[#entry + 1] = ';!' .. name
       end
       if t.value then
-        entry[#entry + 1] = ';' .. name .. ',' .. t.inc .. ',' .. t.dec .. ',' .. t.sets .. ',' .. t.value
+        entry[#entry + 1] = ';' .. name .. ',' .. sum_text(t.inc) .. ',' .. sum_text(t.dec) .. ',' .. sum_text(t.sets) .. ',' .. t.value
       end
     end
   end
@@ -514,15 +533,16 @@ local FOLD_READ = 64
 local function history_fold(keys, args)
   local now, budget, log = args[1], tonumber(args[2]), 'tally:hl:' .. args[3]
   local now_ms = tonumber(now)
-  -- name -> { clears, chunks = { chunk key -> chunk }, order = { chunk... } }, chunk as add_to_chunks reads it
-  local counters, names = {}, {}
+  -- Per counter its commits' totals added up per header (the commits of one minute share it), then per bucket.
+  local counters, names, headers = {}, {}, {} -- name -> { clears, groups = { header -> group }, order = { group... } }
   local taken, records = 0, 0
   while records < budget do
     local entries = redis.call('LRANGE', log, taken, taken + FOLD_READ - 1)
     if #entries == 0 then break end
     for _, entry in ipairs(entries) do
       local bar = entry:find('|', 1, true)
-      local periods = entry_periods(entry:sub(1, bar - 1))
+      local header = entry:sub(1, bar - 1)
+      if not headers[header] then headers[header] = entry_periods(header) end
       for record in entry:sub(bar + 1):gmatch('[^;]+') do
         records = records + 1
         local clears = record:byte(1) == 33 -- '!'
@@ -534,30 +554,18 @@ local function history_fold(keys, args)
         end
         local c = counters[name]
         if not c then
-          c = { clears = false, chunks = {}, order = {} }
+          c = { clears = false, groups = {}, order = {} }
           counters[name], names[#names + 1] = c, name
         end
         if clears then
-          c.clears, c.chunks, c.order = true, {}, {}
+          c.clears, c.groups, c.order = true, {}, {}
         else
-          for _, period in ipairs(periods) do
-            local ttl = tonumber(period[4]) - now_ms
-            if ttl > 0 then -- else past its retention: dropped
-              local key = 'tally:h:' .. period[1] .. ':' .. period[3] .. ':' .. name
-              local chunk = c.chunks[key]
-              if not chunk then
-                chunk = { key, period[1], period[3], period[4], ttl, {}, {} } -- [7]: bucket start -> bucket
-                c.chunks[key], c.order[#c.order + 1] = chunk, chunk
-              end
-              local b = chunk[7][period[2]]
-              if b then
-                b[2], b[3], b[4], b[5] = saturating_add(b[2], inc), saturating_add(b[3], dec), saturating_add(b[4], sets), value
-              else
-                b = { period[2], inc, dec, sets, value }
-                chunk[7][period[2]] = b
-                chunk[6][#chunk[6] + 1] = b
-              end
-            end
+          local g = c.groups[header]
+          if g then
+            g[2], g[3], g[4], g[5] = sum_add(g[2], inc), sum_add(g[3], dec), sum_add(g[4], sets), value
+          else
+            g = { header, inc, dec, sets, value }
+            c.groups[header], c.order[#c.order + 1] = g, g
           end
         end
       end
@@ -570,8 +578,29 @@ local function history_fold(keys, args)
     if c.clears then
       clear_history(name)
     end
-    if #c.order > 0 then
-      add_to_chunks(name, c.order, now)
+    local chunks, order = {}, {} -- chunk key -> { key, p, chunk, expiry, ttl, { bucket... }, { start -> bucket } }
+    for _, g in ipairs(c.order) do
+      for _, period in ipairs(headers[g[1]]) do
+        local ttl = tonumber(period[4]) - now_ms
+        if ttl > 0 then -- else past its retention: dropped
+          local key = 'tally:h:' .. period[1] .. ':' .. period[3] .. ':' .. name
+          local chunk = chunks[key]
+          if not chunk then
+            chunk = { key, period[1], period[3], period[4], ttl, {}, {} }
+            chunks[key], order[#order + 1] = chunk, chunk
+          end
+          local b = chunk[7][period[2]]
+          if b then
+            b[2], b[3], b[4], b[5] = sum_add(b[2], g[2]), sum_add(b[3], g[3]), sum_add(b[4], g[4]), g[5]
+          else
+            b = { period[2], g[2], g[3], g[4], g[5] }
+            chunk[7][period[2]], chunk[6][#chunk[6] + 1] = b, b
+          end
+        end
+      end
+    end
+    if #order > 0 then
+      add_to_chunks(name, order, now)
     end
   end
   if taken > 0 then
