@@ -453,10 +453,12 @@ local function add_to_chunks(name, chunks, now)
   if #index_args > 0 then
     local index = 'tally:hk:' .. name
     redis.call('ZADD', index, unpack(index_args))
-    redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. now)
     index_ttl = string.format('%.0f', index_ttl)
-    redis.call('PEXPIRE', index, index_ttl, 'NX') -- the index lives as long as its longest-lived chunk
-    redis.call('PEXPIRE', index, index_ttl, 'GT')
+    -- The index lives as long as its longest-lived chunk. One without a TTL is new: nothing in it has expired.
+    if redis.call('PEXPIRE', index, index_ttl, 'NX') == 0 then
+      redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. now)
+      redis.call('PEXPIRE', index, index_ttl, 'GT')
+    end
   end
 end
 
