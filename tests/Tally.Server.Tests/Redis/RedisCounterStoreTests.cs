@@ -272,6 +272,14 @@ public sealed class RedisCounterStoreTests(RedisFixture redis) : CounterStoreCon
         }
         var results = await Store.CommitAsync(CounterCommand.Increment("a", 1));
         Assert.Equal(2, results[0].Counter!.Value);
+
+        // A history read calls a function too (for the unfolded log).
+        await using (var admin = await ConnectionMultiplexer.ConnectAsync(redis.Server.ConfigurationString))
+        {
+            await admin.GetDatabase().ExecuteAsync("FUNCTION", "FLUSH");
+        }
+        var day = await Store.ReadHistoryAsync("a", Tally.Server.History.HistoryInterval.Day, 0, long.MaxValue, CancellationToken.None);
+        Assert.Equal(2, day.Sum(bucket => bucket.Increments));
     }
 
     [Fact]

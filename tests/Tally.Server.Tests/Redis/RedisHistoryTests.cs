@@ -2,15 +2,18 @@ using StackExchange.Redis;
 using Tally.Server.Counters;
 using Tally.Server.History;
 using Tally.Server.Storage;
+using Tally.Server.Storage.Redis;
 using Tally.Server.Tests.History;
 using Tally.Server.Tests.Infrastructure;
 using Tally.Server.Tests.Storage;
+using static Tally.Server.Tests.Storage.StoreTesting;
 
 namespace Tally.Server.Tests.Redis;
 
 /// <summary>
-/// The history contract on a real Redis, where tally.lua writes the buckets inside the commit's function call and Redis
-/// expires them by themselves: chunk hashes with a TTL, and an index per counter for deleting them with it.
+/// The history contract on a real Redis, where tally.lua appends one entry per commit to a log inside the commit's
+/// function call, a fold adds the log to the buckets (chunk hashes that Redis expires by themselves, and an index per
+/// counter for deleting them with it), and reads merge the unfolded log.
 /// </summary>
 [Trait("Layer", "Process")]
 public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistoryStoreContractTests, IClassFixture<RedisFixture>
@@ -39,6 +42,7 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
     public override async Task UpkeepPrunesBucketsPastTheirRetention()
     {
         await Store.CommitAsync(CounterCommand.Increment("a", 1));
+        await FoldAllAsync();
         await using var connection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
         var database = connection.GetDatabase();
 
@@ -67,12 +71,14 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
         await Store.CommitAsync(CounterCommand.Increment("a", 1), CounterCommand.Increment("b", 1));
         Clock.NowMs = T + 3 * HistoryIntervals.HourMs;
         await Store.CommitAsync(CounterCommand.Increment("a", 1));
+        await FoldAllAsync();
         await using var connection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
         var server = connection.GetServer(connection.GetEndPoints()[0]);
         // Two minute chunks (22:00, 01:00), two hour chunks (two days), one chunk of 30 days, and the index.
         Assert.Equal(6, server.Keys(pattern: "tally:h*:a").Count());
 
         await Store.CommitAsync(CounterCommand.Delete("a"));
+        await FoldAllAsync();
 
         Assert.Empty(server.Keys(pattern: "tally:h*:a"));
         Assert.Equal(4, server.Keys(pattern: "tally:h*:b").Count());
@@ -112,5 +118,194 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
         Assert.Equal(3, (await Store.GetAsync("old"))!.Value);
         Assert.Empty(await ReadAsync("old", HistoryInterval.Minute));
     }
-}
 
+    /// <summary>
+    /// A commit appends one entry to the log, however many counters it changed, and writes no bucket; reads are exact
+    /// from the log alone, and the same once upkeep has folded it (not right after a commit: only once commits stopped).
+    /// </summary>
+    [Fact]
+    public async Task ACommitAppendsOneLogEntryAndReadsAreExactBeforeAnyFold()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
+        var database = connection.GetDatabase();
+        var server = connection.GetServer(connection.GetEndPoints()[0]);
+        // Two minutes, 3 s apart: less than the background fold's interval, so only upkeep folds here.
+        Clock.NowMs = Minute + 58_000;
+        await Store.CommitAsync(CounterCommand.Increment("a", 5), CounterCommand.Increment("b", 1), CounterCommand.Decrement("a", 2));
+        Clock.NowMs = Minute + 61_000;
+        await Store.CommitAsync(CounterCommand.Decrement("a", 1), CounterCommand.Put("b", Fields(value: 7)), CounterCommand.Get("a"));
+        await Store.CommitAsync(CounterCommand.Get("a")); // changes nothing: no entry
+
+        Assert.Equal(4, await LogLengthAsync()); // an entry per commit and part of the log it changed counters of: "a" and "b" are in two
+        Assert.Empty(server.Keys(pattern: "tally:h:*"));
+        Assert.Equal([new(Minute, 5, 2, 0, 3), new(Minute + 60_000, 0, 1, 0, 2)], await ReadAsync("a", HistoryInterval.Minute));
+        Assert.Equal([new HistoryBucket(Hour, 5, 3, 0, 2)], await ReadAsync("a", HistoryInterval.Hour));
+        Assert.Equal([new HistoryBucket(Day, 1, 0, 1, 7)], await ReadAsync("b", HistoryInterval.Day));
+        Assert.Equal([new HistoryBucket(Minute + 60_000, 0, 1, 0, 2)],
+            await Store.ReadHistoryAsync("a", HistoryInterval.Minute, Minute + 1, long.MaxValue, CancellationToken.None));
+        var before = await ReadAllAsync(["a", "b"]);
+
+        var logged = await LogLengthAsync();
+        await Store.MaintainAsync(CancellationToken.None); // right after commits: no fold yet
+        Assert.Equal(logged, await LogLengthAsync());
+        await Store.MaintainAsync(CancellationToken.None);
+        Assert.Equal(0, await LogLengthAsync());
+        Assert.Equal(2, await database.HashLengthAsync($"tally:h:m:{Hour}:a"));
+        Assert.Equal(before, await ReadAllAsync(["a", "b"]));
+    }
+
+    /// <summary>
+    /// A deletion while the counter's entries are still in the log, folded or not, drops them all; what follows starts
+    /// afresh. Folded one entry at a time, every read in between answers the same.
+    /// </summary>
+    [Fact]
+    public async Task ADeletionDropsTheCountersEntriesStillInTheLog()
+    {
+        ((RedisCounterStore)Store).FoldEveryMs = 365 * HistoryIntervals.DayMs; // folded by the test alone
+        await Store.CommitAsync(CounterCommand.Increment("a", 5), CounterCommand.Increment("keep", 1));
+        await FoldAllAsync();
+        Clock.NowMs = T + 60_000;
+        await Store.CommitAsync(CounterCommand.Increment("a", 1), CounterCommand.Increment("keep", 2));
+        await Store.CommitAsync(CounterCommand.Delete("a"));
+        foreach (var interval in HistoryIntervals.All)
+        {
+            Assert.Empty(await ReadAsync("a", interval));
+        }
+        Clock.NowMs = T + 2 * 60_000;
+        await Store.CommitAsync(CounterCommand.Increment("a", 2), CounterCommand.Delete("gone"));
+        await Store.CommitAsync(CounterCommand.Decrement("a", 1), CounterCommand.Delete("a"), CounterCommand.Increment("a", 4));
+        var expected = new HistoryBucket(Minute + 2 * 60_000, 4, 0, 0, 4);
+        Assert.Equal([expected], await ReadAsync("a", HistoryInterval.Minute));
+        var before = await ReadAllAsync(["a", "keep"]);
+
+        Assert.Equal(5, await LogLengthAsync()); // "a" and "keep" are in two parts; the failed deletion of "gone" is no change
+        var store = (RedisCounterStore)Store;
+        for (var part = 0; part < RedisCounterStore.LogParts; part++)
+        {
+            while ((await store.FoldStepAsync(part, 1)).Entries > 0)
+            {
+                Assert.Equal(before, await ReadAllAsync(["a", "keep"]));
+            }
+        }
+        Assert.Equal(0, await LogLengthAsync());
+        Assert.Equal(before, await ReadAllAsync(["a", "keep"]));
+        Assert.Equal([expected with { Start = Day }], await ReadAsync("a", HistoryInterval.Day));
+        Assert.Equal([new HistoryBucket(Day, 3, 0, 0, 3)], await ReadAsync("keep", HistoryInterval.Day));
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
+        var chunk = await connection.GetDatabase().HashGetAllAsync($"tally:h:m:{Hour}:a");
+        Assert.Equal([(Minute + 2 * 60_000).ToString(System.Globalization.CultureInfo.InvariantCulture)], chunk.Select(entry => entry.Name.ToString()));
+    }
+
+    /// <summary>
+    /// Two instances folding one log at the same time, in small steps, leave exactly the buckets that one instance folding
+    /// the same commits leaves: a fold is one atomic function call, so no entry is folded twice or lost.
+    /// </summary>
+    [Fact]
+    public async Task TwoInstancesFoldingAtOnceLeaveTheSameBucketsAsOne()
+    {
+        var names = Enumerable.Range(0, 20).Select(i => $"f{i:D2}").ToArray();
+        var alone = await CommitAndFoldAsync(names, folders: 1);
+        await Store.DisposeAsync();
+        await _stores.DisposeAsync();
+        _stores = new RedisStores(await redis.ResetAsync());
+        Store = CreateStore(null);
+        await Store.OpenAsync(CancellationToken.None);
+        var together = await CommitAndFoldAsync(names, folders: 2);
+
+        Assert.Equal(alone.Buckets, together.Buckets);
+        Assert.Equal(alone.Reads, together.Reads);
+        Assert.True(together.StepsPerFolder.All(steps => steps > 0), $"Fold steps that found entries, per instance: {string.Join(", ", together.StepsPerFolder)}");
+        foreach (var name in names)
+        {
+            var value = (await Store.GetAsync(name))?.Value ?? 0;
+            var minutes = await ReadAsync(name, HistoryInterval.Minute);
+            Assert.Equal(value, minutes.Sum(bucket => bucket.Increments - bucket.Decrements));
+            Assert.Equal(value, minutes[^1].Value);
+        }
+    }
+
+    /// <summary>
+    /// The same 300 commits over <paramref name="names"/> across a few minutes (reads checked against the log before any
+    /// fold), then folded by <paramref name="folders"/> instances at once in steps of a few records: every chunk hash, and the reads.
+    /// </summary>
+    private async Task<(SortedDictionary<string, string> Buckets, HistoryBucket[][] Reads, int[] StepsPerFolder)> CommitAndFoldAsync(string[] names, int folders)
+    {
+        Clock.NowMs = T;
+        ((RedisCounterStore)Store).FoldEveryMs = 365 * HistoryIntervals.DayMs; // no background fold: the log is folded below
+        var random = new Random(12);
+        for (var commit = 0; commit < 300; commit++)
+        {
+            Clock.NowMs += random.Next(0, 3_000);
+            await Store.CommitAsync([.. Enumerable.Range(0, random.Next(1, 6)).Select(_ =>
+            {
+                var name = names[random.Next(names.Length)];
+                return random.Next(4) == 0 ? CounterCommand.Decrement(name, random.Next(1, 50)) : CounterCommand.Increment(name, random.Next(1, 100));
+            })]);
+        }
+        Assert.True(await LogLengthAsync() >= 300);
+        var reads = await ReadAllAsync(names);
+
+        var instances = Enumerable.Range(0, folders).Select(_ => (RedisCounterStore)_stores.Create(Clock)).ToArray();
+        var steps = new int[folders];
+        using (var start = new Barrier(folders))
+        {
+            await Task.WhenAll(instances.Select((instance, i) => Task.Run(async () =>
+            {
+                start.SignalAndWait();
+                for (var part = 0; part < RedisCounterStore.LogParts; part++)
+                {
+                    while ((await instance.FoldStepAsync(part, 3)).Entries > 0)
+                    {
+                        steps[i]++;
+                    }
+                }
+            })));
+        }
+        foreach (var instance in instances)
+        {
+            await instance.DisposeAsync();
+        }
+        Assert.Equal(reads, await ReadAllAsync(names));
+
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
+        var database = connection.GetDatabase();
+        Assert.Equal(0, await LogLengthAsync());
+        var buckets = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var key in connection.GetServer(connection.GetEndPoints()[0]).Keys(pattern: "tally:h:*"))
+        {
+            foreach (var entry in await database.HashGetAllAsync(key))
+            {
+                buckets[$"{key}/{entry.Name}"] = entry.Value.ToString();
+            }
+        }
+        Assert.True(buckets.Count > 3 * names.Length, $"Only {buckets.Count} buckets.");
+        return (buckets, reads, steps);
+    }
+
+    /// <summary>Entries in all parts of the history log.</summary>
+    private async Task<long> LogLengthAsync()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
+        var database = connection.GetDatabase();
+        var length = 0L;
+        for (var part = 0; part < RedisCounterStore.LogParts; part++)
+        {
+            length += await database.ListLengthAsync($"tally:hl:{part}");
+        }
+        return length;
+    }
+
+    /// <summary>Folds the whole log (as the background fold and idle upkeep do).</summary>
+    private async Task FoldAllAsync()
+    {
+        for (var part = 0; part < RedisCounterStore.LogParts; part++)
+        {
+            while ((await ((RedisCounterStore)Store).FoldStepAsync(part, RedisCounterStore.FoldStepRecords)).Left > 0)
+            {
+            }
+        }
+    }
+
+    private async Task<HistoryBucket[][]> ReadAllAsync(string[] names) =>
+        await Task.WhenAll(names.SelectMany(name => HistoryIntervals.All.Select(async interval => (await ReadAsync(name, interval)).ToArray())));
+}

@@ -33,13 +33,14 @@ Keys (all under tally:)
   tally:alerts:d:<id>  list  the alert's delivery attempts (JSON), newest first
   tally:h:<p>:<chunk>:<name>  hash  history of one counter (see "History" below): bucket start -> "inc,dec,sets,value"
   tally:hk:<name>      zset  the counter's history chunks "<p>:<chunk>", scored by when they expire
+  tally:hl:<part>      list  the history log, in 32 parts by name: entries of commits not yet folded into the chunks (see "History")
 ]]
 
 local MAX_LONG = '9223372036854775807'
 -- The library's revision within tally_v1 (same protocol, compatible additions): an instance replaces a loaded library
 -- only with a newer revision, so during a rolling upgrade an old instance never takes back a newer one's code.
 -- Raise it with every change to this file.
-local REVISION = 2
+local REVISION = 3
 local DONE_KEPT_MS = 600000
 local SCRATCH = 'tally:scratch'
 local FIELDS = { 'v', 'i', 'lo', 'hi', 'ver', 'ca', 'ua', 'by' }
@@ -354,14 +355,60 @@ end
 -- Bucket starts are not computed here: the commit document carries them, computed by HistoryIntervals in C#,
 -- with each bucket's chunk and expiry (RedisHistory.cs), so the two engines cannot bucket differently.
 --
--- Layout: the buckets of one period (m, h, d) fall into fixed chunks (an hour of minutes, a day of hours, 30
--- days of days); a chunk is a hash tally:h:<p>:<chunk>:<name>, field = bucket start, value = "inc,dec,sets,value",
--- that expires (relative TTL, Redis's clock) once its last bucket is past the retention: no pruning pass. The
--- zset tally:hk:<name> lists the counter's live chunks, so that deleting the counter deletes exactly those.
+-- Log and fold. A commit writes no bucket: it appends one entry to the history log, whatever it changed, and a
+-- fold adds the log to the buckets later, each counter's entries of many commits at once. The log is split by
+-- name into LOG_PARTS lists tally:hl:<part> (log_part), so that a fold step can take one part's whole backlog,
+-- adding up every commit of its counters, and still write only a share of all counters; a commit appends one
+-- entry (RPUSH) to each part it changed counters of. An entry:
+--   "<p>,<bucket start>,<chunk start>,<chunk expiry>;..." (one per period) "|" then ";<record>" per counter and a
+--   closing ";", a record being "!<name>" (the counter was deleted: its history goes) and/or
+--   "<name>,<increments>,<decrements>,<sets>,<value>" (its totals in this commit), in that order.
+-- tally_v1_history_fold (RedisCounterStore runs it in the background) takes entries from the head of one part,
+-- adds them up per counter and bucket, writes the buckets, and trims the list; being a function, it is atomic, so
+-- instances may fold at the same time and no entry is folded twice. A read (RedisHistory.ReadAsync) takes the
+-- buckets and tally_v1_history_log's pieces of the unfolded log in one MULTI/EXEC and adds them up as the fold
+-- would. Names are [A-Za-z0-9._:-], so ',', ';', '|' and '!' never occur in one.
+--
+-- Buckets: those of one period (m, h, d) fall into fixed chunks (an hour of minutes, a day of hours, 30 days of
+-- days); a chunk is a hash tally:h:<p>:<chunk>:<name>, field = bucket start, value = "inc,dec,sets,value", that
+-- expires (relative TTL, Redis's clock: its expiry by Tally's clock minus the fold's time, set when the chunk is
+-- made) once its last bucket is past the retention: no pruning pass. A bucket whose chunk is past its expiry when
+-- folded is dropped. The zset tally:hk:<name> lists the counter's live chunks, so that deleting the counter deletes
+-- exactly those.
 -------------------------------------------------------------------------------------------------
+
+local LOG_PARTS = 32
+
+-- The part of the history log a counter's entries go to.
+local function log_part(name)
+  local h = 0
+  for i = 1, #name do
+    h = (h * 31 + name:byte(i)) % 65536
+  end
+  return 'tally:hl:' .. (h % LOG_PARTS)
+end
 
 local function saturating_add(a, b)
   return add(a, b) or MAX_LONG -- both are non-negative sums: the only overflow is past 2^63-1
+end
+
+-- Sums of history (non-negative) are added many at a time: each is kept as a Lua number while that is exact (below
+-- 2^53), else as a decimal string (saturating_add), and written out once (sum_text); a decimal conversion costs more
+-- than the addition.
+local EXACT_BELOW = 9007199254740992
+local function sum_text(a)
+  if type(a) == 'number' then return string.format('%.0f', a) end
+  return a
+end
+
+local function sum_add(a, b) -- each a number or a decimal string
+  if type(a) == 'string' and #a <= 15 then a = tonumber(a) end
+  if type(b) == 'string' and #b <= 15 then b = tonumber(b) end
+  if type(a) == 'number' and type(b) == 'number' then
+    local sum = a + b
+    if sum < EXACT_BELOW then return sum end -- both exact and the sum below 2^53: exact
+  end
+  return saturating_add(sum_text(a), sum_text(b))
 end
 
 local function clear_history(name)
@@ -372,29 +419,52 @@ local function clear_history(name)
   redis.call('DEL', index)
 end
 
--- period: { p, bucket start, chunk start, chunk TTL in ms, chunk expiry in Tally's ms }
-local function add_to_bucket(name, period, totals, now)
-  local p, start, chunk, ttl = period[1], period[2], period[3], period[4]
-  local key = 'tally:h:' .. p .. ':' .. chunk .. ':' .. name
-  local inc, dec, sets = totals.inc, totals.dec, totals.sets
-  local old = redis.call('HGET', key, start)
-  if old then
-    local i, d, s = old:match('^([^,]*),([^,]*),([^,]*),')
-    inc, dec, sets = saturating_add(i, inc), saturating_add(d, dec), saturating_add(s, sets)
+-- Adds one counter's folded buckets, grouped by chunk: { key, p, chunk, expiry, ttl, { start, inc, dec, sets, value }... },
+-- each chunk read and written with one command; a chunk made now gets its TTL and goes into the counter's index.
+local function add_to_chunks(name, chunks, now)
+  local index_args, index_ttl = {}, 0
+  for _, c in ipairs(chunks) do
+    local key, buckets = c[1], c[6]
+    local fields = {}
+    for i, b in ipairs(buckets) do
+      fields[i] = b[1]
+    end
+    local old = redis.call('HMGET', key, unpack(fields))
+    local set, fresh = {}, false
+    for i, b in ipairs(buckets) do
+      local inc, dec, sets = b[2], b[3], b[4]
+      if old[i] then
+        local oi, od, os = old[i]:match('^([^,]*),([^,]*),([^,]*),')
+        inc, dec, sets = sum_add(oi, inc), sum_add(od, dec), sum_add(os, sets)
+      else
+        fresh = true
+      end
+      set[#set + 1] = b[1]
+      set[#set + 1] = sum_text(inc) .. ',' .. sum_text(dec) .. ',' .. sum_text(sets) .. ',' .. b[5]
+    end
+    redis.call('HSET', key, unpack(set))
+    -- Every chunk gets its TTL when it is made: one without a TTL is new.
+    if fresh and redis.call('PEXPIRE', key, string.format('%.0f', c[5]), 'NX') == 1 then
+      index_args[#index_args + 1] = c[4]
+      index_args[#index_args + 1] = c[2] .. ':' .. c[3]
+      if c[5] > index_ttl then index_ttl = c[5] end
+    end
   end
-  redis.call('HSET', key, start, inc .. ',' .. dec .. ',' .. sets .. ',' .. totals.value)
-  if not old then
+  if #index_args > 0 then
     local index = 'tally:hk:' .. name
-    redis.call('PEXPIRE', key, ttl)
-    redis.call('ZADD', index, period[5], p .. ':' .. chunk)
-    redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. now)
-    redis.call('PEXPIRE', index, ttl, 'NX') -- the index lives as long as its longest-lived chunk
-    redis.call('PEXPIRE', index, ttl, 'GT')
+    redis.call('ZADD', index, unpack(index_args))
+    index_ttl = string.format('%.0f', index_ttl)
+    -- The index lives as long as its longest-lived chunk. One without a TTL is new: nothing in it has expired.
+    if redis.call('PEXPIRE', index, index_ttl, 'NX') == 0 then
+      redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. now)
+      redis.call('PEXPIRE', index, index_ttl, 'GT')
+    end
   end
 end
 
 -- notes: the commit's changes in order, { name, kind, amount, value } (kind as in apply_rules, 'x' deleted).
-local function write_history(history, notes, now)
+-- Appends the commit's entry to each part of the log it changed counters of (none when it changed no history).
+local function write_history(history, notes)
   local totals, order = {}, {}
   for _, n in ipairs(notes) do
     local name, kind = n[1], n[2]
@@ -407,29 +477,163 @@ local function write_history(history, notes, now)
       t.clears, t.value = true, nil
     elseif history.record then
       if not t.value then
-        t.inc, t.dec, t.sets = '0', '0', '0'
+        t.inc, t.dec, t.sets = 0, 0, 0
       end
       if kind == 'i' then
-        t.inc = saturating_add(t.inc, n[3])
+        t.inc = t.inc == 0 and n[3] or sum_add(t.inc, n[3])
       elseif kind == 'd' then
-        t.dec = saturating_add(t.dec, n[3])
+        t.dec = t.dec == 0 and n[3] or sum_add(t.dec, n[3])
       else
-        t.sets = saturating_add(t.sets, '1')
+        t.sets = t.sets + 1 -- at most one per operation of the commit: far below 2^53
       end
       t.value = n[4]
     end
   end
+  local header = {}
+  for _, period in ipairs(history.periods) do
+    header[#header + 1] = period[1] .. ',' .. period[2] .. ',' .. period[3] .. ',' .. period[5]
+  end
+  header = table.concat(header, ';') .. '|'
+  local entries, parts = {}, {}
   for _, name in ipairs(order) do
     local t = totals[name]
-    if t.clears then
-      clear_history(name)
-    end
-    if t.value then
-      for _, period in ipairs(history.periods) do
-        add_to_bucket(name, period, t, now)
+    if t.clears or t.value then
+      local part = log_part(name)
+      local entry = entries[part]
+      if not entry then
+        entry = { header }
+        entries[part], parts[#parts + 1] = entry, part
+      end
+      if t.clears then
+        entry[#entry + 1] = ';!' .. name
+      end
+      if t.value then
+        entry[#entry + 1] = ';' .. name .. ',' .. sum_text(t.inc) .. ',' .. sum_text(t.dec) .. ',' .. sum_text(t.sets) .. ',' .. t.value
       end
     end
   end
+  for _, part in ipairs(parts) do
+    local entry = entries[part]
+    entry[#entry + 1] = ';'
+    redis.call('RPUSH', part, table.concat(entry))
+  end
+end
+
+-- The periods of an entry's header: { p, bucket start, chunk start, chunk expiry } each.
+local function entry_periods(header)
+  local periods = {}
+  for p, start, chunk, expiry in header:gmatch('([^,;]+),([^,;]+),([^,;]+),([^,;]+)') do
+    periods[#periods + 1] = { p, start, chunk, expiry }
+  end
+  return periods
+end
+
+-- Folds entries from the head of one part of the log: whole entries, until they hold at least ARGV[2] records (at
+-- least one entry). ARGV: now (Tally's ms), records, part (0 to LOG_PARTS - 1). Returns { entries folded, records
+-- folded, entries left in the part }.
+local FOLD_READ = 64
+local function history_fold(keys, args)
+  local now, budget, log = args[1], tonumber(args[2]), 'tally:hl:' .. args[3]
+  local now_ms = tonumber(now)
+  -- Per counter its commits' totals added up per header (the commits of one minute share it), then per bucket.
+  local counters, names, headers = {}, {}, {} -- name -> { clears, groups = { header -> group }, order = { group... } }
+  local taken, records = 0, 0
+  while records < budget do
+    local entries = redis.call('LRANGE', log, taken, taken + FOLD_READ - 1)
+    if #entries == 0 then break end
+    for _, entry in ipairs(entries) do
+      local bar = entry:find('|', 1, true)
+      local header = entry:sub(1, bar - 1)
+      if not headers[header] then headers[header] = entry_periods(header) end
+      for record in entry:sub(bar + 1):gmatch('[^;]+') do
+        records = records + 1
+        local clears = record:byte(1) == 33 -- '!'
+        local name, inc, dec, sets, value
+        if clears then
+          name = record:sub(2)
+        else
+          name, inc, dec, sets, value = record:match('^([^,]+),([^,]+),([^,]+),([^,]+),([^,]+)$')
+        end
+        local c = counters[name]
+        if not c then
+          c = { clears = false, groups = {}, order = {} }
+          counters[name], names[#names + 1] = c, name
+        end
+        if clears then
+          c.clears, c.groups, c.order = true, {}, {}
+        else
+          local g = c.groups[header]
+          if g then
+            g[2], g[3], g[4], g[5] = sum_add(g[2], inc), sum_add(g[3], dec), sum_add(g[4], sets), value
+          else
+            g = { header, inc, dec, sets, value }
+            c.groups[header], c.order[#c.order + 1] = g, g
+          end
+        end
+      end
+      taken = taken + 1
+      if records >= budget then break end
+    end
+  end
+  for _, name in ipairs(names) do
+    local c = counters[name]
+    if c.clears then
+      clear_history(name)
+    end
+    local chunks, order = {}, {} -- chunk key -> { key, p, chunk, expiry, ttl, { bucket... }, { start -> bucket } }
+    for _, g in ipairs(c.order) do
+      for _, period in ipairs(headers[g[1]]) do
+        local ttl = tonumber(period[4]) - now_ms
+        if ttl > 0 then -- else past its retention: dropped
+          local key = 'tally:h:' .. period[1] .. ':' .. period[3] .. ':' .. name
+          local chunk = chunks[key]
+          if not chunk then
+            chunk = { key, period[1], period[3], period[4], ttl, {}, {} }
+            chunks[key], order[#order + 1] = chunk, chunk
+          end
+          local b = chunk[7][period[2]]
+          if b then
+            b[2], b[3], b[4], b[5] = sum_add(b[2], g[2]), sum_add(b[3], g[3]), sum_add(b[4], g[4]), g[5]
+          else
+            b = { period[2], g[2], g[3], g[4], g[5] }
+            chunk[7][period[2]], chunk[6][#chunk[6] + 1] = b, b
+          end
+        end
+      end
+    end
+    if #order > 0 then
+      add_to_chunks(name, order, now)
+    end
+  end
+  if taken > 0 then
+    redis.call('LTRIM', log, taken, -1)
+  end
+  return { taken, records, redis.call('LLEN', log) }
+end
+
+-- One counter's part of the unfolded log, oldest first: per entry that names it, "<header>|" then "!" when it was
+-- deleted, then "<increments>,<decrements>,<sets>,<value>" when it changed. ARGV: name.
+local function history_log(keys, args)
+  local name = args[1]
+  local log = log_part(name)
+  local changed, deleted = ';' .. name .. ',', ';!' .. name .. ';'
+  local out = {}
+  local length = redis.call('LLEN', log)
+  for from = 0, length - 1, 256 do
+    for _, entry in ipairs(redis.call('LRANGE', log, from, from + 255)) do
+      local bar = entry:find('|', 1, true)
+      local d = entry:find(deleted, bar, true)
+      local c = entry:find(changed, bar, true)
+      if d or c then
+        local piece = entry:sub(1, bar) .. (d and '!' or '')
+        if c then
+          piece = piece .. entry:sub(c + #changed, entry:find(';', c + 1, true) - 1)
+        end
+        out[#out + 1] = piece
+      end
+    end
+  end
+  return out
 end
 
 -------------------------------------------------------------------------------------------------
@@ -795,7 +999,7 @@ local function commit(keys, args)
     redis.call('HINCRBY', 'tally:rb', record.caller, record.size - old)
   end
   if doc.history then -- absent from a Tally older than history (a rolling upgrade): its commits record none
-    write_history(doc.history, notes, now)
+    write_history(doc.history, notes)
   end
   if doc.alerts then
     replies[#replies + 1] = 'A' .. firing_events .. ',' .. resolved_events
@@ -938,3 +1142,5 @@ redis.register_function('tally_v1_alert_finish', alert_finish)
 redis.register_function{ function_name = 'tally_v1_list', callback = list, flags = { 'no-writes' } }
 redis.register_function{ function_name = 'tally_v1_top', callback = top, flags = { 'no-writes' } }
 redis.register_function('tally_v1_prune', prune)
+redis.register_function('tally_v1_history_fold', history_fold)
+redis.register_function{ function_name = 'tally_v1_history_log', callback = history_log, flags = { 'no-writes' } }
