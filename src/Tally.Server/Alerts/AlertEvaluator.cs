@@ -177,6 +177,14 @@ internal static class AlertPayload
     public static string Timestamp(long now) =>
         DateTimeOffset.FromUnixTimeMilliseconds(now).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>The counter a payload is about (<c>data.counter</c>), or null if it names none.</summary>
+    public static string? CounterOf(string payload)
+    {
+        using var document = JsonDocument.Parse(payload);
+        return document.RootElement.TryGetProperty("data", out var data) && data.ValueKind == JsonValueKind.Object
+            && data.TryGetProperty("counter", out var counter) && counter.ValueKind == JsonValueKind.String ? counter.GetString() : null;
+    }
+
     public static string Render(AlertDefinition alert, AlertEventType type, string counter, Counter? after, long now)
     {
         var buffer = new ArrayBufferWriter<byte>(256);

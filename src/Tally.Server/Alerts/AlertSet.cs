@@ -94,12 +94,20 @@ internal sealed class AlertCatalog(TallyMetrics metrics, Events.EventHub? events
         {
             foreach (var e in outcome.Events)
             {
-                using var payload = System.Text.Json.JsonDocument.Parse(e.Payload);
-                if (payload.RootElement.GetProperty("data").GetProperty("counter").GetString() is { } counter)
+                if (AlertPayload.CounterOf(e.Payload) is { } counter)
                 {
                     events.PublishAlert(counter, e.Payload);
                 }
             }
+        }
+    }
+
+    /// <summary>An engine that evaluates in the store (Redis) reports the events it committed: on this instance's live streams.</summary>
+    public void Published(IReadOnlyList<Events.RemoteAlert> committed)
+    {
+        foreach (var alert in committed)
+        {
+            events?.PublishAlert(alert.Counter, alert.Payload);
         }
     }
 

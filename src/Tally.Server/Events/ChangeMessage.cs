@@ -6,23 +6,26 @@ using Tally.Server.Counters;
 namespace Tally.Server.Events;
 
 /// <summary>
-/// How a commit's states travel to the other instances (a PostgreSQL notification, a Redis message):
-/// <c>{"i":"&lt;instance&gt;","s":[["name",value,initial,min,max,version,createdAt,updatedAt],["deleted-name"],…]}</c>.
+/// How a commit's states and alert events travel to the other instances (a PostgreSQL notification, a Redis message):
+/// <c>{"i":"&lt;instance&gt;","s":[["name",value,initial,min,max,version,createdAt,updatedAt],["deleted-name"],["name",{alert payload}],…]}</c>,
+/// the alert events after the states.
 /// The instance lets each one skip its own commits, which it published already. Compact, and split into several
 /// messages only when one would pass <c>maxBytes</c> (PostgreSQL's payloads stop short of 8000 bytes).
 /// </summary>
 internal static class ChangeMessage
 {
-    public static List<string> Encode(string instance, IEnumerable<KeyValuePair<string, Counter?>> states, int maxBytes)
+    public static List<string> Encode(string instance, IEnumerable<KeyValuePair<string, Counter?>> states, int maxBytes,
+        IEnumerable<RemoteAlert>? alerts = null)
     {
         var head = $"{{\"i\":{JsonSerializer.Serialize(instance, TallyJsonContext.Default.String)},\"s\":[";
         const string Tail = "]}";
         var messages = new List<string>();
         var message = new StringBuilder(head);
         var entries = 0;
-        foreach (var (name, state) in states)
+        var entriesToSend = states.Select(state => Entry(state.Key, state.Value))
+            .Concat((alerts ?? []).Select(alert => AlertEntry(alert)));
+        foreach (var entry in entriesToSend)
         {
-            var entry = Entry(name, state);
             if (entries > 0 && message.Length + 1 + entry.Length + Tail.Length > maxBytes)
             {
                 messages.Add(message.Append(Tail).ToString());
@@ -44,10 +47,11 @@ internal static class ChangeMessage
     }
 
     /// <summary>Reads a message; false (and nothing) for anything that is not one.</summary>
-    public static bool TryDecode(string payload, out string instance, out List<KeyValuePair<string, Counter?>> states)
+    public static bool TryDecode(string payload, out string instance, out List<KeyValuePair<string, Counter?>> states, out List<RemoteAlert> alerts)
     {
         instance = string.Empty;
         states = [];
+        alerts = [];
         try
         {
             using var document = JsonDocument.Parse(payload);
@@ -60,10 +64,19 @@ internal static class ChangeMessage
             }
             foreach (var entry in entries.EnumerateArray())
             {
-                if (entry.ValueKind != JsonValueKind.Array || entry.GetArrayLength() is not (1 or 8) || entry[0].GetString() is not { } name
+                if (entry.ValueKind != JsonValueKind.Array || entry.GetArrayLength() is not (1 or 2 or 8) || entry[0].GetString() is not { } name
                     || !CounterName.IsValid(name))
                 {
                     return false;
+                }
+                if (entry.GetArrayLength() == 2)
+                {
+                    if (entry[1].ValueKind != JsonValueKind.Object)
+                    {
+                        return false;
+                    }
+                    alerts.Add(new RemoteAlert(name, entry[1].GetRawText()));
+                    continue;
                 }
                 states.Add(new(name, entry.GetArrayLength() == 1 ? null : new Counter(
                     name, entry[1].GetInt64(), entry[2].GetInt64(), Bound(entry[3]), Bound(entry[4]),
@@ -75,6 +88,7 @@ internal static class ChangeMessage
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
         {
             states = [];
+            alerts = [];
             return false;
         }
     }
@@ -101,6 +115,19 @@ internal static class ChangeMessage
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
+    private static string AlertEntry(RemoteAlert alert)
+    {
+        var buffer = new ArrayBufferWriter<byte>(alert.Payload.Length + alert.Counter.Length + 8);
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartArray();
+            json.WriteStringValue(alert.Counter);
+            json.WriteRawValue(alert.Payload);
+            json.WriteEndArray();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
     private static void WriteBound(Utf8JsonWriter json, long? bound)
     {
         if (bound is { } value)
@@ -115,3 +142,6 @@ internal static class ChangeMessage
 
     private static long? Bound(JsonElement element) => element.ValueKind == JsonValueKind.Null ? null : element.GetInt64();
 }
+
+/// <summary>An alert event another instance committed: the counter it is about and its payload (the webhook's body, a JSON object).</summary>
+internal sealed record RemoteAlert(string Counter, string Payload);

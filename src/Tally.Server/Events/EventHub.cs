@@ -132,10 +132,10 @@ internal sealed class EventHub : ICommitObserver
 
     /// <summary>
     /// The hook for threshold alerts: an <c>event: alert</c> with <paramref name="json"/> as its data, to the streams that
-    /// watch <paramref name="counterName"/>, numbered and kept for resuming like the others. It reaches this instance's
-    /// streams only: an alert raised in a commit could travel to the other instances with the commit's states (ChangeMessage).
+    /// watch <paramref name="counterName"/>, numbered and kept for resuming like the others. The other instances hear of
+    /// it with the commit's states (<see cref="ChangeMessage"/>), and publish it here with <paramref name="remote"/>.
     /// </summary>
-    public void PublishAlert(string counterName, string json)
+    public void PublishAlert(string counterName, string json, bool remote = false)
     {
         if (!IsRecording)
         {
@@ -147,7 +147,7 @@ internal sealed class EventHub : ICommitObserver
             Record(e);
             Stage(e);
         }
-        _metrics.RecordEventsPublished(1, remote: false);
+        _metrics.RecordEventsPublished(1, remote);
     }
 
     /// <summary>

@@ -21,9 +21,23 @@ public class ChangeMessageTests
         ];
         var message = Assert.Single(ChangeMessage.Encode("0123456789abcdef", states, PostgresEventRelay.MaxPayloadBytes));
 
-        Assert.True(ChangeMessage.TryDecode(message, out var instance, out var decoded));
+        Assert.True(ChangeMessage.TryDecode(message, out var instance, out var decoded, out var alerts));
         Assert.Equal("0123456789abcdef", instance);
         Assert.Equal(states, decoded);
+        Assert.Empty(alerts);
+    }
+
+    [Fact]
+    public void AlertEventsTravelAfterTheStatesWithTheirPayloadAsSent()
+    {
+        List<KeyValuePair<string, Counter?>> states = [new("quota:a", State("quota:a", 901))];
+        const string Payload = """{"type":"alert.firing","timestamp":"2026-11-30T05:00:00.000Z","data":{"alert":"q","counter":"quota:a","state":"firing","value":901}}""";
+
+        var message = Assert.Single(ChangeMessage.Encode("0123456789abcdef", states, PostgresEventRelay.MaxPayloadBytes, [new RemoteAlert("quota:a", Payload)]));
+
+        Assert.True(ChangeMessage.TryDecode(message, out _, out var decoded, out var alerts));
+        Assert.Equal(states, decoded);
+        Assert.Equal([new RemoteAlert("quota:a", Payload)], alerts);
     }
 
     [Fact]
@@ -37,7 +51,7 @@ public class ChangeMessageTests
 
         Assert.True(messages.Count > 1);
         Assert.All(messages, message => Assert.True(System.Text.Encoding.UTF8.GetByteCount(message) < 8000, $"{message.Length} bytes"));
-        var decoded = messages.SelectMany(message => ChangeMessage.TryDecode(message, out _, out var part) ? part : throw new InvalidOperationException(message));
+        var decoded = messages.SelectMany(message => ChangeMessage.TryDecode(message, out _, out var part, out _) ? part : throw new InvalidOperationException(message));
         Assert.Equal(states, decoded);
     }
 
@@ -47,7 +61,8 @@ public class ChangeMessageTests
     [InlineData("""{"i":"x"}""")]
     [InlineData("""{"i":"x","s":[["bad name"]]}""")]
     [InlineData("""{"i":"x","s":[["a",1,2]]}""")]
+    [InlineData("""{"i":"x","s":[["a","not an object"]]}""")]
     [InlineData("""{"i":"x","s":[["a","1",0,null,null,1,0,0]]}""")]
     public void AnythingElseIsNotAMessage(string payload) =>
-        Assert.False(ChangeMessage.TryDecode(payload, out _, out _));
+        Assert.False(ChangeMessage.TryDecode(payload, out _, out _, out _));
 }

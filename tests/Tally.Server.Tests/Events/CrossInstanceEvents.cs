@@ -43,6 +43,31 @@ internal static class CrossInstanceEvents
     }
 
     /// <summary>
+    /// An alert's crossing in a commit on A reaches streams of its counter on A and on B, once each, as <c>event: alert</c>
+    /// with the webhook's payload. The instances must allow 127.0.0.1 as a webhook host (nothing listens on its port 9).
+    /// </summary>
+    public static async Task AlertsOnAReachStreamsOnAAndBAsync(HttpClient a, HttpClient b)
+    {
+        await UntilBHearsAAsync(a, b);
+        var alert = await a.PutAsync("/alerts/cross-quota", Api.JsonBody("""{"counter": "cross:quota", "above": 10, "webhook": "http://127.0.0.1:9/hook"}"""));
+        Assert.True(alert.IsSuccessStatusCode, await alert.Content.ReadAsStringAsync());
+        await using var onA = await EventStreamClient.OpenAsync(a, "/counters/cross:quota/events");
+        await using var onB = await EventStreamClient.OpenAsync(b, "/counters/cross:quota/events");
+
+        Assert.Equal(HttpStatusCode.OK, (await a.PostAsync("/counters/cross:quota/increment?by=11", null)).StatusCode);
+
+        foreach (var stream in new[] { onA, onB })
+        {
+            var events = await stream.NextAsync(2);
+            Assert.Equal(["alert", "counter"], events.Select(e => e.Event).Order(StringComparer.Ordinal));
+            var data = JsonNode.Parse(events.Single(e => e.Event == "alert").Data)!;
+            Assert.Equal(("alert.firing", "cross-quota", "cross:quota", 11L),
+                ((string?)data["type"], (string?)data["data"]!["alert"], (string?)data["data"]!["counter"], (long?)data["data"]!["value"]));
+            await stream.NothingWithinAsync(TimeSpan.FromMilliseconds(300));
+        }
+    }
+
+    /// <summary>
     /// B listens to the store from its start, in the background; a stream opened in the moment before ends as B begins
     /// to hear (its client would reconnect). So first: a change on A seen on a stream on B.
     /// </summary>

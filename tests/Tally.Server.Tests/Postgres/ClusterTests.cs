@@ -194,6 +194,17 @@ public sealed class ClusterTests(PostgresFixture postgres) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnAlertCrossedOnOneInstanceReachesTheEventStreamsOfTheOthers()
+    {
+        await using var pair = await TallyCluster.StartAsync(2, "--Store", "postgres", "--Postgres", await postgres.CreateDatabaseAsync(),
+            "--Alerts:AllowedHosts", "127.0.0.1");
+        using var a = pair[0].CreateClient();
+        using var b = pair[1].CreateClient();
+
+        await CrossInstanceEvents.AlertsOnAReachStreamsOnAAndBAsync(a, b);
+    }
+
+    [Fact]
     public async Task AChangeOnOneInstanceReachesTheEventStreamsOfTheOthersOnceAndThroughTheBalancer()
     {
         using var a = _cluster[0].CreateClient();

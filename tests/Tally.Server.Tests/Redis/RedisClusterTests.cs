@@ -147,6 +147,16 @@ public sealed class RedisClusterTests(RedisFixture redis) : IClassFixture<RedisF
         await CrossInstanceEvents.ChangesOnAReachStreamsOnBOnceEachAsync(a, b);
     }
 
+    [Fact]
+    public async Task AnAlertCrossedOnOneInstanceReachesTheEventStreamsOfBoth()
+    {
+        await using var cluster = await StartAsync(2, "--Alerts:AllowedHosts", "127.0.0.1");
+        using var a = cluster[0].CreateClient();
+        using var b = cluster[1].CreateClient();
+
+        await CrossInstanceEvents.AlertsOnAReachStreamsOnAAndBAsync(a, b);
+    }
+
     private async Task<TallyCluster> StartAsync(int count, params string[] arguments) =>
         await TallyCluster.StartAsync(count, ["--Store", "redis", "--Redis", await redis.ResetAsync(), .. arguments]);
 

@@ -444,7 +444,7 @@ internal sealed class PostgresCounterStore(
             write.BatchCommands.Add(Command("UPDATE counter_totals SET live = live + $1 WHERE id = 1", [plan.CounterDelta]));
         }
         AddAlertWrites(write, alerts);
-        events?.AddNotifications(write, plan.Changes);
+        events?.AddNotifications(write, plan.Changes, alerts);
         if (write.BatchCommands.Count > 0)
         {
             await write.ExecuteNonQueryAsync(cancellationToken);

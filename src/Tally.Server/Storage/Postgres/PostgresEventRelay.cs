@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Tally.Server.Alerts;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.Events;
@@ -7,7 +8,8 @@ using Tally.Server.Events;
 namespace Tally.Server.Storage.Postgres;
 
 /// <summary>
-/// Live events across instances on PostgreSQL. Out: every commit that changed counters sends their states with
+/// Live events across instances on PostgreSQL. Out: every commit that changed counters sends their states (and its
+/// alert events) with
 /// <c>pg_notify</c> inside its own transaction (<see cref="AddNotifications"/>), so other instances hear of it exactly
 /// when it commits, in commit order, and never of one rolled back. In: a dedicated connection LISTENs and hands the
 /// other instances' states to the <see cref="EventHub"/>; its own it skips (published already, at commit).
@@ -31,14 +33,16 @@ internal sealed class PostgresEventRelay(
     /// <summary>An idle listening connection is checked this often, so a dead one is noticed and replaced.</summary>
     private static readonly TimeSpan CheckIdleEvery = TimeSpan.FromSeconds(10);
 
-    /// <summary>The commit's notification(s), added to its write batch (its transaction).</summary>
-    public void AddNotifications(NpgsqlBatch batch, IReadOnlyDictionary<string, Counter?> changes)
+    /// <summary>The commit's notification(s) of its states and alert events, added to its write batch (its transaction).</summary>
+    public void AddNotifications(NpgsqlBatch batch, IReadOnlyDictionary<string, Counter?> changes, AlertOutcome? alerts)
     {
-        if (changes.Count == 0)
+        var alertEvents = alerts?.Events.Select(e => AlertPayload.CounterOf(e.Payload) is { } counter ? new RemoteAlert(counter, e.Payload) : null)
+            .OfType<RemoteAlert>().ToList();
+        if (changes.Count == 0 && alertEvents is not { Count: > 0 })
         {
             return;
         }
-        foreach (var payload in ChangeMessage.Encode(hub.InstanceId, changes, MaxPayloadBytes))
+        foreach (var payload in ChangeMessage.Encode(hub.InstanceId, changes, MaxPayloadBytes, alertEvents))
         {
             var notify = new NpgsqlBatchCommand("SELECT pg_notify($1, $2)");
             notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Channel });
@@ -128,7 +132,7 @@ internal sealed class PostgresEventRelay(
         {
             return; // nobody listens here: not even worth reading
         }
-        if (!ChangeMessage.TryDecode(payload, out var instance, out var states))
+        if (!ChangeMessage.TryDecode(payload, out var instance, out var states, out var alerts))
         {
             logger.LogDebug("Ignored a notification on {Channel} that is not Tally's", Channel);
             return;
@@ -136,6 +140,10 @@ internal sealed class PostgresEventRelay(
         if (instance != hub.InstanceId)
         {
             hub.PublishRemote(states);
+            foreach (var alert in alerts)
+            {
+                hub.PublishAlert(alert.Counter, alert.Payload, remote: true);
+            }
         }
     }
 }

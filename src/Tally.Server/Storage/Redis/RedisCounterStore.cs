@@ -3,6 +3,7 @@ using System.Globalization;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using Tally.Server.Alerts;
+using Tally.Server.Events;
 using Tally.Server.Configuration;
 using Tally.Server.Counters;
 using Tally.Server.History;
@@ -19,7 +20,7 @@ namespace Tally.Server.Storage.Redis;
 /// </summary>
 internal sealed class RedisCounterStore(
     IConnectionMultiplexer redis, IOptions<TallyOptions> options, IOptions<QuotaOptions> quotas, IOptions<HistoryOptions> history,
-    TimeProvider clock, TallyMetrics metrics, ILogger<RedisCounterStore> logger, AlertCatalog alerts)
+    TimeProvider clock, TallyMetrics metrics, ILogger<RedisCounterStore> logger, AlertCatalog alerts, RedisEventRelay? relay = null)
     : ICounterStore, IStoreUpkeep
 {
     private static readonly RedisValue[] Fields = ["v", "i", "lo", "hi", "ver", "ca", "ua", "by"];
@@ -240,7 +241,7 @@ internal sealed class RedisCounterStore(
         metrics.RecordStoreWrite();
         if (watching is not null && answers.Length > part.Count)
         {
-            CommittedAlerts(answers[part.Count]);
+            CommittedAlerts(answers.AsSpan(part.Count));
         }
         return answers;
     }
@@ -555,12 +556,25 @@ internal sealed class RedisCounterStore(
     }
 
     /// <summary>The commit's last reply, <c>A&lt;firing&gt;,&lt;resolved&gt;</c>: the events it wrote.</summary>
-    private void CommittedAlerts(string reply)
+    /// <summary>The commit's alert replies: <c>A&lt;firing&gt;,&lt;resolved&gt;</c>, then each event as <c>E&lt;counter&gt;\n&lt;payload&gt;</c>.</summary>
+    private void CommittedAlerts(ReadOnlySpan<string> replies)
     {
-        var counts = reply.AsSpan(1);
+        var counts = replies[0].AsSpan(1);
         var comma = counts.IndexOf(',');
         var firing = int.Parse(counts[..comma], CultureInfo.InvariantCulture);
         var resolved = int.Parse(counts[(comma + 1)..], CultureInfo.InvariantCulture);
         alerts.Committed(firing, resolved);
+        if (replies.Length == 1)
+        {
+            return;
+        }
+        var published = new List<RemoteAlert>(replies.Length - 1);
+        foreach (var reply in replies[1..])
+        {
+            var newline = reply.IndexOf('\n', StringComparison.Ordinal);
+            published.Add(new RemoteAlert(reply[1..newline], reply[(newline + 1)..]));
+        }
+        alerts.Published(published);
+        relay?.PublishAlerts(published);
     }
 }

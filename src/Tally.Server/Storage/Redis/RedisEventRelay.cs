@@ -50,6 +50,22 @@ internal sealed class RedisEventRelay(IConnectionMultiplexer redis, EventHub hub
         }
     }
 
+    /// <summary>A commit's alert events (tally.lua evaluates them inside the commit), for the other instances' streams.</summary>
+    public void PublishAlerts(IReadOnlyList<RemoteAlert> alerts)
+    {
+        try
+        {
+            foreach (var payload in ChangeMessage.Encode(hub.InstanceId, [], MaxMessageBytes, alerts))
+            {
+                redis.GetSubscriber().Publish(Channel, payload, CommandFlags.FireAndForget);
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            logger.LogDebug("The alert events of a commit could not be published to the other instances: {Reason}", ex.Message);
+        }
+    }
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         redis.ConnectionFailed += OnConnectionFailed;
@@ -130,7 +146,7 @@ internal sealed class RedisEventRelay(IConnectionMultiplexer redis, EventHub hub
         {
             return;
         }
-        if (!ChangeMessage.TryDecode(message.ToString(), out var instance, out var states))
+        if (!ChangeMessage.TryDecode(message.ToString(), out var instance, out var states, out var alerts))
         {
             logger.LogDebug("Ignored a message on {Channel} that is not Tally's", ChannelName);
             return;
@@ -138,6 +154,10 @@ internal sealed class RedisEventRelay(IConnectionMultiplexer redis, EventHub hub
         if (instance != hub.InstanceId)
         {
             hub.PublishRemote(states);
+            foreach (var alert in alerts)
+            {
+                hub.PublishAlert(alert.Counter, alert.Payload, remote: true);
+            }
         }
     }
 

@@ -287,10 +287,10 @@ end
 -- Agrees with AlertEvaluator.Evaluate: for each change in order and each alert watching its counter, a state recorded
 -- under another revision is ok; ok -> firing past the threshold, firing -> ok back at the resolve level, a deleted
 -- firing counter resolves; an event (XADD to the outbox) per transition while the webhook is enabled.
--- Returns the numbers of firing and resolved events.
+-- Returns the numbers of firing and resolved events, and each event as 'E<counter>\n<payload>' for the live streams.
 local function evaluate_alerts(alerts, change_log, now, iso)
   local states, changed, changed_names = {}, {}, {}
-  local firing_events, resolved_events = 0, 0
+  local firing_events, resolved_events, published = 0, 0, {}
   for _, change in ipairs(change_log) do
     local name, after = change[1], change[2]
     for _, alert in ipairs(alerts) do
@@ -321,8 +321,10 @@ local function evaluate_alerts(alerts, change_log, now, iso)
           st[id] = transition == 'firing' and alert[2] or false
           changed[name][id] = true
           if alert[6] == '1' then
+            local payload = alert_payload(alert, transition == 'firing', name, after, iso)
             redis.call('XADD', OUTBOX, '*', 'alert', id, 'type', 'alert.' .. transition,
-              'payload', alert_payload(alert, transition == 'firing', name, after, iso), 'at', now, 'attempts', '0')
+              'payload', payload, 'at', now, 'attempts', '0')
+            published[#published + 1] = 'E' .. name .. '\n' .. payload
             if transition == 'firing' then
               firing_events = firing_events + 1
             else
@@ -345,7 +347,7 @@ local function evaluate_alerts(alerts, change_log, now, iso)
       end
     end
   end
-  return firing_events, resolved_events
+  return firing_events, resolved_events, published
 end
 
 -------------------------------------------------------------------------------------------------
@@ -940,9 +942,9 @@ local function commit(keys, args)
     replies[r] = reply
   end
 
-  local firing_events, resolved_events = 0, 0
+  local firing_events, resolved_events, published = 0, 0, {}
   if doc.alerts then
-    firing_events, resolved_events = evaluate_alerts(doc.alerts, change_log, now, doc.iso)
+    firing_events, resolved_events, published = evaluate_alerts(doc.alerts, change_log, now, doc.iso)
   end
 
   -- Persist: only the fields that changed, so a hot counter costs one short HSET per commit.
@@ -1003,6 +1005,9 @@ local function commit(keys, args)
   end
   if doc.alerts then
     replies[#replies + 1] = 'A' .. firing_events .. ',' .. resolved_events
+    for _, event in ipairs(published) do
+      replies[#replies + 1] = event
+    end
   end
   if doc.commit then
     -- Kept a while under the commit's id: when the answer is lost (a timeout, a cut connection), the caller reads
