@@ -51,36 +51,38 @@ case $mode in
   perf)
     load "$WARM" "$scenario" >/dev/null
     load 10 "$scenario" >"$TMP/requests" &
+    loader=$!
     sleep 1
     perf record -F 499 -e cpu-clock -g -p "$SRV_PID" -o "$out.data" -- sleep 8 >/dev/null 2>&1
-    wait
+    wait "$loader"
     cp "/tmp/perf-$SRV_PID.map" "$out.map"
     echo "$scenario $durability: $(cat "$TMP/requests") requests in 10 s; perf data $out.data (symbols: /tmp/perf-$SRV_PID.map)"
     python3 "$BENCH/profile/classify.py" "$out.data"
     ;;
   measure)
+    # One run: the allocation counter covers the whole measured run, so bytes and requests are of the same window.
     load 3 "$scenario" >/dev/null
-    t0=$(cpu_ticks "$SRV_PID"); requests=$(load 6 "$scenario"); t1=$(cpu_ticks "$SRV_PID")
-    load 7 "$scenario" >"$TMP/requests" &
-    sleep 1
     ~/.dotnet/tools/dotnet-counters collect -p "$SRV_PID" --counters 'System.Runtime[dotnet.gc.heap.total_allocated]' \
-      --refresh-interval 1 --format csv -o "$TMP/alloc.csv" --duration 00:00:05 >/dev/null 2>&1
-    wait
-    python3 - "$requests" "$t0" "$t1" "$(getconf CLK_TCK)" "$(cat "$TMP/requests")" "$TMP/alloc.csv" <<'PY'
+      --refresh-interval 1 --format csv -o "$TMP/alloc.csv" --duration 00:00:12 >/dev/null 2>&1 &
+    counters=$!
+    sleep 1.5
+    t0=$(cpu_ticks "$SRV_PID"); requests=$(load 8 "$scenario"); t1=$(cpu_ticks "$SRV_PID")
+    wait "$counters" || true
+    python3 - "$requests" "$t0" "$t1" "$(getconf CLK_TCK)" "$TMP/alloc.csv" <<'PY'
 import csv, sys
-requests, t0, t1, hz, later = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-rates = [float(r[4]) for r in csv.reader(open(sys.argv[6])) if 'total_allocated' in r[2]][1:]
-print(f"{requests / 6:.0f} req/s, {(t1 - t0) / hz * 1e6 / requests:.1f} us CPU/request, "
-      f"{sum(rates) / len(rates) / (later / 7):.0f} B allocated/request")
+requests, t0, t1, hz = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+allocated = sum(float(r[4]) for r in csv.reader(open(sys.argv[5])) if 'total_allocated' in r[2])
+print(f"{requests / 8:.0f} req/s, {(t1 - t0) / hz * 1e6 / requests:.1f} us CPU/request, {allocated / requests:.0f} B allocated/request")
 PY
     ;;
   alloc)
     load "$WARM" "$scenario" >/dev/null
     load 8 "$scenario" >"$TMP/requests" &
+    loader=$!
     sleep 1
     ~/.dotnet/tools/dotnet-trace collect -p "$SRV_PID" --providers 'Microsoft-Windows-DotNETRuntime:0x1:5' \
       --duration 00:00:00:06 -o "$out.nettrace" >/dev/null 2>&1
-    wait
+    wait "$loader"
     echo "$scenario $durability: $(cat "$TMP/requests") requests in 8 s; allocation samples in $out.nettrace"
     dotnet run -c Release --project "$BENCH/profile/alloctypes" -- "$out.nettrace" 25
     ;;
