@@ -44,9 +44,14 @@ internal sealed class ApiKeyAuthenticationHandler(
         {
             return Task.FromResult(AuthenticateResult.NoResult());
         }
-        return FindKey(secret.Value) is { } key
-            ? Successes.GetValue(key, key => Success(Caller.PrincipalOf(key, key.EffectiveLimits(quotas.Value), SchemeName)))
-            : Task.FromResult(AuthenticateResult.Fail("The API key is not valid: it is unknown or has been revoked."));
+        if (FindKey(secret.Value) is not { } key)
+        {
+            return Task.FromResult(AuthenticateResult.Fail("The API key is not valid: it is unknown or has been revoked."));
+        }
+        // TryGetValue first: the factory captures this handler, a delegate allocated on every call.
+        return Successes.TryGetValue(key, out var known)
+            ? known
+            : Successes.GetValue(key, key => Success(Caller.PrincipalOf(key, key.EffectiveLimits(quotas.Value), SchemeName)));
     }
 
     /// <summary>
