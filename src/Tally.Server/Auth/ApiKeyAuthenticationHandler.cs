@@ -1,5 +1,6 @@
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 using Tally.Server.Configuration;
@@ -31,7 +32,7 @@ internal sealed class ApiKeyAuthenticationHandler(
     {
         if (tally.Value.Auth == AuthMode.Off)
         {
-            return Task.FromResult(Success(Caller.PrincipalOf(ApiKey.AnonymousId, "anonymous (Auth=off)", ApiScopes.Admin, string.Empty, KeyLimits.None, SchemeName)));
+            return Anonymous;
         }
 
         var (secret, problem) = ReadKey(Request.Headers);
@@ -43,17 +44,63 @@ internal sealed class ApiKeyAuthenticationHandler(
         {
             return Task.FromResult(AuthenticateResult.NoResult());
         }
-        return Task.FromResult(keys.Find(secret.Value.AsSpan()) is { } key
-            ? Success(Principals.GetValue(key, key => Caller.PrincipalOf(key, key.EffectiveLimits(quotas.Value), SchemeName)))
-            : AuthenticateResult.Fail("The API key is not valid: it is unknown or has been revoked."));
+        if (FindKey(secret.Value) is not { } key)
+        {
+            return Task.FromResult(AuthenticateResult.Fail("The API key is not valid: it is unknown or has been revoked."));
+        }
+        // TryGetValue first: the factory captures this handler, a delegate allocated on every call.
+        return Successes.TryGetValue(key, out var known)
+            ? known
+            : Successes.GetValue(key, key => Success(Caller.PrincipalOf(key, key.EffectiveLimits(quotas.Value), SchemeName)));
     }
 
     /// <summary>
-    /// One principal per stored key, made at its first request: keys never change (a change is a new key),
-    /// nothing in Tally alters a principal, and building claims on every request is work on the hot path.
+    /// One answer per stored key, made at its first request: keys never change (a change is a new key),
+    /// nothing in Tally alters a principal or a ticket, and building claims on every request is work on the hot path.
     /// An entry goes with its key once the key is revoked and collected.
     /// </summary>
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ApiKey, System.Security.Claims.ClaimsPrincipal> Principals = [];
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ApiKey, Task<AuthenticateResult>> Successes = [];
+
+    private static readonly Task<AuthenticateResult> Anonymous = Success(
+        Caller.PrincipalOf(ApiKey.AnonymousId, "anonymous (Auth=off)", ApiScopes.Admin, string.Empty, KeyLimits.None, SchemeName));
+
+    private static readonly object LastSecretItem = new();
+
+    /// <summary>
+    /// The key a secret names. An HTTP/1.x connection sends one request at a time, nearly always with the same key: the
+    /// secret's hash is kept with the connection, so a request whose secret is the one before (compared in constant time)
+    /// skips the SHA-256. The key itself is looked up by hash every time, so revocation holds at once.
+    /// </summary>
+    private ApiKey? FindKey(StringSegment secret)
+    {
+        // HTTP/2 streams of one connection run concurrently: no shared state there.
+        var items = HttpProtocol.IsHttp11(Request.Protocol) || HttpProtocol.IsHttp10(Request.Protocol)
+            ? Context.Features.Get<IConnectionItemsFeature>()?.Items
+            : null;
+        if (items is not null && items.TryGetValue(LastSecretItem, out var value) && value is LastSecret last && last.Is(secret.AsSpan()))
+        {
+            return keys.FindByHash(last.Hash);
+        }
+        Span<byte> hash = stackalloc byte[System.Security.Cryptography.SHA256.HashSizeInBytes];
+        if (!ApiKeyStore.TryHash(secret.AsSpan(), hash))
+        {
+            return null;
+        }
+        if (items is not null)
+        {
+            items[LastSecretItem] = new LastSecret(secret.Value ?? string.Empty, hash.ToArray());
+        }
+        return keys.FindByHash(hash);
+    }
+
+    private sealed class LastSecret(string secret, byte[] hash)
+    {
+        public byte[] Hash { get; } = hash;
+
+        public bool Is(ReadOnlySpan<char> presented) =>
+            System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+                System.Runtime.InteropServices.MemoryMarshal.AsBytes(secret.AsSpan()), System.Runtime.InteropServices.MemoryMarshal.AsBytes(presented));
+    }
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
@@ -107,6 +154,6 @@ internal sealed class ApiKeyAuthenticationHandler(
         return secret is { Length: 0 } ? (null, "The API key is empty.") : (secret, null);
     }
 
-    private AuthenticateResult Success(System.Security.Claims.ClaimsPrincipal principal) =>
-        AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
+    private static Task<AuthenticateResult> Success(System.Security.Claims.ClaimsPrincipal principal) =>
+        Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName)));
 }

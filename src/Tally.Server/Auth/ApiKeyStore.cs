@@ -48,14 +48,27 @@ internal abstract class ApiKeyStore : IAsyncDisposable
     /// <inheritdoc cref="Find(string)"/>
     public ApiKey? Find(ReadOnlySpan<char> secret)
     {
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        return TryHash(secret, hash) ? FindByHash(hash) : null;
+    }
+
+    /// <summary>
+    /// The SHA-256 of a presented secret, the form keys are looked up by; false when it cannot be a key (empty or too long).
+    /// </summary>
+    public static bool TryHash(ReadOnlySpan<char> secret, Span<byte> hash)
+    {
         if (secret.Length is 0 or > ApiKeySecret.MaxLength)
         {
-            return null;
+            return false;
         }
         Span<byte> utf8 = stackalloc byte[ApiKeySecret.MaxLength * 3];
-        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
         SHA256.HashData(utf8[..Encoding.UTF8.GetBytes(secret, utf8)], hash);
+        return true;
+    }
 
+    /// <summary>The key whose secret has this hash (<see cref="TryHash"/>), or null: looked up every time, so a revoked key is never found.</summary>
+    public ApiKey? FindByHash(ReadOnlySpan<byte> hash)
+    {
         // The lookup by hash leaks at most how the hash of a guess compares to stored hashes, which
         // says nothing useful about a 256-bit secret; the final comparison is constant-time anyway.
         ApiKey? found = null;

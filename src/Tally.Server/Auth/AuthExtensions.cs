@@ -22,6 +22,15 @@ internal static class AuthExtensions
         services.AddAuthentication(JwtAuthentication.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, configureOptions: null)
             .AddTallyJwt();
+        // Without JWT the policy scheme would forward every request to the API keys: the API-key scheme is then the
+        // default itself, one handler per request instead of two (docs/profiles.md).
+        services.AddOptions<AuthenticationOptions>().Configure<IOptions<JwtOptions>>((authentication, jwt) =>
+        {
+            if (!jwt.Value.Enabled)
+            {
+                authentication.DefaultScheme = ApiKeyAuthenticationHandler.SchemeName;
+            }
+        });
         services.AddAuthorizationBuilder().AddTallyPolicies();
         services.AddSingleton<IAuthorizationHandler, ScopeAuthorizationHandler>();
         services.AddSingleton<IAuthorizationHandler, CounterPrefixAuthorizationHandler>();

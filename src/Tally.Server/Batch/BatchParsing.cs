@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Tally.Server.Counters;
@@ -82,20 +83,23 @@ internal static class BatchParsing
         return null;
     }
 
+    /// <summary>What <c>out</c> holds when an operation is refused (the batch is then never built): one instance, not one per operation.</summary>
+    private static readonly CounterCommand Refused = CounterCommand.Get(string.Empty);
+
     private static IResult? ParseOperation(JsonElement op, int index, out CounterCommand command)
     {
-        command = CounterCommand.Get(string.Empty);
+        command = Refused;
         if (op.ValueKind != JsonValueKind.Object)
         {
             return Invalid(Problems.InvalidBody, index, "each operation must be an object.");
         }
-        var kind = op.TryGetProperty("op", out var kindElement) && kindElement.ValueKind == JsonValueKind.String ? kindElement.GetString() : null;
+        var kind = op.TryGetProperty("op", out var kindElement) && kindElement.ValueKind == JsonValueKind.String ? KindOf(kindElement) : null;
         var name = op.TryGetProperty("name", out var nameElement) && nameElement.ValueKind == JsonValueKind.String ? nameElement.GetString() : null;
         if (!CounterName.IsValid(name))
         {
             return Invalid(ErrorCodes.InvalidName, index, $"'name' must match {CounterName.Pattern}.");
         }
-        if (kind is not null && RequestMembers.BatchOperations.ContainsKey(kind) && UnknownMember(op, kind) is { } unknown)
+        if (kind is not null && OperationMembers.ContainsKey(kind) && UnknownMember(op, kind) is { } unknown)
         {
             return Invalid(Problems.InvalidBody, index, $"unknown member '{Shown(unknown)}' for op '{kind}'.");
         }
@@ -146,18 +150,49 @@ internal static class BatchParsing
         }
     }
 
+    /// <summary>Per <c>op</c>, the members it takes in UTF-8: compared in the body's bytes, no string made per member.</summary>
+    private static readonly FrozenDictionary<string, byte[][]> OperationMembers = RequestMembers.BatchOperations.ToFrozenDictionary(
+        entry => entry.Key, entry => entry.Value.Select(System.Text.Encoding.UTF8.GetBytes).ToArray(), StringComparer.Ordinal);
+
+    private static readonly (string Kind, byte[] Utf8)[] Kinds = [.. OperationMembers.Keys.Select(kind => (kind, System.Text.Encoding.UTF8.GetBytes(kind)))];
+
+    /// <summary>The <c>op</c> value: one of the known kinds without allocating, else the string as sent.</summary>
+    private static string? KindOf(JsonElement element)
+    {
+        foreach (var (kind, utf8) in Kinds)
+        {
+            if (element.ValueEquals(utf8))
+            {
+                return kind;
+            }
+        }
+        return element.GetString();
+    }
+
     /// <summary>The first member an operation of this kind does not take: its members are those of its type in <see cref="BatchRequest"/>.</summary>
     private static string? UnknownMember(JsonElement op, string kind)
     {
-        var members = RequestMembers.BatchOperations[kind];
+        var members = OperationMembers[kind];
         foreach (var member in op.EnumerateObject())
         {
-            if (!members.Contains(member.Name))
+            if (!Takes(members, member))
             {
                 return member.Name;
             }
         }
         return null;
+    }
+
+    private static bool Takes(byte[][] members, JsonProperty member)
+    {
+        foreach (var name in members)
+        {
+            if (member.NameEquals(name))
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static string Shown(string name) => name.Length <= 60 ? name : name[..60] + "…";

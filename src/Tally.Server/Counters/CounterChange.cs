@@ -26,7 +26,13 @@ internal static class CounterChanges
     /// </summary>
     public static List<CounterChange> Of(IReadOnlyList<PendingRequest> batch, IReadOnlyList<RequestOutcome> outcomes)
     {
-        var changes = new List<CounterChange>();
+        // Sized up front: a commit of many 1,000-operation batches would otherwise regrow a list of tens of thousands.
+        var capacity = 0;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            capacity += batch[i].Batch?.Operations.Count ?? 1;
+        }
+        var changes = new List<CounterChange>(capacity);
         for (var i = 0; i < batch.Count; i++)
         {
             var outcome = outcomes[i];

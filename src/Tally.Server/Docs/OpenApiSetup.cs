@@ -27,7 +27,8 @@ internal static class OpenApiSetup
     public static WebApplication MapTallyDocs(this WebApplication app)
     {
         app.MapOpenApi();
-        app.UseSwaggerUI(options =>
+        // In a branch for /docs only: the page's middleware is async and matches paths with a regex, on every request otherwise.
+        app.UseWhen(context => context.Request.Path.StartsWithSegments("/docs"), docs => docs.UseSwaggerUI(options =>
         {
             options.RoutePrefix = "docs";
             options.SwaggerEndpoint(DocumentPath, "Tally v1");
@@ -35,7 +36,7 @@ internal static class OpenApiSetup
             // No EnablePersistAuthorization: it would keep the pasted key (often the admin key) in the browser's
             // localStorage on this origin, across restarts. "Authorize" holds it for the page's lifetime only.
             options.EnableTryItOutByDefault();
-        });
+        }));
         return app;
     }
 

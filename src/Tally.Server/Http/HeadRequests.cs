@@ -19,35 +19,33 @@ internal static class HeadRequests
     /// </summary>
     public static WebApplication UseHeadAsGet(this WebApplication app)
     {
-        app.Use(async (context, next) =>
-        {
-            if (!HttpMethods.IsHead(context.Request.Method))
-            {
-                await next(context);
-                return;
-            }
-            var original = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
-            var counter = new CountingStream();
-            context.Features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(counter, original));
-            context.Request.Method = HttpMethods.Get;
-            context.Items[HeadMarker] = true;
-            try
-            {
-                await next(context);
-                if (!context.Response.HasStarted && context.Response.ContentLength is null && counter.Length > 0)
-                {
-                    context.Response.ContentLength = counter.Length;
-                }
-            }
-            finally
-            {
-                // Back to HEAD before the response starts, so the server sends no body and no chunked framing.
-                context.Request.Method = HttpMethods.Head;
-                context.Features.Set(original);
-            }
-        });
+        // Not an async lambda: every other method passes through without a state machine.
+        app.Use((context, next) => HttpMethods.IsHead(context.Request.Method) ? AsGetAsync(context, next) : next(context));
         app.UseRouting();
         return app;
+    }
+
+    private static async Task AsGetAsync(HttpContext context, RequestDelegate next)
+    {
+        var original = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
+        var counter = new CountingStream();
+        context.Features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(counter, original));
+        context.Request.Method = HttpMethods.Get;
+        context.Items[HeadMarker] = true;
+        try
+        {
+            await next(context);
+            if (!context.Response.HasStarted && context.Response.ContentLength is null && counter.Length > 0)
+            {
+                context.Response.ContentLength = counter.Length;
+            }
+        }
+        finally
+        {
+            // Back to HEAD before the response starts, so the server sends no body and no chunked framing.
+            context.Request.Method = HttpMethods.Head;
+            context.Features.Set(original);
+        }
     }
 
     /// <summary>A write-only stream that keeps only the number of bytes written.</summary>

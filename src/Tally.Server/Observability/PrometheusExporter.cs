@@ -79,7 +79,11 @@ internal sealed class PrometheusExporter : IDisposable
         public void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
             var key = TagValues.From(allowedTags, tags);
-            var series = _series.GetOrAdd(key, _ => new Series(buckets));
+            // TryGetValue first: GetOrAdd's factory captures the buckets, one delegate allocated per measurement.
+            if (!_series.TryGetValue(key, out var series))
+            {
+                series = _series.GetOrAdd(key, static (_, buckets) => new Series(buckets), buckets);
+            }
             if (_reportsTotals)
             {
                 series.Set(value);

@@ -81,6 +81,63 @@ public class KeyManagementTests
         await (await restarted.CreateClientWithKey(created.Key).GetAsync("/counters/a")).ReadProblemAsync(HttpStatusCode.Unauthorized, "unauthorized");
     }
 
+    /// <summary>
+    /// Over Kestrel, one keep-alive connection that changes keys between requests: each request is its own key's (the
+    /// connection keeps the last secret's hash, never the answer), and a key revoked in between fails on that connection at once.
+    /// </summary>
+    [Fact]
+    public async Task OneConnectionThatChangesKeysIsEachKeyAndARevokedKeyFailsOnItAtOnce()
+    {
+        await using var app = new TallyApplication("memory");
+        app.UseKestrel(0);
+        app.StartServer();
+        var address = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
+            .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.Single();
+        var opened = 0;
+        using var handler = new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = 1,
+            ConnectCallback = async (context, cancellationToken) =>
+            {
+                Interlocked.Increment(ref opened);
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            },
+        };
+        using var client = new HttpClient(handler) { BaseAddress = new Uri(address) };
+        async Task<HttpResponseMessage> AsKey(string key, HttpMethod method, string path)
+        {
+            using var request = new HttpRequestMessage(method, path);
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            return await client.SendAsync(request);
+        }
+        async Task<string> CallerId(string key)
+        {
+            var response = await AsKey(key, HttpMethod.Get, "/auth/me");
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"GET /auth/me answered {(int)response.StatusCode}: {text}");
+            return (string)JsonNode.Parse(text)!["id"]!;
+        }
+
+        var reader = await app.CreateClient().CreateKeyAsync("reader", ["read"]);
+        var writer = await app.CreateClient().CreateKeyAsync("writer", ["read", "write"]);
+        Assert.Equal(reader.Id, await CallerId(reader.Key));
+        Assert.Equal(writer.Id, await CallerId(writer.Key));
+        Assert.Equal(writer.Id, await CallerId(writer.Key));
+        Assert.Equal(reader.Id, await CallerId(reader.Key));
+        await (await AsKey(reader.Key, HttpMethod.Post, "/counters/a/increment")).ReadProblemAsync(HttpStatusCode.Forbidden, "forbidden");
+        // The secret before with its last character changed: not the same key.
+        var altered = reader.Key[..^1] + (reader.Key[^1] == 'A' ? 'B' : 'A');
+        await (await AsKey(altered, HttpMethod.Get, "/auth/me")).ReadProblemAsync(HttpStatusCode.Unauthorized, "unauthorized");
+        Assert.Equal(reader.Id, await CallerId(reader.Key));
+
+        Assert.Equal(HttpStatusCode.NoContent, (await AsKey(TallyApplication.AdminKey, HttpMethod.Delete, $"/admin/keys/{reader.Id}")).StatusCode);
+        await (await AsKey(reader.Key, HttpMethod.Get, "/auth/me")).ReadProblemAsync(HttpStatusCode.Unauthorized, "unauthorized");
+        Assert.Equal(writer.Id, await CallerId(writer.Key));
+        Assert.Equal(1, opened);
+    }
+
     [Fact]
     public async Task KeysSurviveARestartWithTheSqliteStore()
     {
