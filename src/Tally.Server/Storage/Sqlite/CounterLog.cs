@@ -31,6 +31,11 @@ namespace Tally.Server.Storage.Sqlite;
 /// a larger step without a commit's changes and starts a cycle below the thresholds, so an idle server
 /// empties its log.
 /// </para>
+/// <para>
+/// A cycle of many names is put in name order on the thread pool (125,000 names: about 40 ms of CPU, which on the
+/// commit loop held up every request waiting for that commit); commits go on appending meanwhile, and the first
+/// one after the sort has finished begins folding.
+/// </para>
 /// </summary>
 internal sealed class CounterLog : IDisposable
 {
@@ -39,6 +44,8 @@ internal sealed class CounterLog : IDisposable
     private readonly int _foldPerCommit;
     // An idle upkeep call folds this many names (5,000 by default: some tens of milliseconds, once a second).
     private readonly int _foldPerMaintenance;
+    // Cycles of at least this many names are sorted off the commit loop.
+    private readonly int _sortAsideFrom;
     private readonly SqliteCommand _append;
     private readonly SqliteCommand _upsert;
     private readonly SqliteCommand _delete;
@@ -56,15 +63,22 @@ internal sealed class CounterLog : IDisposable
     private int _foldNext;
     private long _foldUpTo;
 
+    // A cycle whose names are being sorted on the thread pool: it becomes _folding once the sort has finished.
+    private Task<string[]>? _sorting;
+    private long _sortingUpTo;
+    private HashSet<string>? _sortingNames;
+
     // What the current transaction did, undone if it rolls back.
     private int _foldedInTransaction;
     private bool _truncatedInTransaction;
     private bool _truncatedAll;
 
     /// <param name="foldAfterNames">Start a fold cycle once this many distinct counters (or ten times as many rows) are logged.</param>
-    public CounterLog(SqliteConnection connection, int foldAfterNames)
+    /// <param name="sortAsideFrom">Sort the names of a cycle this large on the thread pool rather than on the commit loop.</param>
+    public CounterLog(SqliteConnection connection, int foldAfterNames, int sortAsideFrom = 20_000)
     {
         _foldAfterNames = foldAfterNames;
+        _sortAsideFrom = sortAsideFrom;
         _foldPerCommit = Math.Max(1, foldAfterNames / 400);
         _foldPerMaintenance = Math.Max(1000, foldAfterNames / 4);
         _append = SqliteSchema.Prepare(connection,
@@ -82,13 +96,16 @@ internal sealed class CounterLog : IDisposable
     }
 
     /// <summary>Whether the log holds rows that idle upkeep could fold.</summary>
-    public bool HasBacklog => _folding is not null || _rowsSinceCycle > 0;
+    public bool HasBacklog => _folding is not null || _sorting is not null || _rowsSinceCycle > 0;
+
+    /// <summary>Whether a cycle's names are being sorted off the commit loop (for tests).</summary>
+    internal bool Sorting => _sorting is not null;
 
     /// <summary>Distinct names a cycle waits for: an eighth of the counters, at least CounterLogFoldAfter (rows: ten times CounterLogFoldAfter, so a crash replays little).</summary>
     public long ThresholdFor(long counters) => Math.Max(_foldAfterNames, counters / 8);
 
     /// <summary>Rows in the log, as far as this process knows (for tests and diagnostics).</summary>
-    public long Rows => _rowsSinceCycle + (_folding is null ? 0 : _rowsBeforeCycle);
+    public long Rows => _rowsSinceCycle + (_folding is null && _sorting is null ? 0 : _rowsBeforeCycle);
 
     /// <summary>Replays the log over the counters already loaded from the table.</summary>
     public void Replay(SqliteConnection connection, CounterCache cache)
@@ -151,6 +168,7 @@ internal sealed class CounterLog : IDisposable
         }
         if (foldAll)
         {
+            TakeSorted(wait: true);
             var pending = new HashSet<string>(_dirty, StringComparer.Ordinal);
             if (_folding is not null)
             {
@@ -178,8 +196,9 @@ internal sealed class CounterLog : IDisposable
         }
         _rowsSinceCycle += changes.Count;
 
+        TakeSorted(wait: false);
         var threshold = ThresholdFor(counters);
-        if (_folding is null && (_dirty.Count >= threshold || _rowsSinceCycle >= _foldAfterNames * 10L))
+        if (_folding is null && _sorting is null && (_dirty.Count >= threshold || _rowsSinceCycle >= _foldAfterNames * 10L))
         {
             StartCycle();
         }
@@ -204,7 +223,8 @@ internal sealed class CounterLog : IDisposable
         {
             command.Transaction = transaction;
         }
-        if (_folding is null && _rowsSinceCycle > 0)
+        TakeSorted(wait: false);
+        if (_folding is null && _sorting is null && _rowsSinceCycle > 0)
         {
             StartCycle();
         }
@@ -218,15 +238,54 @@ internal sealed class CounterLog : IDisposable
 
     private void StartCycle()
     {
-        // In name order: consecutive names share pages of the counters table, so a step rewrites few pages.
-        _folding = [.. _dirty];
-        Array.Sort(_folding, StringComparer.Ordinal);
-        _foldNext = 0;
-        _foldUpTo = _lastSeq;
+        var names = _dirty;
         _rowsBeforeCycle = _rowsSinceCycle;
         // A fresh set: the old one's table keeps the size of the largest backlog otherwise.
         _dirty = new HashSet<string>(StringComparer.Ordinal);
         _rowsSinceCycle = 0;
+        if (names.Count >= _sortAsideFrom)
+        {
+            // Nothing else touches the old set: the commit loop has a new one.
+            _sortingUpTo = _lastSeq;
+            _sortingNames = names;
+            _sorting = Task.Run(() => Sorted(names));
+            return;
+        }
+        _folding = Sorted(names);
+        _foldNext = 0;
+        _foldUpTo = _lastSeq;
+    }
+
+    // In name order: consecutive names share pages of the counters table, so a step rewrites few pages.
+    private static string[] Sorted(HashSet<string> names)
+    {
+        string[] sorted = [.. names];
+        Array.Sort(sorted, StringComparer.Ordinal);
+        return sorted;
+    }
+
+    /// <summary>Makes a cycle sorted off the loop the running one once its sort is done (<paramref name="wait"/>: waits for it).</summary>
+    private void TakeSorted(bool wait)
+    {
+        if (_sorting is not { } sorting || (!wait && !sorting.IsCompleted))
+        {
+            return;
+        }
+        string[] sorted;
+        try
+        {
+            sorted = sorting.GetAwaiter().GetResult();
+        }
+        catch (Exception)
+        {
+            // Sorted again here: these names must be folded before their rows are deleted.
+            sorted = Sorted(_sortingNames!);
+        }
+        _sorting = null;
+        _sortingNames = null;
+        _folding = sorted;
+        _foldNext = 0;
+        _foldUpTo = _sortingUpTo;
     }
 
     /// <summary>After the transaction committed.</summary>

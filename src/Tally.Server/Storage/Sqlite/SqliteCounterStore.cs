@@ -434,18 +434,7 @@ internal sealed class SqliteCounterStore : CachedCounterStore, IBackupSource
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         // One pass along the table's key (so in name order, each name once), then the cache built in bulk.
-        var stored = new List<Counter>();
-        using (var command = connection.CreateCommand())
-        {
-            command.CommandText = "SELECT name, value, initial, min, max, version, created_at, updated_at, created_by FROM counters ORDER BY name";
-            using var reader = command.ExecuteReader();
-            var creators = new Dictionary<string, string>(StringComparer.Ordinal);
-            while (reader.Read())
-            {
-                var name = reader.GetString(0);
-                stored.Add(CounterLog.ReadCounter(reader, name, creators));
-            }
-        }
+        var stored = CounterRows.ReadAll(connection);
         var count = stored.Count;
         Cache.Load(stored);
         stored = null;
