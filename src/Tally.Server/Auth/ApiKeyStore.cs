@@ -7,8 +7,8 @@ using Tally.Server.Configuration;
 namespace Tally.Server.Auth;
 
 /// <summary>
-/// Every valid key, in memory by the hash of its secret, so authenticating a request costs one
-/// SHA-256 and no I/O. Changes (rare) are written to the store first, then to the cache, so a
+/// Every valid key, in memory by the hash of its secret, so authenticating a request costs at most one
+/// SHA-256 (none for the same key again on an HTTP/1.x connection) and no I/O. Changes (rare) are written to the store first, then to the cache, so a
 /// revoked key stops working the moment its deletion is durable.
 /// </summary>
 internal abstract class ApiKeyStore : IAsyncDisposable

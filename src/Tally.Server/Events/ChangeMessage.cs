@@ -7,8 +7,9 @@ namespace Tally.Server.Events;
 
 /// <summary>
 /// How a commit's states and alert events travel to the other instances (a PostgreSQL notification, a Redis message):
-/// <c>{"i":"&lt;instance&gt;","s":[["name",value,initial,min,max,version,createdAt,updatedAt],["deleted-name"],["name",{alert payload}],…]}</c>,
-/// the alert events after the states.
+/// <c>{"i":"&lt;instance&gt;","s":[["name",value,initial,min,max,version,createdAt,updatedAt],["deleted-name"],…]}</c>,
+/// then, if it raised alert events, <c>{"i":"&lt;instance&gt;","s":[],"a":[["name",{alert payload}],…]}</c>: a message
+/// of their own, so an instance of an earlier version (which knows no <c>"a"</c>) still reads every state.
 /// The instance lets each one skip its own commits, which it published already. Compact, and split into several
 /// messages only when one would pass <c>maxBytes</c> (PostgreSQL's payloads stop short of 8000 bytes).
 /// </summary>
@@ -17,33 +18,38 @@ internal static class ChangeMessage
     public static List<string> Encode(string instance, IEnumerable<KeyValuePair<string, Counter?>> states, int maxBytes,
         IEnumerable<RemoteAlert>? alerts = null)
     {
-        var head = $"{{\"i\":{JsonSerializer.Serialize(instance, TallyJsonContext.Default.String)},\"s\":[";
-        const string Tail = "]}";
+        var id = JsonSerializer.Serialize(instance, TallyJsonContext.Default.String);
         var messages = new List<string>();
+        Pack($"{{\"i\":{id},\"s\":[", states.Select(state => Entry(state.Key, state.Value)), maxBytes, messages);
+        Pack($"{{\"i\":{id},\"s\":[],\"a\":[", (alerts ?? []).Select(AlertEntry), maxBytes, messages);
+        return messages;
+    }
+
+    /// <summary>The entries as few messages as fit in <paramref name="maxBytes"/> each, all starting with <paramref name="head"/>.</summary>
+    private static void Pack(string head, IEnumerable<string> entries, int maxBytes, List<string> messages)
+    {
+        const string Tail = "]}";
         var message = new StringBuilder(head);
-        var entries = 0;
-        var entriesToSend = states.Select(state => Entry(state.Key, state.Value))
-            .Concat((alerts ?? []).Select(alert => AlertEntry(alert)));
-        foreach (var entry in entriesToSend)
+        var count = 0;
+        foreach (var entry in entries)
         {
-            if (entries > 0 && message.Length + 1 + entry.Length + Tail.Length > maxBytes)
+            if (count > 0 && message.Length + 1 + entry.Length + Tail.Length > maxBytes)
             {
                 messages.Add(message.Append(Tail).ToString());
                 message.Clear().Append(head);
-                entries = 0;
+                count = 0;
             }
-            if (entries > 0)
+            if (count > 0)
             {
                 message.Append(',');
             }
             message.Append(entry);
-            entries++;
+            count++;
         }
-        if (entries > 0)
+        if (count > 0)
         {
             messages.Add(message.Append(Tail).ToString());
         }
-        return messages;
     }
 
     /// <summary>Reads a message; false (and nothing) for anything that is not one.</summary>
@@ -64,23 +70,30 @@ internal static class ChangeMessage
             }
             foreach (var entry in entries.EnumerateArray())
             {
-                if (entry.ValueKind != JsonValueKind.Array || entry.GetArrayLength() is not (1 or 2 or 8) || entry[0].GetString() is not { } name
+                if (entry.ValueKind != JsonValueKind.Array || entry.GetArrayLength() is not (1 or 8) || entry[0].GetString() is not { } name
                     || !CounterName.IsValid(name))
                 {
                     return false;
                 }
-                if (entry.GetArrayLength() == 2)
+                states.Add(new(name, entry.GetArrayLength() == 1 ? null : new Counter(
+                    name, entry[1].GetInt64(), entry[2].GetInt64(), Bound(entry[3]), Bound(entry[4]),
+                    entry[5].GetInt64(), entry[6].GetInt64(), entry[7].GetInt64())));
+            }
+            if (root.TryGetProperty("a", out var raised))
+            {
+                if (raised.ValueKind != JsonValueKind.Array)
                 {
-                    if (entry[1].ValueKind != JsonValueKind.Object)
+                    return false;
+                }
+                foreach (var entry in raised.EnumerateArray())
+                {
+                    if (entry.ValueKind != JsonValueKind.Array || entry.GetArrayLength() != 2 || entry[0].GetString() is not { } name
+                        || !CounterName.IsValid(name) || entry[1].ValueKind != JsonValueKind.Object)
                     {
                         return false;
                     }
                     alerts.Add(new RemoteAlert(name, entry[1].GetRawText()));
-                    continue;
                 }
-                states.Add(new(name, entry.GetArrayLength() == 1 ? null : new Counter(
-                    name, entry[1].GetInt64(), entry[2].GetInt64(), Bound(entry[3]), Bound(entry[4]),
-                    entry[5].GetInt64(), entry[6].GetInt64(), entry[7].GetInt64())));
             }
             instance = id.GetString()!;
             return true;

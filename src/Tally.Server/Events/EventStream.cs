@@ -122,8 +122,10 @@ internal sealed class EventStream(
                     Flushed(flush.Result);
                 }
             }
-            catch (Exception ex) when (ex is IOException or InvalidOperationException or ObjectDisposedException or OperationCanceledException)
+            catch (Exception)
             {
+                // A client gone (IOException, a cancelled flush) or anything unexpected: this stream ends, and the write
+                // still ends below, or the request would wait for it forever while holding its place in the limits.
                 Gone();
             }
             if (!subscription.EndWrite(_batch))
@@ -139,9 +141,9 @@ internal sealed class EventStream(
         {
             Flushed(await flush);
         }
-        catch (Exception ex) when (ex is IOException or InvalidOperationException or ObjectDisposedException or OperationCanceledException)
+        catch (Exception)
         {
-            Gone();
+            Gone(); // as in Send
         }
         if (subscription.EndWrite(_batch))
         {

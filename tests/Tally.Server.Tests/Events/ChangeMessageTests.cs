@@ -33,11 +33,17 @@ public class ChangeMessageTests
         List<KeyValuePair<string, Counter?>> states = [new("quota:a", State("quota:a", 901))];
         const string Payload = """{"type":"alert.firing","timestamp":"2026-11-30T05:00:00.000Z","data":{"alert":"q","counter":"quota:a","state":"firing","value":901}}""";
 
-        var message = Assert.Single(ChangeMessage.Encode("0123456789abcdef", states, PostgresEventRelay.MaxPayloadBytes, [new RemoteAlert("quota:a", Payload)]));
+        var messages = ChangeMessage.Encode("0123456789abcdef", states, PostgresEventRelay.MaxPayloadBytes, [new RemoteAlert("quota:a", Payload)]);
 
-        Assert.True(ChangeMessage.TryDecode(message, out _, out var decoded, out var alerts));
+        Assert.Equal(2, messages.Count);
+        Assert.True(ChangeMessage.TryDecode(messages[0], out _, out var decoded, out var none));
         Assert.Equal(states, decoded);
+        Assert.Empty(none);
+        Assert.True(ChangeMessage.TryDecode(messages[1], out _, out var noStates, out var alerts));
+        Assert.Empty(noStates);
         Assert.Equal([new RemoteAlert("quota:a", Payload)], alerts);
+        // An instance of the version before, which reads "s" only, still reads the states and takes the alerts' message for none.
+        Assert.StartsWith("{\"i\":\"0123456789abcdef\",\"s\":[],\"a\":[", messages[1], StringComparison.Ordinal);
     }
 
     [Fact]
@@ -61,7 +67,8 @@ public class ChangeMessageTests
     [InlineData("""{"i":"x"}""")]
     [InlineData("""{"i":"x","s":[["bad name"]]}""")]
     [InlineData("""{"i":"x","s":[["a",1,2]]}""")]
-    [InlineData("""{"i":"x","s":[["a","not an object"]]}""")]
+    [InlineData("""{"i":"x","s":[],"a":[["a","not an object"]]}""")]
+    [InlineData("""{"i":"x","s":[],"a":{}}""")]
     [InlineData("""{"i":"x","s":[["a","1",0,null,null,1,0,0]]}""")]
     public void AnythingElseIsNotAMessage(string payload) =>
         Assert.False(ChangeMessage.TryDecode(payload, out _, out _, out _));

@@ -147,8 +147,10 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
 
         var logged = await LogLengthAsync();
         await Store.MaintainAsync(CancellationToken.None); // right after commits: no fold yet
+        await ((RedisCounterStore)Store).FoldUnderWay;
         Assert.Equal(logged, await LogLengthAsync());
-        await Store.MaintainAsync(CancellationToken.None);
+        await Store.MaintainAsync(CancellationToken.None); // idle: folded in the background
+        await ((RedisCounterStore)Store).FoldUnderWay;
         Assert.Equal(0, await LogLengthAsync());
         Assert.Equal(2, await database.HashLengthAsync($"tally:h:m:{Hour}:a"));
         Assert.Equal(before, await ReadAllAsync(["a", "b"]));
@@ -293,6 +295,25 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
             length += await database.ListLengthAsync($"tally:hl:{part}");
         }
         return length;
+    }
+
+    /// <summary>
+    /// Instances' clocks differ a little, so a commit logged later may carry an earlier minute: the hour's and day's value
+    /// is still the one written last, folded or not.
+    /// </summary>
+    [Fact]
+    public async Task TheValueLoggedLastWinsAfterTheFoldEvenUnderAnEarlierMinute()
+    {
+        Clock.NowMs = Minute + 61_000;
+        await Store.CommitAsync(CounterCommand.Increment("skew", 5));
+        Clock.NowMs = Minute + 1_000; // the next commit's clock is a minute behind
+        await Store.CommitAsync(CounterCommand.Increment("skew", 1));
+        var before = await ReadAllAsync(["skew"]);
+
+        await FoldAllAsync();
+
+        Assert.Equal(before, await ReadAllAsync(["skew"]));
+        Assert.Equal([new HistoryBucket(Hour, 6, 0, 0, 6)], await ReadAsync("skew", HistoryInterval.Hour));
     }
 
     /// <summary>Folds the whole log (as the background fold and idle upkeep do).</summary>

@@ -35,7 +35,8 @@ internal sealed class RedisCounterStore(
     internal long FoldEveryMs { get; set; } = 5_000;
 
     /// <summary>
-    /// Records (a counter changed or deleted in a commit) one fold call takes at most (whole entries, at least one),
+    /// Records (a counter changed or deleted in a commit) one fold call takes (whole entries until it has this many, so
+    /// one entry more at most),
     /// during which Redis serves no one else: 2,000 records of 2,000 new counters took 65–76 ms of Redis's CPU on a
     /// 2-core machine at a load average near 40, of 300 counters 13–22 ms. At 10,000 increments/s a part of the log
     /// gathers about 1,500 records every <see cref="FoldEveryMs"/>, so one call adds up all of it.
@@ -44,9 +45,6 @@ internal sealed class RedisCounterStore(
 
     /// <summary>The parts of the history log (tally.lua's LOG_PARTS): a fold call takes one.</summary>
     internal const int LogParts = 32;
-
-    /// <summary>Fold steps an idle upkeep waits for (one per part of the log, and a few more); what is left then is folded in the background.</summary>
-    private const int IdleFoldSteps = LogParts + 8;
 
     /// <summary>Operations per function call: a few milliseconds of Redis's time, during which it serves no one else.</summary>
     private const int MaxOperationsPerCall = 10_000;
@@ -64,6 +62,9 @@ internal sealed class RedisCounterStore(
     private long _nextFoldAt;
     private long _commits;
     private long _commitsAtUpkeep;
+    // _commits when the last fold that reached the log's end began (-1: none yet, so the first idle upkeep folds what
+    // earlier instances left); an idle instance with nothing logged since then calls no fold at all.
+    private long _commitsFolded = -1;
 
     private IDatabase Database => redis.GetDatabase();
 
@@ -315,17 +316,24 @@ internal sealed class RedisCounterStore(
     }
 
     /// <summary>
-    /// Upkeep between commits. Once commits stopped (none since the last upkeep; in the short pauses of a busy loop a
-    /// fold would hold up the next commit), a few steps of folding the history log, the rest in the background, so that
-    /// an idle Redis ends with no log.
+    /// Upkeep between commits. Once commits stopped (none since the last upkeep) and something was logged since the last
+    /// fold, the history log is folded to its end in the background, never on the commit loop: a step holds Redis (and
+    /// so this loop's next commit) for up to tens of milliseconds, and a burst leaves many. So an idle Redis ends with no log.
     /// </summary>
     public async ValueTask MaintainAsync(CancellationToken cancellationToken)
     {
         var committing = _commits != _commitsAtUpkeep;
         _commitsAtUpkeep = _commits;
-        if (!committing && _fold.IsCompleted && !await FoldAsync(IdleFoldSteps))
+        if (!committing && _fold.IsCompleted && Volatile.Read(ref _commitsFolded) != _commits)
         {
-            _fold = Task.Run(() => FoldAsync(int.MaxValue));
+            var commits = _commits;
+            _fold = Task.Run(async () =>
+            {
+                if (await FoldAsync(int.MaxValue))
+                {
+                    Volatile.Write(ref _commitsFolded, commits);
+                }
+            });
         }
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         if (now >= _nextUpkeepAt)
@@ -422,6 +430,9 @@ internal sealed class RedisCounterStore(
             return new StoreHealth(false, $"Redis does not answer: {ex.Message}");
         }
     }
+
+    /// <summary>The fold under way, if any (tests wait for it).</summary>
+    internal Task FoldUnderWay => _fold;
 
     /// <summary>Lets a background fold finish its step (an atomic call: the rest of the log waits for the next fold). The connection is the container's, shared with the key store.</summary>
     public async ValueTask DisposeAsync()
@@ -555,7 +566,6 @@ internal sealed class RedisCounterStore(
         return watching.Count > 0 ? watching : null;
     }
 
-    /// <summary>The commit's last reply, <c>A&lt;firing&gt;,&lt;resolved&gt;</c>: the events it wrote.</summary>
     /// <summary>The commit's alert replies: <c>A&lt;firing&gt;,&lt;resolved&gt;</c>, then each event as <c>E&lt;counter&gt;\n&lt;payload&gt;</c>.</summary>
     private void CommittedAlerts(ReadOnlySpan<string> replies)
     {

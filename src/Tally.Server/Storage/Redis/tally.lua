@@ -565,10 +565,12 @@ local function history_fold(keys, args)
           c.clears, c.groups, c.order = true, {}, {}
         else
           local g = c.groups[header]
+          -- g[6]: the place of its latest record in the log, so a bucket takes the value written last even when the
+          -- minutes of entries are not in order (instances' clocks differ a little).
           if g then
-            g[2], g[3], g[4], g[5] = sum_add(g[2], inc), sum_add(g[3], dec), sum_add(g[4], sets), value
+            g[2], g[3], g[4], g[5], g[6] = sum_add(g[2], inc), sum_add(g[3], dec), sum_add(g[4], sets), value, records
           else
-            g = { header, inc, dec, sets, value }
+            g = { header, inc, dec, sets, value, records }
             c.groups[header], c.order[#c.order + 1] = g, g
           end
         end
@@ -595,9 +597,10 @@ local function history_fold(keys, args)
           end
           local b = chunk[7][period[2]]
           if b then
-            b[2], b[3], b[4], b[5] = sum_add(b[2], g[2]), sum_add(b[3], g[3]), sum_add(b[4], g[4]), g[5]
+            b[2], b[3], b[4] = sum_add(b[2], g[2]), sum_add(b[3], g[3]), sum_add(b[4], g[4])
+            if g[6] > b[6] then b[5], b[6] = g[5], g[6] end
           else
-            b = { period[2], g[2], g[3], g[4], g[5] }
+            b = { period[2], g[2], g[3], g[4], g[5], g[6] }
             chunk[7][period[2]], chunk[6][#chunk[6] + 1] = b, b
           end
         end

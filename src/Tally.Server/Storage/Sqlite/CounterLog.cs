@@ -125,24 +125,11 @@ internal sealed class CounterLog : IDisposable
 
     /// <summary>
     /// A counter from columns name, value, initial, min, max, version, created_at, updated_at, created_by (in that order).
-    /// The few creators (API key ids) are shared through <paramref name="creators"/>, one string each, not one per counter.
+    /// The few creators (API key ids) are interned: one string each, not one per counter.
     /// </summary>
-    public static Counter ReadCounter(SqliteDataReader reader, string name, Dictionary<string, string>? creators = null)
+    public static Counter ReadCounter(SqliteDataReader reader, string name)
     {
-        string? createdBy = null;
-        if (!reader.IsDBNull(8))
-        {
-            var read = reader.GetString(8);
-            if (creators is null)
-            {
-                createdBy = string.Intern(read);
-            }
-            else if (!creators.TryGetValue(read, out createdBy))
-            {
-                createdBy = string.Intern(read);
-                creators[read] = createdBy;
-            }
-        }
+        var createdBy = reader.IsDBNull(8) ? null : string.Intern(reader.GetString(8));
         return new(name, reader.GetInt64(1), reader.GetInt64(2),
             reader.IsDBNull(3) ? null : reader.GetInt64(3),
             reader.IsDBNull(4) ? null : reader.GetInt64(4),

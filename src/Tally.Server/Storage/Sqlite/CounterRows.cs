@@ -77,16 +77,16 @@ internal static class CounterRows
     // The library SQLitePCLRaw's bundle ships and has already loaded; the statement stays alive (its handle taken) while these run.
     private static class Native
     {
-        [DllImport("e_sqlite3", EntryPoint = "sqlite3_column_int64")]
+        [DllImport("e_sqlite3", EntryPoint = "sqlite3_column_int64", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern long ColumnInt64(IntPtr statement, int column);
 
-        [DllImport("e_sqlite3", EntryPoint = "sqlite3_column_type")]
+        [DllImport("e_sqlite3", EntryPoint = "sqlite3_column_type", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern int ColumnType(IntPtr statement, int column);
 
-        [DllImport("e_sqlite3", EntryPoint = "sqlite3_column_text")]
+        [DllImport("e_sqlite3", EntryPoint = "sqlite3_column_text", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern IntPtr ColumnText(IntPtr statement, int column);
 
-        [DllImport("e_sqlite3", EntryPoint = "sqlite3_column_bytes")]
+        [DllImport("e_sqlite3", EntryPoint = "sqlite3_column_bytes", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern int ColumnBytes(IntPtr statement, int column);
     }
 }
