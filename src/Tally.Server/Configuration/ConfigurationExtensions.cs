@@ -5,12 +5,14 @@ namespace Tally.Server.Configuration;
 internal static class ConfigurationExtensions
 {
     /// <summary>
-    /// appsettings.json, then <c>TALLY_</c> environment variables, then the command line, which wins.
+    /// appsettings.json, then <c>TALLY_</c> environment variables, then the command line, which wins. Environment
+    /// variables without the prefix set the framework's settings only (<see cref="FrameworkEnvironmentVariablesSource"/>).
     /// (The host already read the command line once; it is added again so it stays last.)
     /// The options types bound here are listed in <see cref="SettingsCheck.Sections"/>, which checks them before the start.
     /// </summary>
     public static WebApplicationBuilder AddTallyConfiguration(this WebApplicationBuilder builder, string[] args)
     {
+        FrameworkEnvironmentVariablesSource.ReplaceUnprefixed(builder.Configuration);
         builder.Configuration.AddEnvironmentVariables(SettingsCheck.EnvironmentPrefix);
         builder.Configuration.AddCommandLine(args);
         builder.Services.AddQuietFailedStart();

@@ -23,8 +23,9 @@ namespace Tally.Server.Configuration;
 /// variable, except the framework's own root keys (<see cref="FrameworkRootKeys"/>: <c>Logging</c>, <c>urls</c>,
 /// <c>Kestrel</c>, …), which belong to ASP.NET Core and are left to it.</item>
 /// </list>
-/// Environment variables without the <c>TALLY_</c> prefix are not checked for unknown names: the host reads every
-/// one of them (<c>PATH</c>, <c>HOME</c>, <c>Logging__LogLevel__Default</c>, …) and most are none of Tally's business.
+/// Environment variables without the <c>TALLY_</c> prefix are not checked for unknown names: of them only the
+/// framework's settings are read (<c>Logging__LogLevel__Default</c>, …; <see cref="FrameworkEnvironmentVariablesSource"/>),
+/// and the rest (<c>PATH</c>, <c>HOME</c>, a shell's <c>AUTH</c>, …) are none of Tally's business.
 /// The values of Tally's settings are checked wherever they come from.
 /// </para>
 /// </remarks>

@@ -34,6 +34,8 @@ internal static class StartupFailure
         IOException { InnerException: AddressInUseException } => $"urls: {exception.Message}",
         SocketException socket => $"urls: cannot listen on the address ({socket.Message})",
         FormatException when exception.TargetSite?.DeclaringType == typeof(BindingAddress) => $"urls: {exception.Message}",
+        ArgumentOutOfRangeException { ParamName: "port" } when exception.StackTrace?.Contains("AddressBinder", StringComparison.Ordinal) == true =>
+            "urls: a port must be from 0 to 65535",
         AggregateException aggregate when aggregate.InnerExceptions.Select(Explain).ToList() is var all && all.All(line => line is not null) =>
             string.Join("; ", all),
         _ => null,

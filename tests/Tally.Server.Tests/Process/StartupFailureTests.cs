@@ -63,6 +63,29 @@ public class StartupFailureTests
         await tally.AssertFailedStartAsync(named);
     }
 
+    /// <summary>
+    /// Tally's settings come from TALLY_ variables only: a shell's AUTH (the README's curl header), or AUTH=off left in
+    /// some environment, neither stops the start nor turns authentication off. The framework's unprefixed ones still count.
+    /// </summary>
+    [Fact]
+    public async Task UnprefixedEnvironmentVariablesDoNotSetTallysSettings()
+    {
+        using var dataDir = new TempDirectory();
+        var environment = new Dictionary<string, string>
+        {
+            ["AUTH"] = "off", ["STORE"] = "memory", ["DURABILITY"] = "async", ["Logging__LogLevel__Default"] = "Error",
+        };
+        await using var tally = TallyProcess.Start(dataDir.Path, environment);
+        await tally.WaitUntilReadyAsync();
+
+        using var anonymous = new HttpClient { BaseAddress = tally.BaseAddress };
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await anonymous.PostAsync("/counters/env/increment", null)).StatusCode);
+        using var admin = tally.CreateClient();
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await admin.PostAsync("/counters/env/increment", null)).StatusCode);
+        Assert.True(File.Exists(Path.Combine(dataDir.Path, "tally.db")), "STORE=memory must not have chosen the memory store");
+        Assert.Equal(string.Empty, tally.StandardError);
+    }
+
     /// <summary>The framework's own root keys, and environment variables without the TALLY_ prefix, are not Tally's to refuse.</summary>
     [Fact]
     public async Task FrameworkSettingsAndOtherEnvironmentVariablesDoNotStopTheStart()
@@ -129,6 +152,15 @@ public class StartupFailureTests
         await using var tally = TallyProcess.Start(dataDir.Path, "--urls", "nonsense");
 
         await tally.AssertFailedStartAsync("urls: Invalid url: 'nonsense'");
+    }
+
+    [Fact]
+    public async Task PortOutOfRangeExitsWithCodeTwoNamingIt()
+    {
+        using var dataDir = new TempDirectory();
+        await using var tally = TallyProcess.Start(dataDir.Path, "--urls", "http://127.0.0.1:99999");
+
+        await tally.AssertFailedStartAsync("urls: a port must be from 0 to 65535");
     }
 
     [Fact]
