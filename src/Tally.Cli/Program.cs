@@ -8,10 +8,8 @@ internal static class Program
     public static Task<int> Main(string[] args)
     {
         var parsed = TallyCommand.Create().Parse(args);
-        // A mistake's message and the help shown with it go to standard error: standard output is for data only,
-        // so `tally … | jq` never reads help text. `--help` asked for is data, on standard output.
-        return parsed.Errors.Count > 0
-            ? parsed.InvokeAsync(new InvocationConfiguration { Output = Console.Error })
-            : parsed.InvokeAsync();
+        // A mistake goes to standard error, in plain words, with where help is: standard output is for data only, so
+        // `tally … | jq` never reads it. `--help` asked for is data, on standard output.
+        return parsed.Errors.Count > 0 ? Task.FromResult(UsageErrors.Report(parsed)) : parsed.InvokeAsync();
     }
 }

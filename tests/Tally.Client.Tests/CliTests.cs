@@ -184,6 +184,26 @@ public sealed class CliTests(ServerFixture fixture) : IClassFixture<ServerFixtur
         Assert.True(result.Output == "", $"A usage error wrote to standard output, which is for data only.\n{result}");
     }
 
+    [Fact]
+    public async Task UsageErrorsSayWhatWasWantedInPlainWords()
+    {
+        var time = await Cli.RunAsync(Server, "history", "hello", "--from", "yesterday");
+        var number = await Cli.RunAsync(Server, "inc", "a", "--by", "many");
+        var interval = await Cli.RunAsync(Server, "history", "hello", "--interval", "week");
+
+        Assert.Contains("tally: 'yesterday' for --from is not an ISO-8601 time", time.Error, StringComparison.Ordinal);
+        Assert.Contains("tally: 'many' for --by is not a whole number", number.Error, StringComparison.Ordinal);
+        Assert.Contains("hour", interval.Error, StringComparison.Ordinal);
+        foreach (var result in new[] { time, number, interval })
+        {
+            Assert.True(result.ExitCode == 1 && result.Output == "", result.ToString());
+            Assert.DoesNotContain("System.", result.Error, StringComparison.Ordinal);
+            Assert.DoesNotContain("Tally.Client", result.Error, StringComparison.Ordinal);
+            Assert.DoesNotContain("'Hour'", result.Error, StringComparison.Ordinal);
+            Assert.Contains("--help' for how to use it.", result.Error, StringComparison.Ordinal);
+        }
+    }
+
     [Theory]
     [InlineData("--help")]
     [InlineData("inc", "--help")]
