@@ -62,8 +62,7 @@ internal sealed class PostgresCounterStore(
     internal const int FoldStepRows = 10_000;
 
     private readonly CancellationTokenSource _stopping = new();
-    private Task _fold = Task.CompletedTask;
-    private long _nextFoldAt;
+    private readonly BackgroundFold _fold = new(FoldEveryMs);
     private long _commits;
     private long _commitsAtUpkeep;
 
@@ -165,7 +164,7 @@ internal sealed class PostgresCounterStore(
                 var outcomes = await CommitOnceAsync(batch, names, cancellationToken);
                 metrics.RecordStoreWrite();
                 _commits++;
-                FoldInBackgroundIfDue();
+                _fold.StartIfDue(clock.GetUtcNow().ToUnixTimeMilliseconds(), () => FoldAsync(_stopping.Token));
                 await PruneIfDueAsync(cancellationToken);
                 return outcomes;
             }
@@ -196,7 +195,7 @@ internal sealed class PostgresCounterStore(
         // the last upkeep), one step here, so an idle database ends with no log.
         var committing = _commits != _commitsAtUpkeep;
         _commitsAtUpkeep = _commits;
-        if (!_fold.IsCompleted)
+        if (_fold.IsRunning)
         {
             // A background fold under way: upkeep runs on the commit loop, so it never waits for one; what that fold
             // writes (its rows uncommitted, invisible to a prune now) is folded and pruned at the next upkeep.
@@ -204,8 +203,7 @@ internal sealed class PostgresCounterStore(
         }
         if (!committing)
         {
-            _fold = FoldAsync(cancellationToken, steps: 1);
-            await _fold;
+            await _fold.Run(FoldAsync(cancellationToken, steps: 1));
         }
         await PruneIfDueAsync(cancellationToken);
     }
@@ -255,7 +253,7 @@ internal sealed class PostgresCounterStore(
             return;
         }
         await _stopping.CancelAsync();
-        await _fold;
+        await _fold.Current;
     }
 
     private async Task<IReadOnlyList<RequestOutcome>> CommitOnceAsync(IReadOnlyList<PendingRequest> batch, string[] names, CancellationToken cancellationToken)
@@ -611,22 +609,6 @@ internal sealed class PostgresCounterStore(
         {
             throw Unavailable(ex);
         }
-    }
-
-    /// <summary>Under load, after a commit: a fold in the background every <see cref="FoldEveryMs"/>, never two at once on this instance.</summary>
-    private void FoldInBackgroundIfDue()
-    {
-        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-        if (_nextFoldAt == 0)
-        {
-            _nextFoldAt = now + FoldEveryMs; // the first one an interval after the first commit
-        }
-        if (now < _nextFoldAt || !_fold.IsCompleted)
-        {
-            return;
-        }
-        _nextFoldAt = now + FoldEveryMs;
-        _fold = Task.Run(() => FoldAsync(_stopping.Token));
     }
 
     /// <summary>

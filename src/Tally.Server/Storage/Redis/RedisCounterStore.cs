@@ -32,7 +32,7 @@ internal sealed class RedisCounterStore(
     /// How often, under load, an instance folds the history log (tally.lua's tally_v1_history_fold) in the background:
     /// a counter's entries of that long become one write per bucket, and reads, which scan the unfolded log, stay cheap.
     /// </summary>
-    internal long FoldEveryMs { get; set; } = 5_000;
+    internal long FoldEveryMs { get => _fold.EveryMs; set => _fold.EveryMs = value; }
 
     /// <summary>
     /// Records (a counter changed or deleted in a commit) one fold call takes (whole entries until it has this many, so
@@ -58,8 +58,7 @@ internal sealed class RedisCounterStore(
     private long _nextUpkeepAt;
     private string _pruneCursor = "0";
     private readonly CancellationTokenSource _stopping = new();
-    private Task _fold = Task.CompletedTask;
-    private long _nextFoldAt;
+    private readonly BackgroundFold _fold = new(5_000);
     private long _commits;
     private long _commitsAtUpkeep;
     // _commits when the last fold that reached the log's end began (-1: none yet, so the first idle upkeep folds what
@@ -208,7 +207,7 @@ internal sealed class RedisCounterStore(
             start = end;
         }
         _commits++;
-        FoldInBackgroundIfDue(now);
+        _fold.StartIfDue(now, () => FoldAsync(int.MaxValue));
         if (now >= _nextUpkeepAt)
         {
             await UpkeepAsync(now);
@@ -324,10 +323,10 @@ internal sealed class RedisCounterStore(
     {
         var committing = _commits != _commitsAtUpkeep;
         _commitsAtUpkeep = _commits;
-        if (!committing && _fold.IsCompleted && Volatile.Read(ref _commitsFolded) != _commits)
+        if (!committing && !_fold.IsRunning && Volatile.Read(ref _commitsFolded) != _commits)
         {
             var commits = _commits;
-            _fold = Task.Run(async () =>
+            _fold.Start(async () =>
             {
                 if (await FoldAsync(int.MaxValue))
                 {
@@ -340,21 +339,6 @@ internal sealed class RedisCounterStore(
         {
             await UpkeepAsync(now);
         }
-    }
-
-    /// <summary>Under load, after a commit: a fold in the background every <see cref="FoldEveryMs"/>, never two at once on this instance.</summary>
-    private void FoldInBackgroundIfDue(long now)
-    {
-        if (_nextFoldAt == 0)
-        {
-            _nextFoldAt = now + FoldEveryMs; // the first one an interval after the first commit
-        }
-        if (now < _nextFoldAt || !_fold.IsCompleted)
-        {
-            return;
-        }
-        _nextFoldAt = now + FoldEveryMs;
-        _fold = Task.Run(() => FoldAsync(int.MaxValue));
     }
 
     /// <summary>
@@ -432,7 +416,7 @@ internal sealed class RedisCounterStore(
     }
 
     /// <summary>The fold under way, if any (tests wait for it).</summary>
-    internal Task FoldUnderWay => _fold;
+    internal Task FoldUnderWay => _fold.Current;
 
     /// <summary>Lets a background fold finish its step (an atomic call: the rest of the log waits for the next fold). The connection is the container's, shared with the key store.</summary>
     public async ValueTask DisposeAsync()
@@ -442,7 +426,7 @@ internal sealed class RedisCounterStore(
             return;
         }
         await _stopping.CancelAsync();
-        await _fold;
+        await _fold.Current;
     }
 
     /// <summary>
