@@ -31,17 +31,19 @@ internal sealed class RedisCounterStore(
     /// <summary>
     /// How often, under load, an instance folds the history log (tally.lua's tally_v1_history_fold) in the background:
     /// a counter's entries of that long become one write per bucket, and reads, which scan the unfolded log, stay cheap.
+    /// A fold costs Redis about as much per counter it writes as per record it reads, so a longer interval writes each
+    /// busy counter less often; 10 s halved the fold's share of Redis against 5 s over 10,000 busy counters, while a
+    /// read's scan of its part of the log grew to about 2 ms (docs/benchmarks.md, "History").
     /// </summary>
     internal long FoldEveryMs { get => _fold.EveryMs; set => _fold.EveryMs = value; }
 
     /// <summary>
     /// Records (a counter changed or deleted in a commit) one fold call takes (whole entries until it has this many, so
-    /// one entry more at most),
-    /// during which Redis serves no one else: 2,000 records of 2,000 new counters took 65–76 ms of Redis's CPU on a
-    /// 2-core machine at a load average near 40, of 300 counters 13–22 ms. At 10,000 increments/s a part of the log
-    /// gathers about 1,500 records every <see cref="FoldEveryMs"/>, so one call adds up all of it.
+    /// one entry more at most), during which Redis serves no one else: over 10,000 busy counters (about 310 per part)
+    /// a call took 11 ms at the median and 30 ms at most on a quiet 2-core machine. At 10,000 increments/s a part of
+    /// the log gathers about 3,000 records every <see cref="FoldEveryMs"/>, so one call adds up all of it.
     /// </summary>
-    internal const int FoldStepRecords = 2_000;
+    internal const int FoldStepRecords = 4_000;
 
     /// <summary>The parts of the history log (tally.lua's LOG_PARTS): a fold call takes one.</summary>
     internal const int LogParts = 32;
@@ -58,7 +60,7 @@ internal sealed class RedisCounterStore(
     private long _nextUpkeepAt;
     private string _pruneCursor = "0";
     private readonly CancellationTokenSource _stopping = new();
-    private readonly BackgroundFold _fold = new(5_000);
+    private readonly BackgroundFold _fold = new(10_000);
     private long _commits;
     private long _commitsAtUpkeep;
     // _commits when the last fold that reached the log's end began (-1: none yet, so the first idle upkeep folds what

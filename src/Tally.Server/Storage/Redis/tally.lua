@@ -40,7 +40,7 @@ local MAX_LONG = '9223372036854775807'
 -- The library's revision within tally_v1 (same protocol, compatible additions): an instance replaces a loaded library
 -- only with a newer revision, so during a rolling upgrade an old instance never takes back a newer one's code.
 -- Raise it with every change to this file.
-local REVISION = 3
+local REVISION = 4
 local DONE_KEPT_MS = 600000
 local SCRATCH = 'tally:scratch'
 local FIELDS = { 'v', 'i', 'lo', 'hi', 'ver', 'ca', 'ua', 'by' }
@@ -399,6 +399,7 @@ end
 -- than the addition.
 local EXACT_BELOW = 9007199254740992
 local function sum_text(a)
+  if a == 0 then return '0' end -- a commit's usual decrements and sets
   if type(a) == 'number' then return string.format('%.0f', a) end
   return a
 end
@@ -421,30 +422,51 @@ local function clear_history(name)
   redis.call('DEL', index)
 end
 
+-- A bucket's stored text "inc,dec,sets,value": one format call when the sums are numbers (as they are below 2^53).
+local function bucket_text(inc, dec, sets, value)
+  if type(inc) == 'number' and type(dec) == 'number' and type(sets) == 'number' then
+    return string.format('%.0f,%.0f,%.0f,%s', inc, dec, sets, value)
+  end
+  return sum_text(inc) .. ',' .. sum_text(dec) .. ',' .. sum_text(sets) .. ',' .. value
+end
+
+-- A folded bucket { start, inc, dec, sets, value } added to the stored text old (false: none yet).
+local function merged_bucket(b, old)
+  if not old then
+    return bucket_text(b[2], b[3], b[4], b[5])
+  end
+  local oi, od, os = old:match('^([^,]*),([^,]*),([^,]*),')
+  return bucket_text(sum_add(oi, b[2]), sum_add(od, b[3]), sum_add(os, b[4]), b[5])
+end
+
 -- Adds one counter's folded buckets, grouped by chunk: { key, p, chunk, expiry, ttl, { start, inc, dec, sets, value }... },
--- each chunk read and written with one command; a chunk made now gets its TTL and goes into the counter's index.
+-- each chunk read and written with one command each (HGET/HSET for the usual single bucket); a chunk made now gets
+-- its TTL and goes into the counter's index.
 local function add_to_chunks(name, chunks, now)
   local index_args, index_ttl = {}, 0
   for _, c in ipairs(chunks) do
     local key, buckets = c[1], c[6]
-    local fields = {}
-    for i, b in ipairs(buckets) do
-      fields[i] = b[1]
-    end
-    local old = redis.call('HMGET', key, unpack(fields))
-    local set, fresh = {}, false
-    for i, b in ipairs(buckets) do
-      local inc, dec, sets = b[2], b[3], b[4]
-      if old[i] then
-        local oi, od, os = old[i]:match('^([^,]*),([^,]*),([^,]*),')
-        inc, dec, sets = sum_add(oi, inc), sum_add(od, dec), sum_add(os, sets)
-      else
-        fresh = true
+    local fresh
+    if #buckets == 1 then
+      local b = buckets[1]
+      local old = redis.call('HGET', key, b[1])
+      fresh = not old
+      redis.call('HSET', key, b[1], merged_bucket(b, old))
+    else
+      local fields = {}
+      for i, b in ipairs(buckets) do
+        fields[i] = b[1]
       end
-      set[#set + 1] = b[1]
-      set[#set + 1] = sum_text(inc) .. ',' .. sum_text(dec) .. ',' .. sum_text(sets) .. ',' .. b[5]
+      local old = redis.call('HMGET', key, unpack(fields))
+      local set = {}
+      fresh = false
+      for i, b in ipairs(buckets) do
+        fresh = fresh or not old[i]
+        set[#set + 1] = b[1]
+        set[#set + 1] = merged_bucket(b, old[i])
+      end
+      redis.call('HSET', key, unpack(set))
     end
-    redis.call('HSET', key, unpack(set))
     -- Every chunk gets its TTL when it is made: one without a TTL is new.
     if fresh and redis.call('PEXPIRE', key, string.format('%.0f', c[5]), 'NX') == 1 then
       index_args[#index_args + 1] = c[4]
@@ -521,11 +543,11 @@ local function write_history(history, notes)
   end
 end
 
--- The periods of an entry's header: { p, bucket start, chunk start, chunk expiry } each.
+-- The periods of an entry's header: { p, bucket start, chunk start, chunk expiry, chunk expiry as a number } each.
 local function entry_periods(header)
   local periods = {}
   for p, start, chunk, expiry in header:gmatch('([^,;]+),([^,;]+),([^,;]+),([^,;]+)') do
-    periods[#periods + 1] = { p, start, chunk, expiry }
+    periods[#periods + 1] = { p, start, chunk, expiry, tonumber(expiry) }
   end
   return periods
 end
@@ -540,6 +562,31 @@ local function history_fold(keys, args)
   -- Per counter its commits' totals added up per header (the commits of one minute share it), then per bucket.
   local counters, names, headers = {}, {}, {} -- name -> { clears, groups = { header -> group }, order = { group... } }
   local taken, records = 0, 0
+  local function counter_of(name)
+    local c = counters[name]
+    if not c then
+      c = { clears = false, groups = {}, order = {} }
+      counters[name], names[#names + 1] = c, name
+    end
+    return c
+  end
+  -- A record of a change under header: added to the counter's group of that header. g[6] is the place of the
+  -- group's latest record in the log, so a bucket takes the value written last even when the minutes of entries are
+  -- not in order (instances' clocks differ a little).
+  local function take(header, name, inc, dec, sets, value)
+    local c = counters[name] or counter_of(name)
+    local g = c.groups[header]
+    if g then
+      -- Strings are interned: comparing with '0' is cheap, and skips the usual zero sums.
+      if inc ~= '0' then g[2] = sum_add(g[2], inc) end
+      if dec ~= '0' then g[3] = sum_add(g[3], dec) end
+      if sets ~= '0' then g[4] = sum_add(g[4], sets) end
+      g[5], g[6] = value, records
+    else
+      g = { header, inc, dec, sets, value, records }
+      c.groups[header], c.order[#c.order + 1] = g, g
+    end
+  end
   while records < budget do
     local entries = redis.call('LRANGE', log, taken, taken + FOLD_READ - 1)
     if #entries == 0 then break end
@@ -547,32 +594,21 @@ local function history_fold(keys, args)
       local bar = entry:find('|', 1, true)
       local header = entry:sub(1, bar - 1)
       if not headers[header] then headers[header] = entry_periods(header) end
-      for record in entry:sub(bar + 1):gmatch('[^;]+') do
-        records = records + 1
-        local clears = record:byte(1) == 33 -- '!'
-        local name, inc, dec, sets, value
-        if clears then
-          name = record:sub(2)
-        else
-          name, inc, dec, sets, value = record:match('^([^,]+),([^,]+),([^,]+),([^,]+),([^,]+)$')
-        end
-        local c = counters[name]
-        if not c then
-          c = { clears = false, groups = {}, order = {} }
-          counters[name], names[#names + 1] = c, name
-        end
-        if clears then
-          c.clears, c.groups, c.order = true, {}, {}
-        else
-          local g = c.groups[header]
-          -- g[6]: the place of its latest record in the log, so a bucket takes the value written last even when the
-          -- minutes of entries are not in order (instances' clocks differ a little).
-          if g then
-            g[2], g[3], g[4], g[5], g[6] = sum_add(g[2], inc), sum_add(g[3], dec), sum_add(g[4], sets), value, records
+      local body = entry:sub(bar + 1)
+      if body:find('!', 1, true) then -- a deletion in the entry: record by record
+        for record in body:gmatch('[^;]+') do
+          records = records + 1
+          if record:byte(1) == 33 then -- '!'
+            local c = counter_of(record:sub(2))
+            c.clears, c.groups, c.order = true, {}, {}
           else
-            g = { header, inc, dec, sets, value, records }
-            c.groups[header], c.order[#c.order + 1] = g, g
+            take(header, record:match('^([^,]+),([^,]+),([^,]+),([^,]+),([^,]+)$'))
           end
+        end
+      else -- changes only (the usual entry): one pattern takes each record's fields
+        for name, inc, dec, sets, value in body:gmatch(';([^;,]+),([^;,]+),([^;,]+),([^;,]+),([^;,]+)') do
+          records = records + 1
+          take(header, name, inc, dec, sets, value)
         end
       end
       taken = taken + 1
@@ -585,23 +621,34 @@ local function history_fold(keys, args)
       clear_history(name)
     end
     local chunks, order = {}, {} -- chunk key -> { key, p, chunk, expiry, ttl, { bucket... }, { start -> bucket } }
-    for _, g in ipairs(c.order) do
+    if #c.order == 1 then -- the usual: one group, so one bucket in each period's chunk
+      local g = c.order[1]
       for _, period in ipairs(headers[g[1]]) do
-        local ttl = tonumber(period[4]) - now_ms
+        local ttl = period[5] - now_ms
         if ttl > 0 then -- else past its retention: dropped
-          local key = 'tally:h:' .. period[1] .. ':' .. period[3] .. ':' .. name
-          local chunk = chunks[key]
-          if not chunk then
-            chunk = { key, period[1], period[3], period[4], ttl, {}, {} }
-            chunks[key], order[#order + 1] = chunk, chunk
-          end
-          local b = chunk[7][period[2]]
-          if b then
-            b[2], b[3], b[4] = sum_add(b[2], g[2]), sum_add(b[3], g[3]), sum_add(b[4], g[4])
-            if g[6] > b[6] then b[5], b[6] = g[5], g[6] end
-          else
-            b = { period[2], g[2], g[3], g[4], g[5], g[6] }
-            chunk[7][period[2]], chunk[6][#chunk[6] + 1] = b, b
+          order[#order + 1] = { 'tally:h:' .. period[1] .. ':' .. period[3] .. ':' .. name, period[1], period[3], period[4], ttl,
+            { { period[2], g[2], g[3], g[4], g[5] } } }
+        end
+      end
+    else
+      for _, g in ipairs(c.order) do
+        for _, period in ipairs(headers[g[1]]) do
+          local ttl = period[5] - now_ms
+          if ttl > 0 then -- else past its retention: dropped
+            local key = 'tally:h:' .. period[1] .. ':' .. period[3] .. ':' .. name
+            local chunk = chunks[key]
+            if not chunk then
+              chunk = { key, period[1], period[3], period[4], ttl, {}, {} }
+              chunks[key], order[#order + 1] = chunk, chunk
+            end
+            local b = chunk[7][period[2]]
+            if b then
+              b[2], b[3], b[4] = sum_add(b[2], g[2]), sum_add(b[3], g[3]), sum_add(b[4], g[4])
+              if g[6] > b[6] then b[5], b[6] = g[5], g[6] end
+            else
+              b = { period[2], g[2], g[3], g[4], g[5], g[6] }
+              chunk[7][period[2]], chunk[6][#chunk[6] + 1] = b, b
+            end
           end
         end
       end
