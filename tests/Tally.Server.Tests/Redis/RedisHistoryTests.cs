@@ -136,7 +136,7 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
         await Store.CommitAsync(CounterCommand.Decrement("a", 1), CounterCommand.Put("b", Fields(value: 7)), CounterCommand.Get("a"));
         await Store.CommitAsync(CounterCommand.Get("a")); // changes nothing: no entry
 
-        Assert.Equal(4, await LogLengthAsync()); // an entry per commit and part of the log it changed counters of: "a" and "b" are in two
+        Assert.Equal(2, await LogLengthAsync()); // an entry per commit that changed something, however many counters
         Assert.Empty(server.Keys(pattern: "tally:h:*"));
         Assert.Equal([new(Minute, 5, 2, 0, 3), new(Minute + 60_000, 0, 1, 0, 2)], await ReadAsync("a", HistoryInterval.Minute));
         Assert.Equal([new HistoryBucket(Hour, 5, 3, 0, 2)], await ReadAsync("a", HistoryInterval.Hour));
@@ -180,15 +180,17 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
         Assert.Equal([expected], await ReadAsync("a", HistoryInterval.Minute));
         var before = await ReadAllAsync(["a", "keep"]);
 
-        Assert.Equal(5, await LogLengthAsync()); // "a" and "keep" are in two parts; the failed deletion of "gone" is no change
+        Assert.Equal(4, await LogLengthAsync()); // the failed deletion of "gone" is no change
         var store = (RedisCounterStore)Store;
-        for (var part = 0; part < RedisCounterStore.LogParts; part++)
+        store.FoldBytesPerRound = 1; // whole entries, at least one: a round each
+        store.FoldCountersPerCall = 1;
+        var rounds = 0;
+        while ((await store.FoldRoundAsync(async () => Assert.Equal(before, await ReadAllAsync(["a", "keep"])))).Entries > 0)
         {
-            while ((await store.FoldStepAsync(part, 1)).Entries > 0)
-            {
-                Assert.Equal(before, await ReadAllAsync(["a", "keep"]));
-            }
+            rounds++;
+            Assert.Equal(before, await ReadAllAsync(["a", "keep"]));
         }
+        Assert.Equal(4, rounds);
         Assert.Equal(0, await LogLengthAsync());
         Assert.Equal(before, await ReadAllAsync(["a", "keep"]));
         Assert.Equal([expected with { Start = Day }], await ReadAsync("a", HistoryInterval.Day));
@@ -199,24 +201,20 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
     }
 
     /// <summary>
-    /// Two instances folding one log at the same time, in small steps, leave exactly the buckets that one instance folding
-    /// the same commits leaves: a fold is one atomic function call, so no entry is folded twice or lost.
+    /// Two instances folding one log at the same time, in small rounds, leave exactly the buckets that one instance
+    /// folding the same commits leaves: a round holds a lease, so no entry is folded twice or lost.
     /// </summary>
     [Fact]
     public async Task TwoInstancesFoldingAtOnceLeaveTheSameBucketsAsOne()
     {
         var names = Enumerable.Range(0, 20).Select(i => $"f{i:D2}").ToArray();
         var alone = await CommitAndFoldAsync(names, folders: 1);
-        await Store.DisposeAsync();
-        await _stores.DisposeAsync();
-        _stores = new RedisStores(await redis.ResetAsync());
-        Store = CreateStore(null);
-        await Store.OpenAsync(CancellationToken.None);
+        await ResetAsync();
         var together = await CommitAndFoldAsync(names, folders: 2);
 
         Assert.Equal(alone.Buckets, together.Buckets);
         Assert.Equal(alone.Reads, together.Reads);
-        Assert.True(together.StepsPerFolder.All(steps => steps > 0), $"Fold steps that found entries, per instance: {string.Join(", ", together.StepsPerFolder)}");
+        Assert.True(together.RoundsPerFolder.All(rounds => rounds > 0), $"Rounds that folded entries, per instance: {string.Join(", ", together.RoundsPerFolder)}");
         foreach (var name in names)
         {
             var value = (await Store.GetAsync(name))?.Value ?? 0;
@@ -227,10 +225,39 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
     }
 
     /// <summary>
-    /// The same 300 commits over <paramref name="names"/> across a few minutes (reads checked against the log before any
-    /// fold), then folded by <paramref name="folders"/> instances at once in steps of a few records: every chunk hash, and the reads.
+    /// A folder that stops half way through a round (an instance killed, or paused past its lease) leaves the counters it
+    /// applied marked; reads stay exact meanwhile, and the instance that takes the lapsed lease finishes the round
+    /// without adding those counters twice: the same buckets as a fold that never stopped.
     /// </summary>
-    private async Task<(SortedDictionary<string, string> Buckets, HistoryBucket[][] Reads, int[] StepsPerFolder)> CommitAndFoldAsync(string[] names, int folders)
+    [Fact]
+    public async Task AFoldLeftHalfDoneIsFinishedByAnotherInstanceWithTheSameBuckets()
+    {
+        var names = Enumerable.Range(0, 20).Select(i => $"f{i:D2}").ToArray();
+        var alone = await CommitAndFoldAsync(names, folders: 1);
+        await ResetAsync();
+        var resumed = await CommitAndFoldAsync(names, folders: 1, stopAfterCalls: 3);
+
+        Assert.Equal(alone.Buckets, resumed.Buckets);
+        Assert.Equal(alone.Reads, resumed.Reads);
+    }
+
+    private async Task ResetAsync()
+    {
+        await Store.DisposeAsync();
+        await _stores.DisposeAsync();
+        _stores = new RedisStores(await redis.ResetAsync());
+        Store = CreateStore(null);
+        await Store.OpenAsync(CancellationToken.None);
+    }
+
+    /// <summary>
+    /// The same 300 commits over <paramref name="names"/> across a few minutes (reads checked against the log before any
+    /// fold), then folded by <paramref name="folders"/> instances at once in rounds of a few entries: every chunk hash,
+    /// and the reads. With <paramref name="stopAfterCalls"/>, the first round stops after that many calls, its lease
+    /// lapses, and another instance finishes.
+    /// </summary>
+    private async Task<(SortedDictionary<string, string> Buckets, HistoryBucket[][] Reads, int[] RoundsPerFolder)> CommitAndFoldAsync(
+        string[] names, int folders, int stopAfterCalls = 0)
     {
         Clock.NowMs = T;
         ((RedisCounterStore)Store).FoldEveryMs = 365 * HistoryIntervals.DayMs; // no background fold: the log is folded below
@@ -248,18 +275,49 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
         var reads = await ReadAllAsync(names);
 
         var instances = Enumerable.Range(0, folders).Select(_ => (RedisCounterStore)_stores.Create(Clock)).ToArray();
-        var steps = new int[folders];
+        foreach (var instance in instances)
+        {
+            instance.FoldEntriesPerRound = 40;
+            instance.FoldCountersPerCall = 3;
+        }
+        if (stopAfterCalls > 0)
+        {
+            var stopping = (RedisCounterStore)_stores.Create(Clock);
+            stopping.FoldEntriesPerRound = 40;
+            stopping.FoldCountersPerCall = 3;
+            stopping.FoldLeaseMs = 300;
+            var calls = 0;
+            await Assert.ThrowsAsync<TimeoutException>(() => stopping.FoldRoundAsync(async () =>
+            {
+                Assert.Equal(reads, await ReadAllAsync(names));
+                if (++calls == stopAfterCalls)
+                {
+                    throw new TimeoutException("the folder stops here");
+                }
+            }));
+            await stopping.DisposeAsync();
+            Assert.Equal(reads, await ReadAllAsync(names));
+            Assert.Equal((0, -1), await instances[0].FoldRoundAsync()); // the lease has not lapsed yet
+            await Task.Delay(400);
+        }
+        var rounds = new int[folders];
         using (var start = new Barrier(folders))
         {
             await Task.WhenAll(instances.Select((instance, i) => Task.Run(async () =>
             {
                 start.SignalAndWait();
-                for (var part = 0; part < RedisCounterStore.LogParts; part++)
+                while (true)
                 {
-                    while ((await instance.FoldStepAsync(part, 3)).Entries > 0)
+                    var (entries, left) = await instance.FoldRoundAsync(() => Task.Delay(1));
+                    if (entries > 0)
                     {
-                        steps[i]++;
+                        rounds[i]++;
                     }
+                    if (left == 0)
+                    {
+                        break;
+                    }
+                    await Task.Delay(2); // between rounds (or while the other holds the lease): the other may take the next
                 }
             })));
         }
@@ -281,20 +339,57 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
             }
         }
         Assert.True(buckets.Count > 3 * names.Length, $"Only {buckets.Count} buckets.");
-        return (buckets, reads, steps);
+        return (buckets, reads, rounds);
     }
 
-    /// <summary>Entries in all parts of the history log.</summary>
+    /// <summary>Entries in the history log (and in what revision 3's parts hold).</summary>
     private async Task<long> LogLengthAsync()
     {
         await using var connection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
         var database = connection.GetDatabase();
-        var length = 0L;
+        var length = await database.ListLengthAsync("tally:hl");
         for (var part = 0; part < RedisCounterStore.LogParts; part++)
         {
             length += await database.ListLengthAsync($"tally:hl:{part}");
         }
         return length;
+    }
+
+    /// <summary>
+    /// What a revision-3 Tally left unfolded in its log parts (tally:hl:&lt;part&gt;, same entries, split by name) is read
+    /// with the log, and folded by the next fold.
+    /// </summary>
+    [Fact]
+    public async Task WhatARevision3TallyLeftInItsLogPartsIsReadAndFolded()
+    {
+        ((RedisCounterStore)Store).FoldEveryMs = 365 * HistoryIntervals.DayMs; // folded by the test alone
+        await Store.CommitAsync(CounterCommand.Increment("old", 5), CounterCommand.Increment("other", 1));
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
+        var database = connection.GetDatabase();
+        var entry = (string)(await database.ListLeftPopAsync("tally:hl"))!;
+        Assert.Equal(0, await database.ListLengthAsync("tally:hl"));
+        await database.ListRightPushAsync($"tally:hl:{Revision3PartOf("old")}", entry); // as revision 3 logged it
+        Clock.NowMs = T + 60_000;
+        await Store.CommitAsync(CounterCommand.Increment("old", 2));
+
+        var expected = new[] { new HistoryBucket(Minute, 5, 0, 0, 5), new HistoryBucket(Minute + 60_000, 2, 0, 0, 7) };
+        Assert.Equal(expected, await ReadAsync("old", HistoryInterval.Minute));
+        var before = await ReadAllAsync(["old"]);
+        await FoldAllAsync();
+        Assert.Equal(0, await LogLengthAsync());
+        Assert.Equal(before, await ReadAllAsync(["old"]));
+        Assert.Equal(2, await database.HashLengthAsync($"tally:h:m:{Hour}:old"));
+    }
+
+    /// <summary>tally.lua's log_part: revision 3 put a counter's entries in this part of its log.</summary>
+    private static int Revision3PartOf(string name)
+    {
+        var h = 0;
+        foreach (var c in name)
+        {
+            h = (h * 31 + c) % 65536;
+        }
+        return h % RedisCounterStore.LogParts;
     }
 
     /// <summary>
@@ -319,12 +414,9 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
     /// <summary>Folds the whole log (as the background fold and idle upkeep do).</summary>
     private async Task FoldAllAsync()
     {
-        for (var part = 0; part < RedisCounterStore.LogParts; part++)
-        {
-            while ((await ((RedisCounterStore)Store).FoldStepAsync(part, RedisCounterStore.FoldStepRecords)).Left > 0)
-            {
-            }
-        }
+        var store = (RedisCounterStore)Store;
+        await store.FoldUnderWay; // a background fold holds the lease until it ends
+        Assert.True(await store.FoldToEndAsync());
     }
 
     private async Task<HistoryBucket[][]> ReadAllAsync(string[] names) =>

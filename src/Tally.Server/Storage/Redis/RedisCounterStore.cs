@@ -29,24 +29,38 @@ internal sealed class RedisCounterStore(
     private const int PruneCallersPerStep = 100;
 
     /// <summary>
-    /// How often, under load, an instance folds the history log (tally.lua's tally_v1_history_fold) in the background:
-    /// a counter's entries of that long become one write per bucket, and reads, which scan the unfolded log, stay cheap.
-    /// A fold costs Redis about as much per counter it writes as per record it reads, so a longer interval writes each
-    /// busy counter less often; 10 s halved the fold's share of Redis against 5 s over 10,000 busy counters, while a
-    /// read's scan of its part of the log grew to about 2 ms (docs/benchmarks.md, "History").
+    /// How often, under load, an instance folds the history log in the background: a counter's records of that long
+    /// become one write per bucket, and reads, which scan the unfolded log, stay cheap.
     /// </summary>
     internal long FoldEveryMs { get => _fold.EveryMs; set => _fold.EveryMs = value; }
 
-    /// <summary>
-    /// Records (a counter changed or deleted in a commit) one fold call takes (whole entries until it has this many, so
-    /// one entry more at most), during which Redis serves no one else: over 10,000 busy counters (about 310 per part)
-    /// a call took 11 ms at the median and 30 ms at most on a quiet 2-core machine. At 10,000 increments/s a part of
-    /// the log gathers about 3,000 records every <see cref="FoldEveryMs"/>, so one call adds up all of it.
-    /// </summary>
-    internal const int FoldStepRecords = 4_000;
+    /// <summary>Entries of the log (one per commit) one round of the fold takes from its head, at most.</summary>
+    internal int FoldEntriesPerRound { get; set; } = 20_000;
 
-    /// <summary>The parts of the history log (tally.lua's LOG_PARTS): a fold call takes one.</summary>
+    /// <summary>
+    /// Bytes of entries one round takes, at most (whole entries, at least one): bounds what the round adds up in memory
+    /// (about 100,000 changes; 10 s of 10,000 increments/s over 10,000 names is about 3 MB).
+    /// </summary>
+    internal int FoldBytesPerRound { get; set; } = 4 << 20;
+
+    /// <summary>
+    /// Counters one tally_v1_history_fold_apply call adds to their chunks, during which Redis serves no one else: a read
+    /// and a write of up to three chunks each, a few milliseconds for 100.
+    /// </summary>
+    internal int FoldCountersPerCall { get; set; } = 100;
+
+    /// <summary>How long a fold's lease lasts without a call from its folder; then another instance finishes the fold.</summary>
+    internal long FoldLeaseMs { get; set; } = 30_000;
+
+    private const int FoldReadPage = 1_000;
+
+    /// <summary>Records one call of revision 3's part fold takes (what a revision-3 Tally left in its log parts).</summary>
+    internal const int FoldPartStepRecords = 4_000;
+
+    /// <summary>The parts of revision 3's history log (tally.lua's LOG_PARTS).</summary>
     internal const int LogParts = 32;
+
+    private static readonly RedisKey[] LogPartKeys = [.. Enumerable.Range(0, LogParts).Select(part => (RedisKey)$"tally:hl:{part}")];
 
     /// <summary>Operations per function call: a few milliseconds of Redis's time, during which it serves no one else.</summary>
     private const int MaxOperationsPerCall = 10_000;
@@ -344,34 +358,31 @@ internal sealed class RedisCounterStore(
     }
 
     /// <summary>
-    /// Folds each part of the log in turn, step after step until one finds less than a full step (which took what was
-    /// left), at most <paramref name="steps"/> steps in all. Returns whether every part was folded to its end (or a
-    /// failure stopped it: the rest waits for the next fold).
+    /// Folds the log, round after round until it is empty, at most <paramref name="rounds"/> rounds; first what a revision-3
+    /// Tally left in its log parts. Returns whether the log was folded to its end (or a failure stopped it: the rest waits
+    /// for the next fold).
     /// </summary>
-    private async Task<bool> FoldAsync(int steps)
+    private async Task<bool> FoldAsync(int rounds)
     {
         try
         {
-            var step = 0;
-            for (var part = 0; part < LogParts; part++)
+            if (await Database.KeyExistsAsync(LogPartKeys) > 0)
             {
-                while (true)
+                await FoldPartsAsync();
+            }
+            for (var round = 0; round < rounds; round++)
+            {
+                if (_stopping.IsCancellationRequested)
                 {
-                    if (_stopping.IsCancellationRequested)
-                    {
-                        return true;
-                    }
-                    if (step++ == steps)
-                    {
-                        return false;
-                    }
-                    if ((await FoldStepAsync(part, FoldStepRecords)).Records < FoldStepRecords)
-                    {
-                        break;
-                    }
+                    return true;
+                }
+                var (_, left) = await FoldRoundAsync();
+                if (left <= 0)
+                {
+                    return left == 0; // -1: another instance folds (or died folding): tried again at the next upkeep
                 }
             }
-            return true;
+            return false;
         }
         catch (Exception ex) when (IsUnavailable(ex) || ex is ObjectDisposedException)
         {
@@ -386,14 +397,73 @@ internal sealed class RedisCounterStore(
     }
 
     /// <summary>
-    /// One call of tally_v1_history_fold: whole entries from the head of one part of the log, until they hold at least
-    /// <paramref name="records"/> records, added to the buckets and removed from the log in one atomic step (so any
-    /// number of instances may fold at once). Returns the entries and records folded, and the entries left in the part.
+    /// One round of the fold (tally.lua, "History"): takes the lease and the first entries of the log (or goes on with
+    /// the round of a folder that died), reads and adds them up here, hands the sums to Redis
+    /// <see cref="FoldCountersPerCall"/> counters a call, then trims the entries. <paramref name="afterCall"/> runs after
+    /// each of those calls (tests read there, or stop the round half done). Returns the entries folded and the entries
+    /// left in the log, or (0, -1) when another instance holds the fold.
     /// </summary>
-    internal async Task<(long Entries, long Records, long Left)> FoldStepAsync(int part, int records)
+    internal async Task<(long Entries, long Left)> FoldRoundAsync(Func<Task>? afterCall = null)
+    {
+        var lease = Guid.NewGuid().ToString("N");
+        var leaseMs = FoldLeaseMs.ToString(CultureInfo.InvariantCulture);
+        var begun = (long[])(await CallAsync(RedisLibrary.HistoryFoldBegin, readOnly: false,
+            lease, leaseMs, FoldEntriesPerRound.ToString(CultureInfo.InvariantCulture), FoldBytesPerRound.ToString(CultureInfo.InvariantCulture)))!;
+        var k = begun[0];
+        if (k <= 0)
+        {
+            return (0, k);
+        }
+        var fold = new RedisHistoryFold();
+        for (long first = 0; first < k; first += FoldReadPage)
+        {
+            foreach (var entry in await Database.ListRangeAsync(HistoryLogKey, first, Math.Min(k, first + FoldReadPage) - 1))
+            {
+                fold.Add(entry.ToString());
+            }
+        }
+        var entries = k.ToString(CultureInfo.InvariantCulture);
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
+        foreach (var counters in fold.Calls(FoldCountersPerCall))
+        {
+            if ((long)(await CallAsync(RedisLibrary.HistoryFoldApply, readOnly: false, [lease, leaseMs, entries, now, .. counters])) == 0)
+            {
+                return (0, -1); // the lease lapsed: another instance finishes this round
+            }
+            if (afterCall is not null)
+            {
+                await afterCall();
+            }
+        }
+        var left = (long)(await CallAsync(RedisLibrary.HistoryFoldEnd, readOnly: false, lease, entries));
+        return left < 0 ? (0, -1) : (k, left);
+    }
+
+    private static readonly RedisKey HistoryLogKey = "tally:hl";
+
+    /// <summary>Folds the whole log now, as the background fold does (tests).</summary>
+    internal Task<bool> FoldToEndAsync() => FoldAsync(int.MaxValue);
+
+    /// <summary>Folds what a revision-3 Tally left in its log parts, part after part.</summary>
+    private async Task FoldPartsAsync()
+    {
+        for (var part = 0; part < LogParts; part++)
+        {
+            while (!_stopping.IsCancellationRequested && (await FoldPartStepAsync(part, FoldPartStepRecords)).Records >= FoldPartStepRecords)
+            {
+            }
+        }
+    }
+
+    /// <summary>
+    /// One call of tally_v1_history_fold: whole entries from the head of one part of revision 3's log, until they hold
+    /// at least <paramref name="records"/> records, added to the buckets and removed from the log in one atomic step.
+    /// Returns the entries and records folded, and the entries left in the part.
+    /// </summary>
+    internal async Task<(long Entries, long Records, long Left)> FoldPartStepAsync(int part, int records)
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-        var reply = (long[])(await CallAsync(RedisLibrary.HistoryFold, readOnly: false,
+        var reply = (long[])(await CallAsync(RedisLibrary.HistoryFoldPart, readOnly: false,
             now.ToString(CultureInfo.InvariantCulture), records.ToString(CultureInfo.InvariantCulture), part.ToString(CultureInfo.InvariantCulture)))!;
         return (reply[0], reply[1], reply[2]);
     }

@@ -5,8 +5,8 @@ using Tally.Server.History;
 namespace Tally.Server.Storage.Redis;
 
 /// <summary>
-/// Where history lives in Redis (tally.lua logs it inside the commit's function call and folds the log into buckets
-/// later, tally_v1_history_fold): the buckets of one counter and
+/// Where history lives in Redis (tally.lua logs it inside the commit's function call; RedisCounterStore folds the log
+/// into buckets later, adding it up itself, RedisHistoryFold): the buckets of one counter and
 /// period fall into fixed chunks, each a hash <c>tally:h:&lt;p&gt;:&lt;chunk start&gt;:&lt;name&gt;</c> (field: the bucket's
 /// start; value: <c>increments,decrements,sets,value</c>) that expires once its last bucket is past the retention, so
 /// Redis prunes history by itself; <c>tally:hk:&lt;name&gt;</c> lists a counter's live chunks for deleting them with it.

@@ -16,7 +16,10 @@ internal static class RedisLibrary
     public const string Prune = "tally_v1_prune";
     public const string AlertDue = "tally_v1_alert_due";
     public const string AlertFinish = "tally_v1_alert_finish";
-    public const string HistoryFold = "tally_v1_history_fold";
+    public const string HistoryFoldPart = "tally_v1_history_fold";
+    public const string HistoryFoldBegin = "tally_v1_history_fold_begin";
+    public const string HistoryFoldApply = "tally_v1_history_fold_apply";
+    public const string HistoryFoldEnd = "tally_v1_history_fold_end";
     public const string HistoryLog = "tally_v1_history_log";
 
     private static readonly Lazy<string> Code = new(() =>

@@ -33,7 +33,9 @@ Keys (all under tally:)
   tally:alerts:d:<id>  list  the alert's delivery attempts (JSON), newest first
   tally:h:<p>:<chunk>:<name>  hash  history of one counter (see "History" below): bucket start -> "inc,dec,sets,value"
   tally:hk:<name>      zset  the counter's history chunks "<p>:<chunk>", scored by when they expire
-  tally:hl:<part>      list  the history log, in 32 parts by name: entries of commits not yet folded into the chunks (see "History")
+  tally:hl             list  the history log: an entry per commit not yet folded into the chunks (see "History")
+  tally:hf:lease, tally:hf:k, tally:hf:done  the fold under way: its holder, the entries it folds, the counters applied
+  tally:hl:<part>      list  revision 3's history log, in 32 parts by name: what it left unfolded
 ]]
 
 local MAX_LONG = '9223372036854775807'
@@ -357,19 +359,25 @@ end
 -- Bucket starts are not computed here: the commit document carries them, computed by HistoryIntervals in C#,
 -- with each bucket's chunk and expiry (RedisHistory.cs), so the two engines cannot bucket differently.
 --
--- Log and fold. A commit writes no bucket: it appends one entry to the history log, whatever it changed, and a
--- fold adds the log to the buckets later, each counter's entries of many commits at once. The log is split by
--- name into LOG_PARTS lists tally:hl:<part> (log_part), so that a fold step can take one part's whole backlog,
--- adding up every commit of its counters, and still write only a share of all counters; a commit appends one
--- entry (RPUSH) to each part it changed counters of. An entry:
---   "<p>,<bucket start>,<chunk start>,<chunk expiry>;..." (one per period) "|" then ";<record>" per counter and a
---   closing ";", a record being "!<name>" (the counter was deleted: its history goes) and/or
---   "<name>,<increments>,<decrements>,<sets>,<value>" (its totals in this commit), in that order.
--- tally_v1_history_fold (RedisCounterStore runs it in the background) takes entries from the head of one part,
--- adds them up per counter and bucket, writes the buckets, and trims the list; being a function, it is atomic, so
--- instances may fold at the same time and no entry is folded twice. A read (RedisHistory.ReadAsync) takes the
--- buckets and tally_v1_history_log's pieces of the unfolded log in one MULTI/EXEC and adds them up as the fold
--- would. Names are [A-Za-z0-9._:-], so ',', ';', '|' and '!' never occur in one.
+-- Log and fold. A commit writes no bucket: it appends one entry (RPUSH) to the history log tally:hl, whatever it
+-- changed, and a fold adds the log to the buckets later, each counter's records of many commits at once. An entry:
+--   "<p>,<bucket start>,<chunk start>,<chunk expiry>;..." (one per period) "|" then ";<record>" per change of the
+--   commit in order and a closing ";", a record being "!<name>" (the counter was deleted: its history goes) or
+--   "<name>,<increments>,<decrements>,<sets>,<value>" (one change).
+-- The fold is driven by RedisCounterStore, which reads and adds up the log itself, off Redis's one thread, and hands
+-- the sums here a share of the counters at a time. One fold at a time, under a lease: tally_v1_history_fold_begin
+-- takes the lease and fixes the entries folded, the first k of the log (tally:hf:k); tally_v1_history_fold_apply adds
+-- the sums of some counters to their chunks and marks them applied (the set tally:hf:done), so that a read takes those
+-- counters' log after the first k; tally_v1_history_fold_end trims the k entries and forgets the fold. Every call checks
+-- the lease and k, so a folder that lost its lease (paused past it) changes nothing; an instance that finds k without a
+-- lease (its folder died) finishes that fold, skipping the counters already applied. A read
+-- (RedisHistory.ReadAsync) takes the buckets and tally_v1_history_log's pieces of the unfolded log in one MULTI/EXEC
+-- and adds them up as the fold would. Names are [A-Za-z0-9._:-], so ',', ';', '|' and '!' never occur in one.
+--
+-- Revision 3 split the log by name into LOG_PARTS lists tally:hl:<part>, one entry per part a commit changed counters
+-- of, and folded a part in one call (tally_v1_history_fold): 19 appends per commit over many names, and the parsing
+-- on Redis's thread, cost far more than the history was worth. Those lists are read and folded still, for what a
+-- revision-3 Tally left behind.
 --
 -- Buckets: those of one period (m, h, d) fall into fixed chunks (an hour of minutes, a day of hours, 30 days of
 -- days); a chunk is a hash tally:h:<p>:<chunk>:<name>, field = bucket start, value = "inc,dec,sets,value", that
@@ -381,7 +389,7 @@ end
 
 local LOG_PARTS = 32
 
--- The part of the history log a counter's entries go to.
+-- The part of revision 3's history log a counter's entries went to.
 local function log_part(name)
   local h = 0
   for i = 1, #name do
@@ -486,60 +494,39 @@ local function add_to_chunks(name, chunks, now)
   end
 end
 
+local HISTORY_LOG, FOLD_LEASE, FOLD_K, FOLD_DONE = 'tally:hl', 'tally:hf:lease', 'tally:hf:k', 'tally:hf:done'
+
 -- notes: the commit's changes in order, { name, kind, amount, value } (kind as in apply_rules, 'x' deleted).
--- Appends the commit's entry to each part of the log it changed counters of (none when it changed no history).
+-- Appends the commit's entry to the log (none when it changed no history): a record per change, added up by the fold.
 local function write_history(history, notes)
-  local totals, order = {}, {}
+  local entry = nil
   for _, n in ipairs(notes) do
-    local name, kind = n[1], n[2]
-    local t = totals[name]
-    if not t then
-      t = { clears = false }
-      totals[name], order[#order + 1] = t, name
-    end
+    local name, kind, record = n[1], n[2], nil
     if kind == 'x' then
-      t.clears, t.value = true, nil
+      record = ';!' .. name
     elseif history.record then
-      if not t.value then
-        t.inc, t.dec, t.sets = 0, 0, 0
-      end
       if kind == 'i' then
-        t.inc = t.inc == 0 and n[3] or sum_add(t.inc, n[3])
+        record = ';' .. name .. ',' .. n[3] .. ',0,0,' .. n[4]
       elseif kind == 'd' then
-        t.dec = t.dec == 0 and n[3] or sum_add(t.dec, n[3])
+        record = ';' .. name .. ',0,' .. n[3] .. ',0,' .. n[4]
       else
-        t.sets = t.sets + 1 -- at most one per operation of the commit: far below 2^53
+        record = ';' .. name .. ',0,0,1,' .. n[4] -- a set: put, reset, import
       end
-      t.value = n[4]
     end
-  end
-  local header = {}
-  for _, period in ipairs(history.periods) do
-    header[#header + 1] = period[1] .. ',' .. period[2] .. ',' .. period[3] .. ',' .. period[5]
-  end
-  header = table.concat(header, ';') .. '|'
-  local entries, parts = {}, {}
-  for _, name in ipairs(order) do
-    local t = totals[name]
-    if t.clears or t.value then
-      local part = log_part(name)
-      local entry = entries[part]
+    if record then
       if not entry then
-        entry = { header }
-        entries[part], parts[#parts + 1] = entry, part
+        local header = {}
+        for _, period in ipairs(history.periods) do
+          header[#header + 1] = period[1] .. ',' .. period[2] .. ',' .. period[3] .. ',' .. period[5]
+        end
+        entry = { table.concat(header, ';') .. '|' }
       end
-      if t.clears then
-        entry[#entry + 1] = ';!' .. name
-      end
-      if t.value then
-        entry[#entry + 1] = ';' .. name .. ',' .. sum_text(t.inc) .. ',' .. sum_text(t.dec) .. ',' .. sum_text(t.sets) .. ',' .. t.value
-      end
+      entry[#entry + 1] = record
     end
   end
-  for _, part in ipairs(parts) do
-    local entry = entries[part]
+  if entry then
     entry[#entry + 1] = ';'
-    redis.call('RPUSH', part, table.concat(entry))
+    redis.call('RPUSH', HISTORY_LOG, table.concat(entry))
   end
 end
 
@@ -552,7 +539,7 @@ local function entry_periods(header)
   return periods
 end
 
--- Folds entries from the head of one part of the log: whole entries, until they hold at least ARGV[2] records (at
+-- Folds entries from the head of one part of revision 3's log (what it left behind): whole entries, until they hold at least ARGV[2] records (at
 -- least one entry). ARGV: now (Tally's ms), records, part (0 to LOG_PARTS - 1). Returns { entries folded, records
 -- folded, entries left in the part }.
 local FOLD_READ = 64
@@ -663,13 +650,14 @@ local function history_fold(keys, args)
   return { taken, records, redis.call('LLEN', log) }
 end
 
--- One counter's part of the unfolded log, oldest first: per entry that names it, "<header>|" then "!" when it was
--- deleted, then "<increments>,<decrements>,<sets>,<value>" when it changed. ARGV: name.
+-- One counter's pieces of the unfolded log, oldest first: per record that names it, "<header>|" then "!" when it was
+-- deleted, else "<increments>,<decrements>,<sets>,<value>" (revision 3's entries: one piece per entry, "!" and/or its
+-- totals). ARGV: name.
 local function history_log(keys, args)
   local name = args[1]
+  local out = {}
   local log = log_part(name)
   local changed, deleted = ';' .. name .. ',', ';!' .. name .. ';'
-  local out = {}
   local length = redis.call('LLEN', log)
   for from = 0, length - 1, 256 do
     for _, entry in ipairs(redis.call('LRANGE', log, from, from + 255)) do
@@ -685,7 +673,122 @@ local function history_log(keys, args)
       end
     end
   end
+  -- A counter the fold under way has applied has the first k entries in its chunks already.
+  local first = 0
+  local k = redis.call('GET', FOLD_K)
+  if k and redis.call('SISMEMBER', FOLD_DONE, name) == 1 then
+    first = tonumber(k)
+  end
+  length = redis.call('LLEN', HISTORY_LOG)
+  for from = first, length - 1, 256 do
+    for _, entry in ipairs(redis.call('LRANGE', HISTORY_LOG, from, from + 255)) do
+      local bar = entry:find('|', 1, true)
+      if entry:find(name, bar, true) then -- the usual entry does not name it: one search
+        local head, at = entry:sub(1, bar), bar
+        while true do
+          local c = entry:find(changed, at, true)
+          local d = entry:find(deleted, at, true)
+          if d and (not c or d < c) then
+            out[#out + 1] = head .. '!'
+            at = d + #deleted - 1 -- the ';' that starts the next record
+          elseif c then
+            local stop = entry:find(';', c + #changed, true)
+            out[#out + 1] = head .. entry:sub(c + #changed, stop - 1)
+            at = stop
+          else
+            break
+          end
+        end
+      end
+    end
+  end
   return out
+end
+
+-- Begins a fold, or goes on with one whose folder died. ARGV: lease id, lease ms, most entries, most bytes (whole
+-- entries, at least one: what the folder adds up in its memory). Returns { k, 1 when going on with a fold } (k = 0:
+-- nothing to fold), or { -1, 0 } while another folder holds the lease.
+local function history_fold_begin(keys, args)
+  local id, lease_ms, most, most_bytes = args[1], args[2], tonumber(args[3]), tonumber(args[4])
+  local holder = redis.call('GET', FOLD_LEASE)
+  if holder and holder ~= id then
+    return { -1, 0 }
+  end
+  local k = redis.call('GET', FOLD_K)
+  if k then
+    redis.call('SET', FOLD_LEASE, id, 'PX', lease_ms)
+    return { tonumber(k), 1 }
+  end
+  local length = redis.call('LLEN', HISTORY_LOG)
+  if length == 0 then
+    return { 0, 0 }
+  end
+  k = 0
+  local bytes = 0
+  while k < length and k < most and bytes < most_bytes do
+    for _, entry in ipairs(redis.call('LRANGE', HISTORY_LOG, k, math.min(k + 256, most) - 1)) do
+      k, bytes = k + 1, bytes + #entry
+      if bytes >= most_bytes then break end
+    end
+  end
+  redis.call('SET', FOLD_LEASE, id, 'PX', lease_ms)
+  redis.call('SET', FOLD_K, k)
+  redis.call('DEL', FOLD_DONE)
+  return { k, 0 }
+end
+
+-- Whether the caller still holds the fold of k entries.
+local function holds_fold(id, k)
+  return redis.call('GET', FOLD_LEASE) == id and redis.call('GET', FOLD_K) == k
+end
+
+-- Adds the fold's sums of some counters to their chunks. ARGV: lease id, lease ms, k, now (Tally's ms), then per counter
+-- its name and "<1 if its history goes first, else 0>" followed by ";<p>,<chunk>,<expiry>,<start>,<inc>,<dec>,<sets>,<value>"
+-- per bucket, the buckets of one chunk together. A counter applied already (by a folder that died) is skipped.
+-- Returns 1, or 0 when the caller no longer holds the fold.
+local function history_fold_apply(keys, args)
+  local id, lease_ms, k, now = args[1], args[2], args[3], args[4]
+  if not holds_fold(id, k) then
+    return 0
+  end
+  redis.call('PEXPIRE', FOLD_LEASE, lease_ms)
+  local now_ms = tonumber(now)
+  for i = 5, #args, 2 do
+    local name, sums = args[i], args[i + 1]
+    if redis.call('SADD', FOLD_DONE, name) == 1 then
+      if sums:byte(1) == 49 then -- '1'
+        clear_history(name)
+      end
+      local chunks, chunk = {}, nil
+      for p, start_of_chunk, expiry, start, inc, dec, sets, value in
+          sums:gmatch(';([^,;]+),([^,;]+),([^,;]+),([^,;]+),([^,;]+),([^,;]+),([^,;]+),([^,;]+)') do
+        local ttl = tonumber(expiry) - now_ms
+        if ttl > 0 then -- else past its retention: dropped
+          if not chunk or chunk[2] ~= p or chunk[3] ~= start_of_chunk then
+            chunk = { 'tally:h:' .. p .. ':' .. start_of_chunk .. ':' .. name, p, start_of_chunk, expiry, ttl, {} }
+            chunks[#chunks + 1] = chunk
+          end
+          chunk[6][#chunk[6] + 1] = { start, inc, dec, sets, value }
+        end
+      end
+      if #chunks > 0 then
+        add_to_chunks(name, chunks, now)
+      end
+    end
+  end
+  return 1
+end
+
+-- Ends the fold: its k entries leave the log. ARGV: lease id, k. Returns the entries left in the log, or -1 when the
+-- caller no longer holds the fold.
+local function history_fold_end(keys, args)
+  local id, k = args[1], args[2]
+  if not holds_fold(id, k) then
+    return -1
+  end
+  redis.call('LTRIM', HISTORY_LOG, tonumber(k), -1)
+  redis.call('DEL', FOLD_DONE, FOLD_K, FOLD_LEASE)
+  return redis.call('LLEN', HISTORY_LOG)
 end
 
 -------------------------------------------------------------------------------------------------
@@ -1198,4 +1301,7 @@ redis.register_function{ function_name = 'tally_v1_list', callback = list, flags
 redis.register_function{ function_name = 'tally_v1_top', callback = top, flags = { 'no-writes' } }
 redis.register_function('tally_v1_prune', prune)
 redis.register_function('tally_v1_history_fold', history_fold)
+redis.register_function('tally_v1_history_fold_begin', history_fold_begin)
+redis.register_function('tally_v1_history_fold_apply', history_fold_apply)
+redis.register_function('tally_v1_history_fold_end', history_fold_end)
 redis.register_function{ function_name = 'tally_v1_history_log', callback = history_log, flags = { 'no-writes' } }
