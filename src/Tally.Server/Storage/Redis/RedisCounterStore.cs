@@ -223,7 +223,7 @@ internal sealed class RedisCounterStore(
             start = end;
         }
         _commits++;
-        _fold.StartIfDue(now, () => FoldAsync(int.MaxValue));
+        _fold.StartIfDue(now, () => FoldAsync(toEnd: false));
         if (now >= _nextUpkeepAt)
         {
             await UpkeepAsync(now);
@@ -344,7 +344,7 @@ internal sealed class RedisCounterStore(
             var commits = _commits;
             _fold.Start(async () =>
             {
-                if (await FoldAsync(int.MaxValue))
+                if (await FoldAsync(toEnd: true))
                 {
                     Volatile.Write(ref _commitsFolded, commits);
                 }
@@ -358,11 +358,12 @@ internal sealed class RedisCounterStore(
     }
 
     /// <summary>
-    /// Folds the log, round after round until it is empty, at most <paramref name="rounds"/> rounds; first what a revision-3
-    /// Tally left in its log parts. Returns whether the log was folded to its end (or a failure stopped it: the rest waits
-    /// for the next fold).
+    /// Folds the log round after round, first what a revision-3 Tally left in its log parts: under load what the log held
+    /// when the fold began (chasing the commits that arrive meanwhile would fold each counter's few new records again and
+    /// again), or with <paramref name="toEnd"/> until it is empty. Returns whether it was folded that far (or a failure
+    /// stopped it: the rest waits for the next fold).
     /// </summary>
-    private async Task<bool> FoldAsync(int rounds)
+    private async Task<bool> FoldAsync(bool toEnd)
     {
         try
         {
@@ -370,19 +371,17 @@ internal sealed class RedisCounterStore(
             {
                 await FoldPartsAsync();
             }
-            for (var round = 0; round < rounds; round++)
+            var backlog = toEnd ? long.MaxValue : await Database.ListLengthAsync(HistoryLogKey);
+            while (backlog > 0 && !_stopping.IsCancellationRequested)
             {
-                if (_stopping.IsCancellationRequested)
-                {
-                    return true;
-                }
-                var (_, left) = await FoldRoundAsync();
+                var (entries, left) = await FoldRoundAsync();
                 if (left <= 0)
                 {
-                    return left == 0; // -1: another instance folds (or died folding): tried again at the next upkeep
+                    return left == 0; // -1: another instance folds (or died folding): tried again later
                 }
+                backlog -= entries;
             }
-            return false;
+            return true;
         }
         catch (Exception ex) when (IsUnavailable(ex) || ex is ObjectDisposedException)
         {
@@ -442,7 +441,7 @@ internal sealed class RedisCounterStore(
     private static readonly RedisKey HistoryLogKey = "tally:hl";
 
     /// <summary>Folds the whole log now, as the background fold does (tests).</summary>
-    internal Task<bool> FoldToEndAsync() => FoldAsync(int.MaxValue);
+    internal Task<bool> FoldToEndAsync() => FoldAsync(toEnd: true);
 
     /// <summary>Folds what a revision-3 Tally left in its log parts, part after part.</summary>
     private async Task FoldPartsAsync()
