@@ -225,9 +225,10 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
     }
 
     /// <summary>
-    /// A folder that stops half way through a round (an instance killed, or paused past its lease) leaves the counters it
-    /// applied marked; reads stay exact meanwhile, and the instance that takes the lapsed lease finishes the round
-    /// without adding those counters twice: the same buckets as a fold that never stopped.
+    /// A folder that stops half way through a round (an instance killed) leaves the counters it applied marked; reads
+    /// stay exact meanwhile, and the instance that takes the lapsed lease finishes the round without adding those
+    /// counters twice. A folder paused past its lease, which carries on after another instance finished its round,
+    /// changes nothing more. Either way: the same buckets as a fold that never stopped.
     /// </summary>
     [Fact]
     public async Task AFoldLeftHalfDoneIsFinishedByAnotherInstanceWithTheSameBuckets()
@@ -235,11 +236,17 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
         var names = Enumerable.Range(0, 20).Select(i => $"f{i:D2}").ToArray();
         var alone = await CommitAndFoldAsync(names, folders: 1);
         await ResetAsync();
-        var resumed = await CommitAndFoldAsync(names, folders: 1, stopAfterCalls: 3);
+        var resumed = await CommitAndFoldAsync(names, folders: 1, stop: FolderStop.Killed);
+        await ResetAsync();
+        var paused = await CommitAndFoldAsync(names, folders: 1, stop: FolderStop.PausedPastItsLease);
 
         Assert.Equal(alone.Buckets, resumed.Buckets);
         Assert.Equal(alone.Reads, resumed.Reads);
+        Assert.Equal(alone.Buckets, paused.Buckets);
+        Assert.Equal(alone.Reads, paused.Reads);
     }
+
+    public enum FolderStop { None, Killed, PausedPastItsLease }
 
     private async Task ResetAsync()
     {
@@ -253,11 +260,11 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
     /// <summary>
     /// The same 300 commits over <paramref name="names"/> across a few minutes (reads checked against the log before any
     /// fold), then folded by <paramref name="folders"/> instances at once in rounds of a few entries: every chunk hash,
-    /// and the reads. With <paramref name="stopAfterCalls"/>, the first round stops after that many calls, its lease
-    /// lapses, and another instance finishes.
+    /// and the reads. With <paramref name="stop"/>, a first folder stops after three calls of its round and its lease
+    /// lapses: killed, or paused while another instance folds, then carrying on.
     /// </summary>
     private async Task<(SortedDictionary<string, string> Buckets, HistoryBucket[][] Reads, int[] RoundsPerFolder)> CommitAndFoldAsync(
-        string[] names, int folders, int stopAfterCalls = 0)
+        string[] names, int folders, FolderStop stop = FolderStop.None)
     {
         Clock.NowMs = T;
         ((RedisCounterStore)Store).FoldEveryMs = 365 * HistoryIntervals.DayMs; // no background fold: the log is folded below
@@ -274,31 +281,53 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
         Assert.True(await LogLengthAsync() >= 300);
         var reads = await ReadAllAsync(names);
 
-        var instances = Enumerable.Range(0, folders).Select(_ => (RedisCounterStore)_stores.Create(Clock)).ToArray();
-        foreach (var instance in instances)
+        RedisCounterStore Folder()
         {
-            instance.FoldEntriesPerRound = 40;
-            instance.FoldCountersPerCall = 3;
+            var folder = (RedisCounterStore)_stores.Create(Clock);
+            folder.FoldBytesPerRound = 2_000; // some dozens of entries a round
+            folder.FoldCountersPerCall = 3;
+            return folder;
         }
-        if (stopAfterCalls > 0)
+        var instances = Enumerable.Range(0, folders).Select(_ => Folder()).ToArray();
+        if (stop != FolderStop.None)
         {
-            var stopping = (RedisCounterStore)_stores.Create(Clock);
-            stopping.FoldEntriesPerRound = 40;
-            stopping.FoldCountersPerCall = 3;
-            stopping.FoldLeaseMs = 300;
+            await using var leaseConnection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
+            var lapse = () => leaseConnection.GetDatabase().KeyExpireAsync("tally:hf:lease", TimeSpan.FromMilliseconds(1));
+            var stopping = Folder();
             var calls = 0;
-            await Assert.ThrowsAsync<TimeoutException>(() => stopping.FoldRoundAsync(async () =>
+            var round = stopping.FoldRoundAsync(async () =>
             {
                 Assert.Equal(reads, await ReadAllAsync(names));
-                if (++calls == stopAfterCalls)
+                if (++calls < 3)
+                {
+                    return;
+                }
+                if (stop == FolderStop.Killed)
                 {
                     throw new TimeoutException("the folder stops here");
                 }
-            }));
+                await lapse();
+                await Task.Delay(20);
+                var other = Folder();
+                while ((await other.FoldRoundAsync()).Left > 0)
+                {
+                }
+                await other.DisposeAsync();
+                Assert.Equal(reads, await ReadAllAsync(names));
+            });
+            if (stop == FolderStop.Killed)
+            {
+                await Assert.ThrowsAsync<TimeoutException>(() => round);
+                Assert.Equal(reads, await ReadAllAsync(names));
+                Assert.Equal((0, -1), await instances[0].FoldRoundAsync()); // its lease holds yet
+                await lapse();
+                await Task.Delay(20);
+            }
+            else
+            {
+                Assert.Equal((0, -1), await round); // carrying on after its lease lapsed, it changed nothing more
+            }
             await stopping.DisposeAsync();
-            Assert.Equal(reads, await ReadAllAsync(names));
-            Assert.Equal((0, -1), await instances[0].FoldRoundAsync()); // the lease has not lapsed yet
-            await Task.Delay(400);
         }
         var rounds = new int[folders];
         using (var start = new Barrier(folders))
@@ -348,7 +377,7 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
         await using var connection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
         var database = connection.GetDatabase();
         var length = await database.ListLengthAsync("tally:hl");
-        for (var part = 0; part < RedisCounterStore.LogParts; part++)
+        for (var part = 0; part < RedisHistory.LogParts; part++)
         {
             length += await database.ListLengthAsync($"tally:hl:{part}");
         }
@@ -356,40 +385,67 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
     }
 
     /// <summary>
-    /// What a revision-3 Tally left unfolded in its log parts (tally:hl:&lt;part&gt;, same entries, split by name) is read
-    /// with the log, and folded by the next fold.
+    /// What a revision-3 Tally left unfolded in its log parts (tally:hl:&lt;part&gt;: per entry, a counter's deletion
+    /// and/or its totals) comes before the log, in reads and in the fold, even within one minute.
     /// </summary>
     [Fact]
-    public async Task WhatARevision3TallyLeftInItsLogPartsIsReadAndFolded()
+    public async Task WhatARevision3TallyLeftInItsLogPartsComesBeforeTheLog()
     {
         ((RedisCounterStore)Store).FoldEveryMs = 365 * HistoryIntervals.DayMs; // folded by the test alone
-        await Store.CommitAsync(CounterCommand.Increment("old", 5), CounterCommand.Increment("other", 1));
+        await Store.CommitAsync(CounterCommand.Increment("old", 5));
+        await FoldAllAsync();
+        await Store.CommitAsync(CounterCommand.Increment("old", 1));
         await using var connection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
         var database = connection.GetDatabase();
         var entry = (string)(await database.ListLeftPopAsync("tally:hl"))!;
-        Assert.Equal(0, await database.ListLengthAsync("tally:hl"));
-        await database.ListRightPushAsync($"tally:hl:{Revision3PartOf("old")}", entry); // as revision 3 logged it
-        Clock.NowMs = T + 60_000;
+        Assert.EndsWith("|;old,1,0,0,6;", entry);
+        // As revision 3 logged a commit that deleted the counter and made it again with 3, in the same minute.
+        await database.ListRightPushAsync($"tally:hl:{RedisHistory.LogPartOf("old")}", entry[..(entry.IndexOf('|') + 1)] + ";!old;old,3,0,0,3;");
         await Store.CommitAsync(CounterCommand.Increment("old", 2));
 
-        var expected = new[] { new HistoryBucket(Minute, 5, 0, 0, 5), new HistoryBucket(Minute + 60_000, 2, 0, 0, 7) };
-        Assert.Equal(expected, await ReadAsync("old", HistoryInterval.Minute));
+        Assert.Equal([new HistoryBucket(Minute, 5, 0, 0, 8)], await ReadAsync("old", HistoryInterval.Minute));
         var before = await ReadAllAsync(["old"]);
         await FoldAllAsync();
         Assert.Equal(0, await LogLengthAsync());
         Assert.Equal(before, await ReadAllAsync(["old"]));
-        Assert.Equal(2, await database.HashLengthAsync($"tally:h:m:{Hour}:old"));
     }
 
-    /// <summary>tally.lua's log_part: revision 3 put a counter's entries in this part of its log.</summary>
-    private static int Revision3PartOf(string name)
+    /// <summary>Sums past 2^53 and up to the saturation at 2^63-1, added in the instance and in Redis, fold after fold.</summary>
+    [Fact]
+    public async Task SumsSaturateAcrossFolds()
     {
-        var h = 0;
-        foreach (var c in name)
+        ((RedisCounterStore)Store).FoldEveryMs = 365 * HistoryIntervals.DayMs;
+        await Store.CommitAsync(
+            CounterCommand.Increment("a", long.MaxValue), CounterCommand.Decrement("a", long.MaxValue),
+            CounterCommand.Increment("a", long.MaxValue), CounterCommand.Decrement("a", long.MaxValue - 1));
+        await Store.CommitAsync(CounterCommand.Increment("b", 1L << 53), CounterCommand.Increment("b", 3));
+        await FoldAllAsync();
+        await Store.CommitAsync(CounterCommand.Increment("a", long.MaxValue - 1), CounterCommand.Decrement("a", 5));
+        await Store.CommitAsync(CounterCommand.Increment("b", 1L << 53));
+        var expected = new[] { new HistoryBucket(Minute, long.MaxValue, long.MaxValue, 0, long.MaxValue - 5) };
+        Assert.Equal(expected, await ReadAsync("a", HistoryInterval.Minute));
+        Assert.Equal([new HistoryBucket(Minute, (1L << 54) + 3, 0, 0, (1L << 54) + 3)], await ReadAsync("b", HistoryInterval.Minute));
+        await FoldAllAsync();
+        Assert.Equal(expected, await ReadAsync("a", HistoryInterval.Minute));
+        Assert.Equal([new HistoryBucket(Minute, (1L << 54) + 3, 0, 0, (1L << 54) + 3)], await ReadAsync("b", HistoryInterval.Minute));
+    }
+
+    /// <summary>A read finds its counter's records among names that contain it, or that it contains.</summary>
+    [Fact]
+    public async Task AReadTakesOnlyItsOwnCountersRecordsFromTheLog()
+    {
+        ((RedisCounterStore)Store).FoldEveryMs = 365 * HistoryIntervals.DayMs;
+        string[] names = ["a", "ab", "b.a", "a:1", "xa", "a-"];
+        await Store.CommitAsync([.. names.Select((name, i) => CounterCommand.Increment(name, i + 1))]);
+        await Store.CommitAsync(CounterCommand.Delete("ab"), CounterCommand.Increment("a", 10), CounterCommand.Increment("ab", 7));
+        for (var i = 0; i < names.Length; i++)
         {
-            h = (h * 31 + c) % 65536;
+            var expected = names[i] switch { "a" => 11, "ab" => 7, _ => i + 1 };
+            Assert.Equal(expected, (await ReadAsync(names[i], HistoryInterval.Minute)).Single().Increments);
         }
-        return h % RedisCounterStore.LogParts;
+        var before = await ReadAllAsync(names);
+        await FoldAllAsync();
+        Assert.Equal(before, await ReadAllAsync(names));
     }
 
     /// <summary>

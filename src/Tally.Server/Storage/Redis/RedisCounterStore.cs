@@ -34,33 +34,30 @@ internal sealed class RedisCounterStore(
     /// </summary>
     internal long FoldEveryMs { get => _fold.EveryMs; set => _fold.EveryMs = value; }
 
-    /// <summary>Entries of the log (one per commit) one round of the fold takes from its head, at most.</summary>
-    internal int FoldEntriesPerRound { get; set; } = 20_000;
-
     /// <summary>
-    /// Bytes of entries one round takes, at most (whole entries, at least one): bounds what the round adds up in memory
-    /// (about 100,000 changes; 10 s of 10,000 increments/s over 10,000 names is about 3 MB).
+    /// Bytes of entries one round of the fold takes from the head of the log, at most (whole entries, at least one):
+    /// 10 s of 10,000 increments/s over 10,000 names is about 3 MB.
     /// </summary>
     internal int FoldBytesPerRound { get; set; } = 4 << 20;
 
+    /// <summary>Counters one round adds up, at most (whole entries, at least one): what it holds in memory, a few tens of MB.</summary>
+    internal int FoldCountersPerRound { get; set; } = 50_000;
+
     /// <summary>
     /// Counters one tally_v1_history_fold_apply call adds to their chunks, during which Redis serves no one else: a read
-    /// and a write of up to three chunks each, a few milliseconds for 100.
+    /// and a write of each chunk, three a counter when its records span one hour (more after a long backlog), 3–5 ms for
+    /// 100 over 10,000 busy counters.
     /// </summary>
     internal int FoldCountersPerCall { get; set; } = 100;
 
     /// <summary>How long a fold's lease lasts without a call from its folder; then another instance finishes the fold.</summary>
     internal long FoldLeaseMs { get; set; } = 30_000;
 
-    private const int FoldReadPage = 1_000;
+    /// <summary>Entries one read of the log takes (a commit of 10,000 operations is an entry of a few hundred KB).</summary>
+    private const int FoldReadPage = 100;
 
     /// <summary>Records one call of revision 3's part fold takes (what a revision-3 Tally left in its log parts).</summary>
-    internal const int FoldPartStepRecords = 4_000;
-
-    /// <summary>The parts of revision 3's history log (tally.lua's LOG_PARTS).</summary>
-    internal const int LogParts = 32;
-
-    private static readonly RedisKey[] LogPartKeys = [.. Enumerable.Range(0, LogParts).Select(part => (RedisKey)$"tally:hl:{part}")];
+    internal const int FoldPartStepRecords = 2_000;
 
     /// <summary>Operations per function call: a few milliseconds of Redis's time, during which it serves no one else.</summary>
     private const int MaxOperationsPerCall = 10_000;
@@ -313,16 +310,7 @@ internal sealed class RedisCounterStore(
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         try
         {
-            try
-            {
-                return await RedisHistory.ReadAsync(Database, name, interval, from, to, now, history.Value);
-            }
-            catch (RedisServerException ex) when (RedisLibrary.IsMissing(ex))
-            {
-                logger.LogWarning("Redis has no {Function} function (its functions were flushed?); loading the tally library again", RedisLibrary.HistoryLog);
-                await RedisLibrary.LoadAsync(Database);
-                return await RedisHistory.ReadAsync(Database, name, interval, from, to, now, history.Value);
-            }
+            return await RedisHistory.ReadAsync(Database, name, interval, from, to, now, history.Value);
         }
         catch (Exception ex) when (IsUnavailable(ex))
         {
@@ -332,8 +320,8 @@ internal sealed class RedisCounterStore(
 
     /// <summary>
     /// Upkeep between commits. Once commits stopped (none since the last upkeep) and something was logged since the last
-    /// fold, the history log is folded to its end in the background, never on the commit loop: a step holds Redis (and
-    /// so this loop's next commit) for up to tens of milliseconds, and a burst leaves many. So an idle Redis ends with no log.
+    /// fold, the history log is folded to its end in the background, never on the commit loop: each call of a round holds
+    /// Redis (and so this loop's next commit) for a few milliseconds, and a burst leaves many. So an idle Redis ends with no log.
     /// </summary>
     public async ValueTask MaintainAsync(CancellationToken cancellationToken)
     {
@@ -367,11 +355,11 @@ internal sealed class RedisCounterStore(
     {
         try
         {
-            if (await Database.KeyExistsAsync(LogPartKeys) > 0)
+            if (await Database.KeyExistsAsync(RedisHistory.LogPartKeys) > 0)
             {
                 await FoldPartsAsync();
             }
-            var backlog = toEnd ? long.MaxValue : await Database.ListLengthAsync(HistoryLogKey);
+            var backlog = toEnd ? long.MaxValue : await Database.ListLengthAsync(RedisHistory.LogKey);
             while (backlog > 0 && !_stopping.IsCancellationRequested)
             {
                 var (entries, left) = await FoldRoundAsync();
@@ -388,16 +376,18 @@ internal sealed class RedisCounterStore(
             logger.LogDebug("Folding the history log skipped: Redis does not answer ({Reason})", ex.Message);
             return true;
         }
-        catch (RedisException ex)
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            logger.LogWarning(ex, "Folding the history log failed; it is tried again later");
+            // A log entry this version cannot read (a newer library's) must not end the fold silently: it is tried again.
+            logger.LogError(ex, "Folding the history log failed; it is tried again later");
             return true;
         }
     }
 
     /// <summary>
-    /// One round of the fold (tally.lua, "History"): takes the lease and the first entries of the log (or goes on with
-    /// the round of a folder that died), reads and adds them up here, hands the sums to Redis
+    /// One round of the fold (tally.lua, "History"): takes the lease and the first entries of the log, whole ones up to
+    /// <see cref="FoldBytesPerRound"/> and <see cref="FoldCountersPerRound"/> (or the entries of a round whose folder
+    /// stopped half way), reads and adds them up here, hands the sums to Redis
     /// <see cref="FoldCountersPerCall"/> counters a call, then trims the entries. <paramref name="afterCall"/> runs after
     /// each of those calls (tests read there, or stop the round half done). Returns the entries folded and the entries
     /// left in the log, or (0, -1) when another instance holds the fold.
@@ -406,20 +396,38 @@ internal sealed class RedisCounterStore(
     {
         var lease = Guid.NewGuid().ToString("N");
         var leaseMs = FoldLeaseMs.ToString(CultureInfo.InvariantCulture);
-        var begun = (long[])(await CallAsync(RedisLibrary.HistoryFoldBegin, readOnly: false,
-            lease, leaseMs, FoldEntriesPerRound.ToString(CultureInfo.InvariantCulture), FoldBytesPerRound.ToString(CultureInfo.InvariantCulture)))!;
-        var k = begun[0];
-        if (k <= 0)
+        var begun = (long[])(await CallAsync(RedisLibrary.HistoryFoldBegin, readOnly: false, lease, leaseMs))!;
+        var (length, resumed) = (begun[0], begun[1] == 1);
+        if (length <= 0)
         {
-            return (0, k);
+            return (0, length);
         }
+        // A new round takes whole entries up to its bounds; one going on with a stopped folder's round takes its k.
         var fold = new RedisHistoryFold();
-        for (long first = 0; first < k; first += FoldReadPage)
+        long k = 0, bytes = 0;
+        while (k < length)
         {
-            foreach (var entry in await Database.ListRangeAsync(HistoryLogKey, first, Math.Min(k, first + FoldReadPage) - 1))
+            var page = await Database.ListRangeAsync(RedisHistory.LogKey, k, Math.Min(length, k + FoldReadPage) - 1);
+            if (page.Length == 0)
             {
-                fold.Add(entry.ToString());
+                break; // the log is shorter than it was (deleted by hand)
             }
+            foreach (var value in page)
+            {
+                if (!resumed && k > 0 && (bytes >= FoldBytesPerRound || fold.Counters >= FoldCountersPerRound))
+                {
+                    length = k;
+                    break;
+                }
+                var entry = value.ToString();
+                fold.Add(entry);
+                bytes += entry.Length;
+                k++;
+            }
+        }
+        if (resumed)
+        {
+            logger.LogInformation("Finishing a fold of the history log ({Entries} entries) that another instance stopped half way", k);
         }
         var entries = k.ToString(CultureInfo.InvariantCulture);
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
@@ -438,15 +446,13 @@ internal sealed class RedisCounterStore(
         return left < 0 ? (0, -1) : (k, left);
     }
 
-    private static readonly RedisKey HistoryLogKey = "tally:hl";
-
     /// <summary>Folds the whole log now, as the background fold does (tests).</summary>
     internal Task<bool> FoldToEndAsync() => FoldAsync(toEnd: true);
 
     /// <summary>Folds what a revision-3 Tally left in its log parts, part after part.</summary>
     private async Task FoldPartsAsync()
     {
-        for (var part = 0; part < LogParts; part++)
+        for (var part = 0; part < RedisHistory.LogParts; part++)
         {
             while (!_stopping.IsCancellationRequested && (await FoldPartStepAsync(part, FoldPartStepRecords)).Records >= FoldPartStepRecords)
             {
@@ -489,7 +495,7 @@ internal sealed class RedisCounterStore(
     /// <summary>The fold under way, if any (tests wait for it).</summary>
     internal Task FoldUnderWay => _fold.Current;
 
-    /// <summary>Lets a background fold finish its step (an atomic call: the rest of the log waits for the next fold). The connection is the container's, shared with the key store.</summary>
+    /// <summary>Lets a background fold finish its round (a few hundred milliseconds at most: the rest of the log waits for the next fold). The connection is the container's, shared with the key store.</summary>
     public async ValueTask DisposeAsync()
     {
         if (_stopping.IsCancellationRequested)

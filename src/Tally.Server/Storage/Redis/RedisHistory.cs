@@ -44,11 +44,37 @@ internal static class RedisHistory
     public static long TtlOf(HistoryInterval interval, long chunk, long now, HistoryOptions options) =>
         chunk + ChunkLengthOf(interval) + options.RetentionMs(interval) + HistoryIntervals.LengthOf(interval) - now;
 
+    /// <summary>The history log (tally.lua, "History"): an entry per commit not yet folded.</summary>
+    public static readonly RedisKey LogKey = "tally:hl";
+
+    /// <summary>The fold under way: the entries it folds, and the counters it has applied.</summary>
+    private static readonly RedisKey FoldEntriesKey = "tally:hf:k", FoldAppliedKey = "tally:hf:done";
+
+    /// <summary>The parts of revision 3's history log (tally.lua's LOG_PARTS).</summary>
+    public const int LogParts = 32;
+
+    /// <summary>The parts of revision 3's history log, by number.</summary>
+    public static readonly RedisKey[] LogPartKeys = [.. Enumerable.Range(0, LogParts).Select(part => (RedisKey)$"tally:hl:{part}")];
+
+    /// <summary>tally.lua's log_part: the part of revision 3's log a counter's entries went to.</summary>
+    public static int LogPartOf(string name)
+    {
+        var h = 0;
+        foreach (var c in name)
+        {
+            h = (h * 31 + c) % 65536;
+        }
+        return h % LogParts;
+    }
+
     /// <summary>
     /// One counter's buckets of <paramref name="interval"/> starting in [<paramref name="from"/>, <paramref name="to"/>)
-    /// within what can be alive at <paramref name="now"/>: the chunks and the counter's part of the unfolded history log
-    /// (tally.lua's tally_v1_history_log), read in one MULTI/EXEC so that a commit or a fold is seen whole or not at all,
-    /// and added up as the fold will (a deletion drops what came before it; a bucket past its chunk's expiry is dropped).
+    /// within what can be alive at <paramref name="now"/>: the chunks and the unfolded log (and what revision 3 left in
+    /// the counter's part of its log), read in one MULTI/EXEC so that a commit or a fold's call is seen whole or not at
+    /// all, and added up as the fold will (RedisHistoryFold: a deletion drops what came before it; a bucket past its
+    /// chunk's expiry is dropped). The log is read whole with LRANGE and searched here, not by a script on Redis's one
+    /// thread: a few MB at most (the fold keeps it to about 10–20 s of commits), which Redis copies out far faster than
+    /// Lua could search it.
     /// </summary>
     public static async Task<IReadOnlyList<HistoryBucket>> ReadAsync(
         IDatabase database, string name, HistoryInterval interval, long from, long to, long now, HistoryOptions options)
@@ -67,7 +93,10 @@ internal static class RedisHistory
         {
             reads.Add(transaction.HashGetAllAsync(ChunkKey(interval, chunk, name)));
         }
-        var log = transaction.ExecuteAsync("FCALL_RO", RedisLibrary.HistoryLog, 0, name);
+        var part = transaction.ListRangeAsync(LogPartKeys[LogPartOf(name)]);
+        var folding = transaction.StringGetAsync(FoldEntriesKey);
+        var applied = transaction.SetContainsAsync(FoldAppliedKey, name);
+        var log = transaction.ListRangeAsync(LogKey);
         await transaction.ExecuteAsync();
         var buckets = new List<HistoryBucket>();
         foreach (var read in reads)
@@ -82,51 +111,32 @@ internal static class RedisHistory
             }
         }
         buckets.Sort((a, b) => a.Start.CompareTo(b.Start));
-        var pieces = (RedisValue[])(await log)!;
-        if (pieces.Length == 0)
+        var unfolded = new RedisHistoryFold(only: name);
+        foreach (var entry in await part)
+        {
+            unfolded.Add(entry.ToString());
+        }
+        // A counter the fold under way has applied has the fold's first entries in its chunks already.
+        var entries = await log;
+        var skip = await applied && (await folding) is { HasValue: true } k ? (long)k : 0;
+        for (var i = skip; i < entries.Length; i++)
+        {
+            unfolded.Add(entries[i].ToString());
+        }
+        if (!unfolded.TryGet(name, LetterOf(interval), out var clears, out var logged))
         {
             return buckets;
         }
-        return Unfolded(name, interval, pieces, first, last, now).Over(interval, buckets, from, to);
-    }
-
-    /// <summary>
-    /// The counter's pieces of the log (tally_v1_history_log: <c>&lt;periods&gt;|[!][inc,dec,sets,value]</c>, oldest first)
-    /// as a write over the stored buckets of <paramref name="interval"/>: only buckets the fold would keep (their chunk not yet
-    /// past its expiry) and the read would see once folded (their chunk in [<paramref name="first"/>, <paramref name="last"/>]).
-    /// </summary>
-    private static CounterHistoryWrite Unfolded(string name, HistoryInterval interval, RedisValue[] pieces, long first, long last, long now)
-    {
-        var letter = LetterOf(interval);
-        var write = new CounterHistoryWrite(name);
-        foreach (var value in pieces)
+        var write = new CounterHistoryWrite(name) { ClearsStored = clears };
+        foreach (var (chunk, expiry, sums) in logged)
         {
-            var piece = value.ToString();
-            var bar = piece.IndexOf('|', StringComparison.Ordinal);
-            var record = piece.AsSpan(bar + 1);
-            if (record.Length > 0 && record[0] == '!')
+            // Only buckets the fold would keep (their chunk not yet past its expiry) and the read would see once folded.
+            if (expiry > now && chunk >= first && chunk <= last)
             {
-                write.ClearsStored = true;
-                write.Deltas.Clear();
-                record = record[1..];
-            }
-            if (record.Length == 0)
-            {
-                continue;
-            }
-            // The header: "<p>,<bucket start>,<chunk start>,<chunk expiry>" per period, separated by ';'.
-            foreach (var period in piece[..bar].Split(';'))
-            {
-                var fields = period.Split(',');
-                if (fields[0] != letter || long.Parse(fields[3], CultureInfo.InvariantCulture) <= now
-                    || long.Parse(fields[2], CultureInfo.InvariantCulture) is var chunk && (chunk < first || chunk > last))
-                {
-                    continue;
-                }
-                write.Add(interval, Parse(long.Parse(fields[1], CultureInfo.InvariantCulture), record.ToString()));
+                write.Add(interval, sums);
             }
         }
-        return write;
+        return write.Over(interval, buckets, from, to);
     }
 
     private static HistoryBucket Parse(long start, string packed)

@@ -9,8 +9,10 @@ namespace Tally.Server.Storage.Redis;
 /// change) added up per counter and bucket, here rather than on Redis's one thread, for tally_v1_history_fold_apply to
 /// add to the chunks a share of the counters at a time. Records are taken in log order, so a bucket's value is the one
 /// logged last even when instances' clocks put a later record in an earlier minute; a deletion drops what came before it.
+/// A history read adds up one counter's unfolded records the same way (<paramref name="only"/>).
 /// </summary>
-internal sealed class RedisHistoryFold
+/// <param name="only">The one counter to add up (a read), or null for all (a fold).</param>
+internal sealed class RedisHistoryFold(string? only = null)
 {
     private readonly Dictionary<string, FoldedCounter> _counters = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Period[]> _headers = new(StringComparer.Ordinal);
@@ -21,6 +23,10 @@ internal sealed class RedisHistoryFold
     /// <summary>Adds one entry of the log.</summary>
     public void Add(string entry)
     {
+        if (only is not null && !entry.Contains(only, StringComparison.Ordinal))
+        {
+            return; // a read: most entries do not name its counter
+        }
         var bar = entry.IndexOf('|', StringComparison.Ordinal);
         var header = entry[..bar];
         if (!_headers.TryGetValue(header, out var periods))
@@ -37,6 +43,10 @@ internal sealed class RedisHistoryFold
             }
             if (record[0] == '!')
             {
+                if (only is not null && !record[1..].SequenceEqual(only))
+                {
+                    continue;
+                }
                 var deleted = CounterOf(record[1..].ToString());
                 deleted.Clears = true;
                 deleted.Buckets.Clear();
@@ -45,6 +55,10 @@ internal sealed class RedisHistoryFold
             if (record.Split(fields, ',') != 5)
             {
                 throw new FormatException($"A history log record is not name,increments,decrements,sets,value: '{record}'.");
+            }
+            if (only is not null && !record[fields[0]].SequenceEqual(only))
+            {
+                continue;
             }
             var counter = CounterOf(record[fields[0]].ToString());
             var increments = Number(record[fields[1]]);
@@ -92,6 +106,29 @@ internal sealed class RedisHistoryFold
         {
             yield return call;
         }
+    }
+
+    /// <summary>
+    /// What the entries added of <paramref name="name"/>'s history: whether it goes first (a deletion), and its buckets of
+    /// the period <paramref name="letter"/> with their chunk and expiry; false when the entries do not name it.
+    /// </summary>
+    public bool TryGet(string name, string letter, out bool clears, out List<(long Chunk, long Expiry, HistoryBucket Sums)> buckets)
+    {
+        buckets = [];
+        clears = false;
+        if (!_counters.TryGetValue(name, out var counter))
+        {
+            return false;
+        }
+        clears = counter.Clears;
+        foreach (var bucket in counter.Buckets.Values)
+        {
+            if (bucket.Period.Letter == letter)
+            {
+                buckets.Add((bucket.Period.Chunk, bucket.Period.Expiry, bucket.Sums));
+            }
+        }
+        return true;
     }
 
     private FoldedCounter CounterOf(string name)

@@ -20,7 +20,6 @@ internal static class RedisLibrary
     public const string HistoryFoldBegin = "tally_v1_history_fold_begin";
     public const string HistoryFoldApply = "tally_v1_history_fold_apply";
     public const string HistoryFoldEnd = "tally_v1_history_fold_end";
-    public const string HistoryLog = "tally_v1_history_log";
 
     private static readonly Lazy<string> Code = new(() =>
     {

@@ -371,13 +371,15 @@ end
 -- counters' log after the first k; tally_v1_history_fold_end trims the k entries and forgets the fold. Every call checks
 -- the lease and k, so a folder that lost its lease (paused past it) changes nothing; an instance that finds k without a
 -- lease (its folder died) finishes that fold, skipping the counters already applied. A read
--- (RedisHistory.ReadAsync) takes the buckets and tally_v1_history_log's pieces of the unfolded log in one MULTI/EXEC
--- and adds them up as the fold would. Names are [A-Za-z0-9._:-], so ',', ';', '|' and '!' never occur in one.
+-- (RedisHistory.ReadAsync) takes the buckets, the log and the fold's k and applied mark in one MULTI/EXEC and adds the
+-- counter's records up as the fold would. Names are [A-Za-z0-9._:-], so ',', ';', '|' and '!' never occur in one.
+-- The entry's grammar and tally_v1_history_fold_apply's arguments are protocol shared with RedisHistoryFold.cs: the
+-- newest library serves every instance, so changing either needs a tally_v2 library, not a new revision.
 --
 -- Revision 3 split the log by name into LOG_PARTS lists tally:hl:<part>, one entry per part a commit changed counters
--- of, and folded a part in one call (tally_v1_history_fold): 19 appends per commit over many names, and the parsing
--- on Redis's thread, cost far more than the history was worth. Those lists are read and folded still, for what a
--- revision-3 Tally left behind.
+-- of, and folded a part in one call (tally_v1_history_fold): over 10,000 names, 19 appends per commit and the
+-- parsing on Redis's one thread gave Redis about 60% more work per commit with history than without. Those lists are
+-- read and folded still, for what a revision-3 Tally left behind.
 --
 -- Buckets: those of one period (m, h, d) fall into fixed chunks (an hour of minutes, a day of hours, 30 days of
 -- days); a chunk is a hash tally:h:<p>:<chunk>:<name>, field = bucket start, value = "inc,dec,sets,value", that
@@ -407,7 +409,7 @@ end
 -- than the addition.
 local EXACT_BELOW = 9007199254740992
 local function sum_text(a)
-  if a == 0 then return '0' end -- a commit's usual decrements and sets
+  if a == 0 then return '0' end -- the usual decrements and sets
   if type(a) == 'number' then return string.format('%.0f', a) end
   return a
 end
@@ -497,44 +499,77 @@ end
 local HISTORY_LOG, FOLD_LEASE, FOLD_K, FOLD_DONE = 'tally:hl', 'tally:hf:lease', 'tally:hf:k', 'tally:hf:done'
 
 -- notes: the commit's changes in order, { name, kind, amount, value } (kind as in apply_rules, 'x' deleted).
--- Appends the commit's entry to the log (none when it changed no history): a record per change, added up by the fold.
+-- Appends the commit's entry to the log (none when it changed no history): a record per change, except that a
+-- counter's changes with no deletion between them are added up into one record (a hot counter's commit of many
+-- increments logs one), which the fold and reads treat alike.
 local function write_history(history, notes)
-  local entry = nil
+  local records, seen, repeated = {}, {}, false
   for _, n in ipairs(notes) do
-    local name, kind, record = n[1], n[2], nil
-    if kind == 'x' then
-      record = ';!' .. name
-    elseif history.record then
-      if kind == 'i' then
-        record = ';' .. name .. ',' .. n[3] .. ',0,0,' .. n[4]
+    if n[2] == 'x' or history.record then
+      records[#records + 1] = n
+      if seen[n[1]] then repeated = true end
+      seen[n[1]] = true
+    end
+  end
+  if #records == 0 then
+    return
+  end
+  local header = {}
+  for _, period in ipairs(history.periods) do
+    header[#header + 1] = period[1] .. ',' .. period[2] .. ',' .. period[3] .. ',' .. period[5]
+  end
+  local entry = { table.concat(header, ';') .. '|' }
+  if not repeated then -- the usual commit over many names: a record per change, written as it is
+    for _, n in ipairs(records) do
+      local name, kind = n[1], n[2]
+      if kind == 'x' then
+        entry[#entry + 1] = ';!' .. name
+      elseif kind == 'i' then
+        entry[#entry + 1] = ';' .. name .. ',' .. n[3] .. ',0,0,' .. n[4]
       elseif kind == 'd' then
-        record = ';' .. name .. ',0,' .. n[3] .. ',0,' .. n[4]
+        entry[#entry + 1] = ';' .. name .. ',0,' .. n[3] .. ',0,' .. n[4]
       else
-        record = ';' .. name .. ',0,0,1,' .. n[4] -- a set: put, reset, import
+        entry[#entry + 1] = ';' .. name .. ',0,0,1,' .. n[4] -- a set: put, reset, import
       end
     end
-    if record then
-      if not entry then
-        local header = {}
-        for _, period in ipairs(history.periods) do
-          header[#header + 1] = period[1] .. ',' .. period[2] .. ',' .. period[3] .. ',' .. period[5]
+  else
+    local open = {} -- name -> its record still being added to { name, inc, dec, sets, value }
+    for _, n in ipairs(records) do
+      local name, kind = n[1], n[2]
+      if kind == 'x' then
+        entry[#entry + 1] = ';!' .. name
+        open[name] = nil
+      else
+        local t = open[name]
+        if not t then
+          t = { name, 0, 0, 0 }
+          open[name], entry[#entry + 1] = t, t
         end
-        entry = { table.concat(header, ';') .. '|' }
+        if kind == 'i' then
+          t[2] = t[2] == 0 and n[3] or sum_add(t[2], n[3])
+        elseif kind == 'd' then
+          t[3] = t[3] == 0 and n[3] or sum_add(t[3], n[3])
+        else
+          t[4] = t[4] + 1 -- at most one per operation of the commit: far below 2^53
+        end
+        t[5] = n[4]
       end
-      entry[#entry + 1] = record
+    end
+    for i, t in ipairs(entry) do
+      if type(t) == 'table' then
+        entry[i] = ';' .. t[1] .. ',' .. sum_text(t[2]) .. ',' .. sum_text(t[3]) .. ',' .. sum_text(t[4]) .. ',' .. t[5]
+      end
     end
   end
-  if entry then
-    entry[#entry + 1] = ';'
-    redis.call('RPUSH', HISTORY_LOG, table.concat(entry))
-  end
+  entry[#entry + 1] = ';'
+  redis.call('RPUSH', HISTORY_LOG, table.concat(entry))
 end
 
--- The periods of an entry's header: { p, bucket start, chunk start, chunk expiry, chunk expiry as a number } each.
+-- The periods of an entry's header: { p, bucket start, chunk start, chunk expiry } each.
 local function entry_periods(header)
   local periods = {}
   for p, start, chunk, expiry in header:gmatch('([^,;]+),([^,;]+),([^,;]+),([^,;]+)') do
-    periods[#periods + 1] = { p, start, chunk, expiry, tonumber(expiry) }
+    periods[#periods + 1] = { p, start, chunk, expiry }
   end
   return periods
 end
@@ -549,31 +584,6 @@ local function history_fold(keys, args)
   -- Per counter its commits' totals added up per header (the commits of one minute share it), then per bucket.
   local counters, names, headers = {}, {}, {} -- name -> { clears, groups = { header -> group }, order = { group... } }
   local taken, records = 0, 0
-  local function counter_of(name)
-    local c = counters[name]
-    if not c then
-      c = { clears = false, groups = {}, order = {} }
-      counters[name], names[#names + 1] = c, name
-    end
-    return c
-  end
-  -- A record of a change under header: added to the counter's group of that header. g[6] is the place of the
-  -- group's latest record in the log, so a bucket takes the value written last even when the minutes of entries are
-  -- not in order (instances' clocks differ a little).
-  local function take(header, name, inc, dec, sets, value)
-    local c = counters[name] or counter_of(name)
-    local g = c.groups[header]
-    if g then
-      -- Strings are interned: comparing with '0' is cheap, and skips the usual zero sums.
-      if inc ~= '0' then g[2] = sum_add(g[2], inc) end
-      if dec ~= '0' then g[3] = sum_add(g[3], dec) end
-      if sets ~= '0' then g[4] = sum_add(g[4], sets) end
-      g[5], g[6] = value, records
-    else
-      g = { header, inc, dec, sets, value, records }
-      c.groups[header], c.order[#c.order + 1] = g, g
-    end
-  end
   while records < budget do
     local entries = redis.call('LRANGE', log, taken, taken + FOLD_READ - 1)
     if #entries == 0 then break end
@@ -581,21 +591,32 @@ local function history_fold(keys, args)
       local bar = entry:find('|', 1, true)
       local header = entry:sub(1, bar - 1)
       if not headers[header] then headers[header] = entry_periods(header) end
-      local body = entry:sub(bar + 1)
-      if body:find('!', 1, true) then -- a deletion in the entry: record by record
-        for record in body:gmatch('[^;]+') do
-          records = records + 1
-          if record:byte(1) == 33 then -- '!'
-            local c = counter_of(record:sub(2))
-            c.clears, c.groups, c.order = true, {}, {}
-          else
-            take(header, record:match('^([^,]+),([^,]+),([^,]+),([^,]+),([^,]+)$'))
-          end
+      for record in entry:sub(bar + 1):gmatch('[^;]+') do
+        records = records + 1
+        local clears = record:byte(1) == 33 -- '!'
+        local name, inc, dec, sets, value
+        if clears then
+          name = record:sub(2)
+        else
+          name, inc, dec, sets, value = record:match('^([^,]+),([^,]+),([^,]+),([^,]+),([^,]+)$')
         end
-      else -- changes only (the usual entry): one pattern takes each record's fields
-        for name, inc, dec, sets, value in body:gmatch(';([^;,]+),([^;,]+),([^;,]+),([^;,]+),([^;,]+)') do
-          records = records + 1
-          take(header, name, inc, dec, sets, value)
+        local c = counters[name]
+        if not c then
+          c = { clears = false, groups = {}, order = {} }
+          counters[name], names[#names + 1] = c, name
+        end
+        if clears then
+          c.clears, c.groups, c.order = true, {}, {}
+        else
+          local g = c.groups[header]
+          -- g[6]: the place of its latest record in the log, so a bucket takes the value written last even when the
+          -- minutes of entries are not in order (instances' clocks differ a little).
+          if g then
+            g[2], g[3], g[4], g[5], g[6] = sum_add(g[2], inc), sum_add(g[3], dec), sum_add(g[4], sets), value, records
+          else
+            g = { header, inc, dec, sets, value, records }
+            c.groups[header], c.order[#c.order + 1] = g, g
+          end
         end
       end
       taken = taken + 1
@@ -608,34 +629,23 @@ local function history_fold(keys, args)
       clear_history(name)
     end
     local chunks, order = {}, {} -- chunk key -> { key, p, chunk, expiry, ttl, { bucket... }, { start -> bucket } }
-    if #c.order == 1 then -- the usual: one group, so one bucket in each period's chunk
-      local g = c.order[1]
+    for _, g in ipairs(c.order) do
       for _, period in ipairs(headers[g[1]]) do
-        local ttl = period[5] - now_ms
+        local ttl = tonumber(period[4]) - now_ms
         if ttl > 0 then -- else past its retention: dropped
-          order[#order + 1] = { 'tally:h:' .. period[1] .. ':' .. period[3] .. ':' .. name, period[1], period[3], period[4], ttl,
-            { { period[2], g[2], g[3], g[4], g[5] } } }
-        end
-      end
-    else
-      for _, g in ipairs(c.order) do
-        for _, period in ipairs(headers[g[1]]) do
-          local ttl = period[5] - now_ms
-          if ttl > 0 then -- else past its retention: dropped
-            local key = 'tally:h:' .. period[1] .. ':' .. period[3] .. ':' .. name
-            local chunk = chunks[key]
-            if not chunk then
-              chunk = { key, period[1], period[3], period[4], ttl, {}, {} }
-              chunks[key], order[#order + 1] = chunk, chunk
-            end
-            local b = chunk[7][period[2]]
-            if b then
-              b[2], b[3], b[4] = sum_add(b[2], g[2]), sum_add(b[3], g[3]), sum_add(b[4], g[4])
-              if g[6] > b[6] then b[5], b[6] = g[5], g[6] end
-            else
-              b = { period[2], g[2], g[3], g[4], g[5], g[6] }
-              chunk[7][period[2]], chunk[6][#chunk[6] + 1] = b, b
-            end
+          local key = 'tally:h:' .. period[1] .. ':' .. period[3] .. ':' .. name
+          local chunk = chunks[key]
+          if not chunk then
+            chunk = { key, period[1], period[3], period[4], ttl, {}, {} }
+            chunks[key], order[#order + 1] = chunk, chunk
+          end
+          local b = chunk[7][period[2]]
+          if b then
+            b[2], b[3], b[4] = sum_add(b[2], g[2]), sum_add(b[3], g[3]), sum_add(b[4], g[4])
+            if g[6] > b[6] then b[5], b[6] = g[5], g[6] end
+          else
+            b = { period[2], g[2], g[3], g[4], g[5], g[6] }
+            chunk[7][period[2]], chunk[6][#chunk[6] + 1] = b, b
           end
         end
       end
@@ -650,6 +660,7 @@ local function history_fold(keys, args)
   return { taken, records, redis.call('LLEN', log) }
 end
 
+-- Read by revision-3 Tallies during an upgrade (this revision reads the log itself, RedisHistory.ReadAsync).
 -- One counter's pieces of the unfolded log, oldest first: per record that names it, "<header>|" then "!" when it was
 -- deleted, else "<increments>,<decrements>,<sets>,<value>" (revision 3's entries: one piece per entry, "!" and/or its
 -- totals). ARGV: name.
@@ -705,11 +716,12 @@ local function history_log(keys, args)
   return out
 end
 
--- Begins a fold, or goes on with one whose folder died. ARGV: lease id, lease ms, most entries, most bytes (whole
--- entries, at least one: what the folder adds up in its memory). Returns { k, 1 when going on with a fold } (k = 0:
--- nothing to fold), or { -1, 0 } while another folder holds the lease.
+-- Begins a fold, or goes on with one whose folder died. ARGV: lease id, lease ms. Returns { k, 1 } when going on with a
+-- fold of the first k entries; { length of the log, 0 } for a new one, whose folder reads as many entries as it takes
+-- and fixes k with its first apply (nothing is applied before, so reads need no k meanwhile); { 0, 0 } when the log is
+-- empty; { -1, 0 } while another folder holds the lease.
 local function history_fold_begin(keys, args)
-  local id, lease_ms, most, most_bytes = args[1], args[2], tonumber(args[3]), tonumber(args[4])
+  local id, lease_ms = args[1], args[2]
   local holder = redis.call('GET', FOLD_LEASE)
   if holder and holder ~= id then
     return { -1, 0 }
@@ -720,26 +732,24 @@ local function history_fold_begin(keys, args)
     return { tonumber(k), 1 }
   end
   local length = redis.call('LLEN', HISTORY_LOG)
-  if length == 0 then
-    return { 0, 0 }
+  if length > 0 then
+    redis.call('SET', FOLD_LEASE, id, 'PX', lease_ms)
   end
-  k = 0
-  local bytes = 0
-  while k < length and k < most and bytes < most_bytes do
-    for _, entry in ipairs(redis.call('LRANGE', HISTORY_LOG, k, math.min(k + 256, most) - 1)) do
-      k, bytes = k + 1, bytes + #entry
-      if bytes >= most_bytes then break end
-    end
-  end
-  redis.call('SET', FOLD_LEASE, id, 'PX', lease_ms)
-  redis.call('SET', FOLD_K, k)
-  redis.call('DEL', FOLD_DONE)
-  return { k, 0 }
+  return { length, 0 }
 end
 
--- Whether the caller still holds the fold of k entries.
-local function holds_fold(id, k)
-  return redis.call('GET', FOLD_LEASE) == id and redis.call('GET', FOLD_K) == k
+-- Whether the caller still holds the fold of k entries; the first apply of a new fold fixes k (with fixes).
+local function holds_fold(id, k, fixes)
+  if redis.call('GET', FOLD_LEASE) ~= id then
+    return false
+  end
+  local fixed = redis.call('GET', FOLD_K)
+  if not fixed and fixes then
+    redis.call('SET', FOLD_K, k)
+    redis.call('DEL', FOLD_DONE)
+    return true
+  end
+  return fixed == k
 end
 
 -- Adds the fold's sums of some counters to their chunks. ARGV: lease id, lease ms, k, now (Tally's ms), then per counter
@@ -748,7 +758,7 @@ end
 -- Returns 1, or 0 when the caller no longer holds the fold.
 local function history_fold_apply(keys, args)
   local id, lease_ms, k, now = args[1], args[2], args[3], args[4]
-  if not holds_fold(id, k) then
+  if not holds_fold(id, k, true) then
     return 0
   end
   redis.call('PEXPIRE', FOLD_LEASE, lease_ms)
@@ -783,11 +793,11 @@ end
 -- caller no longer holds the fold.
 local function history_fold_end(keys, args)
   local id, k = args[1], args[2]
-  if not holds_fold(id, k) then
+  if not holds_fold(id, k, true) then
     return -1
   end
   redis.call('LTRIM', HISTORY_LOG, tonumber(k), -1)
-  redis.call('DEL', FOLD_DONE, FOLD_K, FOLD_LEASE)
+  redis.call('UNLINK', FOLD_DONE, FOLD_K, FOLD_LEASE) -- the set of a large fold is freed off Redis's thread
   return redis.call('LLEN', HISTORY_LOG)
 end
 
