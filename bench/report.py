@@ -704,8 +704,8 @@ def render_history(doc, by_key, w):
     w("")
     first = [(key, a, b) for key, ps in groups.items() for _, a, b in ps[:1] if key[0] == "redis" and fcall_commands(a)]
     if first:
-        w("What one `FCALL tally_v1_commit` ran with Redis (calls per FCALL, first pair, history on → off; "
-          "below 0.05 per call left out):")
+        w("What Redis ran per `FCALL`: the commits' and, with history, the fold's calls (calls per FCALL, first pair, "
+          "history on → off; below 0.05 per call left out):")
         w("")
         for (store, work), a, b in first:
             fa, fb = a["redis_commands"]["fcall"]["calls"], b["redis_commands"]["fcall"]["calls"]

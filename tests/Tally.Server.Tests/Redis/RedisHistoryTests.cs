@@ -430,6 +430,25 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
         Assert.Equal([new HistoryBucket(Minute, (1L << 54) + 3, 0, 0, (1L << 54) + 3)], await ReadAsync("b", HistoryInterval.Minute));
     }
 
+    /// <summary>
+    /// What a revision-3 instance reads during an upgrade (tally_v1_history_log): per record of its counter, the entry's
+    /// header and "!" or the record's sums; a counter's changes in one commit come added up.
+    /// </summary>
+    [Fact]
+    public async Task TheLogFunctionThatRevision3InstancesReadGivesTheCountersRecords()
+    {
+        ((RedisCounterStore)Store).FoldEveryMs = 365 * HistoryIntervals.DayMs;
+        await Store.CommitAsync(CounterCommand.Increment("a", 1), CounterCommand.Increment("ab", 2), CounterCommand.Increment("a", 3));
+        await Store.CommitAsync(CounterCommand.Delete("a"), CounterCommand.Increment("a", 5));
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
+        async Task<string[]> PiecesAsync(string name) =>
+            [.. ((RedisValue[])(await connection.GetDatabase().ExecuteAsync("FCALL_RO", "tally_v1_history_log", 0, name))!)
+                .Select(piece => piece.ToString()[(piece.ToString().IndexOf('|') + 1)..])];
+
+        Assert.Equal(["4,0,0,4", "!", "5,0,0,5"], await PiecesAsync("a"));
+        Assert.Equal(["2,0,0,2"], await PiecesAsync("ab"));
+    }
+
     /// <summary>A read finds its counter's records among names that contain it, or that it contains.</summary>
     [Fact]
     public async Task AReadTakesOnlyItsOwnCountersRecordsFromTheLog()
@@ -473,6 +492,10 @@ public sealed class RedisHistoryTests(RedisFixture redis) : PersistentHistorySto
         var store = (RedisCounterStore)Store;
         await store.FoldUnderWay; // a background fold holds the lease until it ends
         Assert.True(await store.FoldToEndAsync());
+        // Folded indeed (a failing fold is logged, not thrown, and reads are exact from the log alone).
+        Assert.Equal(0, await LogLengthAsync());
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(_stores.Configuration);
+        Assert.Equal(0, await connection.GetDatabase().KeyExistsAsync(["tally:hf:lease", "tally:hf:k", "tally:hf:done"]));
     }
 
     private async Task<HistoryBucket[][]> ReadAllAsync(string[] names) =>

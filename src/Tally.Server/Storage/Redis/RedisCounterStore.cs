@@ -53,8 +53,8 @@ internal sealed class RedisCounterStore(
     /// <summary>How long a fold's lease lasts without a call from its folder; then another instance finishes the fold.</summary>
     internal long FoldLeaseMs { get; set; } = 30_000;
 
-    /// <summary>Entries one read of the log takes (a commit of 10,000 operations is an entry of a few hundred KB).</summary>
-    private const int FoldReadPage = 100;
+    /// <summary>Entries one read of the log takes (a commit of 1,000 operations is an entry of about 25 KB, of 10,000 a few hundred KB).</summary>
+    private const int FoldReadPage = 25;
 
     /// <summary>Records one call of revision 3's part fold takes (what a revision-3 Tally left in its log parts).</summary>
     internal const int FoldPartStepRecords = 2_000;
@@ -220,7 +220,7 @@ internal sealed class RedisCounterStore(
             start = end;
         }
         _commits++;
-        _fold.StartIfDue(now, () => FoldAsync(toEnd: false));
+        _fold.StartIfDue(now, FoldAsync);
         if (now >= _nextUpkeepAt)
         {
             await UpkeepAsync(now);
@@ -332,7 +332,7 @@ internal sealed class RedisCounterStore(
             var commits = _commits;
             _fold.Start(async () =>
             {
-                if (await FoldAsync(toEnd: true))
+                if (await FoldAsync())
                 {
                     Volatile.Write(ref _commitsFolded, commits);
                 }
@@ -346,12 +346,12 @@ internal sealed class RedisCounterStore(
     }
 
     /// <summary>
-    /// Folds the log round after round, first what a revision-3 Tally left in its log parts: under load what the log held
-    /// when the fold began (chasing the commits that arrive meanwhile would fold each counter's few new records again and
-    /// again), or with <paramref name="toEnd"/> until it is empty. Returns whether it was folded that far (or a failure
-    /// stopped it: the rest waits for the next fold).
+    /// Folds what the log held when the fold began, round after round (chasing the commits that arrive meanwhile would
+    /// fold each counter's few new records again and again), first what a revision-3 Tally left in its log parts.
+    /// Returns whether the log was empty after the last round; false also when another instance holds the fold. A
+    /// failure is logged and waits for the next fold.
     /// </summary>
-    private async Task<bool> FoldAsync(bool toEnd)
+    private async Task<bool> FoldAsync()
     {
         try
         {
@@ -359,17 +359,18 @@ internal sealed class RedisCounterStore(
             {
                 await FoldPartsAsync();
             }
-            var backlog = toEnd ? long.MaxValue : await Database.ListLengthAsync(RedisHistory.LogKey);
+            var backlog = await Database.ListLengthAsync(RedisHistory.LogKey);
+            var left = backlog;
             while (backlog > 0 && !_stopping.IsCancellationRequested)
             {
-                var (entries, left) = await FoldRoundAsync();
-                if (left <= 0)
+                (var entries, left) = await FoldRoundAsync();
+                if (left < 0 || entries == 0)
                 {
-                    return left == 0; // -1: another instance folds (or died folding): tried again later
+                    return false; // another instance folds (or died folding, or this one stops): tried again later
                 }
                 backlog -= entries;
             }
-            return true;
+            return left == 0;
         }
         catch (Exception ex) when (IsUnavailable(ex) || ex is ObjectDisposedException)
         {
@@ -429,13 +430,20 @@ internal sealed class RedisCounterStore(
         {
             logger.LogInformation("Finishing a fold of the history log ({Entries} entries) that another instance stopped half way", k);
         }
-        var entries = k.ToString(CultureInfo.InvariantCulture);
+        // A round going on with a stopped folder's keeps its k even when the log is shorter now (deleted by hand): what
+        // is there is applied, and the end trims it all.
+        var entries = (resumed ? begun[0] : k).ToString(CultureInfo.InvariantCulture);
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
         foreach (var counters in fold.Calls(FoldCountersPerCall))
         {
+            if (_stopping.IsCancellationRequested)
+            {
+                return (0, -1); // stopping: the lease lapses, and another instance (or this one, restarted) finishes the round
+            }
             if ((long)(await CallAsync(RedisLibrary.HistoryFoldApply, readOnly: false, [lease, leaseMs, entries, now, .. counters])) == 0)
             {
-                return (0, -1); // the lease lapsed: another instance finishes this round
+                logger.LogWarning("This instance lost the history fold's lease half way through a round (paused past {LeaseMs} ms?); another instance finishes it", FoldLeaseMs);
+                return (0, -1);
             }
             if (afterCall is not null)
             {
@@ -446,8 +454,18 @@ internal sealed class RedisCounterStore(
         return left < 0 ? (0, -1) : (k, left);
     }
 
-    /// <summary>Folds the whole log now, as the background fold does (tests).</summary>
-    internal Task<bool> FoldToEndAsync() => FoldAsync(toEnd: true);
+    /// <summary>Folds until the log is empty, as idle upkeep does (tests, with no commits meanwhile).</summary>
+    internal async Task<bool> FoldToEndAsync()
+    {
+        for (var fold = 0; fold < 100; fold++)
+        {
+            if (await FoldAsync())
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 
     /// <summary>Folds what a revision-3 Tally left in its log parts, part after part.</summary>
     private async Task FoldPartsAsync()
@@ -495,7 +513,7 @@ internal sealed class RedisCounterStore(
     /// <summary>The fold under way, if any (tests wait for it).</summary>
     internal Task FoldUnderWay => _fold.Current;
 
-    /// <summary>Lets a background fold finish its round (a few hundred milliseconds at most: the rest of the log waits for the next fold). The connection is the container's, shared with the key store.</summary>
+    /// <summary>Lets a background fold finish its call under way (a round stopped half way is finished by the next fold, from any instance). The connection is the container's, shared with the key store.</summary>
     public async ValueTask DisposeAsync()
     {
         if (_stopping.IsCancellationRequested)

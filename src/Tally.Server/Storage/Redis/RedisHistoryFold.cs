@@ -21,9 +21,11 @@ internal sealed class RedisHistoryFold(string? only = null)
     public int Counters => _counters.Count;
 
     /// <summary>Adds one entry of the log.</summary>
+    private readonly string? _changed = only is null ? null : $";{only},", _deleted = only is null ? null : $";!{only};";
+
     public void Add(string entry)
     {
-        if (only is not null && !entry.Contains(only, StringComparison.Ordinal))
+        if (_changed is not null && !entry.Contains(_changed, StringComparison.Ordinal) && !entry.Contains(_deleted!, StringComparison.Ordinal))
         {
             return; // a read: most entries do not name its counter
         }

@@ -366,8 +366,8 @@ end
 --   "<name>,<increments>,<decrements>,<sets>,<value>" (one change).
 -- The fold is driven by RedisCounterStore, which reads and adds up the log itself, off Redis's one thread, and hands
 -- the sums here a share of the counters at a time. One fold at a time, under a lease: tally_v1_history_fold_begin
--- takes the lease and fixes the entries folded, the first k of the log (tally:hf:k); tally_v1_history_fold_apply adds
--- the sums of some counters to their chunks and marks them applied (the set tally:hf:done), so that a read takes those
+-- takes the lease; the first tally_v1_history_fold_apply fixes the entries folded, the first k of the log (tally:hf:k);
+-- each apply adds the sums of some counters to their chunks and marks them applied (the set tally:hf:done), so that a read takes those
 -- counters' log after the first k; tally_v1_history_fold_end trims the k entries and forgets the fold. Every call checks
 -- the lease and k, so a folder that lost its lease (paused past it) changes nothing; an instance that finds k without a
 -- lease (its folder died) finishes that fold, skipping the counters already applied. A read
