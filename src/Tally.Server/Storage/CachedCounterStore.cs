@@ -84,7 +84,8 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
         {
             return plan.Outcomes;
         }
-        var alerts = EvaluateAlerts(batch, plan);
+        var changes = CounterChanges.Of(batch, plan.Outcomes); // once, for alerts and history
+        var alerts = EvaluateAlerts(changes);
 
         if (AcknowledgeBeforeWrite)
         {
@@ -105,13 +106,13 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
             }
             lock (_historyLock)
             {
-                RecordHistory(batch, plan);
+                RecordHistory(changes);
             }
             UnflushedSince ??= System.Diagnostics.Stopwatch.GetTimestamp();
         }
         else
         {
-            RecordHistory(batch, plan);
+            RecordHistory(changes);
             if (alerts is not null)
             {
                 AlertWrites.Add(alerts);
@@ -145,8 +146,8 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
     }
 
     /// <summary>The commit's history, from its changes, into the pending writes.</summary>
-    private void RecordHistory(IReadOnlyList<PendingRequest> batch, CommitPlan plan) =>
-        _history.Record(CounterChanges.Of(batch, plan.Outcomes), _now, historyOptions.Enabled);
+    private void RecordHistory(IReadOnlyList<CounterChange> changes) =>
+        _history.Record(changes, _now, historyOptions.Enabled);
 
     public async ValueTask<IReadOnlyList<HistoryBucket>> ReadHistoryAsync(
         string name, HistoryInterval interval, long from, long to, CancellationToken cancellationToken)
@@ -308,8 +309,8 @@ internal abstract class CachedCounterStore(TimeProvider clock, TimeSpan idempote
     /// <summary>Alert states and outbox events that <see cref="PersistAsync"/> must write with the counters.</summary>
     protected AlertOutcome AlertWrites { get; } = new();
 
-    private AlertOutcome? EvaluateAlerts(IReadOnlyList<PendingRequest> batch, CommitPlan plan) =>
-        Alerts?.Current is { IsEmpty: false } alerts ? AlertEvaluator.Evaluate(alerts, CounterChanges.Of(batch, plan.Outcomes), AlertStates, _now) : null;
+    private AlertOutcome? EvaluateAlerts(IReadOnlyList<CounterChange> changes) =>
+        Alerts?.Current is { IsEmpty: false } alerts ? AlertEvaluator.Evaluate(alerts, changes, AlertStates, _now) : null;
 
     /// <summary>The commit is acknowledged: its states count from now on (and with Durability=async, wait for the flush).</summary>
     private void PublishAlerts(AlertOutcome? alerts)

@@ -276,8 +276,9 @@ internal sealed class PostgresCounterStore(
         }
 
         var plan = _applier.Apply(batch, _state, now);
-        RecordHistory(batch, plan, now);
-        var alertOutcome = watched.Length > 0 ? AlertEvaluator.Evaluate(alertSet, CounterChanges.Of(batch, plan.Outcomes), _alertStates, now) : null;
+        var changes = CounterChanges.Of(batch, plan.Outcomes); // once, for history and alerts
+        RecordHistory(changes, now);
+        var alertOutcome = watched.Length > 0 ? AlertEvaluator.Evaluate(alertSet, changes, _alertStates, now) : null;
         await WriteAsync(connection, transaction, plan, placeholders, notBefore, _history, HistoryIntervals.StartOf(HistoryInterval.Minute, now),
             alertOutcome, events, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
@@ -370,10 +371,10 @@ internal sealed class PostgresCounterStore(
     }
 
     /// <summary>The commit's history, from its changes (a retried attempt starts again from its own outcomes).</summary>
-    private void RecordHistory(IReadOnlyList<PendingRequest> batch, CommitPlan plan, long now)
+    private void RecordHistory(IReadOnlyList<CounterChange> changes, long now)
     {
         _history.Clear();
-        _history.Record(CounterChanges.Of(batch, plan.Outcomes), now, history.Value.Enabled);
+        _history.Record(changes, now, history.Value.Enabled);
     }
 
     /// <summary>One round trip: changed rows, deletions, unused placeholders, records, history, the quotas' counts, and the commit's notification.</summary>
